@@ -1,0 +1,35 @@
+"""Domain errors. Services raise these; one interceptor maps them to gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class DatapoolError(Exception):
+    """An error a person can act on; the message names the bad field, file or key."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+
+class InvalidArgument(DatapoolError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(DatapoolError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DatapoolError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(DatapoolError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Unauthenticated(DatapoolError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Unavailable(DatapoolError):
+    code = grpc.StatusCode.UNAVAILABLE

@@ -1,0 +1,108 @@
+"""A local folder as a datasource."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from datapool.storage.base import ObjectInfo, ObjectNotFound, Store, StoreError
+
+# Temporary files are written beside their target so that rename/link stay on
+# one filesystem; listings skip them.
+_TMP_MARK = ".datapool-tmp-"
+
+
+class LocalStore(Store):
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+
+    def describe(self) -> str:
+        return f"local folder {self.root}"
+
+    def _path(self, key: str) -> Path:
+        if not key or key.startswith("/") or any(part in ("", ".", "..") for part in key.split("/")):
+            raise StoreError(f"invalid object key {key!r} in {self.describe()}")
+        return self.root / key
+
+    @staticmethod
+    def _info(key: str, st: os.stat_result) -> ObjectInfo:
+        # Like nginx's etag: changes whenever the file is rewritten or replaced.
+        return ObjectInfo(key=key, size=st.st_size, etag=f"{st.st_mtime_ns:x}-{st.st_size:x}")
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            raise StoreError(f"{self.describe()} does not exist or is not a folder")
+        yield from self._walk(self.root, "", prefix)
+
+    def _walk(self, folder: Path, rel: str, prefix: str) -> Iterator[ObjectInfo]:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        # Key order: "a/b" sorts by the full key, so visit names in the order their keys sort.
+        keyed = sorted(((rel + e.name + ("/" if e.is_dir() else ""), e) for e in entries), key=lambda t: t[0])
+        for key, entry in keyed:
+            if _TMP_MARK in entry.name:
+                continue
+            if entry.is_dir(follow_symlinks=True):
+                if key.startswith(prefix) or prefix.startswith(key):
+                    yield from self._walk(Path(entry.path), key, prefix)
+            elif entry.is_file(follow_symlinks=True) and key.startswith(prefix):
+                try:
+                    yield self._info(key, entry.stat())
+                except FileNotFoundError:
+                    continue  # deleted between listing and stat
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return self._info(key, st)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
+
+    def _write_temp(self, path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}{_TMP_MARK}{uuid.uuid4().hex}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return tmp
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = self._write_temp(path, data)
+        os.replace(tmp, path)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        tmp = self._write_temp(path, data)
+        try:
+            # link() fails if the name exists: the only atomic create-if-absent a POSIX
+            # filesystem offers for a file whose content is already complete.
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(f"object {key!r} not found in {self.describe()}")
+        yield path

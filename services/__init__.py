@@ -1,0 +1,1 @@
+"""The three datapool services: scheduler, embedder, selector."""

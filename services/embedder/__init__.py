@@ -1,0 +1,1 @@
+"""Embedder service: decodes video with PyAV and embeds frames with the model."""

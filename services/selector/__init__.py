@@ -1,0 +1,1 @@
+"""Selector service: pool state in object storage, selection through selector_rs."""
