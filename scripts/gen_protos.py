@@ -37,7 +37,9 @@ def generate(out_root: Path) -> Path:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     out = out_root / OUT_PACKAGE
-    (out / "__init__.py").write_text('"""Generated protobuf and gRPC stubs; do not edit (scripts/gen_protos.py)."""\n')
+    (out / "__init__.py").write_text(
+        '"""Generated protobuf and gRPC stubs; do not edit (scripts/gen_protos.py)."""\n'
+    )
     return out
 
 

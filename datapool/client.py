@@ -1,0 +1,289 @@
+"""The Python client. Method names and arguments follow the Lightly client's datapool
+workflow, so existing scripts move over by changing one import.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+
+from datapool.grpc_server import make_channel, retry_service_config
+from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+_IDEMPOTENT = [
+    "GetDataset",
+    "ListDatasets",
+    "GetRun",
+    "GetRunReport",
+    "ListTags",
+    "ExportFilenames",
+    "SetDatasource",
+]
+
+T = TypeVar("T")
+
+
+class DatasetType(StrEnum):
+    VIDEOS = "VIDEOS"
+    IMAGES = "IMAGES"
+
+
+class DatasourcePurpose(StrEnum):
+    INPUT = "INPUT"
+    LIGHTLY = "LIGHTLY"
+
+
+class RunState(StrEnum):
+    OPEN = "OPEN"
+    EMBEDDING = "EMBEDDING"
+    SELECTING = "SELECTING"
+    COMMITTING = "COMMITTING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class ApiError(Exception):
+    """A call the scheduler refused or could not serve; `code` is the gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ComputeWorkerRunInfo:
+    state: RunState
+    message: str
+    progress: dict[str, int] = field(default_factory=dict)
+
+    def in_end_state(self) -> bool:
+        return self.state in (RunState.COMPLETED, RunState.FAILED)
+
+    def ended_successfully(self) -> bool:
+        return self.state == RunState.COMPLETED
+
+
+@dataclass(frozen=True)
+class ComputeWorkerRun:
+    id: str
+    dataset_id: str
+    state: RunState
+    message: str
+    created_at: int
+    last_modified_at: int
+    tag_names: list[str]
+    pool_version: int
+
+
+@dataclass(frozen=True)
+class TagData:
+    name: str
+    run_id: str
+    frame_count: int
+    created_at: int
+
+
+def _run_state(value: int) -> RunState:
+    return RunState(scheduler_pb2.RunState.Name(value))  # type: ignore[arg-type]
+
+
+class ApiWorkflowClient:
+    """Talks to the datapool scheduler over gRPC.
+
+    `address` defaults to $DATAPOOL_ADDRESS, then 127.0.0.1:50051; `token` to $DATAPOOL_TOKEN.
+    """
+
+    def __init__(self, token: str | None = None, address: str | None = None, timeout: float = 30.0) -> None:
+        self.address = address or os.environ.get("DATAPOOL_ADDRESS") or DEFAULT_ADDRESS
+        token = token if token is not None else os.environ.get("DATAPOOL_TOKEN")
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+        self._channel = make_channel(self.address, retry_service_config("datapool.v1.Scheduler", _IDEMPOTENT))
+        self._stub = scheduler_pb2_grpc.SchedulerStub(self._channel)
+        self._dataset_id: str | None = None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> ApiWorkflowClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, fn: Callable[..., T], request: Any, timeout: float | None = None) -> T:
+        try:
+            return fn(request, timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _api_error(e) from None
+
+    def _stream(
+        self, fn: Callable[..., Iterator[T]], request: Any, timeout: float | None = None
+    ) -> Iterator[T]:
+        try:
+            yield from fn(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise _api_error(e) from None
+
+    # datasets
+
+    @property
+    def dataset_id(self) -> str:
+        if self._dataset_id is None:
+            raise ValueError("no dataset selected: call create_dataset() or set_dataset_id_by_name() first")
+        return self._dataset_id
+
+    @dataset_id.setter
+    def dataset_id(self, dataset_id: str) -> None:
+        self._call(self._stub.GetDataset, scheduler_pb2.GetDatasetRequest(id=dataset_id))
+        self._dataset_id = dataset_id
+
+    def create_dataset(self, dataset_name: str, dataset_type: DatasetType | str = DatasetType.IMAGES) -> None:
+        """Creates the dataset and selects it as the client's current dataset."""
+        kind = scheduler_pb2.DatasetType.Value(DatasetType(dataset_type).value)
+        ds = self._call(
+            self._stub.CreateDataset, scheduler_pb2.CreateDatasetRequest(name=dataset_name, type=kind)
+        )
+        self._dataset_id = ds.id
+
+    def set_dataset_id_by_name(self, dataset_name: str) -> None:
+        ds = self._call(self._stub.GetDataset, scheduler_pb2.GetDatasetRequest(name=dataset_name))
+        self._dataset_id = ds.id
+
+    def get_datasets(self) -> list[scheduler_pb2.Dataset]:
+        return list(self._call(self._stub.ListDatasets, scheduler_pb2.ListDatasetsRequest()).datasets)
+
+    # datasources
+
+    def set_local_config(
+        self,
+        resource_path: str,
+        purpose: DatasourcePurpose | str = DatasourcePurpose.INPUT,
+        bypass_verify: bool = False,
+    ) -> None:
+        """A local folder as the INPUT (videos) or LIGHTLY (pool) datasource of the current dataset."""
+        root = str(Path(resource_path).expanduser().absolute())
+        location = common_pb2.StoreLocation(local=common_pb2.LocalLocation(root=root))
+        self._set_datasource(location, purpose, bypass_verify)
+
+    def _set_datasource(
+        self, location: common_pb2.StoreLocation, purpose: DatasourcePurpose | str, bypass_verify: bool
+    ) -> None:
+        value = scheduler_pb2.DatasourcePurpose.Value(DatasourcePurpose(purpose).value)
+        request = scheduler_pb2.SetDatasourceRequest(
+            dataset_id=self.dataset_id, purpose=value, location=location, bypass_verify=bypass_verify
+        )
+        self._call(self._stub.SetDatasource, request, timeout=120.0)
+
+    # runs
+
+    def schedule_compute_worker_run(
+        self,
+        worker_config: dict[str, Any] | None = None,
+        selection_config: dict[str, Any] | None = None,
+    ) -> str:
+        """Validates the configs and schedules a run; returns the scheduled run id."""
+        request = scheduler_pb2.ScheduleRunRequest(
+            dataset_id=self.dataset_id,
+            worker_config_json=json.dumps(worker_config or {}),
+            selection_config_json=json.dumps(selection_config or {}),
+        )
+        return self._call(self._stub.ScheduleRun, request).id
+
+    def get_compute_worker_run_info(self, scheduled_run_id: str) -> ComputeWorkerRunInfo:
+        run = self._call(self._stub.GetRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id))
+        return _info(run)
+
+    def compute_worker_run_info_generator(self, scheduled_run_id: str) -> Iterator[ComputeWorkerRunInfo]:
+        """Yields the run's info on every change of state or message until it ends (a server stream)."""
+        last: tuple[RunState, str] | None = None
+        for run in self._stream(self._stub.WatchRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id)):
+            info = _info(run)
+            if (info.state, info.message) != last:
+                last = (info.state, info.message)
+                yield info
+
+    def watch_compute_worker_run(self, scheduled_run_id: str) -> Iterator[ComputeWorkerRunInfo]:
+        """Like compute_worker_run_info_generator, but also yields on every progress change."""
+        for run in self._stream(self._stub.WatchRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id)):
+            yield _info(run)
+
+    def get_compute_worker_run_from_scheduled_run(self, scheduled_run_id: str) -> ComputeWorkerRun:
+        run = self._call(self._stub.GetRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id))
+        return ComputeWorkerRun(
+            id=run.id,
+            dataset_id=run.dataset_id,
+            state=_run_state(run.state),
+            message=run.message,
+            created_at=run.created_unix_ms,
+            last_modified_at=run.updated_unix_ms,
+            tag_names=list(run.tag_names),
+            pool_version=run.pool_version,
+        )
+
+    def download_compute_worker_run_report_json(self, run: ComputeWorkerRun | str) -> dict[str, Any]:
+        """The run report: processed and skipped files, frame counts, picks, seconds per stage."""
+        run_id = run if isinstance(run, str) else run.id
+        report = self._call(self._stub.GetRunReport, scheduler_pb2.GetRunRequest(run_id=run_id))
+        result: dict[str, Any] = json.loads(report.json)
+        return result
+
+    # tags and exports
+
+    def get_all_tags(self) -> list[TagData]:
+        """Newest first; "initial-tag" (the whole pool) last."""
+        resp = self._call(self._stub.ListTags, scheduler_pb2.ListTagsRequest(dataset_id=self.dataset_id))
+        return [TagData(t.name, t.run_id, t.frame_count, t.created_unix_ms) for t in resp.tags]
+
+    def get_compute_worker_run_tags(self, run_id: str) -> list[TagData]:
+        return [t for t in self.get_all_tags() if t.run_id == run_id]
+
+    def export_filenames_by_tag_name(self, tag_name: str) -> str:
+        request = scheduler_pb2.ExportFilenamesRequest(dataset_id=self.dataset_id, tag_name=tag_name)
+        return "\n".join(self._call(self._stub.ExportFilenames, request, timeout=600.0).filenames)
+
+    def download_embeddings_csv(self, output_path: str | os.PathLike[str], tag_name: str = "") -> None:
+        """Writes `filenames,embedding_0..embedding_{d-1},labels`, one row per pooled frame."""
+        request = scheduler_pb2.ExportEmbeddingsRequest(dataset_id=self.dataset_id, tag_name=tag_name)
+        out = Path(output_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        header_written = False
+        with open(out, "w", newline="") as f:
+            writer = csv.writer(f)
+            for rows in self._stream(self._stub.ExportEmbeddings, request, timeout=3600.0):
+                dim = rows.vectors.dim
+                vectors = np.frombuffer(rows.vectors.vectors, dtype="<f4").reshape(len(rows.filenames), dim)
+                if not header_written:
+                    writer.writerow(["filenames", *(f"embedding_{i}" for i in range(dim)), "labels"])
+                    header_written = True
+                for name, vec in zip(rows.filenames, vectors, strict=True):
+                    writer.writerow([name, *(repr(float(x)) for x in vec), 0])
+            if not header_written:
+                writer.writerow(["filenames", "labels"])
+
+
+def _info(run: scheduler_pb2.Run) -> ComputeWorkerRunInfo:
+    progress = {
+        "files_total": run.progress.files_total,
+        "files_done": run.progress.files_done,
+        "files_skipped": run.progress.files_skipped,
+        "frames_embedded": run.progress.frames_embedded,
+    }
+    return ComputeWorkerRunInfo(state=_run_state(run.state), message=run.message, progress=progress)
+
+
+def _api_error(e: grpc.RpcError) -> ApiError:
+    if isinstance(e, grpc.Call):
+        return ApiError(e.code(), e.details() or "")
+    return ApiError(grpc.StatusCode.UNKNOWN, str(e))

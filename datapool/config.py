@@ -1,0 +1,174 @@
+"""The run configuration schema: the seed client's keys, validated before a run is accepted.
+
+Errors name the path of the bad key (``selection_config.strategies[0].strategy.type``)
+so that a person can fix the script without reading our code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from datapool.errors import InvalidArgument
+
+TRAINING_NOT_SUPPORTED = (
+    "worker_config.enable_training: training is not supported with the datapool; set it to false"
+)
+
+
+class _Strict(BaseModel):
+    # Unknown keys and silently coerced types are the two mistakes that make a run
+    # do something other than what the user wrote, so both are refused.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DatasourceConfig(_Strict):
+    process_all: bool = False
+    bypass_verify: bool = False
+    enable_datapool_update: bool = True
+
+
+class WorkerConfig(_Strict):
+    enable_training: bool = False
+    datasource: DatasourceConfig = Field(default_factory=DatasourceConfig)
+
+    @model_validator(mode="after")
+    def _no_training(self) -> WorkerConfig:
+        if self.enable_training:
+            raise ValueError(TRAINING_NOT_SUPPORTED)
+        if not self.datasource.enable_datapool_update:
+            raise ValueError(
+                "worker_config.datasource.enable_datapool_update: false is not supported; "
+                "datapool always updates the pool"
+            )
+        return self
+
+
+class StrategyInput(_Strict):
+    type: Literal["EMBEDDINGS"]
+
+
+class DiversityStrategy(_Strict):
+    type: Literal["DIVERSITY"]
+    stopping_condition_minimum_distance: float | None = None
+
+    @model_validator(mode="after")
+    def _distance_ok(self) -> DiversityStrategy:
+        d = self.stopping_condition_minimum_distance
+        if d is not None and (isinstance(d, bool) or not math.isfinite(d) or d < 0):
+            raise ValueError("stopping_condition_minimum_distance must be a finite number >= 0")
+        return self
+
+
+class Strategy(_Strict):
+    input: StrategyInput
+    strategy: DiversityStrategy
+
+
+class SelectionConfig(_Strict):
+    n_samples: int | None = Field(default=None, ge=0)
+    proportion_samples: float | None = None
+    strategies: list[Strategy] = Field(min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _sample_count(self) -> SelectionConfig:
+        if self.n_samples is not None and self.proportion_samples is not None:
+            raise ValueError("set only one of n_samples and proportion_samples")
+        p = self.proportion_samples
+        if p is not None and not (0 < p <= 1):
+            raise ValueError("proportion_samples must be in (0, 1]")
+        if self.n_samples is None and p is None and self.min_distance == 0:
+            raise ValueError(
+                "set n_samples or proportion_samples, or a stopping_condition_minimum_distance > 0, "
+                "or the selection would take every frame"
+            )
+        return self
+
+    @property
+    def min_distance(self) -> float:
+        d = self.strategies[0].strategy.stopping_condition_minimum_distance
+        return float(d) if d is not None else 0.0
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    worker: WorkerConfig
+    selection: SelectionConfig
+
+    @property
+    def process_all(self) -> bool:
+        return self.worker.datasource.process_all
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "worker_config": self.worker.model_dump(),
+            "selection_config": self.selection.model_dump(exclude_none=True),
+        }
+
+
+def _path(root: str, loc: tuple[int | str, ...]) -> str:
+    out = root
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "float", "int", "bool", "list", "none") or part.startswith(
+            ("function-", "literal[")
+        ):
+            continue  # pydantic's union-branch markers, not user keys
+        else:
+            out += f".{part}"
+    return out
+
+
+def _describe(err: Any, root: str) -> str:
+    loc = _path(root, tuple(err["loc"]))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if kind == "missing":
+        return f"{loc}: missing required field"
+    if kind == "literal_error":
+        return (
+            f"{loc}: {err['input']!r} is not supported; {err['msg'].replace('Input should be', 'expected')}"
+        )
+    if kind == "value_error":
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        return msg if msg.startswith(root) else f"{loc}: {msg}"
+    got = type(err["input"]).__name__
+    return f"{loc}: {err['msg'].lower()} (got {got} {err['input']!r})"
+
+
+def _parse(model: type[_Strict], raw: object, root: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"{root}: expected an object, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        # Union members each report the same mistake; keep one line per distinct problem.
+        lines = list(dict.fromkeys(_describe(err, root) for err in e.errors()))
+        raise InvalidArgument("; ".join(lines)) from None
+
+
+def parse_run_config(worker_config: object, selection_config: object) -> RunConfig:
+    """Validates both dicts; raises InvalidArgument naming every bad key's path."""
+    worker = _parse(WorkerConfig, worker_config, "worker_config")
+    selection = _parse(SelectionConfig, selection_config, "selection_config")
+    return RunConfig(worker=worker, selection=selection)
+
+
+def parse_run_config_json(worker_json: str, selection_json: str) -> RunConfig:
+    def load(text: str, root: str) -> object:
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidArgument(f"{root}: not valid JSON: {e}") from None
+
+    return parse_run_config(load(worker_json, "worker_config"), load(selection_json, "selection_config"))

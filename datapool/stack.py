@@ -1,0 +1,199 @@
+"""Starts and supervises the three services as separate processes on one machine.
+
+`datapool up` and `datapool run` both use this. A child that dies unexpectedly is
+restarted on the same port (as Kubernetes would restart a pod); a stop sends
+SIGTERM to all, waits for their graceful shutdown, then SIGKILLs stragglers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from datapool.grpc_server import wait_healthy
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_S = 300.0
+STOP_GRACE_S = 8.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class _Child:
+    name: str
+    args: list[str]
+    address: str
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def spawn(self, env: dict[str, str]) -> None:
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", *self.args],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            # Own process group: a Ctrl-C in the terminal reaches `datapool up`,
+            # which then stops the children in order.
+            start_new_session=True,
+        )
+
+
+class Stack:
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int = 50051,
+        host: str = "127.0.0.1",
+        embedder_replicas: int = 1,
+        backend: str = "auto",
+        log_level: str = "INFO",
+    ) -> None:
+        self.state_dir = state_dir.absolute()
+        self.host = host
+        self.port = port
+        logs = self.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        selector_port = free_port(host)
+        self.selector = _Child(
+            "selector",
+            ["services.selector", "--host", host, "--port", str(selector_port), "--log-level", log_level],
+            f"{host}:{selector_port}",
+            logs / "selector.log",
+        )
+        self.embedders = []
+        for i in range(embedder_replicas):
+            p = free_port(host)
+            self.embedders.append(
+                _Child(
+                    f"embedder-{i}",
+                    [
+                        "services.embedder",
+                        "--host",
+                        host,
+                        "--port",
+                        str(p),
+                        "--backend",
+                        backend,
+                        "--log-level",
+                        log_level,
+                    ],
+                    f"{host}:{p}",
+                    logs / f"embedder-{i}.log",
+                )
+            )
+        self.scheduler = _Child(
+            "scheduler",
+            [
+                "services.scheduler",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--state-dir",
+                str(self.state_dir),
+                "--selector",
+                self.selector.address,
+                "--embedder",
+                ",".join(e.address for e in self.embedders),
+                "--log-level",
+                log_level,
+            ],
+            f"{host}:{port}",
+            logs / "scheduler.log",
+        )
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def children(self) -> list[_Child]:
+        return [self.selector, *self.embedders, self.scheduler]
+
+    @property
+    def address(self) -> str:
+        return self.scheduler.address
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        env = self._env()
+        for child in self.children:
+            child.spawn(env)
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            while True:
+                if child.proc is not None and child.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(
+                        f"{child.name} exited with code {child.proc.returncode} during start-up; "
+                        f"see {child.log_path}"
+                    )
+                if wait_healthy(child.address, timeout=1.0):
+                    break
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"{child.name} did not become healthy in {timeout:.0f}s; see {child.log_path}"
+                    )
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        env = self._env()
+        while not self._stopping.wait(0.5):
+            with self._lock:
+                for child in self.children:
+                    if self._stopping.is_set():
+                        return
+                    if child.proc is not None and child.proc.poll() is not None:
+                        code = child.proc.returncode
+                        child.restarts += 1
+                        print(
+                            f"datapool: {child.name} exited with code {code}; restarting "
+                            f"(restart {child.restarts}, log {child.log_path})",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        child.spawn(env)
+
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        self._stopping.set()
+        with self._lock:
+            # The scheduler first, so no new work reaches the others while they stop.
+            order = [self.scheduler, *self.embedders, self.selector]
+            for child in order:
+                if child.proc is not None and child.proc.poll() is None:
+                    child.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for child in order:
+                if child.proc is None:
+                    continue
+                try:
+                    child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait()
+                if child.log_file is not None:
+                    child.log_file.close()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Creates .venv at the repository root with datapool, its dev tools and the
+# selector_rs extension. Idempotent: re-running reinstalls only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+    .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+
+PIP=(.venv/bin/python -m pip install --quiet)
+# A local wheel (e.g. torch) is preferred where the machine has one.
+if [ -d /opt/wheels ] && compgen -G "/opt/wheels/*.whl" > /dev/null; then
+    PIP+=(--find-links /opt/wheels)
+fi
+
+stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+py_stamp=$(stamp_of pyproject.toml)
+if [ "$(cat .venv/.datapool-py 2>/dev/null)" != "$py_stamp" ]; then
+    echo "setup: installing datapool and its dependencies into .venv (torch is large; first time takes minutes)"
+    "${PIP[@]}" -e '.[dev]'
+    echo "$py_stamp" > .venv/.datapool-py
+fi
+
+rs_stamp=$(stamp_of selector_rs/Cargo.toml selector_rs/Cargo.lock selector_rs/pyproject.toml \
+    $(find selector_rs/src selector_rs/core/src selector_rs/python -type f 2>/dev/null | sort))
+if [ "$(cat .venv/.datapool-rs 2>/dev/null)" != "$rs_stamp" ]; then
+    echo "setup: building selector_rs (Rust, release) into .venv"
+    "${PIP[@]}" ./selector_rs
+    echo "$rs_stamp" > .venv/.datapool-rs
+fi
+echo "setup: .venv ready"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole check: lints, generated-code drift, Rust tests, Python tests
+# (unit, service and end-to-end through real `datapool up` processes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+echo "== protos: committed stubs match protos/"
+.venv/bin/python scripts/gen_protos.py --check
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy datapool services tests bench scripts
+echo "== rustfmt, clippy, cargo test"
+(cd selector_rs && cargo fmt --all --check \
+    && cargo clippy --workspace --all-targets --locked -- -D warnings \
+    && cargo test --workspace --locked)
+echo "== pytest"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,195 @@
+//! Property tests against a deliberately naive f64 reference that recomputes every
+//! distance from scratch at every step.
+
+use proptest::prelude::*;
+
+use crate::greedy::farthest_point_with_grain;
+use crate::{select_diverse, Matrix};
+
+/// Relative gap under which two candidates count as tied: f64 sums in a different
+/// order may rank them either way.
+const TIE: f64 = 1e-5;
+
+fn dist(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// D(i) for every unpicked candidate, given the pool and the picks so far.
+fn reference_d(c: &Matrix<'_>, pool: &Matrix<'_>, picks: &[usize]) -> Vec<Option<f64>> {
+    (0..c.rows())
+        .map(|i| {
+            if picks.contains(&i) {
+                return None;
+            }
+            let to_pool = (0..pool.rows()).map(|p| dist(c.row(i), pool.row(p)));
+            let to_picks = picks.iter().map(|&j| dist(c.row(i), c.row(j)));
+            Some(to_pool.chain(to_picks).fold(f64::INFINITY, f64::min))
+        })
+        .collect()
+}
+
+/// The reference's own choice: largest D, lowest index on ties.
+fn reference_argmax(d: &[Option<f64>]) -> Option<(usize, f64)> {
+    d.iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .fold(None, |best, (i, v)| match best {
+            Some((_, bv)) if bv >= v => best,
+            _ => Some((i, v)),
+        })
+}
+
+fn reference(c: &Matrix<'_>, pool: &Matrix<'_>, n_samples: usize, min_d: f64) -> Vec<usize> {
+    let mut picks = Vec::new();
+    while picks.len() < n_samples {
+        match reference_argmax(&reference_d(c, pool, &picks)) {
+            Some((i, d)) if d >= min_d => picks.push(i),
+            _ => break,
+        }
+    }
+    picks
+}
+
+// Exact equality first so that two infinite distances (no pool, no picks) count as close.
+#[allow(clippy::float_cmp)]
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= TIE * a.abs().max(b.abs())
+}
+
+/// Walks `picks` step by step and checks each against the reference D values; this
+/// stays meaningful after a near-tie sends the two implementations different ways.
+fn check_path(
+    c: &Matrix<'_>,
+    pool: &Matrix<'_>,
+    n_samples: usize,
+    min_d: f64,
+    picks: &[usize],
+) -> Result<(), TestCaseError> {
+    prop_assert!(picks.len() <= n_samples.min(c.rows()));
+    for (step, &i) in picks.iter().enumerate() {
+        let d = reference_d(c, pool, &picks[..step]);
+        let Some((want, want_d)) = reference_argmax(&d) else {
+            return Err(TestCaseError::fail(format!("step {step}: nothing left")));
+        };
+        let Some(got_d) = d.get(i).copied().flatten() else {
+            return Err(TestCaseError::fail(format!("step {step}: {i} repeated")));
+        };
+        prop_assert!(
+            i == want || close(got_d, want_d),
+            "step {step}: picked {i} at D={got_d}, reference {want} at D={want_d}"
+        );
+        prop_assert!(
+            got_d >= min_d || close(got_d, min_d),
+            "step {step}: D={got_d} below min_distance {min_d}"
+        );
+    }
+    if picks.len() < n_samples.min(c.rows()) {
+        let after = reference_argmax(&reference_d(c, pool, picks));
+        if let Some((_, left_d)) = after {
+            prop_assert!(
+                left_d < min_d || close(left_d, min_d),
+                "stopped with D={left_d} >= min_distance {min_d} left"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    cands: Vec<f32>,
+    pool: Vec<f32>,
+    d: usize,
+    n_samples: usize,
+    min_distance: f64,
+    /// Small integer coordinates: every distance is exact in f64, so ties are real
+    /// and picks must match the reference exactly.
+    integral: bool,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (0_usize..40, 0_usize..20, 0_usize..8, any::<bool>()).prop_flat_map(|(n, p, d, integral)| {
+        let value = if integral {
+            (-3_i8..=3).prop_map(f32::from).boxed()
+        } else {
+            (-10.0_f32..10.0).boxed()
+        };
+        (
+            proptest::collection::vec(value.clone(), n * d),
+            proptest::collection::vec(value, p * d),
+            0_usize..50,
+            prop_oneof![Just(0.0), 0.0_f64..8.0, (0_u8..6).prop_map(f64::from)],
+        )
+            .prop_map(move |(cands, pool, n_samples, min_distance)| Case {
+                cands,
+                pool,
+                d,
+                n_samples,
+                min_distance,
+                integral,
+            })
+    })
+}
+
+impl Case {
+    fn candidates(&self) -> Matrix<'_> {
+        let rows = self.cands.len().checked_div(self.d).unwrap_or(0);
+        Matrix::new("candidates", &self.cands, rows, self.d).unwrap()
+    }
+
+    fn pool(&self) -> Matrix<'_> {
+        let rows = self.pool.len().checked_div(self.d).unwrap_or(0);
+        Matrix::new("pool", &self.pool, rows, self.d).unwrap()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn agrees_with_reference(case in case()) {
+        let (c, p) = (case.candidates(), case.pool());
+        let n = i64::try_from(case.n_samples).unwrap();
+        let picks = select_diverse(&c, &p, n, case.min_distance).unwrap();
+        check_path(&c, &p, case.n_samples, case.min_distance, &picks)?;
+        if case.integral {
+            prop_assert_eq!(&picks, &reference(&c, &p, case.n_samples, case.min_distance));
+        }
+        // Splitting into one-row tasks must not change anything.
+        let split = farthest_point_with_grain(&c, &p, case.n_samples, case.min_distance, 1);
+        prop_assert_eq!(picks, split);
+    }
+
+    #[test]
+    fn never_repeats_and_respects_budget(case in case()) {
+        let (c, p) = (case.candidates(), case.pool());
+        let n = i64::try_from(case.n_samples).unwrap();
+        let picks = select_diverse(&c, &p, n, 0.0).unwrap();
+        // With min_distance 0 nothing stops the selection early.
+        prop_assert_eq!(picks.len(), case.n_samples.min(c.rows()));
+        let mut sorted = picks.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        prop_assert_eq!(sorted.len(), picks.len());
+    }
+}
+
+#[test]
+fn invalid_inputs_are_errors_not_panics() {
+    let c = Matrix::new("candidates", &[0.0, f32::NAN], 1, 2).unwrap();
+    let p = Matrix::new("pool", &[], 0, 0).unwrap();
+    let err = select_diverse(&c, &p, 1, 0.0).unwrap_err().to_string();
+    assert!(err.contains("candidates") && err.contains("row 0"), "{err}");
+    let c = Matrix::new("candidates", &[0.0, 1.0], 1, 2).unwrap();
+    assert!(select_diverse(&c, &p, -1, 0.0).is_err());
+    assert!(select_diverse(&c, &p, 1, f64::NAN).is_err());
+    let p = Matrix::new("pool", &[1.0, 2.0, 3.0], 1, 3).unwrap();
+    assert!(select_diverse(&c, &p, 1, 0.0).is_err());
+    let p = Matrix::new("pool", &[1.0, f32::NEG_INFINITY], 1, 2).unwrap();
+    let err = select_diverse(&c, &p, 1, 0.0).unwrap_err().to_string();
+    assert!(err.contains("pool") && err.contains("row 0"), "{err}");
+}

@@ -1,0 +1,52 @@
+"""`python -m services.embedder`: one embedder replica.
+
+The model is loaded (and run once) before the server starts, so the health
+check reports SERVING only once a request can be served at full speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from datapool.grpc_server import setup_logging
+from services.embedder.model import BACKEND_NAMES, load_backend
+from services.embedder.server import make_server
+
+log = logging.getLogger("services.embedder")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m services.embedder", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=50053, help="0 picks a free port")
+    parser.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--port-file", type=Path, default=None, help="write the bound port here (useful with --port 0)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.log_level)
+    backend = load_backend(args.backend, threads=args.threads)
+    log.info("model %s on backend %s (%s)", backend.model_id, backend.name, backend.reason)
+    # The first call pays for kernel selection and allocation; keep that off the first request.
+    width, height = backend.input_size
+    backend.embed(np.zeros((1, height, width, 3), dtype=np.uint8))
+    server = make_server(backend, f"{args.host}:{args.port}")
+    if args.port_file is not None:
+        args.port_file.write_text(f"{server.port}\n")
+    server.serve_until_signal()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Wires the servicer into the shared ServiceServer (health, reflection, error mapping)."""
+
+from __future__ import annotations
+
+import grpc
+
+from datapool.grpc_server import ServiceServer
+from datapool.v1 import embedder_pb2_grpc
+from services.embedder.model import ModelBackend
+from services.embedder.servicer import SERVICE_NAME, EmbedderServicer
+
+
+def make_server(backend: ModelBackend, address: str, max_workers: int = 16) -> ServiceServer:
+    """A bound, not yet started server; `.port` is the port actually bound (for port 0)."""
+    servicer = EmbedderServicer(backend)
+
+    def register(server: grpc.Server) -> None:
+        embedder_pb2_grpc.add_EmbedderServicer_to_server(servicer, server)
+
+    return ServiceServer("embedder", address, register, [SERVICE_NAME], max_workers=max_workers)

@@ -1,0 +1,155 @@
+"""The Embedder gRPC servicer: converts messages and calls the transport-free core."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+
+from datapool.errors import DatapoolError, InvalidArgument
+from datapool.storage import StoreError
+from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+from services.embedder.decode import MediaInfo, UndecodableFile
+from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
+from services.embedder.model import ModelBackend
+from services.embedder.render import render_frames
+from services.embedder.source import (
+    ListedFile,
+    SourceFileChanged,
+    SourceFileDeleted,
+    check_unchanged,
+    listed_file_path,
+    open_location,
+)
+
+log = logging.getLogger(__name__)
+
+# 1024 x 1280 float32 is 5 MiB per message, well inside the 64 MiB limit.
+MAX_BATCH_SIZE = 1024
+
+_NUMPY_DTYPES: dict[int, np.dtype[Any]] = {
+    common_pb2.FLOAT32: np.dtype("<f4"),
+    common_pb2.FLOAT16: np.dtype("<f2"),
+}
+
+SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
+
+
+def _info_pb(info: MediaInfo) -> embedder_pb2.MediaInfo:
+    return embedder_pb2.MediaInfo(
+        kind=info.kind,
+        frame_count_hint=info.frame_count_hint,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        codec=info.codec,
+    )
+
+
+def _batch_pb(batch: FrameBatch, dtype: common_pb2.VectorDType.ValueType) -> common_pb2.VectorBatch:
+    packed = np.ascontiguousarray(batch.vectors, dtype=_NUMPY_DTYPES[dtype]).tobytes()
+    return common_pb2.VectorBatch(
+        frame_indices=batch.frame_indices,
+        vectors=packed,
+        dim=int(batch.vectors.shape[1]),
+        dtype=dtype,
+    )
+
+
+def _summary_pb(summary: EmbedSummary) -> embedder_pb2.EmbedSummary:
+    return embedder_pb2.EmbedSummary(
+        frame_count=summary.frame_count,
+        decode_seconds=summary.decode_seconds,
+        embed_seconds=summary.embed_seconds,
+        model=summary.model,
+    )
+
+
+def _skipped(reason: str) -> embedder_pb2.EmbedFileResponse:
+    return embedder_pb2.EmbedFileResponse(skipped=embedder_pb2.FileSkipped(reason=reason))
+
+
+class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
+    def __init__(self, backend: ModelBackend) -> None:
+        self.backend = backend
+
+    def EmbedFile(
+        self, request: embedder_pb2.EmbedFileRequest, context: grpc.ServicerContext
+    ) -> Iterator[embedder_pb2.EmbedFileResponse]:
+        batch_size = request.batch_size or DEFAULT_BATCH_SIZE
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise InvalidArgument(f"batch_size must be 0 (default) or 1..{MAX_BATCH_SIZE}, got {batch_size}")
+        dtype = request.dtype or common_pb2.FLOAT32
+        if dtype not in _NUMPY_DTYPES:
+            raise InvalidArgument(f"dtype: unsupported vector dtype {dtype}")
+        listed = ListedFile.from_pb(request.file)
+        store = open_location(request.source, "source")
+        try:
+            with (
+                listed_file_path(store, listed) as path,
+                contextlib.closing(embed_file(path, self.backend, batch_size)) as events,
+            ):
+                for event in events:
+                    if not context.is_active():
+                        log.info("EmbedFile %s: client went away, stopping", listed.key)
+                        return
+                    if isinstance(event, MediaInfo):
+                        yield embedder_pb2.EmbedFileResponse(info=_info_pb(event))
+                    elif isinstance(event, FrameBatch):
+                        yield embedder_pb2.EmbedFileResponse(batch=_batch_pb(event, dtype))
+                    else:
+                        # Vectors of a file rewritten while we decoded it match neither version.
+                        check_unchanged(store, listed, when="while embedding")
+                        log.info(
+                            "embedded %s: %d frames, decode %.2fs, embed %.2fs",
+                            listed.key,
+                            event.frame_count,
+                            event.decode_seconds,
+                            event.embed_seconds,
+                        )
+                        yield embedder_pb2.EmbedFileResponse(done=_summary_pb(event))
+        except (UndecodableFile, SourceFileChanged, SourceFileDeleted) as e:
+            log.info("skipped %s: %s", listed.key, e.reason)
+            yield _skipped(e.reason)
+
+    def RenderFrames(
+        self, request: embedder_pb2.RenderFramesRequest, context: grpc.ServicerContext
+    ) -> embedder_pb2.RenderFramesResponse:
+        indices = list(request.frame_indices)
+        keys = list(request.target_keys)
+        if len(indices) != len(keys):
+            raise InvalidArgument(
+                f"target_keys: {len(keys)} keys for {len(indices)} frame_indices; they must pair up"
+            )
+        listed = ListedFile.from_pb(request.file)
+        source = open_location(request.source, "source")
+        target = open_location(request.target, "target")
+        keys_by_index: dict[int, list[str]] = {}
+        for index, key in zip(indices, keys, strict=True):
+            keys_by_index.setdefault(index, []).append(key)
+        written: set[str] = set()
+        with listed_file_path(source, listed) as path:
+            for index, png in render_frames(path, indices):
+                if not context.is_active():
+                    break
+                for key in keys_by_index[index]:
+                    try:
+                        target.put(key, png)
+                    except StoreError as e:
+                        raise DatapoolError(f"writing frame {index} to {key!r}: {e}") from None
+                    written.add(key)
+        return embedder_pb2.RenderFramesResponse(written_keys=[k for k in keys if k in written])
+
+    def GetModelInfo(
+        self, request: embedder_pb2.GetModelInfoRequest, context: grpc.ServicerContext
+    ) -> embedder_pb2.ModelInfo:
+        return embedder_pb2.ModelInfo(
+            model=self.backend.model_id,
+            dim=self.backend.dim,
+            backend=self.backend.name,
+            backend_reason=self.backend.reason,
+        )

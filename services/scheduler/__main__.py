@@ -1,0 +1,65 @@
+"""python -m services.scheduler --port 50051 --state-dir DIR --selector ADDR --embedder ADDR[,ADDR...]"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import grpc
+
+from datapool.grpc_server import ServiceServer, setup_logging
+from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.scheduler.auth import TokenInterceptor
+from services.scheduler.db import MetadataDB
+from services.scheduler.pipeline import RunPipeline
+from services.scheduler.remotes import EmbedderPool, SelectorClient
+from services.scheduler.runs import RunManager
+from services.scheduler.servicer import SchedulerServicer
+
+log = logging.getLogger("datapool.scheduler")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.scheduler", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=50051)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--selector", required=True, help="address of the selector service")
+    parser.add_argument("--embedder", required=True, help="comma-separated embedder replica addresses")
+    parser.add_argument("--max-concurrent-runs", type=int, default=4)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+
+    token = os.environ.get("DATAPOOL_TOKEN", "")
+    db = MetadataDB(args.state_dir / "datapool.sqlite3")
+    selector = SelectorClient(args.selector)
+    embedders = EmbedderPool(a.strip() for a in args.embedder.split(",") if a.strip())
+    runs = RunManager(db, RunPipeline(embedders, selector), args.max_concurrent_runs)
+    servicer = SchedulerServicer(db, runs, selector)
+
+    def register(server: grpc.Server) -> None:
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(servicer, server)
+
+    server = ServiceServer(
+        "scheduler",
+        f"{args.host}:{args.port}",
+        register,
+        [scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name],
+        interceptors=[TokenInterceptor(token)] if token else [],
+    )
+    if not token:
+        log.warning("DATAPOOL_TOKEN is not set: the scheduler accepts calls without a token")
+    try:
+        server.serve_until_signal()
+    finally:
+        runs.shutdown()
+        selector.close()
+        embedders.close()
+        db.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,450 @@
+"""One run, start to end: list and diff, embed, select, render, commit.
+
+The pipeline owns no storage SDK and no stubs: it drives the embedder replicas
+and the selector through the adapters in `remotes`, and reports through a
+`RunObserver`. Every stage's failure leaves the pool as it was: the only write
+that changes the pool is the selector's manifest commit at the very end.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import grpc
+
+from datapool import media_types
+from datapool.config import RunConfig
+from datapool.errors import DatapoolError
+from datapool.storage import ObjectInfo, StoreError, open_store
+from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
+from services.scheduler.remotes import EmbedderPool, SelectorClient
+
+log = logging.getLogger(__name__)
+
+FILE_ATTEMPTS = 3
+MAX_COMMIT_ROUNDS = 20
+QUEUE_DEPTH = 64
+
+
+class RunObserver(Protocol):
+    def set_state(self, state: int, message: str) -> None: ...
+
+    def set_progress(self, **counts: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    dataset_type: int
+    input: common_pb2.StoreLocation
+    pool: common_pb2.StoreLocation
+    config: RunConfig
+
+
+@dataclass
+class _Tally:
+    """What the embedding stage learned, filled by worker threads under `lock`."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    processed: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    frames_embedded: int = 0
+    decode_s: float = 0.0
+    embed_s: float = 0.0
+
+
+class RunFailed(DatapoolError):
+    """The run cannot go on; the message says why and what to do."""
+
+
+def tag_name_for(run_id: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
+    return f"run-{stamp}-{run_id[:8]}"
+
+
+def frame_key(run_id: str, frame_name: str) -> str:
+    # Unique per run, so that a crashed or lost commit can never overwrite a
+    # frame that a manifest references.
+    return f"frames/{run_id}/{frame_name}"
+
+
+def _file_key(f: common_pb2.FileRef) -> tuple[str, int, str]:
+    return (f.path, f.size, f.etag)
+
+
+class RunPipeline:
+    def __init__(self, embedders: EmbedderPool, selector: SelectorClient) -> None:
+        self.embedders = embedders
+        self.selector = selector
+
+    def execute(self, spec: RunSpec, observer: RunObserver) -> dict[str, Any]:
+        t_start = time.monotonic()
+        timings: dict[str, float] = {}
+        report: dict[str, Any] = {
+            "run_id": spec.run_id,
+            "started_at": datetime.now(UTC).isoformat(),
+            "config": spec.config.to_json(),
+        }
+
+        t = time.monotonic()
+        pool_before = self.selector.get_pool(spec.pool)
+        listed, media, not_media = self._list_input(spec)
+        new_files = self._diff(spec, media)
+        timings["list_and_diff"] = time.monotonic() - t
+        report["pool_before"] = {"version": pool_before.version, "frames": pool_before.frame_count}
+        report["files"] = {
+            "listed": listed,
+            "media": len(media),
+            "new": len(new_files),
+            "process_all": spec.config.process_all,
+        }
+        observer.set_progress(files_total=len(new_files), files_skipped=len(not_media))
+
+        tally = _Tally(skipped=list(not_media))
+        if not new_files:
+            observer.set_state(scheduler_pb2.EMBEDDING, "no new files to process")
+            return self._finish(
+                report, tally, timings, t_start, picks=[], committed=None, pool_before=pool_before
+            )
+
+        model = self.embedders.pick().model_info()
+        report["model"] = {
+            "name": model.model,
+            "backend": model.backend,
+            "backend_reason": model.backend_reason,
+        }
+        session_id = uuid.uuid4().hex
+        observer.set_state(
+            scheduler_pb2.EMBEDDING,
+            f"embedding {len(new_files)} new file(s) of {len(media)} in the input datasource",
+        )
+        t = time.monotonic()
+        try:
+            selection = self._embed_and_select(
+                spec, new_files, model.model, session_id, tally, observer, timings
+            )
+            timings.setdefault("embed", time.monotonic() - t)
+            report["selection"] = {
+                "candidates": selection.candidate_count,
+                "n_samples": spec.config.selection.n_samples,
+                "proportion_samples": spec.config.selection.proportion_samples,
+                "min_distance": spec.config.selection.min_distance,
+                "picked": len(selection.picks),
+            }
+            if not tally.processed:
+                observer.set_state(scheduler_pb2.COMMITTING, "no file could be processed; nothing to commit")
+                return self._finish(report, tally, timings, t_start, [], None, pool_before)
+            observer.set_state(
+                scheduler_pb2.COMMITTING,
+                f"writing {len(selection.picks)} frame(s) and committing the pool",
+            )
+            committed = self._render_and_commit(spec, selection, session_id, timings)
+        finally:
+            self.selector.close_session(session_id)
+        return self._finish(report, tally, timings, t_start, list(committed.picks), committed, pool_before)
+
+    # stages
+
+    def _list_input(self, spec: RunSpec) -> tuple[int, list[ObjectInfo], list[dict[str, str]]]:
+        store = open_store(spec.input)
+        takes = media_types.is_video if spec.dataset_type == scheduler_pb2.VIDEOS else media_types.is_image
+        kind = "video" if spec.dataset_type == scheduler_pb2.VIDEOS else "image"
+        exclude = _nested_pool_prefix(spec.input, spec.pool)
+        media: list[ObjectInfo] = []
+        not_media: list[dict[str, str]] = []
+        listed = 0
+        try:
+            for obj in store.list():
+                if exclude is not None and obj.key.startswith(exclude):
+                    continue
+                listed += 1
+                if takes(obj.key):
+                    media.append(obj)
+                else:
+                    ext = media_types.extension(obj.key) or "(none)"
+                    not_media.append({"path": obj.key, "reason": f"not a {kind} file (extension {ext})"})
+        except StoreError as e:
+            raise RunFailed(f"cannot list the INPUT datasource: {e}") from None
+        return listed, media, not_media
+
+    def _diff(self, spec: RunSpec, media: list[ObjectInfo]) -> list[common_pb2.FileRef]:
+        refs = [common_pb2.FileRef(path=o.key, size=o.size, etag=o.etag) for o in media]
+        if spec.config.process_all:
+            return refs
+        processed = {_file_key(f) for f in self.selector.processed_files(spec.pool)}
+        return [r for r in refs if _file_key(r) not in processed]
+
+    def _embed_and_select(
+        self,
+        spec: RunSpec,
+        files: list[common_pb2.FileRef],
+        model: str,
+        session_id: str,
+        tally: _Tally,
+        observer: RunObserver,
+        timings: dict[str, float],
+    ) -> selector_pb2.SelectResponse:
+        sel = spec.config.selection
+        first = selector_pb2.SelectRequest(
+            spec=selector_pb2.SelectionSpec(
+                session_id=session_id,
+                pool=spec.pool,
+                run_id=spec.run_id,
+                n_samples=sel.n_samples if sel.n_samples is not None else -1,
+                proportion_samples=sel.proportion_samples if sel.proportion_samples is not None else -1.0,
+                min_distance=sel.min_distance,
+                model=model,
+            )
+        )
+        requests: queue.Queue[selector_pb2.SelectRequest | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+        cancel = threading.Event()
+        done_files = [0]
+        t_embed = time.monotonic()
+
+        def send(msg: selector_pb2.SelectRequest) -> None:
+            # Bounded queue: embedders slow down when the selector cannot keep up.
+            while not cancel.is_set():
+                try:
+                    requests.put(msg, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+            raise RunFailed("cancelled")
+
+        def embed_one(file: common_pb2.FileRef) -> None:
+            self._embed_file(spec, file, tally, send)
+            with tally.lock:
+                done_files[0] += 1
+                observer.set_progress(
+                    files_done=done_files[0],
+                    files_skipped=len(tally.skipped),
+                    frames_embedded=tally.frames_embedded,
+                )
+
+        def feed() -> None:
+            try:
+                workers = max(2, 2 * len(self.embedders.replicas))
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as ex:
+                    for f in ex.map(embed_one, files):
+                        del f
+                timings["embed"] = time.monotonic() - t_embed
+                observer.set_state(
+                    scheduler_pb2.SELECTING,
+                    f"selecting from {tally.frames_embedded} frame(s) of {len(tally.processed)} file(s)",
+                )
+            except Exception as e:  # reported through the Select call's failure
+                log.warning("embedding stage stopped: %s", e)
+                feed_error.append(e)
+            finally:
+                requests.put(None)
+
+        def request_stream() -> Iterator[selector_pb2.SelectRequest]:
+            yield first
+            while True:
+                item = requests.get()
+                if item is None:
+                    return
+                yield item
+
+        feed_error: list[BaseException] = []
+        feeder = threading.Thread(target=feed, name=f"feed-{spec.run_id[:8]}", daemon=True)
+        feeder.start()
+        try:
+            t = time.monotonic()
+            response = self.selector.select(request_stream())
+            timings["select"] = time.monotonic() - t - timings.get("embed", 0.0)
+        except grpc.RpcError as e:
+            cancel.set()
+            raise RunFailed(f"selection failed: {_rpc_text(e)}") from None
+        finally:
+            cancel.set()
+            feeder.join()
+        if feed_error:
+            raise RunFailed(f"embedding failed: {feed_error[0]}")
+        return response
+
+    def _embed_file(
+        self,
+        spec: RunSpec,
+        file: common_pb2.FileRef,
+        tally: _Tally,
+        send: Any,
+    ) -> None:
+        tried: set[str] = set()
+        last_error = ""
+        for _ in range(FILE_ATTEMPTS):
+            replica = self.embedders.pick(avoid=tried)
+            tried.add(replica.address)
+            frames = 0
+            media_kind = ""
+            try:
+                for event in replica.embed_file(spec.input, file):
+                    kind = event.WhichOneof("event")
+                    if kind == "batch":
+                        frames += len(event.batch.frame_indices)
+                        send(
+                            selector_pb2.SelectRequest(
+                                batch=selector_pb2.CandidateBatch(file=file, vectors=event.batch)
+                            )
+                        )
+                    elif kind == "info":
+                        media_kind = event.info.kind
+                    elif kind == "done":
+                        send(
+                            selector_pb2.SelectRequest(
+                                file_complete=selector_pb2.FileComplete(
+                                    file=file, frame_count=event.done.frame_count, kind=media_kind
+                                )
+                            )
+                        )
+                        with tally.lock:
+                            tally.processed.append(
+                                {"path": file.path, "size": file.size, "frames": event.done.frame_count}
+                            )
+                            tally.frames_embedded += frames
+                            tally.decode_s += event.done.decode_seconds
+                            tally.embed_s += event.done.embed_seconds
+                        return
+                    elif kind == "skipped":
+                        send(selector_pb2.SelectRequest(file_dropped=selector_pb2.FileDropped(file=file)))
+                        with tally.lock:
+                            tally.skipped.append({"path": file.path, "reason": event.skipped.reason})
+                        return
+                last_error = "the embedder ended the stream without a result"
+            except grpc.RpcError as e:
+                last_error = f"{replica.address}: {_rpc_text(e)}"
+                log.warning("embedding %s failed on %s; retrying elsewhere", file.path, last_error)
+            send(selector_pb2.SelectRequest(file_dropped=selector_pb2.FileDropped(file=file)))
+        with tally.lock:
+            tally.skipped.append(
+                {"path": file.path, "reason": f"embedder failed {FILE_ATTEMPTS} times: {last_error}"}
+            )
+
+    def _render(self, spec: RunSpec, picks: list[selector_pb2.Pick], rendered: dict[str, str]) -> None:
+        by_file: dict[tuple[str, int, str], list[selector_pb2.Pick]] = defaultdict(list)
+        files: dict[tuple[str, int, str], common_pb2.FileRef] = {}
+        for p in picks:
+            if p.frame_name not in rendered:
+                by_file[_file_key(p.file)].append(p)
+                files[_file_key(p.file)] = p.file
+
+        def render_one(key: tuple[str, int, str]) -> None:
+            group = by_file[key]
+            request = embedder_pb2.RenderFramesRequest(
+                source=spec.input,
+                file=files[key],
+                frame_indices=[p.frame_index for p in group],
+                target=spec.pool,
+                target_keys=[frame_key(spec.run_id, p.frame_name) for p in group],
+            )
+            try:
+                written = self.embedders.pick().render_frames(request)
+            except grpc.RpcError as e:
+                raise RunFailed(f"cannot write frames of {files[key].path}: {_rpc_text(e)}") from None
+            for p, k in zip(group, written, strict=True):
+                rendered[p.frame_name] = k
+
+        with ThreadPoolExecutor(max_workers=max(2, len(self.embedders.replicas))) as ex:
+            list(ex.map(render_one, list(by_file)))
+
+    def _render_and_commit(
+        self,
+        spec: RunSpec,
+        selection: selector_pb2.SelectResponse,
+        session_id: str,
+        timings: dict[str, float],
+    ) -> selector_pb2.Committed:
+        rendered: dict[str, str] = {}
+        picks = list(selection.picks)
+        tag = tag_name_for(spec.run_id)
+        timings["render"] = 0.0
+        timings["commit"] = 0.0
+        for _ in range(MAX_COMMIT_ROUNDS):
+            t = time.monotonic()
+            self._render(spec, picks, rendered)
+            timings["render"] += time.monotonic() - t
+            t = time.monotonic()
+            request = selector_pb2.CommitRequest(
+                session_id=session_id,
+                tag_name=tag,
+                frames=[selector_pb2.RenderedFrame(frame_name=n, key=k) for n, k in rendered.items()],
+            )
+            try:
+                response = self.selector.commit(request)
+            except grpc.RpcError as e:
+                raise RunFailed(
+                    f"commit failed: {_rpc_text(e)}. The pool holds either nothing of this run "
+                    "or its complete commit; run again to continue"
+                ) from None
+            finally:
+                timings["commit"] += time.monotonic() - t
+            if response.WhichOneof("outcome") == "committed":
+                return response.committed
+            picks = list(response.need_frames.picks)
+        raise RunFailed(f"the pool kept changing: no commit after {MAX_COMMIT_ROUNDS} rounds; run again")
+
+    def _finish(
+        self,
+        report: dict[str, Any],
+        tally: _Tally,
+        timings: dict[str, float],
+        t_start: float,
+        picks: list[selector_pb2.Pick],
+        committed: selector_pb2.Committed | None,
+        pool_before: selector_pb2.PoolSummary,
+    ) -> dict[str, Any]:
+        timings["total"] = time.monotonic() - t_start
+        report["files"]["processed"] = sorted(tally.processed, key=lambda f: str(f["path"]))
+        report["files"]["skipped"] = sorted(tally.skipped, key=lambda f: f["path"])
+        report["frames"] = {
+            "decoded": tally.frames_embedded,
+            "embedded": tally.frames_embedded,
+            "selected": len(picks),
+        }
+        report["selected"] = [
+            {
+                "frame_name": p.frame_name,
+                "source": p.file.path,
+                "frame_index": p.frame_index,
+                "distance": p.distance,
+            }
+            for p in picks
+        ]
+        report["tag"] = committed.tag_name if committed is not None else ""
+        report["pool_after"] = {
+            "version": committed.version if committed is not None else pool_before.version,
+            "frames": pool_before.frame_count + len(picks),
+        }
+        report["commit_attempts"] = committed.attempts if committed is not None else 0
+        report["seconds"] = {k: round(v, 4) for k, v in timings.items()}
+        report["seconds"]["decode_in_embedder"] = round(tally.decode_s, 4)
+        report["seconds"]["model_in_embedder"] = round(tally.embed_s, 4)
+        report["finished_at"] = datetime.now(UTC).isoformat()
+        return report
+
+
+def _nested_pool_prefix(inp: common_pb2.StoreLocation, pool: common_pb2.StoreLocation) -> str | None:
+    """The key prefix of the pool inside the input datasource, when one holds the other."""
+    if inp.WhichOneof("kind") == "local" and pool.WhichOneof("kind") == "local":
+        from pathlib import Path
+
+        i, p = Path(inp.local.root).absolute(), Path(pool.local.root).absolute()
+        if p != i and p.is_relative_to(i):
+            return p.relative_to(i).as_posix() + "/"
+    return None
+
+
+def _rpc_text(e: grpc.RpcError) -> str:
+    code = e.code() if isinstance(e, grpc.Call) else None
+    details = e.details() if isinstance(e, grpc.Call) else str(e)
+    return f"{code.name if code else 'ERROR'}: {details}"

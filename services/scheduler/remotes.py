@@ -1,0 +1,116 @@
+"""Adapters for the services the scheduler drives: embedder replicas and the selector.
+
+The run pipeline talks to these small classes, not to stubs, so that deadlines,
+retries and replica choice live in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Iterable, Iterator
+
+import grpc
+
+from datapool.grpc_server import make_channel, retry_service_config
+from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, selector_pb2, selector_pb2_grpc
+
+UNARY_DEADLINE_S = 30.0
+# A file's stream may take long (a long video on a slow CPU); the deadline only
+# bounds a hung replica.
+EMBED_FILE_DEADLINE_S = 3600.0
+SELECT_DEADLINE_S = 6 * 3600.0
+RENDER_DEADLINE_S = 1800.0
+
+_SELECTOR_IDEMPOTENT = ["GetPool", "ListProcessedFiles", "ExportPool", "CloseSession"]
+_EMBEDDER_IDEMPOTENT = ["GetModelInfo", "RenderFrames"]
+
+
+class EmbedderReplica:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._channel = make_channel(
+            address, retry_service_config("datapool.v1.Embedder", _EMBEDDER_IDEMPOTENT)
+        )
+        self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
+
+    def model_info(self) -> embedder_pb2.ModelInfo:
+        return self._stub.GetModelInfo(embedder_pb2.GetModelInfoRequest(), timeout=UNARY_DEADLINE_S)
+
+    def embed_file(
+        self, source: common_pb2.StoreLocation, file: common_pb2.FileRef
+    ) -> Iterator[embedder_pb2.EmbedFileResponse]:
+        request = embedder_pb2.EmbedFileRequest(source=source, file=file, dtype=common_pb2.FLOAT16)
+        yield from self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S)
+
+    def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
+        return list(self._stub.RenderFrames(request, timeout=RENDER_DEADLINE_S).written_keys)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class EmbedderPool:
+    """Round-robin over replicas; a file that fails on one replica moves to the next."""
+
+    def __init__(self, addresses: Iterable[str]) -> None:
+        self.replicas = [EmbedderReplica(a) for a in addresses]
+        if not self.replicas:
+            raise ValueError("at least one embedder address is required")
+        self._next = itertools.cycle(range(len(self.replicas)))
+        self._lock = threading.Lock()
+
+    def pick(self, avoid: set[str] | None = None) -> EmbedderReplica:
+        with self._lock:
+            for _ in range(len(self.replicas)):
+                replica = self.replicas[next(self._next)]
+                if not avoid or replica.address not in avoid:
+                    return replica
+            return self.replicas[next(self._next)]
+
+    def close(self) -> None:
+        for r in self.replicas:
+            r.close()
+
+
+class SelectorClient:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._channel = make_channel(
+            address, retry_service_config("datapool.v1.Selector", _SELECTOR_IDEMPOTENT)
+        )
+        self._stub = selector_pb2_grpc.SelectorStub(self._channel)
+
+    def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
+        return self._stub.GetPool(selector_pb2.GetPoolRequest(pool=pool), timeout=UNARY_DEADLINE_S)
+
+    def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]:
+        for chunk in self._stub.ListProcessedFiles(
+            selector_pb2.GetPoolRequest(pool=pool), timeout=EMBED_FILE_DEADLINE_S
+        ):
+            yield from chunk.files
+
+    def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
+        return self._stub.Select(requests, timeout=SELECT_DEADLINE_S)
+
+    def commit(self, request: selector_pb2.CommitRequest) -> selector_pb2.CommitResponse:
+        # Not retried by the channel: a retried commit is resolved by the selector
+        # through the commit id, and the pipeline decides whether to call again.
+        return self._stub.Commit(request, timeout=SELECT_DEADLINE_S)
+
+    def close_session(self, session_id: str) -> None:
+        # Sessions expire on their own; closing is only a courtesy.
+        with contextlib.suppress(grpc.RpcError):
+            self._stub.CloseSession(
+                selector_pb2.CloseSessionRequest(session_id=session_id), timeout=UNARY_DEADLINE_S
+            )
+
+    def export_pool(
+        self, pool: common_pb2.StoreLocation, tag_name: str, with_vectors: bool
+    ) -> Iterator[selector_pb2.PoolEntries]:
+        request = selector_pb2.ExportPoolRequest(pool=pool, tag_name=tag_name, with_vectors=with_vectors)
+        yield from self._stub.ExportPool(request, timeout=EMBED_FILE_DEADLINE_S)
+
+    def close(self) -> None:
+        self._channel.close()

@@ -1,0 +1,132 @@
+"""Run lifecycle: accept, execute in the background, record state, wake watchers.
+
+States move OPEN → EMBEDDING → SELECTING → COMMITTING → COMPLETED | FAILED and
+are written to the database before watchers are told, so a watcher that
+reconnects never misses an end state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+from datapool.config import RunConfig
+from datapool.errors import DatapoolError, FailedPrecondition
+from datapool.v1 import common_pb2, scheduler_pb2
+from services.scheduler.db import MetadataDB, RunRow
+from services.scheduler.pipeline import RunPipeline, RunSpec
+
+log = logging.getLogger(__name__)
+
+END_STATES = (scheduler_pb2.COMPLETED, scheduler_pb2.FAILED)
+ACTIVE_STATES = (
+    scheduler_pb2.OPEN,
+    scheduler_pb2.EMBEDDING,
+    scheduler_pb2.SELECTING,
+    scheduler_pb2.COMMITTING,
+)
+
+
+class _DbObserver:
+    def __init__(self, manager: RunManager, run_id: str) -> None:
+        self.manager = manager
+        self.run_id = run_id
+        self._progress: dict[str, int] = {}
+
+    def set_state(self, state: int, message: str) -> None:
+        self.manager.update(self.run_id, state=state, message=message)
+
+    def set_progress(self, **counts: int) -> None:
+        self._progress.update(counts)
+        self.manager.update(self.run_id, progress=dict(self._progress))
+
+
+class RunManager:
+    def __init__(self, db: MetadataDB, pipeline: RunPipeline, max_concurrent_runs: int = 4) -> None:
+        self.db = db
+        self.pipeline = pipeline
+        self._changed = threading.Condition()
+        self._executor = ThreadPoolExecutor(max_workers=max_concurrent_runs, thread_name_prefix="run")
+        self._fail_interrupted_runs()
+
+    def _fail_interrupted_runs(self) -> None:
+        for row in self.db.runs_in_states(ACTIVE_STATES):
+            self.db.update_run(
+                row.id,
+                state=scheduler_pb2.FAILED,
+                message=(
+                    "interrupted: the scheduler stopped during this run. The pool holds either nothing "
+                    "of it or its complete commit; schedule the run again to continue"
+                ),
+            )
+
+    def schedule(self, dataset_id: str, dataset_type: int, config: RunConfig) -> RunRow:
+        input_loc = self._datasource(dataset_id, scheduler_pb2.INPUT, "INPUT")
+        pool_loc = self._datasource(dataset_id, scheduler_pb2.LIGHTLY, "LIGHTLY")
+        row = self.db.create_run(dataset_id, scheduler_pb2.OPEN, config.to_json())
+        spec = RunSpec(
+            run_id=row.id, dataset_type=dataset_type, input=input_loc, pool=pool_loc, config=config
+        )
+        self._executor.submit(self._execute, spec)
+        return row
+
+    def _datasource(self, dataset_id: str, purpose: int, name: str) -> common_pb2.StoreLocation:
+        raw = self.db.get_datasource(dataset_id, purpose)
+        if raw is None:
+            raise FailedPrecondition(
+                f"dataset {dataset_id} has no {name} datasource; set it with set_local_config(..., "
+                f"purpose=DatasourcePurpose.{name})"
+            )
+        return common_pb2.StoreLocation.FromString(raw)
+
+    def _execute(self, spec: RunSpec) -> None:
+        observer = _DbObserver(self, spec.run_id)
+        try:
+            report = self.pipeline.execute(spec, observer)
+        except DatapoolError as e:
+            self._end(spec.run_id, scheduler_pb2.FAILED, str(e), None)
+            return
+        except Exception as e:
+            log.exception("run %s crashed", spec.run_id)
+            self._end(spec.run_id, scheduler_pb2.FAILED, f"internal error: {type(e).__name__}: {e}", None)
+            return
+        frames = report["frames"]["selected"]
+        tag = report["tag"]
+        skipped = len(report["files"]["skipped"])
+        pooled = report["pool_after"]["frames"]
+        message = (
+            f"added {frames} frame(s) to the pool in tag {tag}; pool has {pooled} frame(s)"
+            if tag
+            else f"no frames added; pool has {pooled} frame(s)"
+        )
+        if skipped:
+            message += f"; {skipped} file(s) skipped (see the run report)"
+        report["state"] = "COMPLETED"
+        self._end(spec.run_id, scheduler_pb2.COMPLETED, message, report)
+
+    def _end(self, run_id: str, state: int, message: str, report: dict[str, Any] | None) -> None:
+        row = self.db.get_run(run_id)
+        if report is None:
+            report = {
+                "run_id": run_id,
+                "state": scheduler_pb2.RunState.Name(cast("scheduler_pb2.RunState.ValueType", state)),
+                "error": message,
+            }
+        tags = [report["tag"]] if report.get("tag") else []
+        version = int(report.get("pool_after", {}).get("version", row.pool_version))
+        self.update(run_id, state=state, message=message, report=report, tag_names=tags, pool_version=version)
+
+    def update(self, run_id: str, **fields: Any) -> RunRow:
+        row = self.db.update_run(run_id, **fields)
+        with self._changed:
+            self._changed.notify_all()
+        return row
+
+    def wait_for_change(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,178 @@
+"""Thin gRPC face of the scheduler: converts messages and calls the domain objects."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import grpc
+
+from datapool.config import parse_run_config_json
+from datapool.errors import FailedPrecondition, InvalidArgument, NotFound
+from datapool.storage import StoreError, open_store
+from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+from services.scheduler.db import DatasetRow, MetadataDB, RunRow
+from services.scheduler.remotes import SelectorClient
+from services.scheduler.runs import END_STATES, RunManager
+from services.scheduler.tags import TagCatalog
+
+WATCH_POLL_S = 0.5
+
+
+def _dataset_msg(row: DatasetRow) -> scheduler_pb2.Dataset:
+    return scheduler_pb2.Dataset(
+        id=row.id,
+        name=row.name,
+        type=cast("scheduler_pb2.DatasetType.ValueType", row.type),
+        created_unix_ms=row.created_unix_ms,
+    )
+
+
+def run_msg(row: RunRow) -> scheduler_pb2.Run:
+    return scheduler_pb2.Run(
+        id=row.id,
+        dataset_id=row.dataset_id,
+        state=cast("scheduler_pb2.RunState.ValueType", row.state),
+        message=row.message,
+        created_unix_ms=row.created_unix_ms,
+        updated_unix_ms=row.updated_unix_ms,
+        progress=scheduler_pb2.RunProgress(**row.progress),
+        tag_names=row.tag_names,
+        pool_version=row.pool_version,
+    )
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
+    def __init__(self, db: MetadataDB, runs: RunManager, selector: SelectorClient) -> None:
+        self.db = db
+        self.runs = runs
+        self.tags = TagCatalog(selector)
+
+    def CreateDataset(
+        self, request: scheduler_pb2.CreateDatasetRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.Dataset:
+        if not request.name.strip():
+            raise InvalidArgument("dataset_name must not be empty")
+        if request.type not in (scheduler_pb2.VIDEOS, scheduler_pb2.IMAGES):
+            raise InvalidArgument("dataset_type must be DatasetType.VIDEOS or DatasetType.IMAGES")
+        return _dataset_msg(self.db.create_dataset(request.name, request.type))
+
+    def GetDataset(
+        self, request: scheduler_pb2.GetDatasetRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.Dataset:
+        if request.WhichOneof("key") == "id":
+            return _dataset_msg(self.db.get_dataset(dataset_id=request.id))
+        if request.WhichOneof("key") == "name":
+            return _dataset_msg(self.db.get_dataset(name=request.name))
+        raise InvalidArgument("set id or name")
+
+    def ListDatasets(
+        self, request: scheduler_pb2.ListDatasetsRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.ListDatasetsResponse:
+        return scheduler_pb2.ListDatasetsResponse(datasets=[_dataset_msg(r) for r in self.db.list_datasets()])
+
+    def SetDatasource(
+        self, request: scheduler_pb2.SetDatasourceRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.Datasource:
+        self.db.get_dataset(dataset_id=request.dataset_id)
+        if request.purpose not in (scheduler_pb2.INPUT, scheduler_pb2.LIGHTLY):
+            raise InvalidArgument("purpose must be DatasourcePurpose.INPUT or DatasourcePurpose.LIGHTLY")
+        if not request.bypass_verify:
+            _verify_access(request.location, request.purpose)
+        self.db.set_datasource(request.dataset_id, request.purpose, request.location.SerializeToString())
+        return scheduler_pb2.Datasource(
+            dataset_id=request.dataset_id, purpose=request.purpose, location=request.location
+        )
+
+    def ScheduleRun(
+        self, request: scheduler_pb2.ScheduleRunRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.Run:
+        dataset = self.db.get_dataset(dataset_id=request.dataset_id)
+        config = parse_run_config_json(request.worker_config_json, request.selection_config_json)
+        return run_msg(self.runs.schedule(dataset.id, dataset.type, config))
+
+    def GetRun(
+        self, request: scheduler_pb2.GetRunRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.Run:
+        return run_msg(self.db.get_run(request.run_id))
+
+    def WatchRun(self, request: scheduler_pb2.GetRunRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
+        last: scheduler_pb2.Run | None = None
+        while context.is_active():
+            msg = run_msg(self.db.get_run(request.run_id))
+            if (
+                last is None
+                or msg.state != last.state
+                or msg.message != last.message
+                or msg.progress != last.progress
+            ):
+                yield msg
+                last = msg
+            if msg.state in END_STATES:
+                return
+            self.runs.wait_for_change(WATCH_POLL_S)
+
+    def GetRunReport(
+        self, request: scheduler_pb2.GetRunRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.RunReport:
+        import json
+
+        row = self.db.get_run(request.run_id)
+        if row.report is None:
+            raise FailedPrecondition(f"run {row.id} has no report yet; it is still running")
+        return scheduler_pb2.RunReport(json=json.dumps(row.report))
+
+    def ListTags(
+        self, request: scheduler_pb2.ListTagsRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.ListTagsResponse:
+        return scheduler_pb2.ListTagsResponse(tags=self.tags.all(self._pool(request.dataset_id)))
+
+    def ExportFilenames(
+        self, request: scheduler_pb2.ExportFilenamesRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.ExportFilenamesResponse:
+        names = self.tags.filenames(self._pool(request.dataset_id), request.tag_name)
+        return scheduler_pb2.ExportFilenamesResponse(filenames=names)
+
+    def ExportEmbeddings(self, request: scheduler_pb2.ExportEmbeddingsRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
+        yield from self.tags.embeddings(self._pool(request.dataset_id), request.tag_name)
+
+    def _pool(self, dataset_id: str) -> common_pb2.StoreLocation:
+        self.db.get_dataset(dataset_id=dataset_id)
+        raw = self.db.get_datasource(dataset_id, scheduler_pb2.LIGHTLY)
+        if raw is None:
+            raise NotFound(f"dataset {dataset_id} has no LIGHTLY datasource, so it has no pool")
+        return common_pb2.StoreLocation.FromString(raw)
+
+
+def _verify_access(location: common_pb2.StoreLocation, purpose: int) -> None:
+    """INPUT must be listable and readable; LIGHTLY also writable and deletable."""
+    try:
+        store = open_store(location)
+    except StoreError as e:
+        raise InvalidArgument(f"resource_path: {e}") from None
+    where = store.describe()
+    probe = ".datapool/access-check"
+    if purpose == scheduler_pb2.LIGHTLY:
+        # Written first: a new local pool folder is created by its first write.
+        try:
+            store.put(probe, b"datapool write check")
+        except (StoreError, OSError) as e:
+            raise FailedPrecondition(f"missing permission to write {probe!r} in {where}: {e}") from None
+    try:
+        first = next(iter(store.list()), None)
+    except StoreError as e:
+        raise FailedPrecondition(f"cannot list {where}: {e}") from None
+    except PermissionError:
+        raise FailedPrecondition(f"missing permission to list {where}") from None
+    if first is not None:
+        try:
+            store.read(first.key) if first.size <= 1 << 20 else store.stat(first.key)
+        except (StoreError, PermissionError) as e:
+            raise FailedPrecondition(f"missing permission to read {first.key!r} in {where}: {e}") from None
+    if purpose == scheduler_pb2.LIGHTLY:
+        try:
+            store.read(probe)
+            store.delete(probe)
+        except (StoreError, OSError) as e:
+            raise FailedPrecondition(
+                f"missing permission to read or delete {probe!r} in {where}: {e}"
+            ) from None

@@ -1,0 +1,146 @@
+"""Candidates streamed in by the embedders, staged per file until the file is complete."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from datapool.errors import FailedPrecondition, InvalidArgument
+from services.selector.model import FileRef, FrameIdentity
+from services.selector.naming import FILE_KINDS, frame_name
+from services.selector.state import Vectors, empty_vectors
+
+VECTOR_DTYPES: dict[str, type[np.floating]] = {"float32": np.float32, "float16": np.float16}
+
+
+def decode_vectors(data: bytes, count: int, dim: int, dtype: str, file: FileRef) -> Vectors:
+    """Packed little-endian rows as a float32 count x dim array; names the file on bad input."""
+    if dim <= 0:
+        raise InvalidArgument(f"batch.vectors.dim must be positive, got {dim} for {file.path!r}")
+    item = np.dtype(VECTOR_DTYPES[dtype]).newbyteorder("<")
+    if len(data) != count * dim * item.itemsize:
+        raise InvalidArgument(
+            f"batch.vectors for {file.path!r}: {len(data)} bytes is not "
+            f"{count} frame_indices x dim {dim} x {item.itemsize} bytes ({dtype})"
+        )
+    vectors = np.frombuffer(data, dtype=item).reshape(count, dim).astype(np.float32)
+    if not np.isfinite(vectors).all():
+        raise InvalidArgument(f"batch.vectors for {file.path!r} holds NaN or infinite values")
+    return vectors
+
+
+@dataclass
+class _StagedFile:
+    index_blocks: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    vector_blocks: list[Vectors] = field(default_factory=list)
+    frame_count: int = -1
+    kind: str = "video"
+
+    @property
+    def complete(self) -> bool:
+        return self.frame_count >= 0
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Candidates of all complete files, in (file, frame_index) order so results don't
+    depend on which embedder replica streamed first."""
+
+    identities: list[FrameIdentity]
+    frame_names: list[str]
+    vectors: Vectors
+    files: list[FileRef]
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+class CandidateCollector:
+    def __init__(self, pool_dim: int) -> None:
+        # 0: the pool has no vectors yet, so the first batch sets the dimension.
+        self.pool_dim = pool_dim
+        self.dim = pool_dim
+        self._files: dict[FileRef, _StagedFile] = {}
+
+    def add_batch(self, file: FileRef, frame_indices: Sequence[int], vectors: Vectors) -> None:
+        dim = int(vectors.shape[1])
+        if self.pool_dim and dim != self.pool_dim:
+            raise FailedPrecondition(
+                f"batch dim {dim} for {file.path!r} differs from the pool's dim {self.pool_dim}"
+            )
+        if self.dim and dim != self.dim:
+            raise InvalidArgument(
+                f"batch dim {dim} for {file.path!r} differs from earlier batches' {self.dim}"
+            )
+        self.dim = dim
+        staged = self._files.setdefault(file, _StagedFile())
+        if staged.complete:
+            raise InvalidArgument(f"batch for {file.path!r} arrived after its file_complete")
+        indices = np.asarray(frame_indices, dtype=np.int64)
+        if len(indices) and indices.min() < 0:
+            raise InvalidArgument(f"batch for {file.path!r} has a negative frame index")
+        staged.index_blocks.append(indices)
+        staged.vector_blocks.append(vectors)
+
+    def complete(self, file: FileRef, frame_count: int, kind: str) -> None:
+        kind = kind or "video"
+        if kind not in FILE_KINDS:
+            raise InvalidArgument(f"file_complete.kind {kind!r} for {file.path!r} is not one of {FILE_KINDS}")
+        if frame_count < 0:
+            raise InvalidArgument(f"file_complete.frame_count {frame_count} for {file.path!r} is negative")
+        staged = self._files.setdefault(file, _StagedFile())
+        highest = max((int(b.max()) for b in staged.index_blocks if len(b)), default=-1)
+        if highest >= frame_count:
+            raise InvalidArgument(
+                f"file_complete.frame_count {frame_count} for {file.path!r} but frame {highest} was sent"
+            )
+        if kind == "image" and highest > 0:
+            raise InvalidArgument(f"image {file.path!r} has frame {highest}; an image has only frame 0")
+        staged.frame_count = frame_count
+        staged.kind = kind
+
+    def drop(self, file: FileRef) -> None:
+        self._files.pop(file, None)
+
+    def completed_files(self) -> list[FileRef]:
+        return sorted(f for f, s in self._files.items() if s.complete)
+
+    def build(self) -> CandidateSet:
+        identities: list[FrameIdentity] = []
+        names: list[str] = []
+        blocks: list[Vectors] = []
+        files = self.completed_files()
+        for file in files:
+            staged = self._files[file]
+            if not staged.index_blocks:
+                continue
+            indices = np.concatenate(staged.index_blocks)
+            vectors = np.concatenate(staged.vector_blocks, axis=0)
+            # A file moved to another replica is streamed again: keep each frame's last vector.
+            reversed_unique, first_in_reversed = np.unique(indices[::-1], return_index=True)
+            rows = len(indices) - 1 - first_in_reversed
+            blocks.append(vectors[rows])
+            for index in reversed_unique.tolist():
+                identities.append(FrameIdentity(file, index))
+                names.append(frame_name(file.path, index, staged.frame_count, staged.kind))
+        vectors = np.concatenate(blocks, axis=0) if blocks else empty_vectors(self.dim)
+        return CandidateSet(identities, names, np.ascontiguousarray(vectors, dtype=np.float32), files)
+
+
+def sample_count(n_samples: int, proportion_samples: float, candidate_count: int) -> int:
+    if n_samples >= 0:
+        return n_samples
+    if not 0.0 < proportion_samples <= 1.0:
+        raise InvalidArgument(
+            f"spec.proportion_samples must be in (0, 1] when spec.n_samples is -1, got {proportion_samples}"
+        )
+    # The epsilon keeps float error (0.1 * 30 = 3.0000000000000004) from adding a sample.
+    return math.ceil(proportion_samples * candidate_count - 1e-9)

@@ -1,0 +1,114 @@
+"""Commit: make a session's picks the pool's next version, or redo them if the pool moved.
+
+Rule order matters for crash safety: data objects first (fresh names, so a crash leaves
+only orphans), then the manifest created only if absent, which is the single step that
+makes the commit visible.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from datapool.errors import FailedPrecondition, InvalidArgument
+from datapool.faults import fault_point
+from services.selector.errors import CommitAborted
+from services.selector.layout import PoolManifest, PoolSegment
+from services.selector.selection import select_picks
+from services.selector.session import CommitOutcome, Committed, NeedFrames, SelectionSession
+from services.selector.state import PoolFrame, empty_vectors
+
+MAX_COMMIT_ATTEMPTS = 50
+RESERVED_TAG = "initial-tag"
+
+
+class PoolCommitter:
+    def __init__(self, max_attempts: int = MAX_COMMIT_ATTEMPTS) -> None:
+        self.max_attempts = max_attempts
+
+    def commit(self, session: SelectionSession, tag_name: str, frames: dict[str, str]) -> CommitOutcome:
+        with session.lock:
+            if session.committed is not None:
+                # The client's earlier Commit succeeded but its reply was lost.
+                return session.committed
+            if tag_name == RESERVED_TAG:
+                raise InvalidArgument(f"tag_name {RESERVED_TAG!r} is reserved: it names the whole pool")
+            session.frames.update(frames)
+            for _ in range(self.max_attempts):
+                if session.repository.newest_version() != session.base_version:
+                    self._catch_up(session)
+                    continue
+                if session.picks_without_frames():
+                    return NeedFrames(list(session.picks), session.base_version)
+                outcome = self._try_commit(session, tag_name)
+                if outcome is not None:
+                    session.committed = outcome
+                    return outcome
+            raise CommitAborted(
+                f"session {session.spec.session_id!r}: other writers committed first "
+                f"{self.max_attempts} times in a row; retry the run later"
+            )
+
+    def _try_commit(self, session: SelectionSession, tag_name: str) -> Committed | None:
+        """One manifest put on the current base; None when another writer took the version."""
+        repo = session.repository
+        base = session.pool.manifest
+        tag = tag_name if session.picks else ""
+        if session.picks and not tag:
+            raise InvalidArgument("tag_name is empty but the run adds frames to the pool")
+        if tag and base is not None and any(s.tag == tag for s in base.segments):
+            raise FailedPrecondition(f"tag {tag!r} already exists in the pool")
+        commit_id = uuid.uuid4().hex
+        version = session.base_version + 1
+        now_ms = int(time.time() * 1000)
+        rows = [p.row for p in session.picks]
+        dim = session.pool.dim or session.candidates.dim
+        embeddings = session.candidates.vectors[rows] if rows else empty_vectors(dim)
+        pooled = [
+            PoolFrame(p.frame_name, session.frames[p.frame_name], p.file, p.frame_index)
+            for p in session.picks
+        ]
+
+        fault_point("selector.commit.before_data")
+        keys = repo.write_segment_data(commit_id, pooled, embeddings, session.processed)
+        fault_point("selector.commit.after_data")
+
+        segment = PoolSegment(commit_id, session.spec.run_id, version, tag, now_ms, len(pooled), keys)
+        manifest = PoolManifest(
+            version=version,
+            commit_id=commit_id,
+            run_id=session.spec.run_id,
+            created_unix_ms=now_ms,
+            model=session.pool.model or session.spec.model,
+            dim=dim,
+            segments=(*(base.segments if base else ()), segment),
+        )
+        session.attempts += 1
+        if repo.create_manifest(manifest):
+            fault_point("selector.commit.after_manifest")
+        else:
+            existing = repo.manifest(version)
+            # "Exists" after a retried put may be our own earlier success.
+            if existing is None or existing.commit_id != commit_id:
+                return None
+        return Committed(version, list(session.picks), tag, session.attempts)
+
+    def _catch_up(self, session: SelectionSession) -> None:
+        """Loads only the segments committed since the session's base and redoes the picks."""
+        repo = session.repository
+        newest = repo.newest_manifest()
+        if newest is None or newest.version <= session.base_version:
+            raise FailedPrecondition(
+                f"pool in {repo.describe()} is at version {newest.version if newest else 0}, "
+                f"behind the session's base {session.base_version}"
+            )
+        spec = session.spec
+        if newest.model and newest.model != spec.model:
+            raise FailedPrecondition(f"pool model is now {newest.model!r}, the session's is {spec.model!r}")
+        if newest.dim and len(session.candidates) and newest.dim != session.candidates.dim:
+            raise FailedPrecondition(
+                f"pool dim is now {newest.dim}, the session's candidates have dim {session.candidates.dim}"
+            )
+        added = repo.load_segments(newest.segments_after(session.base_version), newest.dim)
+        session.pool = session.pool.extended(newest, added)
+        session.picks = select_picks(session.candidates, session.pool, session.n_samples, spec.min_distance)

@@ -1,0 +1,129 @@
+"""Where the pool lives in its datasource, and the JSON shape of its manifests.
+
+All keys sit under `.datapool/`. Manifests are numbered and created only if absent;
+everything a manifest points at is immutable and named by the commit that wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+ROOT = ".datapool/"
+MANIFESTS_PREFIX = ROOT + "manifests/"
+DATA_PREFIX = ROOT + "data/"
+MANIFEST_FORMAT = 1
+# Zero-padding makes key order equal version order, so a listing finds the newest.
+_MANIFEST_NAME = re.compile(r"^(\d{20})\.json$")
+
+
+def manifest_key(version: int) -> str:
+    return f"{MANIFESTS_PREFIX}{version:020d}.json"
+
+
+def manifest_version(key: str) -> int | None:
+    """The version a manifest key names, or None for any other object under the prefix."""
+    if not key.startswith(MANIFESTS_PREFIX):
+        return None
+    match = _MANIFEST_NAME.match(key[len(MANIFESTS_PREFIX) :])
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class SegmentKeys:
+    entries: str
+    embeddings: str
+    processed: str
+
+    @staticmethod
+    def for_commit(commit_id: str) -> SegmentKeys:
+        folder = f"{DATA_PREFIX}{commit_id}/"
+        return SegmentKeys(folder + "entries.json", folder + "embeddings.npy", folder + "processed.json")
+
+
+@dataclass(frozen=True)
+class PoolSegment:
+    """One commit's additions to the pool."""
+
+    commit_id: str
+    run_id: str
+    version: int
+    tag: str
+    created_unix_ms: int
+    frame_count: int
+    keys: SegmentKeys
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "commit_id": self.commit_id,
+            "run_id": self.run_id,
+            "version": self.version,
+            "tag": self.tag,
+            "created_unix_ms": self.created_unix_ms,
+            "frame_count": self.frame_count,
+            "entries": self.keys.entries,
+            "embeddings": self.keys.embeddings,
+            "processed": self.keys.processed,
+        }
+
+    @staticmethod
+    def from_json(obj: dict[str, Any]) -> PoolSegment:
+        return PoolSegment(
+            commit_id=str(obj["commit_id"]),
+            run_id=str(obj["run_id"]),
+            version=int(obj["version"]),
+            tag=str(obj["tag"]),
+            created_unix_ms=int(obj["created_unix_ms"]),
+            frame_count=int(obj["frame_count"]),
+            keys=SegmentKeys(str(obj["entries"]), str(obj["embeddings"]), str(obj["processed"])),
+        )
+
+
+@dataclass(frozen=True)
+class PoolManifest:
+    """The whole pool at one version: every segment, oldest first."""
+
+    version: int
+    commit_id: str
+    run_id: str
+    created_unix_ms: int
+    model: str
+    dim: int
+    segments: tuple[PoolSegment, ...] = field(default_factory=tuple)
+
+    @property
+    def frame_count(self) -> int:
+        return sum(s.frame_count for s in self.segments)
+
+    def segments_after(self, version: int) -> tuple[PoolSegment, ...]:
+        return tuple(s for s in self.segments if s.version > version)
+
+    def tagged_segments(self) -> tuple[PoolSegment, ...]:
+        return tuple(s for s in self.segments if s.tag)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "version": self.version,
+            "commit_id": self.commit_id,
+            "run_id": self.run_id,
+            "created_unix_ms": self.created_unix_ms,
+            "model": self.model,
+            "dim": self.dim,
+            "segments": [s.to_json() for s in self.segments],
+        }
+
+    @staticmethod
+    def from_json(obj: dict[str, Any]) -> PoolManifest:
+        if obj.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"unsupported manifest format {obj.get('format')!r}")
+        return PoolManifest(
+            version=int(obj["version"]),
+            commit_id=str(obj["commit_id"]),
+            run_id=str(obj["run_id"]),
+            created_unix_ms=int(obj["created_unix_ms"]),
+            model=str(obj["model"]),
+            dim=int(obj["dim"]),
+            segments=tuple(PoolSegment.from_json(s) for s in obj["segments"]),
+        )

@@ -1,0 +1,78 @@
+"""Read-only views of the newest pool version: summary, processed files, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from datapool.errors import NotFound
+from services.selector.commit import RESERVED_TAG
+from services.selector.layout import PoolSegment
+from services.selector.model import FileRef
+from services.selector.repository import PoolRepository
+from services.selector.state import PoolFrame, Vectors
+
+PROCESSED_CHUNK = 10_000
+EXPORT_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    version: int
+    frame_count: int
+    dim: int
+    model: str
+    tags: tuple[PoolSegment, ...]
+
+
+@dataclass(frozen=True)
+class ExportChunk:
+    frames: list[PoolFrame]
+    tag_name: str
+    vectors: Vectors | None
+
+
+def pool_summary(repo: PoolRepository) -> PoolSummary:
+    manifest = repo.newest_manifest()
+    if manifest is None:
+        return PoolSummary(0, 0, 0, "", ())
+    return PoolSummary(
+        manifest.version, manifest.frame_count, manifest.dim, manifest.model, manifest.tagged_segments()
+    )
+
+
+def processed_file_chunks(repo: PoolRepository, chunk: int = PROCESSED_CHUNK) -> Iterator[list[FileRef]]:
+    manifest = repo.newest_manifest()
+    if manifest is None:
+        return
+    seen: set[FileRef] = set()
+    batch: list[FileRef] = []
+    for segment in manifest.segments:
+        for file in repo.load_processed(segment):
+            if file in seen:
+                continue
+            seen.add(file)
+            batch.append(file)
+            if len(batch) == chunk:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def export_chunks(
+    repo: PoolRepository, tag_name: str, with_vectors: bool, chunk: int = EXPORT_CHUNK
+) -> Iterator[ExportChunk]:
+    """Pool rows in pool order; one tag's rows only unless the tag names the whole pool."""
+    manifest = repo.newest_manifest()
+    whole_pool = tag_name in ("", RESERVED_TAG)
+    segments = [] if manifest is None else [s for s in manifest.segments if whole_pool or s.tag == tag_name]
+    if not whole_pool and not segments:
+        raise NotFound(f"tag {tag_name!r} not found in the pool in {repo.describe()}")
+    dim = manifest.dim if manifest else 0
+    # One segment at a time, so export memory is bounded by the largest commit, not the pool.
+    for segment in segments:
+        (data,) = repo.load_segments([segment], dim, with_embeddings=with_vectors)
+        for start in range(0, len(data.frames), chunk):
+            vectors = data.embeddings[start : start + chunk] if data.embeddings is not None else None
+            yield ExportChunk(data.frames[start : start + chunk], segment.tag, vectors)

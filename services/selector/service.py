@@ -1,0 +1,114 @@
+"""The selector's data plane: the servicer converts messages and calls this, nothing else."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+
+from datapool.errors import FailedPrecondition, InvalidArgument
+from services.selector.candidates import CandidateCollector, decode_vectors, sample_count
+from services.selector.commit import PoolCommitter
+from services.selector.model import FileRef
+from services.selector.queries import (
+    ExportChunk,
+    PoolSummary,
+    export_chunks,
+    pool_summary,
+    processed_file_chunks,
+)
+from services.selector.repository import PoolRepository
+from services.selector.selection import select_picks
+from services.selector.session import CommitOutcome, SelectionSession, SelectionSpec, SessionRegistry
+from services.selector.state import PoolState
+
+
+class SelectStream:
+    """One Select call in progress: candidates staged against the pool it started from."""
+
+    def __init__(self, spec: SelectionSpec, repository: PoolRepository, pool: PoolState) -> None:
+        self.spec = spec
+        self.repository = repository
+        self.pool = pool
+        self.collector = CandidateCollector(pool_dim=pool.dim)
+
+    def add_batch(
+        self, file: FileRef, frame_indices: Sequence[int], data: bytes, dim: int, dtype: str
+    ) -> None:
+        vectors = decode_vectors(data, len(frame_indices), dim, dtype, file)
+        self.collector.add_batch(file, frame_indices, vectors)
+
+    def complete_file(self, file: FileRef, frame_count: int, kind: str) -> None:
+        self.collector.complete(file, frame_count, kind)
+
+    def drop_file(self, file: FileRef) -> None:
+        self.collector.drop(file)
+
+
+class SelectorService:
+    def __init__(
+        self, sessions: SessionRegistry | None = None, committer: PoolCommitter | None = None
+    ) -> None:
+        self.sessions = sessions or SessionRegistry()
+        self.committer = committer or PoolCommitter()
+
+    def pool_summary(self, repository: PoolRepository) -> PoolSummary:
+        return pool_summary(repository)
+
+    def processed_files(self, repository: PoolRepository) -> Iterator[list[FileRef]]:
+        return processed_file_chunks(repository)
+
+    def export(self, repository: PoolRepository, tag_name: str, with_vectors: bool) -> Iterator[ExportChunk]:
+        return export_chunks(repository, tag_name, with_vectors)
+
+    def open_select(self, spec: SelectionSpec, repository: PoolRepository) -> SelectStream:
+        """Validates the spec and reserves its session id; pair with finish_select or abandon_select."""
+        _validate_spec(spec)
+        self.sessions.reserve(spec.session_id)
+        try:
+            pool = repository.load_state(repository.newest_manifest())
+            if pool.model and spec.model != pool.model:
+                raise FailedPrecondition(
+                    f"spec.model {spec.model!r} differs from the pool's model {pool.model!r}"
+                )
+        except BaseException:
+            self.sessions.close(spec.session_id)
+            raise
+        return SelectStream(spec, repository, pool)
+
+    def abandon_select(self, stream: SelectStream) -> None:
+        self.sessions.close(stream.spec.session_id)
+
+    def finish_select(self, stream: SelectStream) -> SelectionSession:
+        spec = stream.spec
+        candidates = stream.collector.build()
+        started = time.perf_counter()
+        open_count = sum(1 for i in candidates.identities if i not in stream.pool.identities)
+        n = sample_count(spec.n_samples, spec.proportion_samples, open_count)
+        picks = select_picks(candidates, stream.pool, n, spec.min_distance)
+        session = SelectionSession(
+            spec=spec,
+            repository=stream.repository,
+            pool=stream.pool,
+            candidates=candidates,
+            processed=stream.collector.completed_files(),
+            n_samples=n,
+            picks=picks,
+            select_seconds=time.perf_counter() - started,
+            candidate_count=open_count,
+        )
+        self.sessions.install(session)
+        return session
+
+    def commit(self, session_id: str, tag_name: str, frames: dict[str, str]) -> CommitOutcome:
+        return self.committer.commit(self.sessions.get(session_id), tag_name, frames)
+
+    def close_session(self, session_id: str) -> None:
+        self.sessions.close(session_id)
+
+
+def _validate_spec(spec: SelectionSpec) -> None:
+    if spec.n_samples < 0:
+        sample_count(spec.n_samples, spec.proportion_samples, 0)
+    if math.isnan(spec.min_distance) or spec.min_distance < 0:
+        raise InvalidArgument(f"spec.min_distance must be >= 0, got {spec.min_distance}")

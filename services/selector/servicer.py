@@ -1,0 +1,201 @@
+"""gRPC face of the selector: converts messages and calls SelectorService, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from datapool.errors import InvalidArgument
+from datapool.storage import StoreError, open_store
+from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+from services.selector.model import FileRef, Pick
+from services.selector.repository import PoolRepository
+from services.selector.service import SelectorService, SelectStream
+from services.selector.session import Committed, SelectionSpec
+
+SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
+
+_DTYPES = {
+    common_pb2.VECTOR_DTYPE_UNSPECIFIED: "float32",
+    common_pb2.FLOAT32: "float32",
+    common_pb2.FLOAT16: "float16",
+}
+
+
+class SelectorServicer(selector_pb2_grpc.SelectorServicer):
+    def __init__(self, service: SelectorService | None = None) -> None:
+        self.service = service or SelectorService()
+
+    def GetPool(
+        self, request: selector_pb2.GetPoolRequest, context: grpc.ServicerContext
+    ) -> selector_pb2.PoolSummary:
+        summary = self.service.pool_summary(_repository(request.pool))
+        tags = [
+            selector_pb2.Tag(
+                name=s.tag,
+                run_id=s.run_id,
+                frame_count=s.frame_count,
+                created_unix_ms=s.created_unix_ms,
+                version=s.version,
+            )
+            for s in summary.tags
+        ]
+        return selector_pb2.PoolSummary(
+            version=summary.version,
+            frame_count=summary.frame_count,
+            dim=summary.dim,
+            model=summary.model,
+            tags=tags,
+        )
+
+    def ListProcessedFiles(
+        self, request: selector_pb2.GetPoolRequest, context: grpc.ServicerContext
+    ) -> Iterator[selector_pb2.ProcessedFiles]:
+        for chunk in self.service.processed_files(_repository(request.pool)):
+            yield selector_pb2.ProcessedFiles(files=[_file_message(f) for f in chunk])
+
+    def Select(
+        self, request_iterator: Iterator[selector_pb2.SelectRequest], context: grpc.ServicerContext
+    ) -> selector_pb2.SelectResponse:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("item") != "spec":
+            raise InvalidArgument("the first SelectRequest must carry `spec`")
+        spec = _spec(first.spec)
+        stream = self.service.open_select(spec, _repository(first.spec.pool))
+        try:
+            for request in request_iterator:
+                _apply(stream, request)
+            session = self.service.finish_select(stream)
+        except BaseException:
+            self.service.abandon_select(stream)
+            raise
+        return selector_pb2.SelectResponse(
+            session_id=spec.session_id,
+            base_version=session.base_version,
+            picks=[_pick_message(p) for p in session.picks],
+            candidate_count=session.candidate_count,
+            select_seconds=session.select_seconds,
+        )
+
+    def Commit(
+        self, request: selector_pb2.CommitRequest, context: grpc.ServicerContext
+    ) -> selector_pb2.CommitResponse:
+        frames: dict[str, str] = {}
+        for frame in request.frames:
+            if not frame.frame_name or not frame.key:
+                raise InvalidArgument(f"frames: frame_name and key must both be set, got {frame!r}")
+            frames[frame.frame_name] = frame.key
+        outcome = self.service.commit(request.session_id, request.tag_name, frames)
+        if isinstance(outcome, Committed):
+            return selector_pb2.CommitResponse(
+                committed=selector_pb2.Committed(
+                    version=outcome.version,
+                    picks=[_pick_message(p) for p in outcome.picks],
+                    tag_name=outcome.tag_name,
+                    attempts=outcome.attempts,
+                )
+            )
+        return selector_pb2.CommitResponse(
+            need_frames=selector_pb2.NeedFrames(
+                picks=[_pick_message(p) for p in outcome.picks], base_version=outcome.base_version
+            )
+        )
+
+    def CloseSession(
+        self, request: selector_pb2.CloseSessionRequest, context: grpc.ServicerContext
+    ) -> selector_pb2.CloseSessionResponse:
+        self.service.close_session(request.session_id)
+        return selector_pb2.CloseSessionResponse()
+
+    def ExportPool(
+        self, request: selector_pb2.ExportPoolRequest, context: grpc.ServicerContext
+    ) -> Iterator[selector_pb2.PoolEntries]:
+        chunks = self.service.export(_repository(request.pool), request.tag_name, request.with_vectors)
+        for chunk in chunks:
+            message = selector_pb2.PoolEntries(
+                entries=[
+                    selector_pb2.PoolEntry(
+                        frame_name=f.frame_name,
+                        key=f.key,
+                        source_path=f.file.path,
+                        frame_index=f.frame_index,
+                        tag_name=chunk.tag_name,
+                    )
+                    for f in chunk.frames
+                ]
+            )
+            if chunk.vectors is not None:
+                message.vectors.CopyFrom(
+                    common_pb2.VectorBatch(
+                        frame_indices=[f.frame_index for f in chunk.frames],
+                        vectors=chunk.vectors.astype("<f4").tobytes(),
+                        dim=int(chunk.vectors.shape[1]),
+                        dtype=common_pb2.FLOAT32,
+                    )
+                )
+            yield message
+
+
+def register(server: grpc.Server, servicer: SelectorServicer | None = None) -> None:
+    selector_pb2_grpc.add_SelectorServicer_to_server(servicer or SelectorServicer(), server)
+
+
+def _repository(location: common_pb2.StoreLocation) -> PoolRepository:
+    try:
+        return PoolRepository(open_store(location))
+    except StoreError as e:
+        raise InvalidArgument(f"pool: {e}") from e
+
+
+def _spec(spec: selector_pb2.SelectionSpec) -> SelectionSpec:
+    return SelectionSpec(
+        session_id=spec.session_id,
+        run_id=spec.run_id,
+        n_samples=spec.n_samples,
+        proportion_samples=spec.proportion_samples,
+        min_distance=spec.min_distance,
+        model=spec.model,
+    )
+
+
+def _apply(stream: SelectStream, request: selector_pb2.SelectRequest) -> None:
+    item = request.WhichOneof("item")
+    if item == "batch":
+        batch = request.batch
+        dtype = _DTYPES.get(batch.vectors.dtype)
+        if dtype is None:
+            raise InvalidArgument(f"batch.vectors.dtype {batch.vectors.dtype} is not supported")
+        stream.add_batch(
+            _file(batch.file),
+            list(batch.vectors.frame_indices),
+            batch.vectors.vectors,
+            batch.vectors.dim,
+            dtype,
+        )
+    elif item == "file_complete":
+        done = request.file_complete
+        stream.complete_file(_file(done.file), done.frame_count, done.kind)
+    elif item == "file_dropped":
+        stream.drop_file(_file(request.file_dropped.file))
+    else:
+        raise InvalidArgument(f"SelectRequest item {item!r} is only allowed as the first message")
+
+
+def _file(message: common_pb2.FileRef) -> FileRef:
+    if not message.path:
+        raise InvalidArgument("file.path is empty")
+    return FileRef(message.path, message.size, message.etag)
+
+
+def _file_message(file: FileRef) -> common_pb2.FileRef:
+    return common_pb2.FileRef(path=file.path, size=file.size, etag=file.etag)
+
+
+def _pick_message(pick: Pick) -> selector_pb2.Pick:
+    return selector_pb2.Pick(
+        file=_file_message(pick.file),
+        frame_index=pick.frame_index,
+        frame_name=pick.frame_name,
+        distance=pick.distance,
+    )

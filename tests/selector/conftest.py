@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from datapool.storage import LocalStore
+from services.selector.repository import PoolRepository
+from services.selector.service import SelectorService
+
+
+@pytest.fixture
+def pool_root(tmp_path: Path) -> Path:
+    root = tmp_path / "pool"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def repo(pool_root: Path) -> PoolRepository:
+    return PoolRepository(LocalStore(pool_root))
+
+
+@pytest.fixture
+def service() -> SelectorService:
+    return SelectorService()

@@ -1,0 +1,85 @@
+"""Shared builders for the selector tests: vectors, candidate streams, sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from services.selector.model import FileRef
+from services.selector.repository import PoolRepository
+from services.selector.service import SelectorService
+from services.selector.session import SelectionSession, SelectionSpec
+
+F32 = npt.NDArray[np.float32]
+DIM = 32
+MODEL = "test-model"
+
+
+def clustered_unit_vectors(seed: int, clusters: int, per_cluster: int, dim: int = DIM, spread: float = 0.05) -> F32:
+    """Rows grouped in tight clusters around random directions, L2-normalised like the model's."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    rows = np.repeat(centres, per_cluster, axis=0) + spread * rng.normal(size=(clusters * per_cluster, dim))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows.astype(np.float32)
+
+
+def file_ref(path: str, etag: str = "e1") -> FileRef:
+    return FileRef(path, 1000, etag)
+
+
+def spec(
+    session_id: str,
+    n_samples: int = -1,
+    proportion: float = -1.0,
+    min_distance: float = 0.0,
+    model: str = MODEL,
+    run_id: str = "",
+) -> SelectionSpec:
+    return SelectionSpec(session_id, run_id or f"run-{session_id}", n_samples, proportion, min_distance, model)
+
+
+def select(
+    service: SelectorService,
+    repo: PoolRepository,
+    selection: SelectionSpec,
+    files: Mapping[FileRef, F32],
+    dtype: str = "float32",
+    batch_rows: int = 7,
+) -> SelectionSession:
+    """Streams each file's vectors in batches, completes every file, and finishes the Select."""
+    stream = service.open_select(selection, repo)
+    for file, vectors in files.items():
+        packed = vectors.astype("<f2" if dtype == "float16" else "<f4")
+        for start in range(0, len(vectors), batch_rows):
+            block = packed[start : start + batch_rows]
+            indices = list(range(start, start + len(block)))
+            stream.add_batch(file, indices, block.tobytes(), vectors.shape[1], dtype)
+        stream.complete_file(file, len(vectors), "video")
+    return service.finish_select(stream)
+
+
+def rendered(session: SelectionSession) -> dict[str, str]:
+    """A frame key for every candidate, as if the scheduler rendered them all."""
+    return {name: f"frames/{session.spec.run_id}/{name}" for name in session.candidates.frame_names}
+
+
+def rendered_picks(session: SelectionSession) -> dict[str, str]:
+    return {p.frame_name: f"frames/{session.spec.run_id}/{p.frame_name}" for p in session.picks}
+
+
+def pairwise_min_distance(a: F32, b: F32) -> float:
+    if len(a) == 0 or len(b) == 0:
+        return float("inf")
+    diff = a.astype(np.float64)[:, None, :] - b.astype(np.float64)[None, :, :]
+    return float(np.sqrt((diff**2).sum(axis=2)).min())
+
+
+def earlier_min_distances(rows: F32) -> list[float]:
+    """For each row: its distance to the nearest earlier row (inf for the first)."""
+    out = [float("inf")]
+    for i in range(1, len(rows)):
+        out.append(pairwise_min_distance(rows[i : i + 1], rows[:i]))
+    return out
