@@ -97,7 +97,8 @@ def follow_run(client: ApiWorkflowClient, run_id: str, quiet: bool = False) -> d
         if bar is not None:
             bar.close()
     final = client.get_compute_worker_run_info(run_id)
-    tqdm.write(f"[{final.state}] {final.message}")
+    if final.state != last_state:
+        tqdm.write(f"[{final.state}] {final.message}")
     return client.download_compute_worker_run_report_json(run_id)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -21,10 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from datapool import media_types
 from datapool.errors import FailedPrecondition
-
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg"})
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 Frame = NDArray[np.uint8]
 """H x W x 3 RGB."""
@@ -54,10 +53,10 @@ class MediaInfo:
 
 def media_kind(path: str | Path) -> str | None:
     """ "video", "image", or None for a file type we do not decode, by extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
+    name = Path(path).as_posix()
+    if media_types.is_video(name):
         return "video"
-    if suffix in IMAGE_EXTENSIONS:
+    if media_types.is_image(name):
         return "image"
     return None
 
@@ -81,6 +80,7 @@ class FrameDecoder:
         self.path = Path(path)
         self.size = size
         self.decode_seconds = 0.0
+        self.frames_decoded = 0
         self._container: Any = None
         self._image: Image.Image | None = None
         kind = media_kind(self.path)
@@ -132,12 +132,18 @@ class FrameDecoder:
             codec=(image.format or "").lower(),
         )
 
-    def frames(self) -> Iterator[tuple[int, Frame]]:
-        """Every frame once, in presentation order. Call once per decoder."""
+    def frames(self, only: AbstractSet[int] | None = None) -> Iterator[tuple[int, Frame]]:
+        """Every frame once, in presentation order. Call once per decoder.
+
+        `only` yields just those indices; the others are still decoded (numbering
+        needs them) but skip the costly conversion to RGB.
+        """
         if self._image is not None:
-            yield 0, self._image_frame(self._image)
+            self.frames_decoded = 1
+            if only is None or 0 in only:
+                yield 0, self._image_frame(self._image)
             return
-        yield from self._video_frames()
+        yield from self._video_frames(only)
 
     def _image_frame(self, image: Image.Image) -> Frame:
         started = time.perf_counter()
@@ -148,7 +154,7 @@ class FrameDecoder:
         self.decode_seconds += time.perf_counter() - started
         return array
 
-    def _video_frames(self) -> Iterator[tuple[int, Frame]]:
+    def _video_frames(self, only: AbstractSet[int] | None) -> Iterator[tuple[int, Frame]]:
         container = self._container
         if container is None:
             raise RuntimeError("FrameDecoder is closed")
@@ -162,12 +168,15 @@ class FrameDecoder:
                 frame = next(decoded, None)
                 if frame is None:
                     break
-                rgb = frame.to_ndarray(width=width, height=height, format="rgb24")
+                wanted = only is None or index in only
+                rgb = frame.to_ndarray(width=width, height=height, format="rgb24") if wanted else None
             except av.error.FFmpegError as e:
                 raise UndecodableFile(f"decode error at frame {index}: {_ffmpeg_reason(e)}") from None
             finally:
                 self.decode_seconds += time.perf_counter() - started
-            yield index, rgb
+            self.frames_decoded = index + 1
+            if rgb is not None:
+                yield index, rgb
             index += 1
         if index == 0:
             raise UndecodableFile("no frames: the video stream decodes to nothing")

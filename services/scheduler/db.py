@@ -82,10 +82,12 @@ class MetadataDB:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        with self._tx() as c:
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA foreign_keys=ON")
-            c.executescript(_SCHEMA)
+        # Outside a transaction: journal_mode cannot change inside one, and
+        # executescript commits on its own.
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:

@@ -246,7 +246,14 @@ class RunPipeline:
                 log.warning("embedding stage stopped: %s", e)
                 feed_error.append(e)
             finally:
-                requests.put(None)
+                # The end marker must not block: if the Select call already failed,
+                # nobody drains the queue any more.
+                while not cancel.is_set():
+                    try:
+                        requests.put(None, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
 
         def request_stream() -> Iterator[selector_pb2.SelectRequest]:
             yield first

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +61,10 @@ class CandidateSet:
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
+
+    def open_rows(self, pooled: Set[FrameIdentity]) -> npt.NDArray[np.int64]:
+        """Rows whose frame is not in the pool yet, so no frame is ever pooled twice."""
+        return np.array([i for i, f in enumerate(self.identities) if f not in pooled], dtype=np.int64)
 
 
 class CandidateCollector:

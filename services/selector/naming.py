@@ -18,11 +18,9 @@ def frame_name(path: str, frame_index: int, frame_count: int, kind: str = "video
     stem, dot_ext = posixpath.splitext(path)
     ext = dot_ext[1:]
     parts = [stem]
-    if kind == "image":
-        pass
-    elif kind in ("video", ""):
+    if kind in ("video", ""):
         parts.append(str(frame_index).zfill(len(str(frame_count))))
-    else:
+    elif kind != "image":
         raise InvalidArgument(f"file_complete.kind {kind!r} of {path!r} is not one of {FILE_KINDS}")
     if ext:
         parts.append(ext)

@@ -22,10 +22,7 @@ def select_picks(
     candidates: CandidateSet, pool: PoolState, n_samples: int, min_distance: float
 ) -> list[Pick]:
     """Greedy farthest-point picks among candidates not already pooled."""
-    open_rows = np.array(
-        [i for i, identity in enumerate(candidates.identities) if identity not in pool.identities],
-        dtype=np.int64,
-    )
+    open_rows = candidates.open_rows(pool.identities)
     if n_samples == 0 or len(open_rows) == 0:
         return []
     vectors = np.ascontiguousarray(candidates.vectors[open_rows])

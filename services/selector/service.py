@@ -49,8 +49,8 @@ class SelectorService:
     def __init__(
         self, sessions: SessionRegistry | None = None, committer: PoolCommitter | None = None
     ) -> None:
-        self.sessions = sessions or SessionRegistry()
-        self.committer = committer or PoolCommitter()
+        self.sessions = sessions if sessions is not None else SessionRegistry()
+        self.committer = committer if committer is not None else PoolCommitter()
 
     def pool_summary(self, repository: PoolRepository) -> PoolSummary:
         return pool_summary(repository)
@@ -83,7 +83,7 @@ class SelectorService:
         spec = stream.spec
         candidates = stream.collector.build()
         started = time.perf_counter()
-        open_count = sum(1 for i in candidates.identities if i not in stream.pool.identities)
+        open_count = len(candidates.open_rows(stream.pool.identities))
         n = sample_count(spec.n_samples, spec.proportion_samples, open_count)
         picks = select_picks(candidates, stream.pool, n, spec.min_distance)
         session = SelectionSession(

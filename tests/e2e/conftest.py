@@ -9,25 +9,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from e2e_support import RunningStack
 
 from datapool.stack import free_port
 
 TOKEN = "e2e-secret-token"
 READY_TIMEOUT_S = 240.0
-
-
-@dataclass
-class RunningStack:
-    address: str
-    token: str
-    fault_dir: Path
-    state_dir: Path
-    proc: subprocess.Popen[str]
-    output: list[str]
 
 
 @pytest.fixture(scope="session")

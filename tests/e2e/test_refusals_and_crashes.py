@@ -9,8 +9,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from conftest import RunningStack
-from helpers import min_pairwise_distance, pool_embeddings
+from e2e_support import RunningStack, min_pairwise_distance, pool_embeddings
 from test_workflow import selection
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose

@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import RunningStack
-from helpers import min_cross_distance, min_pairwise_distance, pool_embeddings, tag_names
+from e2e_support import RunningStack, min_cross_distance, min_pairwise_distance, pool_embeddings, tag_names
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_corrupt_file, make_video

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from datapool.samples import CORRUPT_KINDS, make_corrupt_file, make_image, make_sample_bucket, make_video
+from datapool.samples import (
+    CORRUPT_KINDS,
+    CorruptKind,
+    make_corrupt_file,
+    make_image,
+    make_sample_bucket,
+    make_video,
+)
 from datapool.storage import LocalStore
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2
@@ -23,7 +30,7 @@ class Media:
     mkv: Path
     png: Path
     jpg: Path
-    corrupt: dict[str, Path]  # kind -> file with a .mp4 extension
+    corrupt: dict[CorruptKind, Path]  # kind -> file with a .mp4 extension
     truncated_mkv: Path
 
     def location(self) -> common_pb2.StoreLocation:

@@ -7,6 +7,7 @@ import pytest
 from embedder_media import N_FRAMES, SIZE, Media
 
 from datapool.errors import FailedPrecondition
+from datapool.samples import CorruptKind
 from services.embedder.decode import FrameDecoder, UndecodableFile, media_kind
 
 
@@ -67,7 +68,7 @@ def test_images_are_one_frame(media: Media, attr: str) -> None:
         ("no_video", "not a video: no video stream"),
     ],
 )
-def test_broken_files_are_undecodable(media: Media, kind: str, reason: str) -> None:
+def test_broken_files_are_undecodable(media: Media, kind: CorruptKind, reason: str) -> None:
     with pytest.raises(UndecodableFile) as caught:
         decode(media.corrupt[kind])
     assert caught.value.reason.startswith(reason), caught.value.reason
@@ -93,3 +94,12 @@ def test_image_with_garbage_inside(tmp_path: Path) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
     with pytest.raises(UndecodableFile, match="corrupt"):
         FrameDecoder(path)
+
+
+def test_only_converts_the_wanted_frames_but_counts_all(media: Media) -> None:
+    _, every = decode(media.videos[2])
+    with FrameDecoder(media.videos[2]) as decoder:
+        picked = list(decoder.frames(only={2, 5}))
+        assert decoder.frames_decoded == N_FRAMES
+    assert [i for i, _ in picked] == [2, 5]
+    assert all(np.array_equal(frame, every[i]) for i, frame in picked)

@@ -32,8 +32,10 @@ def test_h264_where_the_wheel_has_it() -> None:
 
 
 def test_same_seed_same_pictures_and_seeds_differ(tmp_path: Path) -> None:
-    a = decode_all(make_video(tmp_path / "a.mp4", scene_seed=3, n_frames=5))
-    b = decode_all(make_video(tmp_path / "b.mp4", scene_seed=3, n_frames=5))
+    a_path = make_video(tmp_path / "a.mp4", scene_seed=3, n_frames=5)
+    b_path = make_video(tmp_path / "b.mp4", scene_seed=3, n_frames=5)
+    assert a_path.read_bytes() == b_path.read_bytes()
+    a, b = decode_all(a_path), decode_all(b_path)
     c = decode_all(make_video(tmp_path / "c.mp4", scene_seed=4, n_frames=5))
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], c[0])

@@ -17,7 +17,9 @@ DIM = 32
 MODEL = "test-model"
 
 
-def clustered_unit_vectors(seed: int, clusters: int, per_cluster: int, dim: int = DIM, spread: float = 0.05) -> F32:
+def clustered_unit_vectors(
+    seed: int, clusters: int, per_cluster: int, dim: int = DIM, spread: float = 0.05
+) -> F32:
     """Rows grouped in tight clusters around random directions, L2-normalised like the model's."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(clusters, dim))
@@ -38,7 +40,9 @@ def spec(
     model: str = MODEL,
     run_id: str = "",
 ) -> SelectionSpec:
-    return SelectionSpec(session_id, run_id or f"run-{session_id}", n_samples, proportion, min_distance, model)
+    return SelectionSpec(
+        session_id, run_id or f"run-{session_id}", n_samples, proportion, min_distance, model
+    )
 
 
 def select(

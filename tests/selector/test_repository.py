@@ -44,7 +44,13 @@ def test_empty_pool(repo: PoolRepository) -> None:
     state = repo.load_state(None)
     assert state.version == 0 and len(state.embeddings) == 0
     summary = pool_summary(repo)
-    assert (summary.version, summary.frame_count, summary.dim, summary.model, summary.tags) == (0, 0, 0, "", ())
+    assert (summary.version, summary.frame_count, summary.dim, summary.model, summary.tags) == (
+        0,
+        0,
+        0,
+        "",
+        (),
+    )
     assert list(processed_file_chunks(repo)) == []
     assert list(export_chunks(repo, "", with_vectors=True)) == []
 

@@ -41,7 +41,9 @@ def test_picks_respect_min_distance_and_report_true_distances(
     for pick, distance in zip(session.picks, true, strict=True):
         assert pick.distance == pytest.approx(distance, abs=TOL)
     assert min(true[1:]) >= 0.5 - TOL
-    assert [p.distance for p in session.picks[1:]] == sorted((p.distance for p in session.picks[1:]), reverse=True)
+    assert [p.distance for p in session.picks[1:]] == sorted(
+        (p.distance for p in session.picks[1:]), reverse=True
+    )
 
 
 def test_n_samples_and_proportion(service: SelectorService, repo: PoolRepository) -> None:
@@ -76,15 +78,21 @@ def test_excludes_identities_already_pooled_and_respects_pool(
     assert len(again.picks) == 50
     assert not {p.identity for p in again.picks} & {p.identity for p in first.picks}
     # A changed etag is a different file version, so its frames are candidates again.
-    changed = select(service, repo, spec("changed", n_samples=100), {file_ref("a.mp4", etag="e2"): vectors[:30]})
+    changed = select(
+        service, repo, spec("changed", n_samples=100), {file_ref("a.mp4", etag="e2"): vectors[:30]}
+    )
     assert changed.candidate_count == 30
 
 
 def test_picks_keep_min_distance_from_pool(service: SelectorService, repo: PoolRepository) -> None:
     vectors = clustered_unit_vectors(seed=4, clusters=10, per_cluster=10)
-    first = select(service, repo, spec("first", n_samples=5, min_distance=0.5), {file_ref("a.mp4"): vectors[:50]})
+    first = select(
+        service, repo, spec("first", n_samples=5, min_distance=0.5), {file_ref("a.mp4"): vectors[:50]}
+    )
     assert isinstance(service.commit("first", "t1", rendered_picks(first)), Committed)
-    second = select(service, repo, spec("second", n_samples=50, min_distance=0.5), {file_ref("b.mp4"): vectors})
+    second = select(
+        service, repo, spec("second", n_samples=50, min_distance=0.5), {file_ref("b.mp4"): vectors}
+    )
     pool = repo.load_state(repo.newest_manifest())
     picked = _picked_vectors(second)
     assert pairwise_min_distance(picked, pool.embeddings) >= 0.5 - TOL
@@ -134,7 +142,7 @@ def test_model_and_dim_must_match_pool(service: SelectorService, repo: PoolRepos
     with pytest.raises(FailedPrecondition, match=f"other-model.*{MODEL}"):
         service.open_select(spec("model", n_samples=1, model="other-model"), repo)
     stream = service.open_select(spec("dim", n_samples=1), repo)
-    with pytest.raises(FailedPrecondition, match="dim 8.*dim 32"):
+    with pytest.raises(FailedPrecondition, match=r"dim 8.*dim 32"):
         stream.add_batch(file_ref("b.mp4"), [0], np.ones(8, np.float32).tobytes(), 8, "float32")
 
 

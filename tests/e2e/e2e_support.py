@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from datapool import ApiWorkflowClient
+
+
+@dataclass
+class RunningStack:
+    address: str
+    token: str
+    fault_dir: Path
+    state_dir: Path
+    proc: subprocess.Popen[str]
+    output: list[str]
 
 
 def pool_embeddings(client: ApiWorkflowClient, tmp: Path) -> dict[str, np.ndarray]:
