@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-import numpy as np
 
 from datapool.grpc_server import make_channel, retry_service_config
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+from datapool.vectors import from_batch
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 _IDEMPOTENT = [
@@ -263,7 +263,7 @@ class ApiWorkflowClient:
             writer = csv.writer(f)
             for rows in self._stream(self._stub.ExportEmbeddings, request, timeout=3600.0):
                 dim = rows.vectors.dim
-                vectors = np.frombuffer(rows.vectors.vectors, dtype="<f4").reshape(len(rows.filenames), dim)
+                vectors = from_batch(rows.vectors, len(rows.filenames))
                 if not header_written:
                     writer.writerow(["filenames", *(f"embedding_{i}" for i in range(dim)), "labels"])
                     header_written = True

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import grpc
-import numpy as np
 
 from datapool.errors import DatapoolError, InvalidArgument
 from datapool.storage import StoreError
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+from datapool.vectors import dtype_name, to_batch
 from services.embedder.decode import MediaInfo, UndecodableFile
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
 from services.embedder.model import ModelBackend
@@ -31,11 +30,6 @@ log = logging.getLogger(__name__)
 # 1024 x 1280 float32 is 5 MiB per message, well inside the 64 MiB limit.
 MAX_BATCH_SIZE = 1024
 
-_NUMPY_DTYPES: dict[int, np.dtype[Any]] = {
-    common_pb2.FLOAT32: np.dtype("<f4"),
-    common_pb2.FLOAT16: np.dtype("<f2"),
-}
-
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
 
 
@@ -50,14 +44,8 @@ def _info_pb(info: MediaInfo) -> embedder_pb2.MediaInfo:
     )
 
 
-def _batch_pb(batch: FrameBatch, dtype: common_pb2.VectorDType.ValueType) -> common_pb2.VectorBatch:
-    packed = np.ascontiguousarray(batch.vectors, dtype=_NUMPY_DTYPES[dtype]).tobytes()
-    return common_pb2.VectorBatch(
-        frame_indices=batch.frame_indices,
-        vectors=packed,
-        dim=int(batch.vectors.shape[1]),
-        dtype=dtype,
-    )
+def _batch_pb(batch: FrameBatch, dtype: str) -> common_pb2.VectorBatch:
+    return to_batch(batch.vectors, dtype, batch.frame_indices)
 
 
 def _summary_pb(summary: EmbedSummary) -> embedder_pb2.EmbedSummary:
@@ -83,9 +71,10 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         batch_size = request.batch_size or DEFAULT_BATCH_SIZE
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise InvalidArgument(f"batch_size must be 0 (default) or 1..{MAX_BATCH_SIZE}, got {batch_size}")
-        dtype = request.dtype or common_pb2.FLOAT32
-        if dtype not in _NUMPY_DTYPES:
-            raise InvalidArgument(f"dtype: unsupported vector dtype {dtype}")
+        try:
+            dtype = dtype_name(request.dtype)
+        except ValueError as e:
+            raise InvalidArgument(f"dtype: {e}") from None
         listed = ListedFile.from_pb(request.file)
         store = open_location(request.source, "source")
         try:

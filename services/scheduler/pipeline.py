@@ -158,7 +158,7 @@ class RunPipeline:
     def _list_input(self, spec: RunSpec) -> tuple[int, list[ObjectInfo], list[dict[str, str]]]:
         store = open_store(spec.input)
         takes = media_types.is_video if spec.dataset_type == scheduler_pb2.VIDEOS else media_types.is_image
-        kind = "video" if spec.dataset_type == scheduler_pb2.VIDEOS else "image"
+        kind = "a video" if spec.dataset_type == scheduler_pb2.VIDEOS else "an image"
         exclude = _nested_pool_prefix(spec.input, spec.pool)
         media: list[ObjectInfo] = []
         not_media: list[dict[str, str]] = []
@@ -172,7 +172,7 @@ class RunPipeline:
                     media.append(obj)
                 else:
                     ext = media_types.extension(obj.key) or "(none)"
-                    not_media.append({"path": obj.key, "reason": f"not a {kind} file (extension {ext})"})
+                    not_media.append({"path": obj.key, "reason": f"not {kind} file (extension {ext})"})
         except StoreError as e:
             raise RunFailed(f"cannot list the INPUT datasource: {e}") from None
         return listed, media, not_media

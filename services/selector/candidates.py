@@ -10,24 +10,18 @@ import numpy as np
 import numpy.typing as npt
 
 from datapool.errors import FailedPrecondition, InvalidArgument
+from datapool.vectors import unpack
 from services.selector.model import FileRef, FrameIdentity
 from services.selector.naming import FILE_KINDS, frame_name
 from services.selector.state import Vectors, empty_vectors
 
-VECTOR_DTYPES: dict[str, type[np.floating]] = {"float32": np.float32, "float16": np.float16}
-
 
 def decode_vectors(data: bytes, count: int, dim: int, dtype: str, file: FileRef) -> Vectors:
     """Packed little-endian rows as a float32 count x dim array; names the file on bad input."""
-    if dim <= 0:
-        raise InvalidArgument(f"batch.vectors.dim must be positive, got {dim} for {file.path!r}")
-    item = np.dtype(VECTOR_DTYPES[dtype]).newbyteorder("<")
-    if len(data) != count * dim * item.itemsize:
-        raise InvalidArgument(
-            f"batch.vectors for {file.path!r}: {len(data)} bytes is not "
-            f"{count} frame_indices x dim {dim} x {item.itemsize} bytes ({dtype})"
-        )
-    vectors = np.frombuffer(data, dtype=item).reshape(count, dim).astype(np.float32)
+    try:
+        vectors = unpack(data, count, dim, dtype)
+    except (ValueError, KeyError) as e:
+        raise InvalidArgument(f"batch.vectors for {file.path!r}: {e}") from None
     if not np.isfinite(vectors).all():
         raise InvalidArgument(f"batch.vectors for {file.path!r} holds NaN or infinite values")
     return vectors

@@ -9,18 +9,13 @@ import grpc
 from datapool.errors import InvalidArgument
 from datapool.storage import StoreError, open_store
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+from datapool.vectors import dtype_name, to_batch
 from services.selector.model import FileRef, Pick
 from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService, SelectStream
 from services.selector.session import Committed, SelectionSpec
 
 SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
-
-_DTYPES = {
-    common_pb2.VECTOR_DTYPE_UNSPECIFIED: "float32",
-    common_pb2.FLOAT32: "float32",
-    common_pb2.FLOAT16: "float16",
-}
 
 
 class SelectorServicer(selector_pb2_grpc.SelectorServicer):
@@ -127,12 +122,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             )
             if chunk.vectors is not None:
                 message.vectors.CopyFrom(
-                    common_pb2.VectorBatch(
-                        frame_indices=[f.frame_index for f in chunk.frames],
-                        vectors=chunk.vectors.astype("<f4").tobytes(),
-                        dim=int(chunk.vectors.shape[1]),
-                        dtype=common_pb2.FLOAT32,
-                    )
+                    to_batch(chunk.vectors, "float32", [f.frame_index for f in chunk.frames])
                 )
             yield message
 
@@ -163,9 +153,10 @@ def _apply(stream: SelectStream, request: selector_pb2.SelectRequest) -> None:
     item = request.WhichOneof("item")
     if item == "batch":
         batch = request.batch
-        dtype = _DTYPES.get(batch.vectors.dtype)
-        if dtype is None:
-            raise InvalidArgument(f"batch.vectors.dtype {batch.vectors.dtype} is not supported")
+        try:
+            dtype = dtype_name(batch.vectors.dtype)
+        except ValueError as e:
+            raise InvalidArgument(f"batch.vectors.dtype: {e}") from None
         stream.add_batch(
             _file(batch.file),
             list(batch.vectors.frame_indices),

@@ -122,3 +122,24 @@ def test_three_run_workflow(stack: RunningStack, tmp_path: Path) -> None:
     assert names[:-1] == [n for n in expected if n]
     assert tags[-1].frame_count == len(emb3)
     assert sorted(tag_names(client, "initial-tag")) == sorted(emb3)
+
+
+def test_image_dataset(stack: RunningStack, tmp_path: Path) -> None:
+    from datapool.samples import make_image
+
+    images, pool = tmp_path / "images", tmp_path / "pool"
+    (images / "sub").mkdir(parents=True)
+    for i in range(6):
+        make_image(images / "sub" / f"img{i}.jpg", scene_seed=100 + i)
+    make_video(images / "clip.mp4", scene_seed=1, n_frames=4)
+    client = ApiWorkflowClient(token=stack.token, address=stack.address)
+    client.create_dataset(dataset_name=f"images-{tmp_path.name}", dataset_type=DatasetType.IMAGES)
+    client.set_local_config(resource_path=str(images), purpose=DatasourcePurpose.INPUT)
+    client.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
+    _, report = run(client, {}, selection(0.05, n=4))
+    assert processed_paths(report) == {f"sub/img{i}.jpg" for i in range(6)}
+    skipped = [{"path": "clip.mp4", "reason": "not an image file (extension .mp4)"}]
+    assert report["files"]["skipped"] == skipped
+    names = tag_names(client, "initial-tag")
+    assert len(names) == 4
+    assert all(re.fullmatch(r"sub/img[0-5]-jpg\.png", n) for n in names), names
