@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,6 +21,8 @@ from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 from datapool.vectors import from_batch
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+WATCH_DEADLINE_S = 600.0
+WATCH_RECONNECTS = 8
 _IDEMPOTENT = [
     "GetDataset",
     "ListDatasets",
@@ -208,16 +211,37 @@ class ApiWorkflowClient:
     def compute_worker_run_info_generator(self, scheduled_run_id: str) -> Iterator[ComputeWorkerRunInfo]:
         """Yields the run's info on every change of state or message until it ends (a server stream)."""
         last: tuple[RunState, str] | None = None
-        for run in self._stream(self._stub.WatchRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id)):
-            info = _info(run)
+        for info in self.watch_compute_worker_run(scheduled_run_id):
             if (info.state, info.message) != last:
                 last = (info.state, info.message)
                 yield info
 
     def watch_compute_worker_run(self, scheduled_run_id: str) -> Iterator[ComputeWorkerRunInfo]:
-        """Like compute_worker_run_info_generator, but also yields on every progress change."""
-        for run in self._stream(self._stub.WatchRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id)):
-            yield _info(run)
+        """Like compute_worker_run_info_generator, but also yields on every progress change.
+
+        Each stream has a deadline; when it passes, or the scheduler restarts, the watch
+        resubscribes, so a run of any length is followed to its end.
+        """
+        request = scheduler_pb2.GetRunRequest(run_id=scheduled_run_id)
+        reconnects = 0
+        while True:
+            try:
+                for run in self._stub.WatchRun(request, timeout=WATCH_DEADLINE_S, metadata=self._metadata):
+                    reconnects = 0
+                    info = _info(run)
+                    yield info
+                    if info.in_end_state():
+                        return
+                return
+            except grpc.RpcError as e:
+                code = e.code() if isinstance(e, grpc.Call) else None
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    continue
+                if code == grpc.StatusCode.UNAVAILABLE and reconnects < WATCH_RECONNECTS:
+                    reconnects += 1
+                    time.sleep(min(5.0, 0.2 * 2**reconnects))
+                    continue
+                raise _api_error(e) from None
 
     def get_compute_worker_run_from_scheduled_run(self, scheduled_run_id: str) -> ComputeWorkerRun:
         run = self._call(self._stub.GetRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id))

@@ -27,7 +27,7 @@ from datapool.config import RunConfig
 from datapool.errors import DatapoolError
 from datapool.storage import ObjectInfo, StoreError, open_store
 from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
-from services.scheduler.remotes import EmbedderPool, SelectorClient
+from services.scheduler.remotes import EmbedderPool, SelectorClient, rpc_text
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class RunPipeline:
             timings["select"] = time.monotonic() - t - timings.get("embed", 0.0)
         except grpc.RpcError as e:
             cancel.set()
-            raise RunFailed(f"selection failed: {_rpc_text(e)}") from None
+            raise RunFailed(f"selection failed: {rpc_text(e)}") from None
         finally:
             cancel.set()
             feeder.join()
@@ -329,7 +329,7 @@ class RunPipeline:
                         return
                 last_error = "the embedder ended the stream without a result"
             except grpc.RpcError as e:
-                last_error = f"{replica.address}: {_rpc_text(e)}"
+                last_error = f"{replica.address}: {rpc_text(e)}"
                 log.warning("embedding %s failed on %s; retrying elsewhere", file.path, last_error)
             send(selector_pb2.SelectRequest(file_dropped=selector_pb2.FileDropped(file=file)))
         with tally.lock:
@@ -357,7 +357,7 @@ class RunPipeline:
             try:
                 written = self.embedders.pick().render_frames(request)
             except grpc.RpcError as e:
-                raise RunFailed(f"cannot write frames of {files[key].path}: {_rpc_text(e)}") from None
+                raise RunFailed(f"cannot write frames of {files[key].path}: {rpc_text(e)}") from None
             for p, k in zip(group, written, strict=True):
                 rendered[p.frame_name] = k
 
@@ -390,7 +390,7 @@ class RunPipeline:
                 response = self.selector.commit(request)
             except grpc.RpcError as e:
                 raise RunFailed(
-                    f"commit failed: {_rpc_text(e)}. The pool holds either nothing of this run "
+                    f"commit failed: {rpc_text(e)}. The pool holds either nothing of this run "
                     "or its complete commit; run again to continue"
                 ) from None
             finally:
@@ -449,9 +449,3 @@ def _nested_pool_prefix(inp: common_pb2.StoreLocation, pool: common_pb2.StoreLoc
         if p != i and p.is_relative_to(i):
             return p.relative_to(i).as_posix() + "/"
     return None
-
-
-def _rpc_text(e: grpc.RpcError) -> str:
-    code = e.code() if isinstance(e, grpc.Call) else None
-    details = e.details() if isinstance(e, grpc.Call) else str(e)
-    return f"{code.name if code else 'ERROR'}: {details}"

@@ -114,3 +114,10 @@ class SelectorClient:
 
     def close(self) -> None:
         self._channel.close()
+
+
+def rpc_text(e: grpc.RpcError) -> str:
+    """ "CODE: details" of a failed call, for messages a person reads."""
+    if isinstance(e, grpc.Call):
+        return f"{e.code().name}: {e.details()}"
+    return str(e)

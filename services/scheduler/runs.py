@@ -12,11 +12,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
+import grpc
+
 from datapool.config import RunConfig
 from datapool.errors import DatapoolError, FailedPrecondition
 from datapool.v1 import common_pb2, scheduler_pb2
 from services.scheduler.db import MetadataDB, RunRow
 from services.scheduler.pipeline import RunPipeline, RunSpec
+from services.scheduler.remotes import rpc_text
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,10 @@ class RunManager:
             report = self.pipeline.execute(spec, observer)
         except DatapoolError as e:
             self._end(spec.run_id, scheduler_pb2.FAILED, str(e), None)
+            return
+        except grpc.RpcError as e:
+            message = f"a service the scheduler depends on failed: {rpc_text(e)}; the pool is unchanged"
+            self._end(spec.run_id, scheduler_pb2.FAILED, message, None)
             return
         except Exception as e:
             log.exception("run %s crashed", spec.run_id)
