@@ -156,3 +156,17 @@ def test_two_runs_at_once_neither_lose_nor_duplicate_frames(stack: RunningStack,
     assert sum(r["frames"]["selected"] for r in reports) == len(pool)
     pngs = {p.name for p in (tmp_path / "pool" / "frames").rglob("*.png")}
     assert set(pool) <= pngs
+
+
+def test_health_and_reflection_stay_open_without_a_token(stack: RunningStack) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with grpc.insecure_channel(stack.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        services = ProtoReflectionDescriptorDatabase(channel).get_services()
+        assert "datapool.v1.Scheduler" in services
+        assert "grpc.health.v1.Health" in services
