@@ -24,21 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61tapool/v1/common.proto\x12\x0b\x64\x61tapool.v1\"D\n\rStoreLocation\x12+\n\x05local\x18\x01 \x01(\x0b\x32\x1a.datapool.v1.LocalLocationH\x00\x42\x06\n\x04kind\"\x1d\n\rLocalLocation\x12\x0c\n\x04root\x18\x01 \x01(\t\"3\n\x07\x46ileRef\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"k\n\x0bVectorBatch\x12\x15\n\rframe_indices\x18\x01 \x03(\x03\x12\x0f\n\x07vectors\x18\x02 \x01(\x0c\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\'\n\x05\x64type\x18\x04 \x01(\x0e\x32\x18.datapool.v1.VectorDType*E\n\x0bVectorDType\x12\x1c\n\x18VECTOR_DTYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\x0b\n\x07\x46LOAT16\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61tapool/v1/common.proto\x12\x0b\x64\x61tapool.v1\"\xc1\x01\n\rStoreLocation\x12+\n\x05local\x18\x01 \x01(\x0b\x32\x1a.datapool.v1.LocalLocationH\x00\x12%\n\x02s3\x18\x02 \x01(\x0b\x32\x17.datapool.v1.S3LocationH\x00\x12\'\n\x03gcs\x18\x03 \x01(\x0b\x32\x18.datapool.v1.GcsLocationH\x00\x12+\n\x05\x61zure\x18\x04 \x01(\x0b\x32\x1a.datapool.v1.AzureLocationH\x00\x42\x06\n\x04kind\"\x1d\n\rLocalLocation\x12\x0c\n\x04root\x18\x01 \x01(\t\"\xc2\x01\n\nS3Location\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x14\n\x0c\x65ndpoint_url\x18\x04 \x01(\t\x12.\n\naccess_key\x18\x05 \x01(\x0b\x32\x18.datapool.v1.S3AccessKeyH\x00\x12\x36\n\x0e\x64\x65legated_role\x18\x06 \x01(\x0b\x32\x1c.datapool.v1.S3DelegatedRoleH\x00\x42\x06\n\x04\x61uth\"?\n\x0bS3AccessKey\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x19\n\x11secret_access_key\x18\x02 \x01(\t\"8\n\x0fS3DelegatedRole\x12\x10\n\x08role_arn\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\"q\n\x0bGcsLocation\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x18\n\x10\x63redentials_json\x18\x04 \x01(\t\x12\x14\n\x0c\x65ndpoint_url\x18\x05 \x01(\t\"q\n\rAzureLocation\x12\x14\n\x0c\x61\x63\x63ount_name\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x11\n\tsas_token\x18\x04 \x01(\t\x12\x14\n\x0c\x65ndpoint_url\x18\x05 \x01(\t\"3\n\x07\x46ileRef\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"k\n\x0bVectorBatch\x12\x15\n\rframe_indices\x18\x01 \x03(\x03\x12\x0f\n\x07vectors\x18\x02 \x01(\x0c\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\'\n\x05\x64type\x18\x04 \x01(\x0e\x32\x18.datapool.v1.VectorDType*E\n\x0bVectorDType\x12\x1c\n\x18VECTOR_DTYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46LOAT32\x10\x01\x12\x0b\n\x07\x46LOAT16\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'datapool.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VECTORDTYPE']._serialized_start=304
-  _globals['_VECTORDTYPE']._serialized_end=373
-  _globals['_STORELOCATION']._serialized_start=41
-  _globals['_STORELOCATION']._serialized_end=109
-  _globals['_LOCALLOCATION']._serialized_start=111
-  _globals['_LOCALLOCATION']._serialized_end=140
-  _globals['_FILEREF']._serialized_start=142
-  _globals['_FILEREF']._serialized_end=193
-  _globals['_VECTORBATCH']._serialized_start=195
-  _globals['_VECTORBATCH']._serialized_end=302
+  _globals['_VECTORDTYPE']._serialized_start=980
+  _globals['_VECTORDTYPE']._serialized_end=1049
+  _globals['_STORELOCATION']._serialized_start=42
+  _globals['_STORELOCATION']._serialized_end=235
+  _globals['_LOCALLOCATION']._serialized_start=237
+  _globals['_LOCALLOCATION']._serialized_end=266
+  _globals['_S3LOCATION']._serialized_start=269
+  _globals['_S3LOCATION']._serialized_end=463
+  _globals['_S3ACCESSKEY']._serialized_start=465
+  _globals['_S3ACCESSKEY']._serialized_end=528
+  _globals['_S3DELEGATEDROLE']._serialized_start=530
+  _globals['_S3DELEGATEDROLE']._serialized_end=586
+  _globals['_GCSLOCATION']._serialized_start=588
+  _globals['_GCSLOCATION']._serialized_end=701
+  _globals['_AZURELOCATION']._serialized_start=703
+  _globals['_AZURELOCATION']._serialized_end=816
+  _globals['_FILEREF']._serialized_start=818
+  _globals['_FILEREF']._serialized_end=869
+  _globals['_VECTORBATCH']._serialized_start=871
+  _globals['_VECTORBATCH']._serialized_end=978
 # @@protoc_insertion_point(module_scope)

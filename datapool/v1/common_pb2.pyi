@@ -40,25 +40,39 @@ Global___VectorDType: _TypeAlias = VectorDType  # noqa: Y015
 
 @_typing.final
 class StoreLocation(_message.Message):
-    """Where a datasource's objects live. Only local folders for now; cloud stores
-    extend this oneof later without touching the services' messages.
+    """Where a datasource's objects live. Object keys are relative to the location's
+    prefix. Credentials travel only between datapool's own services; they are
+    never logged, reported or written to a bucket (describe a location with
+    datapool.storage.describe_location, never with str()).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCAL_FIELD_NUMBER: _builtins.int
+    S3_FIELD_NUMBER: _builtins.int
+    GCS_FIELD_NUMBER: _builtins.int
+    AZURE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def local(self) -> Global___LocalLocation: ...
+    @_builtins.property
+    def s3(self) -> Global___S3Location: ...
+    @_builtins.property
+    def gcs(self) -> Global___GcsLocation: ...
+    @_builtins.property
+    def azure(self) -> Global___AzureLocation: ...
     def __init__(
         self,
         *,
         local: Global___LocalLocation | None = ...,
+        s3: Global___S3Location | None = ...,
+        gcs: Global___GcsLocation | None = ...,
+        azure: Global___AzureLocation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "local", b"local"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["azure", b"azure", "gcs", b"gcs", "kind", b"kind", "local", b"local", "s3", b"s3"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "local", b"local"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["azure", b"azure", "gcs", b"gcs", "kind", b"kind", "local", b"local", "s3", b"s3"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["local"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["local", "s3", "gcs", "azure"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -83,6 +97,158 @@ class LocalLocation(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LocalLocation: _TypeAlias = LocalLocation  # noqa: Y015
+
+@_typing.final
+class S3Location(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUCKET_FIELD_NUMBER: _builtins.int
+    PREFIX_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    ENDPOINT_URL_FIELD_NUMBER: _builtins.int
+    ACCESS_KEY_FIELD_NUMBER: _builtins.int
+    DELEGATED_ROLE_FIELD_NUMBER: _builtins.int
+    bucket: _builtins.str
+    prefix: _builtins.str
+    """"" or a prefix ending in "/"."""
+    region: _builtins.str
+    endpoint_url: _builtins.str
+    """For S3-compatible stores and emulators; "" means AWS. Also used for STS."""
+    @_builtins.property
+    def access_key(self) -> Global___S3AccessKey: ...
+    @_builtins.property
+    def delegated_role(self) -> Global___S3DelegatedRole:
+        """The services assume this role with their own credentials from the
+        standard AWS chain and refresh the temporary credentials before expiry.
+        """
+
+    def __init__(
+        self,
+        *,
+        bucket: _builtins.str = ...,
+        prefix: _builtins.str = ...,
+        region: _builtins.str = ...,
+        endpoint_url: _builtins.str = ...,
+        access_key: Global___S3AccessKey | None = ...,
+        delegated_role: Global___S3DelegatedRole | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access_key", b"access_key", "auth", b"auth", "delegated_role", b"delegated_role"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_key", b"access_key", "auth", b"auth", "bucket", b"bucket", "delegated_role", b"delegated_role", "endpoint_url", b"endpoint_url", "prefix", b"prefix", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_auth: _TypeAlias = _typing.Literal["access_key", "delegated_role"]  # noqa: Y015
+    _WhichOneofArgType_auth: _TypeAlias = _typing.Literal["auth", b"auth"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_auth) -> _WhichOneofReturnType_auth | None: ...
+
+Global___S3Location: _TypeAlias = S3Location  # noqa: Y015
+
+@_typing.final
+class S3AccessKey(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_KEY_ID_FIELD_NUMBER: _builtins.int
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _builtins.int
+    access_key_id: _builtins.str
+    secret_access_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        access_key_id: _builtins.str = ...,
+        secret_access_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_key_id", b"access_key_id", "secret_access_key", b"secret_access_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___S3AccessKey: _TypeAlias = S3AccessKey  # noqa: Y015
+
+@_typing.final
+class S3DelegatedRole(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLE_ARN_FIELD_NUMBER: _builtins.int
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    role_arn: _builtins.str
+    external_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        role_arn: _builtins.str = ...,
+        external_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["external_id", b"external_id", "role_arn", b"role_arn"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___S3DelegatedRole: _TypeAlias = S3DelegatedRole  # noqa: Y015
+
+@_typing.final
+class GcsLocation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUCKET_FIELD_NUMBER: _builtins.int
+    PREFIX_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    CREDENTIALS_JSON_FIELD_NUMBER: _builtins.int
+    ENDPOINT_URL_FIELD_NUMBER: _builtins.int
+    bucket: _builtins.str
+    prefix: _builtins.str
+    project_id: _builtins.str
+    credentials_json: _builtins.str
+    """Service-account JSON; "" means anonymous (emulators)."""
+    endpoint_url: _builtins.str
+    def __init__(
+        self,
+        *,
+        bucket: _builtins.str = ...,
+        prefix: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+        credentials_json: _builtins.str = ...,
+        endpoint_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "credentials_json", b"credentials_json", "endpoint_url", b"endpoint_url", "prefix", b"prefix", "project_id", b"project_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GcsLocation: _TypeAlias = GcsLocation  # noqa: Y015
+
+@_typing.final
+class AzureLocation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_NAME_FIELD_NUMBER: _builtins.int
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    PREFIX_FIELD_NUMBER: _builtins.int
+    SAS_TOKEN_FIELD_NUMBER: _builtins.int
+    ENDPOINT_URL_FIELD_NUMBER: _builtins.int
+    account_name: _builtins.str
+    container: _builtins.str
+    prefix: _builtins.str
+    sas_token: _builtins.str
+    endpoint_url: _builtins.str
+    """"" means https://<account_name>.blob.core.windows.net"""
+    def __init__(
+        self,
+        *,
+        account_name: _builtins.str = ...,
+        container: _builtins.str = ...,
+        prefix: _builtins.str = ...,
+        sas_token: _builtins.str = ...,
+        endpoint_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_name", b"account_name", "container", b"container", "endpoint_url", b"endpoint_url", "prefix", b"prefix", "sas_token", b"sas_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AzureLocation: _TypeAlias = AzureLocation  # noqa: Y015
 
 @_typing.final
 class FileRef(_message.Message):
