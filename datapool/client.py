@@ -180,6 +180,98 @@ class ApiWorkflowClient:
         location = common_pb2.StoreLocation(local=common_pb2.LocalLocation(root=root))
         self._set_datasource(location, purpose, bypass_verify)
 
+    def set_s3_config(
+        self,
+        resource_path: str,
+        region: str,
+        access_key: str,
+        secret_access_key: str,
+        purpose: DatasourcePurpose | str = DatasourcePurpose.INPUT,
+        endpoint_url: str | None = None,
+        bypass_verify: bool = False,
+    ) -> None:
+        """An S3 prefix (`s3://bucket/prefix/`) read and written with an access key."""
+        bucket, prefix = _split_url(resource_path, "s3", "resource_path")
+        location = common_pb2.StoreLocation(
+            s3=common_pb2.S3Location(
+                bucket=bucket,
+                prefix=prefix,
+                region=region,
+                endpoint_url=endpoint_url or "",
+                access_key=common_pb2.S3AccessKey(
+                    access_key_id=access_key, secret_access_key=secret_access_key
+                ),
+            )
+        )
+        self._set_datasource(location, purpose, bypass_verify)
+
+    def set_s3_delegated_access_config(
+        self,
+        resource_path: str,
+        region: str,
+        role_arn: str,
+        external_id: str,
+        purpose: DatasourcePurpose | str = DatasourcePurpose.INPUT,
+        endpoint_url: str | None = None,
+        bypass_verify: bool = False,
+    ) -> None:
+        """An S3 prefix the services reach by assuming `role_arn` with their own AWS credentials."""
+        bucket, prefix = _split_url(resource_path, "s3", "resource_path")
+        location = common_pb2.StoreLocation(
+            s3=common_pb2.S3Location(
+                bucket=bucket,
+                prefix=prefix,
+                region=region,
+                endpoint_url=endpoint_url or "",
+                delegated_role=common_pb2.S3DelegatedRole(role_arn=role_arn, external_id=external_id),
+            )
+        )
+        self._set_datasource(location, purpose, bypass_verify)
+
+    def set_gcs_config(
+        self,
+        resource_path: str,
+        project_id: str,
+        credentials: str | None,
+        purpose: DatasourcePurpose | str = DatasourcePurpose.INPUT,
+        endpoint_url: str | None = None,
+        bypass_verify: bool = False,
+    ) -> None:
+        """A GCS prefix (`gs://bucket/prefix/`); `credentials`: service-account JSON, None = anonymous."""
+        bucket, prefix = _split_url(resource_path, "gs", "resource_path")
+        location = common_pb2.StoreLocation(
+            gcs=common_pb2.GcsLocation(
+                bucket=bucket,
+                prefix=prefix,
+                project_id=project_id,
+                credentials_json=credentials or "",
+                endpoint_url=endpoint_url or "",
+            )
+        )
+        self._set_datasource(location, purpose, bypass_verify)
+
+    def set_azure_config(
+        self,
+        container_name: str,
+        account_name: str,
+        sas_token: str,
+        purpose: DatasourcePurpose | str = DatasourcePurpose.INPUT,
+        endpoint_url: str | None = None,
+        bypass_verify: bool = False,
+    ) -> None:
+        """An Azure Blob container, optionally with a prefix: `container/prefix/`."""
+        container, prefix = _split_container(container_name)
+        location = common_pb2.StoreLocation(
+            azure=common_pb2.AzureLocation(
+                account_name=account_name,
+                container=container,
+                prefix=prefix,
+                sas_token=sas_token,
+                endpoint_url=endpoint_url or "",
+            )
+        )
+        self._set_datasource(location, purpose, bypass_verify)
+
     def _set_datasource(
         self, location: common_pb2.StoreLocation, purpose: DatasourcePurpose | str, bypass_verify: bool
     ) -> None:
@@ -295,6 +387,34 @@ class ApiWorkflowClient:
                     writer.writerow([name, *(repr(float(x)) for x in vec), 0])
             if not header_written:
                 writer.writerow(["filenames", "labels"])
+
+
+def _prefix(rest: str) -> str:
+    """ "" or a prefix ending in "/": the form every location message expects."""
+    rest = rest.strip("/")
+    return f"{rest}/" if rest else ""
+
+
+def _split_url(url: str, scheme: str, field: str) -> tuple[str, str]:
+    """`scheme://bucket/prefix` → (bucket, "prefix/"); only as much parsing as the message needs."""
+    head = f"{scheme}://"
+    if not isinstance(url, str) or not url.startswith(head):
+        raise ValueError(f"{field} must start with {head!r}, e.g. '{head}my-bucket/videos/'; got {url!r}")
+    bucket, _, rest = url[len(head) :].partition("/")
+    if not bucket:
+        raise ValueError(f"{field} has no bucket name after {head!r}: {url!r}")
+    return bucket, _prefix(rest)
+
+
+def _split_container(name: str) -> tuple[str, str]:
+    if not isinstance(name, str) or "://" in name:
+        raise ValueError(
+            f"container_name must be 'container' or 'container/prefix/', not a URL; got {name!r}"
+        )
+    container, _, rest = name.strip("/").partition("/")
+    if not container:
+        raise ValueError(f"container_name is empty: {name!r}")
+    return container, _prefix(rest)
 
 
 def _info(run: scheduler_pb2.Run) -> ComputeWorkerRunInfo:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from datapool.grpc_server import wait_healthy
+from datapool.secrets import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION, ensure_key_file
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,12 @@ class Stack:
                     logs / f"embedder-{i}.log",
                 )
             )
+        secret_args = self._secret_key_args()
         self.scheduler = _Child(
             "scheduler",
             [
                 "services.scheduler",
+                *secret_args,
                 "--host",
                 host,
                 "--port",
@@ -124,6 +127,12 @@ class Stack:
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    def _secret_key_args(self) -> list[str]:
+        """`--secret-key-file` for the scheduler, creating a key when the environment names none."""
+        if os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV):
+            return []  # the scheduler reads them from the environment it inherits
+        return [KEY_FILE_OPTION, str(ensure_key_file(self.state_dir / "secret.key"))]
+
     @property
     def children(self) -> list[_Child]:
         return [self.selector, *self.embedders, self.scheduler]
@@ -132,15 +141,18 @@ class Stack:
     def address(self) -> str:
         return self.scheduler.address
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, child: _Child) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if child is not self.scheduler:
+            # Only the scheduler decrypts datasources; the others get locations per call.
+            env.pop(KEY_ENV, None)
+            env.pop(KEY_FILE_ENV, None)
         return env
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        env = self._env()
         for child in self.children:
-            child.spawn(env)
+            child.spawn(self._env(child))
         deadline = time.monotonic() + timeout
         for child in self.children:
             while True:
@@ -161,7 +173,6 @@ class Stack:
         self._supervisor.start()
 
     def _supervise(self) -> None:
-        env = self._env()
         while not self._stopping.wait(0.5):
             with self._lock:
                 for child in self.children:
@@ -176,7 +187,7 @@ class Stack:
                             file=sys.stderr,
                             flush=True,
                         )
-                        child.spawn(env)
+                        child.spawn(self._env(child))
 
     def stop(self, grace: float = STOP_GRACE_S) -> None:
         self._stopping.set()

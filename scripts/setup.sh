@@ -32,4 +32,16 @@ if [ "$(cat .venv/.datapool-rs 2>/dev/null)" != "$rs_stamp" ]; then
     "${PIP[@]}" ./selector_rs
     echo "$rs_stamp" > .venv/.datapool-rs
 fi
+# Azurite (the Azure Blob emulator the storage tests start) is an npm package pinned by the
+# committed lockfile; reinstalled only when the lockfile or package.json changes.
+az_stamp=$(stamp_of tests/emulators/package.json tests/emulators/package-lock.json)
+if [ "$(cat tests/emulators/node_modules/.datapool-stamp 2>/dev/null)" != "$az_stamp" ]; then
+    if command -v npm > /dev/null; then
+        echo "setup: installing Azurite into tests/emulators/node_modules"
+        npm ci --prefix tests/emulators --no-audit --no-fund --loglevel=error
+        echo "$az_stamp" > tests/emulators/node_modules/.datapool-stamp
+    else
+        echo "setup: npm not found; Azure storage tests will fail until Node.js 18+ and npm are installed" >&2
+    fi
+fi
 echo "setup: .venv ready"

@@ -25,6 +25,30 @@ class ObjectExists(StoreError):
     pass
 
 
+class StoreNotFoundError(StoreError):
+    """The bucket or container itself does not exist."""
+
+
+BucketNotFound = StoreNotFoundError
+
+
+class StoreAccessDenied(StoreError):
+    """The credentials are valid but lack a permission ("list", "read", "write" or "delete")."""
+
+    def __init__(self, message: str, *, permission: str, path: str) -> None:
+        super().__init__(message)
+        self.permission = permission
+        self.path = path
+
+
+class StoreAuthError(StoreError):
+    """The credentials are wrong, expired or missing."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached, even after retries."""
+
+
 @dataclass(frozen=True, order=True)
 class ObjectInfo:
     key: str
@@ -51,6 +75,14 @@ class Store(abc.ABC):
     def read(self, key: str) -> bytes:
         """The whole object; raises ObjectNotFound."""
 
+    def read_range(self, key: str, start: int, end: int | None = None) -> bytes:
+        """Bytes [start, end) of the object (to its end when `end` is None), clipped to its size.
+
+        Backends override this with a native ranged read; this fallback reads everything.
+        """
+        check_range(start, end)
+        return self.read(key)[start:end]
+
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Writes the object atomically (readers see the old or the new bytes)."""
@@ -76,3 +108,8 @@ class Store(abc.ABC):
             tmp.write(self.read(key))
             tmp.flush()
             yield Path(tmp.name)
+
+
+def check_range(start: int, end: int | None) -> None:
+    if start < 0 or (end is not None and end < start):
+        raise ValueError(f"invalid byte range [{start}, {end}): need 0 <= start <= end")

@@ -8,7 +8,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from datapool.storage.base import ObjectInfo, ObjectNotFound, Store, StoreError
+from datapool.storage.base import (
+    ObjectInfo,
+    ObjectNotFound,
+    Store,
+    StoreError,
+    StoreNotFoundError,
+    check_range,
+)
 
 # Temporary files are written beside their target so that rename/link stay on
 # one filesystem; listings skip them.
@@ -34,7 +41,7 @@ class LocalStore(Store):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not self.root.is_dir():
-            raise StoreError(f"{self.describe()} does not exist or is not a folder")
+            raise StoreNotFoundError(f"{self.describe()} does not exist or is not a folder")
         yield from self._walk(self.root, "", prefix)
 
     def _walk(self, folder: Path, rel: str, prefix: str) -> Iterator[ObjectInfo]:
@@ -66,6 +73,15 @@ class LocalStore(Store):
     def read(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
+
+    def read_range(self, key: str, start: int, end: int | None = None) -> bytes:
+        check_range(start, end)
+        try:
+            with open(self._path(key), "rb") as f:
+                f.seek(start)
+                return f.read(-1 if end is None else end - start)
         except FileNotFoundError:
             raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
 

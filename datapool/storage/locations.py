@@ -1,27 +1,197 @@
-"""Turns a datasource location message into a Store adapter."""
+"""Turns a datasource location message into a Store adapter, and builds such messages."""
 
 from __future__ import annotations
 
+import re
+
 from datapool.storage.base import Store, StoreError
 from datapool.storage.local import LocalStore
+from datapool.storage.remote import DEFAULT_PAGE_SIZE, normalize_prefix
 from datapool.v1 import common_pb2
 
 
-def open_store(location: common_pb2.StoreLocation) -> Store:
+class InvalidLocation(StoreError, ValueError):
+    """A location (or a path meant to become one) is malformed; the message names the bad part."""
+
+
+# Deliberately loose (dots, underscores): the service itself rejects what it does not host.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_CONTAINER = re.compile(r"^(\$root|[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9])$")
+
+
+def open_store(location: common_pb2.StoreLocation, *, page_size: int = DEFAULT_PAGE_SIZE) -> Store:
+    """The adapter for `location`; `page_size` bounds each listing request of an object store."""
     kind = location.WhichOneof("kind")
     if kind == "local":
         if not location.local.root:
-            raise StoreError("location.local.root is empty")
+            raise InvalidLocation("location.local.root is empty")
         return LocalStore(location.local.root)
-    raise StoreError(f"unsupported datasource location kind: {kind!r}")
+    if kind == "s3":
+        from datapool.storage.s3 import S3Store
+
+        s3 = location.s3
+        auth = s3.WhichOneof("auth")
+        return S3Store(
+            _checked_bucket(s3.bucket, "location.s3.bucket"),
+            _checked_prefix(s3.prefix, "location.s3.prefix"),
+            region=s3.region,
+            endpoint_url=s3.endpoint_url,
+            access_key_id=s3.access_key.access_key_id if auth == "access_key" else "",
+            secret_access_key=s3.access_key.secret_access_key if auth == "access_key" else "",
+            role_arn=s3.delegated_role.role_arn if auth == "delegated_role" else "",
+            external_id=s3.delegated_role.external_id if auth == "delegated_role" else "",
+            page_size=page_size,
+        )
+    if kind == "gcs":
+        from datapool.storage.gcs import GcsStore
+
+        gcs = location.gcs
+        return GcsStore(
+            _checked_bucket(gcs.bucket, "location.gcs.bucket"),
+            _checked_prefix(gcs.prefix, "location.gcs.prefix"),
+            project_id=gcs.project_id,
+            credentials_json=gcs.credentials_json,
+            endpoint_url=gcs.endpoint_url,
+            page_size=page_size,
+        )
+    if kind == "azure":
+        from datapool.storage.azure import AzureStore
+
+        az = location.azure
+        if not az.account_name:
+            raise InvalidLocation("location.azure.account_name is empty")
+        return AzureStore(
+            az.account_name,
+            _checked_container(az.container, "location.azure.container"),
+            _checked_prefix(az.prefix, "location.azure.prefix"),
+            sas_token=az.sas_token,
+            endpoint_url=az.endpoint_url,
+            page_size=page_size,
+        )
+    raise InvalidLocation(f"unsupported datasource location kind: {kind!r}")
 
 
 def describe_location(location: common_pb2.StoreLocation) -> str:
+    """What Store.describe() says for this location, without building a client or showing secrets."""
     kind = location.WhichOneof("kind")
     if kind == "local":
         return f"local folder {location.local.root}"
+    if kind == "s3":
+        return f"s3://{location.s3.bucket}/{_safe_prefix(location.s3.prefix)}"
+    if kind == "gcs":
+        return f"gs://{location.gcs.bucket}/{_safe_prefix(location.gcs.prefix)}"
+    if kind == "azure":
+        az = location.azure
+        return f"azure://{az.account_name}/{az.container}/{_safe_prefix(az.prefix)}"
     return f"datasource of kind {kind!r}"
 
 
 def local_location(root: str) -> common_pb2.StoreLocation:
     return common_pb2.StoreLocation(local=common_pb2.LocalLocation(root=root))
+
+
+def s3_location(
+    bucket: str,
+    prefix: str = "",
+    *,
+    region: str = "",
+    endpoint_url: str = "",
+    access_key_id: str = "",
+    secret_access_key: str = "",
+    role_arn: str = "",
+    external_id: str = "",
+) -> common_pb2.StoreLocation:
+    """An S3 location with static keys, a delegated role, or (neither) the process's own chain."""
+    if role_arn and access_key_id:
+        raise InvalidLocation("an S3 location takes access keys or a delegated role, not both")
+    s3 = common_pb2.S3Location(
+        bucket=_checked_bucket(bucket, "bucket"),
+        prefix=_checked_prefix(prefix, "prefix"),
+        region=region,
+        endpoint_url=endpoint_url,
+    )
+    if role_arn:
+        s3.delegated_role.CopyFrom(common_pb2.S3DelegatedRole(role_arn=role_arn, external_id=external_id))
+    elif access_key_id or secret_access_key:
+        s3.access_key.CopyFrom(
+            common_pb2.S3AccessKey(access_key_id=access_key_id, secret_access_key=secret_access_key)
+        )
+    return common_pb2.StoreLocation(s3=s3)
+
+
+def gcs_location(
+    bucket: str, prefix: str = "", *, project_id: str = "", credentials_json: str = "", endpoint_url: str = ""
+) -> common_pb2.StoreLocation:
+    return common_pb2.StoreLocation(
+        gcs=common_pb2.GcsLocation(
+            bucket=_checked_bucket(bucket, "bucket"),
+            prefix=_checked_prefix(prefix, "prefix"),
+            project_id=project_id,
+            credentials_json=credentials_json,
+            endpoint_url=endpoint_url,
+        )
+    )
+
+
+def azure_location(
+    account_name: str, container: str, prefix: str = "", *, sas_token: str = "", endpoint_url: str = ""
+) -> common_pb2.StoreLocation:
+    if not account_name:
+        raise InvalidLocation("account_name is empty")
+    return common_pb2.StoreLocation(
+        azure=common_pb2.AzureLocation(
+            account_name=account_name,
+            container=_checked_container(container, "container"),
+            prefix=_checked_prefix(prefix, "prefix"),
+            sas_token=sas_token,
+            endpoint_url=endpoint_url,
+        )
+    )
+
+
+def parse_bucket_path(path: str, scheme: str) -> tuple[str, str]:
+    """'s3://bucket/some/prefix' (scheme "s3") or 'gs://bucket/' -> (bucket, normalised prefix)."""
+    head = f"{scheme}://"
+    if not path.startswith(head):
+        raise InvalidLocation(f"resource path {path!r} must start with {head!r}")
+    bucket, _, prefix = path[len(head) :].partition("/")
+    return _checked_bucket(bucket, f"bucket in {path!r}"), _checked_prefix(prefix, f"prefix in {path!r}")
+
+
+def parse_container_path(container_name: str) -> tuple[str, str]:
+    """Azure 'container/some/prefix/' -> (container, normalised prefix)."""
+    container, _, prefix = container_name.strip().lstrip("/").partition("/")
+    return (
+        _checked_container(container, f"container in {container_name!r}"),
+        _checked_prefix(prefix, f"prefix in {container_name!r}"),
+    )
+
+
+def _checked_bucket(bucket: str, what: str) -> str:
+    if not _BUCKET.match(bucket):
+        raise InvalidLocation(
+            f"{what} {bucket!r} is not a valid bucket name (3-222 lowercase letters, digits, '.', '_', '-')"
+        )
+    return bucket
+
+
+def _checked_container(container: str, what: str) -> str:
+    if not _CONTAINER.match(container):
+        raise InvalidLocation(
+            f"{what} {container!r} is not a valid container name (3-63 lowercase letters, digits, '-')"
+        )
+    return container
+
+
+def _checked_prefix(prefix: str, what: str) -> str:
+    try:
+        return normalize_prefix(prefix)
+    except ValueError as e:
+        raise InvalidLocation(f"{what}: {e}") from None
+
+
+def _safe_prefix(prefix: str) -> str:
+    try:
+        return normalize_prefix(prefix)
+    except ValueError:
+        return prefix

@@ -10,8 +10,17 @@ from pathlib import Path
 import grpc
 
 from datapool.grpc_server import ServiceServer, setup_logging
+from datapool.secrets import (
+    KEY_ENV,
+    KEY_FILE_ENV,
+    KEY_FILE_OPTION,
+    SecretKeyError,
+    install_log_scrubbing,
+    load_secret_box,
+)
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.auth import TokenInterceptor
+from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB
 from services.scheduler.pipeline import RunPipeline
 from services.scheduler.remotes import EmbedderPool, SelectorClient
@@ -30,15 +39,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--embedder", required=True, help="comma-separated embedder replica addresses")
     parser.add_argument("--max-concurrent-runs", type=int, default=4)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        KEY_FILE_OPTION,
+        dest="secret_key_file",
+        help=f"file holding the Fernet key that encrypts datasource credentials at rest "
+        f"(default: ${KEY_FILE_ENV}, then the key itself in ${KEY_ENV})",
+    )
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
+    install_log_scrubbing()
+    try:
+        box = load_secret_box(args.secret_key_file)
+    except SecretKeyError as e:
+        parser.exit(2, f"scheduler: {e}\n")
+    if box is None:
+        log.warning(
+            "no secret key (%s, %s or $%s): datasources with credentials will be refused",
+            KEY_FILE_OPTION,
+            f"${KEY_FILE_ENV}",
+            KEY_ENV,
+        )
 
     token = os.environ.get("DATAPOOL_TOKEN", "")
     db = MetadataDB(args.state_dir / "datapool.sqlite3")
+    datasources = DatasourceCatalog(db, box)
     selector = SelectorClient(args.selector)
     embedders = EmbedderPool(a.strip() for a in args.embedder.split(",") if a.strip())
-    runs = RunManager(db, RunPipeline(embedders, selector), args.max_concurrent_runs)
-    servicer = SchedulerServicer(db, runs, selector)
+    runs = RunManager(db, RunPipeline(embedders, selector), args.max_concurrent_runs, datasources)
+    servicer = SchedulerServicer(db, runs, selector, datasources)
 
     def register(server: grpc.Server) -> None:
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(servicer, server)

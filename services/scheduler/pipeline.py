@@ -27,6 +27,8 @@ from datapool.config import RunConfig
 from datapool.errors import DatapoolError
 from datapool.storage import ObjectInfo, StoreError, open_store
 from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
+from services.scheduler.datasources import PURPOSE_NAMES, verify_datasource
+from services.scheduler.diff import StreamOrderError, new_objects
 from services.scheduler.remotes import EmbedderPool, SelectorClient, rpc_text
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,10 @@ class RunObserver(Protocol):
 class RunSpec:
     run_id: str
     dataset_type: int
-    input: common_pb2.StoreLocation
-    pool: common_pb2.StoreLocation
-    config: RunConfig
+    # Locations carry credentials: kept out of the repr, so no log line can show them.
+    input: common_pb2.StoreLocation = field(repr=False)
+    pool: common_pb2.StoreLocation = field(repr=False)
+    config: RunConfig = field(repr=False)
 
 
 @dataclass
@@ -61,6 +64,23 @@ class _Tally:
     frames_embedded: int = 0
     decode_s: float = 0.0
     embed_s: float = 0.0
+
+
+@dataclass
+class _Listing:
+    where: str
+    kind: str
+    listed: int = 0
+    media: int = 0
+    new: list[common_pb2.FileRef] = field(default_factory=list)
+    not_media: list[dict[str, str]] = field(default_factory=list)
+
+    def nothing_new_note(self) -> str:
+        if self.listed == 0:
+            return f"the INPUT datasource {self.where} is empty"
+        if self.media == 0:
+            return f"the INPUT datasource {self.where} has no {self.kind} files ({self.listed} other file(s))"
+        return f"the pool has processed all {self.media} {self.kind} file(s) in {self.where}"
 
 
 class RunFailed(DatapoolError):
@@ -96,23 +116,29 @@ class RunPipeline:
             "config": spec.config.to_json(),
         }
 
+        if not spec.config.worker.datasource.bypass_verify:
+            t = time.monotonic()
+            self._verify(spec)
+            timings["verify"] = time.monotonic() - t
+
         t = time.monotonic()
         pool_before = self.selector.get_pool(spec.pool)
-        listed, media, not_media = self._list_input(spec)
-        new_files = self._diff(spec, media)
+        listing = self._list_and_diff(spec)
+        new_files = listing.new
         timings["list_and_diff"] = time.monotonic() - t
         report["pool_before"] = {"version": pool_before.version, "frames": pool_before.frame_count}
         report["files"] = {
-            "listed": listed,
-            "media": len(media),
+            "listed": listing.listed,
+            "media": listing.media,
             "new": len(new_files),
             "process_all": spec.config.process_all,
         }
-        observer.set_progress(files_total=len(new_files), files_skipped=len(not_media))
+        observer.set_progress(files_total=len(new_files), files_skipped=len(listing.not_media))
 
-        tally = _Tally(skipped=list(not_media))
+        tally = _Tally(skipped=list(listing.not_media))
         if not new_files:
-            observer.set_state(scheduler_pb2.EMBEDDING, "no new files to process")
+            report["files"]["note"] = listing.nothing_new_note()
+            observer.set_state(scheduler_pb2.EMBEDDING, f"no new files: {report['files']['note']}")
             return self._finish(
                 report, tally, timings, t_start, picks=[], committed=None, pool_before=pool_before
             )
@@ -126,7 +152,7 @@ class RunPipeline:
         session_id = uuid.uuid4().hex
         observer.set_state(
             scheduler_pb2.EMBEDDING,
-            f"embedding {len(new_files)} new file(s) of {len(media)} in the input datasource",
+            f"embedding {len(new_files)} new file(s) of {listing.media} in the input datasource",
         )
         t = time.monotonic()
         try:
@@ -155,34 +181,54 @@ class RunPipeline:
 
     # stages
 
-    def _list_input(self, spec: RunSpec) -> tuple[int, list[ObjectInfo], list[dict[str, str]]]:
+    def _verify(self, spec: RunSpec) -> None:
+        """Access may have changed since set_*_config; find out before anything is embedded."""
+        for location, purpose in ((spec.input, scheduler_pb2.INPUT), (spec.pool, scheduler_pb2.LIGHTLY)):
+            try:
+                verify_datasource(location, purpose)
+            except DatapoolError as e:
+                name = PURPOSE_NAMES[purpose]
+                raise RunFailed(
+                    f"the {name} datasource failed its access check at run start: {e}. Fix the "
+                    "permissions, or set worker_config.datasource.bypass_verify to skip this check"
+                ) from None
+
+    def _list_and_diff(self, spec: RunSpec) -> _Listing:
+        """One streaming pass over the INPUT listing: media vs. the rest, then new vs. processed.
+
+        Memory is bounded by the new files (the run's work list) and the skipped ones,
+        never by the whole listing or by the files the pool has processed.
+        """
         store = open_store(spec.input)
-        takes = media_types.is_video if spec.dataset_type == scheduler_pb2.VIDEOS else media_types.is_image
-        kind = "a video" if spec.dataset_type == scheduler_pb2.VIDEOS else "an image"
+        videos = spec.dataset_type == scheduler_pb2.VIDEOS
+        takes = media_types.is_video if videos else media_types.is_image
+        kind = "a video" if videos else "an image"
         exclude = _nested_pool_prefix(spec.input, spec.pool)
-        media: list[ObjectInfo] = []
-        not_media: list[dict[str, str]] = []
-        listed = 0
-        try:
+        result = _Listing(where=store.describe(), kind="video" if videos else "image")
+
+        def media() -> Iterator[ObjectInfo]:
             for obj in store.list():
                 if exclude is not None and obj.key.startswith(exclude):
                     continue
-                listed += 1
+                result.listed += 1
                 if takes(obj.key):
-                    media.append(obj)
+                    result.media += 1
+                    yield obj
                 else:
                     ext = media_types.extension(obj.key) or "(none)"
-                    not_media.append({"path": obj.key, "reason": f"not {kind} file (extension {ext})"})
+                    result.not_media.append({"path": obj.key, "reason": f"not {kind} file (extension {ext})"})
+
+        processed = () if spec.config.process_all else self.selector.processed_files(spec.pool)
+        try:
+            for obj in new_objects(media(), processed):
+                result.new.append(common_pb2.FileRef(path=obj.key, size=obj.size, etag=obj.etag))
         except StoreError as e:
             raise RunFailed(f"cannot list the INPUT datasource: {e}") from None
-        return listed, media, not_media
-
-    def _diff(self, spec: RunSpec, media: list[ObjectInfo]) -> list[common_pb2.FileRef]:
-        refs = [common_pb2.FileRef(path=o.key, size=o.size, etag=o.etag) for o in media]
-        if spec.config.process_all:
-            return refs
-        processed = {_file_key(f) for f in self.selector.processed_files(spec.pool)}
-        return [r for r in refs if _file_key(r) not in processed]
+        except StreamOrderError as e:
+            raise RunFailed(f"cannot tell new files from processed ones: {e}") from None
+        except grpc.RpcError as e:
+            raise RunFailed(f"cannot read the pool's processed files: {rpc_text(e)}") from None
+        return result
 
     def _embed_and_select(
         self,

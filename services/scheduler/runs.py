@@ -7,6 +7,7 @@ reconnects never misses an end state.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,10 @@ from typing import Any, cast
 import grpc
 
 from datapool.config import RunConfig
-from datapool.errors import DatapoolError, FailedPrecondition
-from datapool.v1 import common_pb2, scheduler_pb2
+from datapool.errors import DatapoolError
+from datapool.secrets import SCRUBBER, Scrubber
+from datapool.v1 import scheduler_pb2
+from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB, RunRow
 from services.scheduler.pipeline import RunPipeline, RunSpec
 from services.scheduler.remotes import rpc_text
@@ -47,8 +50,17 @@ class _DbObserver:
 
 
 class RunManager:
-    def __init__(self, db: MetadataDB, pipeline: RunPipeline, max_concurrent_runs: int = 4) -> None:
+    def __init__(
+        self,
+        db: MetadataDB,
+        pipeline: RunPipeline,
+        max_concurrent_runs: int = 4,
+        datasources: DatasourceCatalog | None = None,
+        scrubber: Scrubber = SCRUBBER,
+    ) -> None:
         self.db = db
+        self.datasources = datasources if datasources is not None else DatasourceCatalog(db, None)
+        self.scrubber = scrubber
         self.pipeline = pipeline
         self._changed = threading.Condition()
         self._executor = ThreadPoolExecutor(max_workers=max_concurrent_runs, thread_name_prefix="run")
@@ -66,23 +78,14 @@ class RunManager:
             )
 
     def schedule(self, dataset_id: str, dataset_type: int, config: RunConfig) -> RunRow:
-        input_loc = self._datasource(dataset_id, scheduler_pb2.INPUT, "INPUT")
-        pool_loc = self._datasource(dataset_id, scheduler_pb2.LIGHTLY, "LIGHTLY")
+        input_loc = self.datasources.require(dataset_id, scheduler_pb2.INPUT)
+        pool_loc = self.datasources.require(dataset_id, scheduler_pb2.LIGHTLY)
         row = self.db.create_run(dataset_id, scheduler_pb2.OPEN, config.to_json())
         spec = RunSpec(
             run_id=row.id, dataset_type=dataset_type, input=input_loc, pool=pool_loc, config=config
         )
         self._executor.submit(self._execute, spec)
         return row
-
-    def _datasource(self, dataset_id: str, purpose: int, name: str) -> common_pb2.StoreLocation:
-        raw = self.db.get_datasource(dataset_id, purpose)
-        if raw is None:
-            raise FailedPrecondition(
-                f"dataset {dataset_id} has no {name} datasource; set it with set_local_config(..., "
-                f"purpose=DatasourcePurpose.{name})"
-            )
-        return common_pb2.StoreLocation.FromString(raw)
 
     def _execute(self, spec: RunSpec) -> None:
         observer = _DbObserver(self, spec.run_id)
@@ -103,11 +106,12 @@ class RunManager:
         tag = report["tag"]
         skipped = len(report["files"]["skipped"])
         pooled = report["pool_after"]["frames"]
-        message = (
-            f"added {frames} frame(s) to the pool in tag {tag}; pool has {pooled} frame(s)"
-            if tag
-            else f"no frames added; pool has {pooled} frame(s)"
-        )
+        if tag:
+            message = f"added {frames} frame(s) to the pool in tag {tag}; pool has {pooled} frame(s)"
+        elif report["files"]["new"] == 0:
+            message = f"no new files: {report['files']['note']}; pool has {pooled} frame(s)"
+        else:
+            message = f"no frames added; pool has {pooled} frame(s)"
         if skipped:
             message += f"; {skipped} file(s) skipped (see the run report)"
         report["state"] = "COMPLETED"
@@ -115,6 +119,11 @@ class RunManager:
 
     def _end(self, run_id: str, state: int, message: str, report: dict[str, Any] | None) -> None:
         row = self.db.get_run(run_id)
+        # The last line of defence: whatever a storage SDK put into an error, no
+        # credential reaches the database, a client or the report.
+        message = self.scrubber.scrub(message)
+        if report is not None:
+            report = json.loads(self.scrubber.scrub(json.dumps(report)))
         if report is None:
             report = {
                 "run_id": run_id,

@@ -8,8 +8,9 @@ import grpc
 
 from datapool.config import parse_run_config_json
 from datapool.errors import FailedPrecondition, InvalidArgument, NotFound
-from datapool.storage import StoreError, open_store
+from datapool.secrets import redacted
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import DatasetRow, MetadataDB, RunRow
 from services.scheduler.remotes import SelectorClient
 from services.scheduler.runs import END_STATES, RunManager
@@ -42,8 +43,11 @@ def run_msg(row: RunRow) -> scheduler_pb2.Run:
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
-    def __init__(self, db: MetadataDB, runs: RunManager, selector: SelectorClient) -> None:
+    def __init__(
+        self, db: MetadataDB, runs: RunManager, selector: SelectorClient, datasources: DatasourceCatalog
+    ) -> None:
         self.db = db
+        self.datasources = datasources
         self.runs = runs
         self.tags = TagCatalog(selector)
 
@@ -73,14 +77,12 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def SetDatasource(
         self, request: scheduler_pb2.SetDatasourceRequest, context: grpc.ServicerContext
     ) -> scheduler_pb2.Datasource:
-        self.db.get_dataset(dataset_id=request.dataset_id)
-        if request.purpose not in (scheduler_pb2.INPUT, scheduler_pb2.LIGHTLY):
-            raise InvalidArgument("purpose must be DatasourcePurpose.INPUT or DatasourcePurpose.LIGHTLY")
-        if not request.bypass_verify:
-            _verify_access(request.location, request.purpose)
-        self.db.set_datasource(request.dataset_id, request.purpose, request.location.SerializeToString())
+        self.datasources.set(
+            request.dataset_id, request.purpose, request.location, verify=not request.bypass_verify
+        )
+        # The reply never echoes credentials back.
         return scheduler_pb2.Datasource(
-            dataset_id=request.dataset_id, purpose=request.purpose, location=request.location
+            dataset_id=request.dataset_id, purpose=request.purpose, location=redacted(request.location)
         )
 
     def ScheduleRun(
@@ -137,42 +139,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def _pool(self, dataset_id: str) -> common_pb2.StoreLocation:
         self.db.get_dataset(dataset_id=dataset_id)
-        raw = self.db.get_datasource(dataset_id, scheduler_pb2.LIGHTLY)
-        if raw is None:
+        location = self.datasources.get(dataset_id, scheduler_pb2.LIGHTLY)
+        if location is None:
             raise NotFound(f"dataset {dataset_id} has no LIGHTLY datasource, so it has no pool")
-        return common_pb2.StoreLocation.FromString(raw)
-
-
-def _verify_access(location: common_pb2.StoreLocation, purpose: int) -> None:
-    """INPUT must be listable and readable; LIGHTLY also writable and deletable."""
-    try:
-        store = open_store(location)
-    except StoreError as e:
-        raise InvalidArgument(f"resource_path: {e}") from None
-    where = store.describe()
-    probe = ".datapool/access-check"
-    if purpose == scheduler_pb2.LIGHTLY:
-        # Written first: a new local pool folder is created by its first write.
-        try:
-            store.put(probe, b"datapool write check")
-        except (StoreError, OSError) as e:
-            raise FailedPrecondition(f"missing permission to write {probe!r} in {where}: {e}") from None
-    try:
-        first = next(iter(store.list()), None)
-    except StoreError as e:
-        raise FailedPrecondition(f"cannot list {where}: {e}") from None
-    except PermissionError:
-        raise FailedPrecondition(f"missing permission to list {where}") from None
-    if first is not None:
-        try:
-            store.read(first.key) if first.size <= 1 << 20 else store.stat(first.key)
-        except (StoreError, PermissionError) as e:
-            raise FailedPrecondition(f"missing permission to read {first.key!r} in {where}: {e}") from None
-    if purpose == scheduler_pb2.LIGHTLY:
-        try:
-            store.read(probe)
-            store.delete(probe)
-        except (StoreError, OSError) as e:
-            raise FailedPrecondition(
-                f"missing permission to read or delete {probe!r} in {where}: {e}"
-            ) from None
+        return location

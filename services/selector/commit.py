@@ -3,23 +3,54 @@
 Rule order matters for crash safety: data objects first (fresh names, so a crash leaves
 only orphans), then the manifest created only if absent, which is the single step that
 makes the commit visible.
+
+Fault points (see `datapool.faults`), in the order a commit reaches them:
+
+- `selector.commit.before_data`: picks final, nothing written yet.
+- `selector.commit.after_data.<name>`: after each data object of the commit is written,
+  named by the object's file name up to its first dot (`entries`, `embeddings`,
+  `processed`, ...), so a test can stop between any two of them.
+- `selector.commit.after_data`: every data object written, manifest not yet put.
+- `selector.commit.after_manifest`: the manifest put created the next version.
+- `selector.commit.lost_race`: the put found the version taken by another writer's commit.
+- `selector.commit.after_reread`: the newer manifest was re-read and checked; the picks are
+  about to be redone against it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import os
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+from datapool import faults
 from datapool.errors import FailedPrecondition, InvalidArgument
 from datapool.faults import fault_point
+from datapool.storage import ObjectInfo, Store
 from services.selector.errors import CommitAborted
-from services.selector.layout import PoolManifest, PoolSegment
+from services.selector.layout import DATA_PREFIX, PoolManifest, PoolSegment
+from services.selector.repository import PoolRepository
 from services.selector.selection import select_picks
 from services.selector.session import CommitOutcome, Committed, NeedFrames, SelectionSession
 from services.selector.state import PoolFrame, empty_vectors
 
 MAX_COMMIT_ATTEMPTS = 50
 RESERVED_TAG = "initial-tag"
+
+FAULT_POINTS = (
+    "selector.commit.before_data",
+    "selector.commit.after_data.entries",
+    "selector.commit.after_data.embeddings",
+    "selector.commit.after_data.processed",
+    "selector.commit.after_data",
+    "selector.commit.after_manifest",
+    "selector.commit.lost_race",
+    "selector.commit.after_reread",
+)
 
 
 class PoolCommitter:
@@ -70,7 +101,8 @@ class PoolCommitter:
         ]
 
         fault_point("selector.commit.before_data")
-        keys = repo.write_segment_data(commit_id, pooled, embeddings, session.processed)
+        writer = _with_data_fault_points(repo)
+        keys = writer.write_segment_data(commit_id, pooled, embeddings, session.processed)
         fault_point("selector.commit.after_data")
 
         segment = PoolSegment(commit_id, session.spec.run_id, version, tag, now_ms, len(pooled), keys)
@@ -90,6 +122,7 @@ class PoolCommitter:
             existing = repo.manifest(version)
             # "Exists" after a retried put may be our own earlier success.
             if existing is None or existing.commit_id != commit_id:
+                fault_point("selector.commit.lost_race")
                 return None
         return Committed(version, list(session.picks), tag, session.attempts)
 
@@ -109,6 +142,53 @@ class PoolCommitter:
             raise FailedPrecondition(
                 f"pool dim is now {newest.dim}, the session's candidates have dim {session.candidates.dim}"
             )
+        fault_point("selector.commit.after_reread")
         added = repo.load_segments(newest.segments_after(session.base_version), newest.dim)
         session.pool = session.pool.extended(newest, added)
         session.picks = select_picks(session.candidates, session.pool, session.n_samples, spec.min_distance)
+
+
+def _with_data_fault_points(repo: PoolRepository) -> PoolRepository:
+    """The repository itself, or, while fault points can be armed, one whose data puts reach them.
+
+    Wrapping the store rather than listing the objects here keeps the fault points in step
+    with whatever data objects the repository writes, and leaves production untouched.
+    """
+    if not os.environ.get(faults.ENV):
+        return repo
+    writer = copy.copy(repo)
+    writer.store = _DataFaultPointStore(repo.store)
+    return writer
+
+
+class _DataFaultPointStore(Store):
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        return self.inner.list(prefix)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        return self.inner.stat(key)
+
+    def read(self, key: str) -> bytes:
+        return self.inner.read(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.inner.put(key, data)
+        if key.startswith(DATA_PREFIX):
+            fault_point(f"selector.commit.after_data.{key.rsplit('/', 1)[-1].split('.', 1)[0]}")
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.inner.put_if_absent(key, data)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        with self.inner.local_path(key) as path:
+            yield path

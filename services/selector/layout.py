@@ -14,6 +14,11 @@ ROOT = ".datapool/"
 MANIFESTS_PREFIX = ROOT + "manifests/"
 DATA_PREFIX = ROOT + "data/"
 MANIFEST_FORMAT = 1
+# Processed files of one segment: gzip'd JSON lines `[path, size, etag]`, sorted, so that
+# segments merge into one sorted stream without loading a set. Segments written before
+# this format name a `processed.json` array instead; readers tell them apart by the key.
+PROCESSED_NAME = "processed.jsonl.gz"
+LEGACY_PROCESSED_SUFFIX = ".json"
 # Zero-padding makes key order equal version order, so a listing finds the newest.
 _MANIFEST_NAME = re.compile(r"^(\d{20})\.json$")
 
@@ -39,7 +44,7 @@ class SegmentKeys:
     @staticmethod
     def for_commit(commit_id: str) -> SegmentKeys:
         folder = f"{DATA_PREFIX}{commit_id}/"
-        return SegmentKeys(folder + "entries.json", folder + "embeddings.npy", folder + "processed.json")
+        return SegmentKeys(folder + "entries.json", folder + "embeddings.npy", folder + PROCESSED_NAME)
 
 
 @dataclass(frozen=True)

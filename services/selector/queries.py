@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -41,21 +42,30 @@ def pool_summary(repo: PoolRepository) -> PoolSummary:
     )
 
 
-def processed_file_chunks(repo: PoolRepository, chunk: int = PROCESSED_CHUNK) -> Iterator[list[FileRef]]:
+def processed_files_sorted(repo: PoolRepository) -> Iterator[FileRef]:
+    """Every file the pool has processed, once, in (path, size, etag) order.
+
+    Each segment is stored sorted, so a k-way merge yields the union without a set of
+    every file: the scheduler merge-joins this with the (key-ordered) listing.
+    """
     manifest = repo.newest_manifest()
     if manifest is None:
         return
-    seen: set[FileRef] = set()
+    previous: tuple[str, int, str] | None = None
+    for row in heapq.merge(*(repo.iter_processed_rows(s) for s in manifest.segments)):
+        # A file processed again (process_all) sits in several segments; equal ones are adjacent.
+        if row != previous:
+            yield FileRef(*row)
+            previous = row
+
+
+def processed_file_chunks(repo: PoolRepository, chunk: int = PROCESSED_CHUNK) -> Iterator[list[FileRef]]:
     batch: list[FileRef] = []
-    for segment in manifest.segments:
-        for file in repo.load_processed(segment):
-            if file in seen:
-                continue
-            seen.add(file)
-            batch.append(file)
-            if len(batch) == chunk:
-                yield batch
-                batch = []
+    for file in processed_files_sorted(repo):
+        batch.append(file)
+        if len(batch) == chunk:
+            yield batch
+            batch = []
     if batch:
         yield batch
 

@@ -1,0 +1,198 @@
+"""Azure Blob Storage (or Azurite) as a datasource, authorised by a SAS token."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import IO
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobClient, ContainerClient, ExponentialRetry
+
+from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError, StoreUnavailable, check_range
+from datapool.storage.remote import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_READ_TIMEOUT_S,
+    RemoteStore,
+)
+
+_DENIED_CODES = frozenset(
+    {
+        "AuthorizationPermissionMismatch",
+        "AuthorizationResourceTypeMismatch",
+        "AuthorizationServiceMismatch",
+        "AuthorizationSourceIPMismatch",
+        "AuthorizationProtocolMismatch",
+        "InsufficientAccountPermissions",
+    }
+)
+# Objects above this go up as blocks, so a retry resends one block, not the whole object.
+MAX_SINGLE_PUT = 8 << 20
+BLOCK_SIZE = 4 << 20
+
+
+class AzureStore(RemoteStore):
+    def __init__(
+        self,
+        account_name: str,
+        container: str,
+        prefix: str = "",
+        *,
+        sas_token: str = "",
+        endpoint_url: str = "",
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    ) -> None:
+        super().__init__(prefix)
+        if not account_name or not container:
+            raise StoreError("Azure location needs both account_name and container")
+        self.account_name = account_name
+        self.container = container
+        self.account_url = (endpoint_url or f"https://{account_name}.blob.core.windows.net").rstrip("/")
+        self.page_size = page_size
+        self.max_attempts = max_attempts
+        self._client = ContainerClient(
+            self.account_url,
+            container,
+            credential=sas_token.lstrip("?") or None,
+            retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=max_attempts - 1),
+            connection_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            max_single_put_size=MAX_SINGLE_PUT,
+            max_block_size=BLOCK_SIZE,
+        )
+
+    def _root(self) -> str:
+        return f"azure://{self.account_name}/{self.container}/"
+
+    def _blob(self, key: str) -> BlobClient:
+        return self._client.get_blob_client(self._name(key))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        with self._errors("list", prefix):
+            pages = self._client.list_blobs(
+                name_starts_with=self.prefix + prefix, results_per_page=self.page_size
+            ).by_page()
+            for page in pages:
+                for blob in page:
+                    yield ObjectInfo(self._key(blob.name), blob.size, blob.etag.strip('"'))
+        self._bucket_seen = True
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            with self._errors("stat", key):
+                props = self._blob(key).get_blob_properties()
+        except StoreError as e:
+            if _code(e.__cause__) == "BlobNotFound":
+                return None
+            raise
+        return ObjectInfo(key, props.size, props.etag.strip('"'))
+
+    def read(self, key: str) -> bytes:
+        with self._errors("read", key):
+            return self._blob(key).download_blob(max_concurrency=2).readall()
+
+    def read_range(self, key: str, start: int, end: int | None = None) -> bytes:
+        check_range(start, end)
+        if end == start:
+            if self.stat(key) is None:
+                raise self._not_found(key)
+            return b""
+        length = None if end is None else end - start
+        try:
+            with self._errors("read", key):
+                return self._blob(key).download_blob(offset=start, length=length).readall()
+        except StoreError as e:
+            if _status(e.__cause__) == 416:  # the range starts at or past the end
+                return b""
+            raise
+
+    def _download(self, key: str, out: IO[bytes]) -> None:
+        with self._errors("read", key):
+            self._blob(key).download_blob(max_concurrency=2).readinto(out)
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._errors("put", key):
+            self._blob(key).upload_blob(data, overwrite=True, max_concurrency=4)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        try:
+            with self._errors("put", key):
+                # overwrite=False sends If-None-Match: * (on the commit, for a block upload).
+                self._blob(key).upload_blob(data, overwrite=False, max_concurrency=4)
+        except StoreError as e:
+            if isinstance(e.__cause__, ResourceExistsError):
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        try:
+            with self._errors("delete", key):
+                self._blob(key).delete_blob()
+        except StoreError as e:
+            if _code(e.__cause__) != "BlobNotFound":
+                raise
+
+    def _bucket_exists(self) -> bool:
+        with self._errors("list", ""):
+            return self._client.exists()
+
+    @contextlib.contextmanager
+    def _errors(self, op: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except HttpResponseError as e:
+            raise self._translate(e, op, key) from e
+        except (ServiceRequestError, ServiceResponseError) as e:
+            raise StoreUnavailable(
+                f"cannot reach {self.describe()} ({self.account_url}) to {op} {key!r} "
+                f"after {self.max_attempts} attempts: {type(e).__name__}"
+            ) from e
+        except AzureError as e:
+            raise StoreError(f"{op} of {key!r} in {self.describe()} failed: {type(e).__name__}") from e
+
+    def _translate(self, e: HttpResponseError, op: str, key: str) -> StoreError:
+        code, status = _code(e), _status(e)
+        if code == "ContainerNotFound":
+            return self._bucket_missing("container")
+        if code == "BlobNotFound" or (status == 404 and op in ("read", "stat")):
+            return self._not_found(key)
+        if isinstance(e, ResourceExistsError):
+            return StoreError(f"{op} of {key!r} in {self.describe()}: the object exists")
+        if code in _DENIED_CODES:
+            return self._denied(op, key, code)
+        if isinstance(e, ClientAuthenticationError) or status in (401, 403):
+            # AuthenticationFailed (Azure) and AuthorizationFailure (Azurite, and Azure's network
+            # rules): the token as a whole is refused, not one permission of it.
+            return StoreAuthError(
+                f"the SAS token for {self.describe()} was rejected ({code or status}): it may be expired, "
+                "forged, signed for another container, or refused by the account's network rules"
+            )
+        if status >= 500 or status == 429:
+            return StoreUnavailable(
+                f"{self.describe()} did not {op} {key!r} after {self.max_attempts} attempts: {code or status}"
+            )
+        return StoreError(f"{op} of {key!r} in {self.describe()} failed: {code or status}")
+
+
+def _code(e: BaseException | None) -> str:
+    if not isinstance(e, HttpResponseError):
+        return ""
+    code = getattr(e, "error_code", "") or ""
+    return str(getattr(code, "value", code))  # the SDK gives a StorageErrorCode enum or a plain string
+
+
+def _status(e: BaseException | None) -> int:
+    return int(getattr(e, "status_code", 0) or 0) if isinstance(e, HttpResponseError) else 0

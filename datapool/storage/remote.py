@@ -1,0 +1,116 @@
+"""What the object-store adapters share: prefix mapping, key rules and error wording."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from datapool.storage.base import (
+    ObjectNotFound,
+    Store,
+    StoreAccessDenied,
+    StoreError,
+    StoreNotFoundError,
+)
+
+# The permission each operation needs, as verify_access and StoreAccessDenied name it.
+PERMISSION_OF = {
+    "list": "list",
+    "stat": "read",
+    "read": "read",
+    "put": "write",
+    "delete": "delete",
+}
+
+DEFAULT_PAGE_SIZE = 1000
+# Listing pages and upload parts are bounded; these also serve as per-request read timeouts.
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_READ_TIMEOUT_S = 120.0
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def normalize_prefix(prefix: str) -> str:
+    """ "" or a '/'-terminated prefix; leading slashes are dropped (object names have none)."""
+    prefix = prefix.lstrip("/")
+    if not prefix:
+        return ""
+    if any(part in (".", "..") for part in prefix.rstrip("/").split("/")) or "//" in prefix:
+        raise ValueError(f"invalid prefix {prefix!r}: empty, '.' or '..' path segments")
+    return prefix if prefix.endswith("/") else prefix + "/"
+
+
+def is_valid_key(key: str) -> bool:
+    # The same rule as LocalStore, so a key that works on one backend works on all.
+    return bool(key) and not key.startswith("/") and all(p not in ("", ".", "..") for p in key.split("/"))
+
+
+class RemoteStore(Store):
+    """An object store whose keys live under `prefix` inside one bucket or container."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = normalize_prefix(prefix)
+        # Set once the bucket is known to exist, so a 404 afterwards means "no such object".
+        self._bucket_seen = False
+
+    @abc.abstractmethod
+    def _root(self) -> str:
+        """'scheme://bucket/' of the store, without the prefix."""
+
+    def describe(self) -> str:
+        return self._root() + self.prefix
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()!r})"
+
+    def _name(self, key: str) -> str:
+        if not is_valid_key(key):
+            raise StoreError(f"invalid object key {key!r} in {self.describe()}")
+        return self.prefix + key
+
+    def _key(self, name: str) -> str:
+        return name[len(self.prefix) :]
+
+    def _path(self, key: str) -> str:
+        return self.describe() + key
+
+    def _denied(self, op: str, key: str, detail: str = "") -> StoreAccessDenied:
+        permission = PERMISSION_OF[op]
+        path = self._path(key)
+        extra = f" ({detail})" if detail else ""
+        return StoreAccessDenied(
+            f"access denied: missing permission to {permission} {path}{extra}",
+            permission=permission,
+            path=path,
+        )
+
+    def _not_found(self, key: str) -> ObjectNotFound:
+        return ObjectNotFound(f"object {key!r} not found in {self.describe()}")
+
+    def _bucket_missing(self, what: str = "bucket") -> StoreNotFoundError:
+        return StoreNotFoundError(f"{what} of {self.describe()} does not exist")
+
+    def _check_bucket_after_404(self) -> None:
+        """A 404 without an error code may mean a missing bucket; ask once per store."""
+        if self._bucket_seen:
+            return
+        if not self._bucket_exists():
+            raise self._bucket_missing()
+        self._bucket_seen = True
+
+    @abc.abstractmethod
+    def _bucket_exists(self) -> bool: ...
+
+    @abc.abstractmethod
+    def _download(self, key: str, out: IO[bytes]) -> None:
+        """Streams the object into `out`; raises ObjectNotFound."""
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        with tempfile.NamedTemporaryFile(suffix=Path(key).suffix, prefix="datapool-") as tmp:
+            self._download(key, tmp)
+            tmp.flush()
+            yield Path(tmp.name)

@@ -1,0 +1,127 @@
+"""Datasource locations of each dataset: verified before they are stored, encrypted at rest.
+
+Every location (credentials or not) is sealed when the scheduler has a key, so a
+reader of the database file learns nothing, not even which kinds of store are used.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from datapool.errors import FailedPrecondition, InvalidArgument
+from datapool.secrets import (
+    KEY_ENV,
+    KEY_FILE_OPTION,
+    SCRUBBER,
+    Scrubber,
+    SecretBox,
+    SecretKeyError,
+    has_credentials,
+    is_sealed,
+)
+from datapool.storage import StoreError, describe_location, open_store, verify_access
+from datapool.v1 import common_pb2, scheduler_pb2
+from services.scheduler.db import MetadataDB
+
+log = logging.getLogger(__name__)
+
+PURPOSE_NAMES: dict[int, str] = {scheduler_pb2.INPUT: "INPUT", scheduler_pb2.LIGHTLY: "LIGHTLY"}
+NO_KEY = (
+    "this datasource carries credentials and the scheduler has no secret key to encrypt them "
+    f"with: start it with ${KEY_ENV} (a Fernet key) or {KEY_FILE_OPTION} FILE "
+    "(`datapool up` creates one in its state directory)"
+)
+
+
+class DatasourceCatalog:
+    def __init__(self, db: MetadataDB, box: SecretBox | None, scrubber: Scrubber = SCRUBBER) -> None:
+        self.db = db
+        self.box = box
+        self.scrubber = scrubber
+
+    def set(self, dataset_id: str, purpose: int, location: common_pb2.StoreLocation, verify: bool) -> None:
+        self.db.get_dataset(dataset_id=dataset_id)
+        if purpose not in PURPOSE_NAMES:
+            raise InvalidArgument("purpose must be DatasourcePurpose.INPUT or DatasourcePurpose.LIGHTLY")
+        if location.WhichOneof("kind") is None:
+            raise InvalidArgument("location: no datasource kind set (local, s3, gcs or azure)")
+        if self.box is None and has_credentials(location):
+            raise FailedPrecondition(NO_KEY)
+        # Registered before the first use, so that whatever an SDK puts into an
+        # exception or a log line from here on is masked.
+        self.scrubber.register(location)
+        if verify:
+            verify_datasource(location, purpose, self.scrubber)
+        raw = location.SerializeToString()
+        self.db.set_datasource(dataset_id, purpose, self.box.seal(raw) if self.box is not None else raw)
+
+    def get(self, dataset_id: str, purpose: int) -> common_pb2.StoreLocation | None:
+        raw = self.db.get_datasource(dataset_id, purpose)
+        if raw is None:
+            return None
+        name = PURPOSE_NAMES.get(purpose, str(purpose))
+        if is_sealed(raw):
+            if self.box is None:
+                raise FailedPrecondition(
+                    f"the {name} datasource of dataset {self._dataset_name(dataset_id)} is encrypted and the "
+                    f"scheduler has no secret key: start it with ${KEY_ENV} or {KEY_FILE_OPTION} FILE "
+                    "set to the key it was stored with"
+                )
+            try:
+                raw = self.box.open(raw)
+            except SecretKeyError:
+                raise FailedPrecondition(
+                    f"wrong secret key: the {name} datasource of dataset {self._dataset_name(dataset_id)} "
+                    "cannot be decrypted with the scheduler's key; start the scheduler with the key it was "
+                    "stored with, or set the datasource again"
+                ) from None
+        location = common_pb2.StoreLocation.FromString(raw)
+        self.scrubber.register(location)
+        return location
+
+    def require(self, dataset_id: str, purpose: int) -> common_pb2.StoreLocation:
+        location = self.get(dataset_id, purpose)
+        if location is None:
+            name = PURPOSE_NAMES.get(purpose, str(purpose))
+            raise FailedPrecondition(
+                f"dataset {self._dataset_name(dataset_id)} has no {name} datasource; set it with "
+                f"set_local_config / set_s3_config / set_gcs_config / set_azure_config(..., "
+                f"purpose=DatasourcePurpose.{name})"
+            )
+        return location
+
+    def _dataset_name(self, dataset_id: str) -> str:
+        try:
+            return f"{self.db.get_dataset(dataset_id=dataset_id).name!r} ({dataset_id})"
+        except Exception:
+            return dataset_id
+
+
+def verify_datasource(
+    location: common_pb2.StoreLocation, purpose: int, scrubber: Scrubber = SCRUBBER
+) -> None:
+    """INPUT must be listable and readable; LIGHTLY also writable and deletable.
+
+    Raises InvalidArgument for a location that cannot name a store, FailedPrecondition
+    naming the missing permission and the path otherwise; never with a credential in it.
+    """
+    writable = purpose == scheduler_pb2.LIGHTLY
+    try:
+        store = open_store(location)
+    except StoreError as e:
+        raise InvalidArgument(f"resource_path: {scrubber.scrub(str(e), location)}") from None
+    except Exception as e:
+        # An SDK may refuse a malformed credential at client creation.
+        raise InvalidArgument(
+            f"resource_path: cannot open {describe_location(location)}: "
+            f"{scrubber.scrub(f'{type(e).__name__}: {e}', location)}"
+        ) from None
+    try:
+        verify_access(store, writable)
+    except (StoreError, OSError) as e:
+        raise FailedPrecondition(scrubber.scrub(str(e), location)) from None
+    except Exception as e:
+        raise FailedPrecondition(
+            f"cannot verify access to {store.describe()}: "
+            f"{scrubber.scrub(f'{type(e).__name__}: {e}', location)}"
+        ) from None

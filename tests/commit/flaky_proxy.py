@@ -1,0 +1,1 @@
+../flaky_proxy.py

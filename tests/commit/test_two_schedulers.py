@@ -1,0 +1,95 @@
+"""Two whole stacks (scheduler, selector, embedder each) sharing one INPUT and one pool folder."""
+
+from __future__ import annotations
+
+import csv
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from commit_support import TOL, check_manifests, min_pairwise_distance
+
+from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool.samples import make_video
+from datapool.stack import Stack, free_port
+from datapool.storage import LocalStore
+from services.selector.repository import PoolRepository
+
+MIN_DISTANCE = 0.15
+RUNS_PER_STACK = 2
+
+
+@pytest.mark.e2e
+def test_two_schedulers_share_one_pool(tmp_path: Path) -> None:
+    videos, pool = tmp_path / "input", tmp_path / "lightly"
+    videos.mkdir()
+    pool.mkdir()
+    for i in range(4):
+        make_video(videos / f"cam{i}.mp4", scene_seed=i, n_frames=12)
+    stacks = [Stack(tmp_path / f"state-{n}", port=free_port(), embedder_replicas=1) for n in range(2)]
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(lambda s: s.start(), stacks))
+    try:
+        clients = [ApiWorkflowClient(address=s.address) for s in stacks]
+        for c in clients:
+            c.create_dataset(dataset_name="shared-pool", dataset_type=DatasetType.VIDEOS)
+            c.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
+            c.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
+
+        attempts: list[int] = []
+
+        def runs(client: ApiWorkflowClient) -> list[str]:
+            tags = []
+            for _ in range(RUNS_PER_STACK):
+                run_id = client.schedule_compute_worker_run(
+                    worker_config={"enable_training": False, "datasource": {"process_all": True}},
+                    selection_config={
+                        "n_samples": 6,
+                        "strategies": [
+                            {
+                                "input": {"type": "EMBEDDINGS"},
+                                "strategy": {
+                                    "type": "DIVERSITY",
+                                    "stopping_condition_minimum_distance": MIN_DISTANCE,
+                                },
+                            }
+                        ],
+                    },
+                )
+                for _ in client.compute_worker_run_info_generator(scheduled_run_id=run_id):
+                    pass
+                info = client.get_compute_worker_run_info(run_id)
+                assert info.ended_successfully(), info.message
+                run = client.get_compute_worker_run_from_scheduled_run(run_id)
+                tags += [t.name for t in client.get_compute_worker_run_tags(run.id)]
+                attempts.append(
+                    int(client.download_compute_worker_run_report_json(run).get("commit_attempts", 0))
+                )
+            return tags
+
+        with ThreadPoolExecutor(2) as ex:
+            tags = [t for ts in ex.map(runs, clients) for t in ts]
+
+        # Through either client: every frame once, all far enough apart, each tag's frames in the pool.
+        for n, client in enumerate(clients):
+            csv_path = tmp_path / f"emb-{n}.csv"
+            client.download_embeddings_csv(str(csv_path))
+            with open(csv_path) as f:
+                rows = list(csv.reader(f))[1:]
+            names = [r[0] for r in rows]
+            assert len(names) == len(set(names)), "a frame is pooled twice"
+            vectors = np.array([[float(x) for x in r[1:-1]] for r in rows], dtype=np.float32)
+            assert min_pairwise_distance(vectors) >= MIN_DISTANCE - TOL
+            tagged = [x for tag in tags for x in client.export_filenames_by_tag_name(tag).split("\n") if x]
+            assert sorted(tagged) == sorted(names)
+        # And straight from the manifests: contiguous, cumulative, nothing missing.
+        manifests = check_manifests(PoolRepository(LocalStore(pool)))
+        assert sorted(s.tag for s in manifests[-1].segments if s.tag) == sorted(tags)
+        assert len(manifests) == 2 * RUNS_PER_STACK
+        print(f"\ntwo stacks: {len(manifests)} commits, manifest puts per run {attempts}")
+        for c in clients:
+            c.close()
+    finally:
+        for s in stacks:
+            s.stop()

@@ -1,0 +1,76 @@
+"""A file deleted between listing and reading is skipped with its reason; the pool is untouched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from test_diff import spec
+
+from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
+from services.scheduler.pipeline import RunPipeline
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    def set_state(self, state: int, message: str) -> None:
+        self.states.append(message)
+
+    def set_progress(self, **counts: int) -> None:
+        pass
+
+
+class Replica:
+    address = "fake"
+
+    def model_info(self) -> embedder_pb2.ModelInfo:
+        return embedder_pb2.ModelInfo(model="m", backend="cpu")
+
+    def embed_file(self, source: Any, file: common_pb2.FileRef) -> Iterator[embedder_pb2.EmbedFileResponse]:
+        yield embedder_pb2.EmbedFileResponse(skipped=embedder_pb2.FileSkipped(reason="deleted since listing"))
+
+
+class Embedders:
+    replicas = [Replica()]
+
+    def pick(self, avoid: Any = None) -> Replica:
+        return self.replicas[0]
+
+
+class Selector:
+    def __init__(self) -> None:
+        self.requests: list[selector_pb2.SelectRequest] = []
+        self.commits = 0
+
+    def get_pool(self, pool: Any) -> selector_pb2.PoolSummary:
+        return selector_pb2.PoolSummary(version=3, frame_count=7)
+
+    def processed_files(self, pool: Any) -> Iterator[common_pb2.FileRef]:
+        return iter(())
+
+    def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
+        self.requests = list(requests)
+        return selector_pb2.SelectResponse(base_version=3)
+
+    def commit(self, request: Any) -> Any:
+        self.commits += 1
+        raise AssertionError("nothing to commit")
+
+    def close_session(self, session_id: str) -> None:
+        pass
+
+
+def test_deleted_since_listing_is_a_skip_and_no_commit(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "gone.mp4").write_bytes(b"video")
+    selector = Selector()
+    pipeline = RunPipeline(Embedders(), selector)  # type: ignore[arg-type]
+    report = pipeline.execute(spec(tmp_path), Observer())
+    assert report["files"]["skipped"] == [{"path": "gone.mp4", "reason": "deleted since listing"}]
+    assert report["files"]["processed"] == []
+    assert selector.commits == 0
+    assert report["pool_after"] == {"version": 3, "frames": 7}
+    assert [r.WhichOneof("item") for r in selector.requests] == ["spec", "file_dropped"]
