@@ -89,6 +89,25 @@ class FlakyProxy:
         """Forward faithfully from now on (open connections keep any fault already decided)."""
         self.inject(Faults())
 
+    def wait_quiet(self, quiet_s: float = 0.3, timeout_s: float = 15.0) -> None:
+        """Returns once no byte has moved for `quiet_s`.
+
+        A writer killed mid-request may leave bytes the proxy already read and still
+        holds back: they reach the server after the writer died, as they could through a
+        real load balancer. A test that reads the pool right after a kill waits for them.
+        """
+        deadline = time.monotonic() + timeout_s
+        last = (-1, -1)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            with self._lock:
+                now = (self.stats.bytes_up, self.stats.bytes_down)
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return
+            time.sleep(0.02)
+
     def rewrite(self, url: str) -> str:
         """The same endpoint URL, pointed at this proxy."""
         parts = urlsplit(url)

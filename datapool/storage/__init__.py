@@ -6,6 +6,7 @@ by open_store only when a location needs them, so that local use never loads a c
 
 from datapool.storage.base import (
     BucketNotFound,
+    ForwardingStore,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
@@ -32,6 +33,7 @@ from datapool.storage.verify import verify_access
 
 __all__ = [
     "BucketNotFound",
+    "ForwardingStore",
     "InvalidLocation",
     "LocalStore",
     "ObjectExists",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import datetime
 from typing import IO
 
 from azure.core.exceptions import (
@@ -86,7 +87,9 @@ class AzureStore(RemoteStore):
             ).by_page()
             for page in pages:
                 for blob in page:
-                    yield ObjectInfo(self._key(blob.name), blob.size, blob.etag.strip('"'))
+                    yield ObjectInfo(
+                        self._key(blob.name), blob.size, blob.etag.strip('"'), _modified(blob.last_modified)
+                    )
         self._bucket_seen = True
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -97,7 +100,7 @@ class AzureStore(RemoteStore):
             if _code(e.__cause__) == "BlobNotFound":
                 return None
             raise
-        return ObjectInfo(key, props.size, props.etag.strip('"'))
+        return ObjectInfo(key, props.size, props.etag.strip('"'), _modified(props.last_modified))
 
     def read(self, key: str) -> bytes:
         with self._errors("read", key):
@@ -196,3 +199,7 @@ def _code(e: BaseException | None) -> str:
 
 def _status(e: BaseException | None) -> int:
     return int(getattr(e, "status_code", 0) or 0) if isinstance(e, HttpResponseError) else 0
+
+
+def _modified(stamp: datetime | None) -> float | None:
+    return None if stamp is None else stamp.timestamp()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -54,6 +54,9 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    # Unix time of the last write, as the listing reports it (gc keeps young orphans);
+    # not part of an object's identity.
+    modified_unix: float | None = field(default=None, compare=False)
 
 
 class Store(abc.ABC):
@@ -113,3 +116,43 @@ class Store(abc.ABC):
 def check_range(start: int, end: int | None) -> None:
     if start < 0 or (end is not None and end < start):
         raise ValueError(f"invalid byte range [{start}, {end}): need 0 <= start <= end")
+
+
+class ForwardingStore(Store):
+    """Forwards every call to `inner`; subclasses override only what they change.
+
+    For wrappers that watch or alter a store's traffic (fault points, tests), so each
+    states its one difference instead of re-implementing the interface.
+    """
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        return self.inner.list(prefix)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        return self.inner.stat(key)
+
+    def read(self, key: str) -> bytes:
+        return self.inner.read(key)
+
+    def read_range(self, key: str, start: int, end: int | None = None) -> bytes:
+        return self.inner.read_range(key, start, end)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.inner.put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.inner.put_if_absent(key, data)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        with self.inner.local_path(key) as path:
+            yield path

@@ -100,7 +100,9 @@ class GcsStore(RemoteStore):
                 timeout=self._timeout,
             )
             for blob in blobs:
-                yield ObjectInfo(self._key(blob.name), int(blob.size or 0), str(blob.generation))
+                yield ObjectInfo(
+                    self._key(blob.name), int(blob.size or 0), str(blob.generation), _modified(blob)
+                )
         self._bucket_seen = True
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -109,7 +111,7 @@ class GcsStore(RemoteStore):
         if blob is None:
             self._check_bucket_after_404()
             return None
-        return ObjectInfo(key, int(blob.size or 0), str(blob.generation))
+        return ObjectInfo(key, int(blob.size or 0), str(blob.generation), _modified(blob))
 
     def read(self, key: str) -> bytes:
         with self._errors("read", key):
@@ -199,3 +201,7 @@ class GcsStore(RemoteStore):
             ) from e
         except gexc.GoogleAPICallError as e:
             raise StoreError(f"{op} of {key!r} in {self.describe()} failed: {e.code} {e.message}") from e
+
+
+def _modified(blob: Any) -> float | None:
+    return None if blob.updated is None else float(blob.updated.timestamp())

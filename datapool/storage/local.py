@@ -37,7 +37,9 @@ class LocalStore(Store):
     @staticmethod
     def _info(key: str, st: os.stat_result) -> ObjectInfo:
         # Like nginx's etag: changes whenever the file is rewritten or replaced.
-        return ObjectInfo(key=key, size=st.st_size, etag=f"{st.st_mtime_ns:x}-{st.st_size:x}")
+        return ObjectInfo(
+            key=key, size=st.st_size, etag=f"{st.st_mtime_ns:x}-{st.st_size:x}", modified_unix=st.st_mtime
+        )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not self.root.is_dir():

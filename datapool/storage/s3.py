@@ -123,7 +123,12 @@ class S3Store(RemoteStore):
         with self._errors("list", prefix):
             for page in pages:
                 for obj in page.get("Contents", []):
-                    yield ObjectInfo(self._key(obj["Key"]), obj["Size"], obj["ETag"].strip('"'))
+                    yield ObjectInfo(
+                        self._key(obj["Key"]),
+                        obj["Size"],
+                        obj["ETag"].strip('"'),
+                        obj["LastModified"].timestamp(),
+                    )
         self._bucket_seen = True
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -136,7 +141,9 @@ class S3Store(RemoteStore):
                 self._check_bucket_after_404()
                 return None
             raise
-        return ObjectInfo(key, head["ContentLength"], head["ETag"].strip('"'))
+        return ObjectInfo(
+            key, head["ContentLength"], head["ETag"].strip('"'), head["LastModified"].timestamp()
+        )
 
     def read(self, key: str) -> bytes:
         with self._errors("read", key):

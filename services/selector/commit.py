@@ -19,18 +19,15 @@ Fault points (see `datapool.faults`), in the order a commit reaches them:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 from datapool import faults
 from datapool.errors import FailedPrecondition, InvalidArgument
 from datapool.faults import fault_point
-from datapool.storage import ObjectInfo, Store
+from datapool.storage import ForwardingStore
 from services.selector.errors import CommitAborted
 from services.selector.layout import DATA_PREFIX, PoolManifest, PoolSegment
 from services.selector.repository import PoolRepository
@@ -161,34 +158,8 @@ def _with_data_fault_points(repo: PoolRepository) -> PoolRepository:
     return writer
 
 
-class _DataFaultPointStore(Store):
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)
-
-    def read(self, key: str) -> bytes:
-        return self.inner.read(key)
-
+class _DataFaultPointStore(ForwardingStore):
     def put(self, key: str, data: bytes) -> None:
         self.inner.put(key, data)
         if key.startswith(DATA_PREFIX):
             fault_point(f"selector.commit.after_data.{key.rsplit('/', 1)[-1].split('.', 1)[0]}")
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return self.inner.put_if_absent(key, data)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
-    @contextlib.contextmanager
-    def local_path(self, key: str) -> Iterator[Path]:
-        with self.inner.local_path(key) as path:
-            yield path

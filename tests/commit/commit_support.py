@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from datapool import faults
-from datapool.storage import ObjectInfo, ObjectNotFound, Store
+from datapool.storage import ForwardingStore, ObjectInfo, ObjectNotFound, Store
 from services.selector.layout import DATA_PREFIX, MANIFESTS_PREFIX, ROOT, PoolManifest, manifest_version
 from services.selector.model import FileRef
 from services.selector.repository import PoolRepository
@@ -123,36 +123,18 @@ def writer_run(store: Store, run: str, paths: tuple[str, ...], n_samples: int) -
     return commit_run(service, store, service.sessions.get(spec.session_id), f"tag-{run}")
 
 
-class _RivalAtPut(Store):
+class _RivalAtPut(ForwardingStore):
     """Delegates to a store; the first manifest put first lets a rival writer commit."""
 
     def __init__(self, inner: Store, rival: Callable[[], None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._rival: Callable[[], None] | None = rival
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)
-
-    def read(self, key: str) -> bytes:
-        return self.inner.read(key)
-
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         rival, self._rival = self._rival, None
         if rival is not None and key.startswith(MANIFESTS_PREFIX):
             rival()
         return self.inner.put_if_absent(key, data)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
 
 
 @contextlib.contextmanager
@@ -247,7 +229,7 @@ class MemoryStore(Store):
         raise NotImplementedError
 
 
-class CachingReads(Store):
+class CachingReads(ForwardingStore):
     """A store whose pool objects are read once: every one is immutable once written.
 
     Listings and writes go to the store every time, so what exists and what a commit
@@ -255,17 +237,8 @@ class CachingReads(Store):
     """
 
     def __init__(self, inner: Store) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._cache: dict[str, bytes] = {}
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)
 
     def read(self, key: str) -> bytes:
         if key not in self._cache:
@@ -274,12 +247,6 @@ class CachingReads(Store):
                 return data
             self._cache[key] = data
         return self._cache[key]
-
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return self.inner.put_if_absent(key, data)
 
     def delete(self, key: str) -> None:
         self._cache.pop(key, None)

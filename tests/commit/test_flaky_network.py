@@ -110,7 +110,7 @@ def test_kills_mid_transfer_behind_a_slow_network(
 ) -> None:
     """SIGKILLs at random moments while the proxy holds bytes back, so many land mid-request."""
     healthy, through, proxy = flaky
-    trials = PoolTrials(through, open_store(healthy), fork_server, seed=11)
+    trials = PoolTrials(through, open_store(healthy), fork_server, seed=11, before_settle=proxy.wait_quiet)
     proxy.inject(Faults(delay=0.5, delay_s=(0.002, 0.02), max_delays=10_000))
     commit_s = trials.calibrate()
     for _ in range(KILLED_TRIALS):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from commit_support import TOL, check_manifests, min_pairwise_distance
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool.faults import ENV, held, hold, release
 from datapool.samples import make_video
 from datapool.stack import Stack, free_port
 from datapool.storage import LocalStore
@@ -20,9 +23,17 @@ MIN_DISTANCE = 0.15
 RUNS_PER_STACK = 2
 
 
+HELD_STEP = "selector.commit.after_data"
+
+
 @pytest.mark.e2e
-def test_two_schedulers_share_one_pool(tmp_path: Path) -> None:
+def test_two_schedulers_share_one_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     videos, pool = tmp_path / "input", tmp_path / "lightly"
+    fault_dir = tmp_path / "faults"
+    # Both stacks' selectors see one fault folder, so the test can hold both commits
+    # at the same step and let them go together: the race is certain, not likely.
+    monkeypatch.setenv(ENV, str(fault_dir))
+    hold(fault_dir, HELD_STEP)
     videos.mkdir()
     pool.mkdir()
     for i in range(4):
@@ -38,6 +49,17 @@ def test_two_schedulers_share_one_pool(tmp_path: Path) -> None:
             c.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
 
         attempts: list[int] = []
+
+        released = threading.Event()
+
+        def release_when_both_wait() -> None:
+            deadline = time.monotonic() + 120
+            while held(fault_dir, HELD_STEP) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            release(fault_dir, HELD_STEP)
+            released.set()
+
+        threading.Thread(target=release_when_both_wait, daemon=True).start()
 
         def runs(client: ApiWorkflowClient) -> list[str]:
             tags = []
@@ -70,6 +92,10 @@ def test_two_schedulers_share_one_pool(tmp_path: Path) -> None:
 
         with ThreadPoolExecutor(2) as ex:
             tags = [t for ts in ex.map(runs, clients) for t in ts]
+        assert released.is_set() and held(fault_dir, HELD_STEP) >= 2, "the two commits were not held together"
+        # Both first runs put manifest 1 at once: one of them lost, re-read the pool and
+        # committed its redone selection at the next version.
+        assert max(attempts) >= 2, attempts
 
         # Through either client: every frame once, all far enough apart, each tag's frames in the pool.
         for n, client in enumerate(clients):

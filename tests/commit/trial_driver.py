@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from commit_support import (
@@ -62,8 +63,15 @@ class PoolTrials:
     """Crash trials on one pool; the shadow is an in-memory pool whose content mirrors the real one."""
 
     def __init__(
-        self, location: common_pb2.StoreLocation, store: Store, server: ForkServer, seed: int
+        self,
+        location: common_pb2.StoreLocation,
+        store: Store,
+        server: ForkServer,
+        seed: int,
+        before_settle: Callable[[], None] | None = None,
     ) -> None:
+        # Called after each trial, before the pool is read back (e.g. to let a proxy drain).
+        self.before_settle = before_settle
         self.location = location.SerializeToString()
         self.store = store
         self.server = server
@@ -105,6 +113,8 @@ class PoolTrials:
 
     def _settle(self, expected: _Expected, result: TrialResult, must_be: str | None) -> str:
         assert result.ended in ("killed", "exited"), result
+        if self.before_settle is not None:
+            self.before_settle()
         if result.ended == "exited":
             assert result.exit_code == 0, result.log
         # Read back through fresh listings: exactly one whole version, nothing dangling.

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -17,7 +16,7 @@ from selector_helpers import (
 )
 
 from datapool.errors import InvalidArgument, NotFound
-from datapool.storage import ObjectInfo, Store, StoreError
+from datapool.storage import ForwardingStore, Store, StoreError
 from services.selector.errors import CommitAborted
 from services.selector.queries import pool_summary, processed_file_chunks
 from services.selector.repository import PoolRepository
@@ -124,28 +123,13 @@ def test_race_loser_with_all_frames_rendered_retries_at_once(
     assert not {p.identity for p in outcome.picks} & {p.identity for p in a.picks}
 
 
-class _LostReplyStore(Store):
+class _LostReplyStore(ForwardingStore):
     """Creates the manifest, then reports a transport error, as a dropped reply would."""
 
     def __init__(self, inner: Store, lost_puts: int = 1, report_exists: bool = False) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.lost_puts = lost_puts
         self.report_exists = report_exists
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        return self.inner.stat(key)
-
-    def read(self, key: str) -> bytes:
-        return self.inner.read(key)
-
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         created = self.inner.put_if_absent(key, data)
@@ -155,9 +139,6 @@ class _LostReplyStore(Store):
                 return False
             raise StoreError("connection reset")
         return created
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
 
 
 @pytest.mark.parametrize("report_exists", [False, True], ids=["error-then-exists", "exists"])

@@ -146,3 +146,17 @@ def test_missing_bucket_is_named(
     for op in (lambda: store.read("k"), lambda: store.stat("k"), lambda: store.put("k", b"x")):
         with pytest.raises(StoreNotFoundError, match="no-such-bucket-dp"):
             op()
+
+
+def test_listing_and_stat_carry_the_write_time(store: Store) -> None:
+    import time
+
+    before = time.time()
+    store.put("t.bin", b"x")
+    listed = [o for o in store.list() if o.key == "t.bin"]
+    stat = store.stat("t.bin")
+    assert stat is not None and len(listed) == 1
+    for info in (listed[0], stat):
+        assert info.modified_unix is not None
+        # Emulators and filesystems stamp whole seconds at worst; allow clock skew of a minute.
+        assert before - 60 <= info.modified_unix <= time.time() + 60

@@ -1,1 +1,0 @@
-../flaky_proxy.py
