@@ -5,18 +5,21 @@ from __future__ import annotations
 import csv
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from commit_support import TOL, check_manifests, min_pairwise_distance
+from datasource_setup import set_location
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.faults import ENV, held, hold, release
 from datapool.samples import make_video
 from datapool.stack import Stack, free_port
-from datapool.storage import LocalStore
+from datapool.storage import open_store
+from datapool.v1 import common_pb2
 from services.selector.repository import PoolRepository
 
 MIN_DISTANCE = 0.15
@@ -27,17 +30,24 @@ HELD_STEP = "selector.commit.after_data"
 
 
 @pytest.mark.e2e
-def test_two_schedulers_share_one_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    videos, pool = tmp_path / "input", tmp_path / "lightly"
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_two_schedulers_share_one_pool(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_location: Callable[..., common_pb2.StoreLocation],
+    kind: str,
+) -> None:
+    videos = tmp_path / "videos"
+    inp, pool = make_location(kind, "input/"), make_location(kind, "lightly/")
     fault_dir = tmp_path / "faults"
     # Both stacks' selectors see one fault folder, so the test can hold both commits
     # at the same step and let them go together: the race is certain, not likely.
     monkeypatch.setenv(ENV, str(fault_dir))
     hold(fault_dir, HELD_STEP)
     videos.mkdir()
-    pool.mkdir()
     for i in range(4):
-        make_video(videos / f"cam{i}.mp4", scene_seed=i, n_frames=12)
+        path = make_video(videos / f"cam{i}.mp4", scene_seed=i, n_frames=12)
+        open_store(inp).put(path.name, path.read_bytes())
     stacks = [Stack(tmp_path / f"state-{n}", port=free_port(), embedder_replicas=1) for n in range(2)]
     with ThreadPoolExecutor(2) as ex:
         list(ex.map(lambda s: s.start(), stacks))
@@ -45,8 +55,8 @@ def test_two_schedulers_share_one_pool(tmp_path: Path, monkeypatch: pytest.Monke
         clients = [ApiWorkflowClient(address=s.address) for s in stacks]
         for c in clients:
             c.create_dataset(dataset_name="shared-pool", dataset_type=DatasetType.VIDEOS)
-            c.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
-            c.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
+            set_location(c, inp, DatasourcePurpose.INPUT)
+            set_location(c, pool, DatasourcePurpose.LIGHTLY)
 
         attempts: list[int] = []
 
@@ -110,10 +120,10 @@ def test_two_schedulers_share_one_pool(tmp_path: Path, monkeypatch: pytest.Monke
             tagged = [x for tag in tags for x in client.export_filenames_by_tag_name(tag).split("\n") if x]
             assert sorted(tagged) == sorted(names)
         # And straight from the manifests: contiguous, cumulative, nothing missing.
-        manifests = check_manifests(PoolRepository(LocalStore(pool)))
+        manifests = check_manifests(PoolRepository(open_store(pool)))
         assert sorted(s.tag for s in manifests[-1].segments if s.tag) == sorted(tags)
         assert len(manifests) == 2 * RUNS_PER_STACK
-        print(f"\ntwo stacks: {len(manifests)} commits, manifest puts per run {attempts}")
+        print(f"\ntwo stacks on {kind}: {len(manifests)} commits, manifest puts per run {attempts}")
         for c in clients:
             c.close()
     finally:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import signal
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,3 +63,55 @@ def min_pairwise_distance(a: np.ndarray) -> float:
     d = np.sqrt(((a[:, None, :] - a[None, :, :]) ** 2).sum(-1))
     d[np.diag_indices(len(a))] = np.inf
     return float(d.min())
+
+
+READY_TIMEOUT_S = 240.0
+
+
+@contextlib.contextmanager
+def running_stack(base: Path, token: str, extra_env: dict[str, str] | None = None) -> Iterator[RunningStack]:
+    """`datapool up` as a user runs it; stops it with SIGTERM and checks it stops cleanly and fast."""
+    import pytest
+
+    from datapool.stack import free_port
+
+    fault_dir = base / "faults"
+    fault_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = dict(os.environ, DATAPOOL_TOKEN=token, DATAPOOL_FAULT_DIR=str(fault_dir), **(extra_env or {}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datapool.cli", "up", "--port", str(port), "--state-dir", str(base / "state")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    output: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            if "ready" in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(READY_TIMEOUT_S):
+        proc.kill()
+        pytest.fail("datapool up did not print ready:\n" + "".join(output))
+    yield RunningStack(f"127.0.0.1:{port}", token, fault_dir, base / "state", proc, output)
+    t = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    elapsed = time.monotonic() - t
+    # `datapool up` must stop all three services cleanly within a few seconds.
+    assert code == 0, "".join(output)
+    assert elapsed < 15, f"stopping took {elapsed:.1f}s"
+    assert any("stopped" in line for line in output)
+
+
+def wait_end(client: ApiWorkflowClient, run_id: str) -> Any:
+    for _ in client.compute_worker_run_info_generator(run_id):
+        pass
+    return client.get_compute_worker_run_info(run_id)

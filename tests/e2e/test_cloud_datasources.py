@@ -4,10 +4,6 @@ real `datapool up`; bad cloud input; and no credential anywhere on disk, in logs
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,13 +11,21 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from e2e_support import RunningStack, min_cross_distance, min_pairwise_distance, pool_embeddings, tag_names
+from datasource_setup import set_location
+from e2e_support import (
+    RunningStack,
+    min_cross_distance,
+    min_pairwise_distance,
+    pool_embeddings,
+    running_stack,
+    tag_names,
+    wait_end,
+)
 from test_workflow import processed_paths, run, selection
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_video
 from datapool.secrets import secret_values
-from datapool.stack import free_port
 from datapool.storage import open_store
 from datapool.v1 import common_pb2
 
@@ -36,90 +40,14 @@ def cloud_stack(
     tmp_path_factory: pytest.TempPathFactory, emulator_env: dict[str, str]
 ) -> Iterator[RunningStack]:
     """Its own stack: the services need the emulator's AWS chain (for "s3-role") in their environment."""
-    base = tmp_path_factory.mktemp("cloud-stack")
-    port = free_port()
-    env = dict(os.environ, DATAPOOL_TOKEN=TOKEN, DATAPOOL_FAULT_DIR=str(base / "faults"), **emulator_env)
-    env.pop("DATAPOOL_SECRET_KEY", None)
-    env.pop("DATAPOOL_SECRET_KEY_FILE", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "datapool.cli", "up", "--port", str(port), "--state-dir", str(base / "state")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    output: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            if "ready" in line:
-                ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(240):
-        proc.kill()
-        pytest.fail("datapool up did not print ready:\n" + "".join(output))
-    yield RunningStack(f"127.0.0.1:{port}", TOKEN, base / "faults", base / "state", proc, output)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0, "".join(output)
-
-
-def set_location(
-    client: ApiWorkflowClient,
-    location: common_pb2.StoreLocation,
-    purpose: DatasourcePurpose,
-    bypass_verify: bool = False,
-) -> None:
-    """Through the client's public set_*_config methods, as a user would."""
-    kind = location.WhichOneof("kind")
-    if kind == "local":
-        client.set_local_config(location.local.root, purpose, bypass_verify=bypass_verify)
-    elif kind == "s3":
-        s3 = location.s3
-        path = f"s3://{s3.bucket}/{s3.prefix}"
-        if s3.WhichOneof("auth") == "delegated_role":
-            client.set_s3_delegated_access_config(
-                path,
-                s3.region,
-                s3.delegated_role.role_arn,
-                s3.delegated_role.external_id,
-                purpose,
-                endpoint_url=s3.endpoint_url,
-                bypass_verify=bypass_verify,
-            )
-        else:
-            client.set_s3_config(
-                path,
-                s3.region,
-                s3.access_key.access_key_id,
-                s3.access_key.secret_access_key,
-                purpose,
-                endpoint_url=s3.endpoint_url,
-                bypass_verify=bypass_verify,
-            )
-    elif kind == "gcs":
-        g = location.gcs
-        client.set_gcs_config(
-            f"gs://{g.bucket}/{g.prefix}",
-            g.project_id,
-            g.credentials_json or None,
-            purpose,
-            endpoint_url=g.endpoint_url,
-            bypass_verify=bypass_verify,
-        )
-    else:
-        az = location.azure
-        client.set_azure_config(
-            f"{az.container}/{az.prefix}",
-            az.account_name,
-            az.sas_token,
-            purpose,
-            endpoint_url=az.endpoint_url,
-            bypass_verify=bypass_verify,
-        )
+    saved = {
+        k: os.environ.pop(k) for k in ("DATAPOOL_SECRET_KEY", "DATAPOOL_SECRET_KEY_FILE") if k in os.environ
+    }
+    try:
+        with running_stack(tmp_path_factory.mktemp("cloud-stack"), TOKEN, emulator_env) as running:
+            yield running
+    finally:
+        os.environ.update(saved)
 
 
 def upload_videos(location: common_pb2.StoreLocation, tmp: Path, seeds: list[int]) -> None:
@@ -290,3 +218,44 @@ def test_access_lost_after_setting_fails_the_run_at_start(
     report = client.download_compute_worker_run_report_json(run_id)
     assert "frames" not in report  # nothing was embedded
     assert [k for k in pool_objects(pool) if not k.startswith("pool:.datapool/access-check")] == []
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs", "azure"])
+def test_runs_survive_a_flaky_network(
+    cloud_stack: RunningStack,
+    make_location: Callable[..., common_pb2.StoreLocation],
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    """Every service reaches the store through a proxy that drops, resets and delays connections:
+    a run completes through the SDKs' retries or fails with a clear message, and nothing is lost."""
+    from urllib.parse import urlsplit
+
+    from flaky_proxy import Faults, FlakyProxy
+
+    inp = make_location(kind, "input/videos/")
+    pool = make_location(kind, "lightly/")
+    upload_videos(inp, tmp_path, [1, 2, 3])
+    upstream = urlsplit(getattr(inp, kind).endpoint_url).port
+    assert upstream is not None
+    with FlakyProxy(upstream, seed=7) as proxy:
+        for loc in (inp, pool):
+            part = getattr(loc, kind)
+            part.endpoint_url = proxy.rewrite(part.endpoint_url)
+        client = new_client(cloud_stack, f"flaky-{kind}-{tmp_path.name}")
+        set_location(client, inp, DatasourcePurpose.INPUT)
+        set_location(client, pool, DatasourcePurpose.LIGHTLY)
+        proxy.inject(Faults(drop=0.05, reset=0.05, delay=0.2, max_drops=3, max_resets=3, max_delays=500))
+        first = wait_end(client, client.schedule_compute_worker_run({}, selection(0.1, 20)))
+        assert proxy.stats.drops + proxy.stats.resets > 0, "no fault was injected"
+        proxy.heal()
+        if not first.ended_successfully():
+            # A clear message, never a bare stack trace; then a retry on a healthy network succeeds.
+            assert "Traceback" not in first.message and first.message, first.message
+            again = wait_end(client, client.schedule_compute_worker_run({}, selection(0.1, 20)))
+            assert again.ended_successfully(), again.message
+        emb = pool_embeddings(client, tmp_path)  # asserts no frame is pooled twice
+        assert emb
+        assert min_pairwise_distance(np.stack(list(emb.values()))) >= 0.1 - TOL
+        assert sorted(tag_names(client, "initial-tag")) == sorted(emb)
+        print(f"\n{kind} through the proxy: first run {first.state} ({first.message}); {proxy.stats}")

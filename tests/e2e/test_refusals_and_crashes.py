@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from e2e_support import RunningStack, min_pairwise_distance, pool_embeddings
+from e2e_support import RunningStack, min_pairwise_distance, pool_embeddings, wait_end
 from test_workflow import selection
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
@@ -31,12 +31,6 @@ def make_dataset(
     client.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
     client.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
     return client
-
-
-def wait_end(client: ApiWorkflowClient, run_id: str) -> Any:
-    for _ in client.compute_worker_run_info_generator(run_id):
-        pass
-    return client.get_compute_worker_run_info(run_id)
 
 
 @pytest.mark.parametrize(
