@@ -11,7 +11,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy"
-.venv/bin/mypy datapool services scripts tests/conftest.py
+.venv/bin/mypy datapool services scripts tests/*.py
 # Each test folder is its own import root (pytest puts it on sys.path, so its
 # support modules import by plain name); mypy checks them the same way.
 for d in tests/*/; do
