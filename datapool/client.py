@@ -4,6 +4,7 @@ workflow, so existing scripts move over by changing one import.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -17,6 +18,14 @@ from typing import Any, TypeVar
 import grpc
 
 from datapool.grpc_server import make_channel, retry_service_config
+from datapool.storage.locations import (
+    InvalidLocation,
+    azure_location,
+    gcs_location,
+    parse_bucket_path,
+    parse_container_path,
+    s3_location,
+)
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 from datapool.vectors import from_batch
 
@@ -191,18 +200,16 @@ class ApiWorkflowClient:
         bypass_verify: bool = False,
     ) -> None:
         """An S3 prefix (`s3://bucket/prefix/`) read and written with an access key."""
-        bucket, prefix = _split_url(resource_path, "s3", "resource_path")
-        location = common_pb2.StoreLocation(
-            s3=common_pb2.S3Location(
-                bucket=bucket,
-                prefix=prefix,
+        with _named("resource_path"):
+            bucket, prefix = parse_bucket_path(resource_path, "s3")
+            location = s3_location(
+                bucket,
+                prefix,
                 region=region,
                 endpoint_url=endpoint_url or "",
-                access_key=common_pb2.S3AccessKey(
-                    access_key_id=access_key, secret_access_key=secret_access_key
-                ),
+                access_key_id=access_key,
+                secret_access_key=secret_access_key,
             )
-        )
         self._set_datasource(location, purpose, bypass_verify)
 
     def set_s3_delegated_access_config(
@@ -216,16 +223,16 @@ class ApiWorkflowClient:
         bypass_verify: bool = False,
     ) -> None:
         """An S3 prefix the services reach by assuming `role_arn` with their own AWS credentials."""
-        bucket, prefix = _split_url(resource_path, "s3", "resource_path")
-        location = common_pb2.StoreLocation(
-            s3=common_pb2.S3Location(
-                bucket=bucket,
-                prefix=prefix,
+        with _named("resource_path"):
+            bucket, prefix = parse_bucket_path(resource_path, "s3")
+            location = s3_location(
+                bucket,
+                prefix,
                 region=region,
                 endpoint_url=endpoint_url or "",
-                delegated_role=common_pb2.S3DelegatedRole(role_arn=role_arn, external_id=external_id),
+                role_arn=role_arn,
+                external_id=external_id,
             )
-        )
         self._set_datasource(location, purpose, bypass_verify)
 
     def set_gcs_config(
@@ -238,16 +245,15 @@ class ApiWorkflowClient:
         bypass_verify: bool = False,
     ) -> None:
         """A GCS prefix (`gs://bucket/prefix/`); `credentials`: service-account JSON, None = anonymous."""
-        bucket, prefix = _split_url(resource_path, "gs", "resource_path")
-        location = common_pb2.StoreLocation(
-            gcs=common_pb2.GcsLocation(
-                bucket=bucket,
-                prefix=prefix,
+        with _named("resource_path"):
+            bucket, prefix = parse_bucket_path(resource_path, "gs")
+            location = gcs_location(
+                bucket,
+                prefix,
                 project_id=project_id,
                 credentials_json=credentials or "",
                 endpoint_url=endpoint_url or "",
             )
-        )
         self._set_datasource(location, purpose, bypass_verify)
 
     def set_azure_config(
@@ -260,16 +266,11 @@ class ApiWorkflowClient:
         bypass_verify: bool = False,
     ) -> None:
         """An Azure Blob container, optionally with a prefix: `container/prefix/`."""
-        container, prefix = _split_container(container_name)
-        location = common_pb2.StoreLocation(
-            azure=common_pb2.AzureLocation(
-                account_name=account_name,
-                container=container,
-                prefix=prefix,
-                sas_token=sas_token,
-                endpoint_url=endpoint_url or "",
+        with _named("container_name"):
+            container, prefix = parse_container_path(container_name)
+            location = azure_location(
+                account_name, container, prefix, sas_token=sas_token, endpoint_url=endpoint_url or ""
             )
-        )
         self._set_datasource(location, purpose, bypass_verify)
 
     def _set_datasource(
@@ -389,32 +390,13 @@ class ApiWorkflowClient:
                 writer.writerow(["filenames", "labels"])
 
 
-def _prefix(rest: str) -> str:
-    """ "" or a prefix ending in "/": the form every location message expects."""
-    rest = rest.strip("/")
-    return f"{rest}/" if rest else ""
-
-
-def _split_url(url: str, scheme: str, field: str) -> tuple[str, str]:
-    """`scheme://bucket/prefix` → (bucket, "prefix/"); only as much parsing as the message needs."""
-    head = f"{scheme}://"
-    if not isinstance(url, str) or not url.startswith(head):
-        raise ValueError(f"{field} must start with {head!r}, e.g. '{head}my-bucket/videos/'; got {url!r}")
-    bucket, _, rest = url[len(head) :].partition("/")
-    if not bucket:
-        raise ValueError(f"{field} has no bucket name after {head!r}: {url!r}")
-    return bucket, _prefix(rest)
-
-
-def _split_container(name: str) -> tuple[str, str]:
-    if not isinstance(name, str) or "://" in name:
-        raise ValueError(
-            f"container_name must be 'container' or 'container/prefix/', not a URL; got {name!r}"
-        )
-    container, _, rest = name.strip("/").partition("/")
-    if not container:
-        raise ValueError(f"container_name is empty: {name!r}")
-    return container, _prefix(rest)
+@contextlib.contextmanager
+def _named(argument: str) -> Iterator[None]:
+    """Bad location input raises ValueError naming the argument, before any call is made."""
+    try:
+        yield
+    except InvalidLocation as e:
+        raise ValueError(f"{argument}: {e}") from None
 
 
 def _info(run: scheduler_pb2.Run) -> ComputeWorkerRunInfo:

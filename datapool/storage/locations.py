@@ -160,6 +160,11 @@ def parse_bucket_path(path: str, scheme: str) -> tuple[str, str]:
 
 def parse_container_path(container_name: str) -> tuple[str, str]:
     """Azure 'container/some/prefix/' -> (container, normalised prefix)."""
+    if "://" in container_name:
+        raise InvalidLocation(
+            f"{container_name!r} is not a URL but 'container' or 'container/prefix/' "
+            "(the account is a separate argument)"
+        )
     container, _, prefix = container_name.strip().lstrip("/").partition("/")
     return (
         _checked_container(container, f"container in {container_name!r}"),

@@ -97,10 +97,10 @@ def test_azure_container_and_prefix(client: Any) -> None:
     [
         (lambda c: c.set_s3_config("my-bucket/x", "r", "a", "s"), "must start with 's3://'"),
         (lambda c: c.set_s3_config("gs://b/x", "r", "a", "s"), "must start with 's3://'"),
-        (lambda c: c.set_s3_delegated_access_config("s3:///x", "r", "arn", "e"), "no bucket name"),
+        (lambda c: c.set_s3_delegated_access_config("s3:///x", "r", "arn", "e"), "not a valid bucket name"),
         (lambda c: c.set_gcs_config("s3://b/", "p", None), "must start with 'gs://'"),
         (lambda c: c.set_azure_config("https://acct.blob.core.windows.net/c", "acct", "t"), "not a URL"),
-        (lambda c: c.set_azure_config("/", "acct", "t"), "empty"),
+        (lambda c: c.set_azure_config("/", "acct", "t"), "not a valid container name"),
     ],
 )
 def test_bad_paths_raise_value_error_before_any_call(client: Any, call: Any, needle: str) -> None:
