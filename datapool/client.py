@@ -200,17 +200,8 @@ class ApiWorkflowClient:
         bypass_verify: bool = False,
     ) -> None:
         """An S3 prefix (`s3://bucket/prefix/`) read and written with an access key."""
-        with _named("resource_path"):
-            bucket, prefix = parse_bucket_path(resource_path, "s3")
-            location = s3_location(
-                bucket,
-                prefix,
-                region=region,
-                endpoint_url=endpoint_url or "",
-                access_key_id=access_key,
-                secret_access_key=secret_access_key,
-            )
-        self._set_datasource(location, purpose, bypass_verify)
+        auth = {"access_key_id": access_key, "secret_access_key": secret_access_key}
+        self._set_s3(resource_path, region, endpoint_url, auth, purpose, bypass_verify)
 
     def set_s3_delegated_access_config(
         self,
@@ -223,16 +214,21 @@ class ApiWorkflowClient:
         bypass_verify: bool = False,
     ) -> None:
         """An S3 prefix the services reach by assuming `role_arn` with their own AWS credentials."""
+        auth = {"role_arn": role_arn, "external_id": external_id}
+        self._set_s3(resource_path, region, endpoint_url, auth, purpose, bypass_verify)
+
+    def _set_s3(
+        self,
+        resource_path: str,
+        region: str,
+        endpoint_url: str | None,
+        auth: dict[str, str],
+        purpose: DatasourcePurpose | str,
+        bypass_verify: bool,
+    ) -> None:
         with _named("resource_path"):
             bucket, prefix = parse_bucket_path(resource_path, "s3")
-            location = s3_location(
-                bucket,
-                prefix,
-                region=region,
-                endpoint_url=endpoint_url or "",
-                role_arn=role_arn,
-                external_id=external_id,
-            )
+            location = s3_location(bucket, prefix, region=region, endpoint_url=endpoint_url or "", **auth)
         self._set_datasource(location, purpose, bypass_verify)
 
     def set_gcs_config(

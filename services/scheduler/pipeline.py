@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
@@ -159,7 +160,6 @@ class RunPipeline:
             selection = self._embed_and_select(
                 spec, new_files, model.model, session_id, tally, observer, timings
             )
-            timings.setdefault("embed", time.monotonic() - t)
             report["selection"] = {
                 "candidates": selection.candidate_count,
                 "n_samples": spec.config.selection.n_samples,
@@ -203,7 +203,7 @@ class RunPipeline:
         videos = spec.dataset_type == scheduler_pb2.VIDEOS
         takes = media_types.is_video if videos else media_types.is_image
         kind = "a video" if videos else "an image"
-        exclude = _nested_pool_prefix(spec.input, spec.pool)
+        exclude = nested_pool_prefix(spec.input, spec.pool)
         result = _Listing(where=store.describe(), kind="video" if videos else "image")
 
         def media() -> Iterator[ObjectInfo]:
@@ -281,8 +281,7 @@ class RunPipeline:
             try:
                 workers = max(2, 2 * len(self.embedders.replicas))
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as ex:
-                    for f in ex.map(embed_one, files):
-                        del f
+                    list(ex.map(embed_one, files))
                 timings["embed"] = time.monotonic() - t_embed
                 observer.set_state(
                     scheduler_pb2.SELECTING,
@@ -486,12 +485,28 @@ class RunPipeline:
         return report
 
 
-def _nested_pool_prefix(inp: common_pb2.StoreLocation, pool: common_pb2.StoreLocation) -> str | None:
-    """The key prefix of the pool inside the input datasource, when one holds the other."""
-    if inp.WhichOneof("kind") == "local" and pool.WhichOneof("kind") == "local":
-        from pathlib import Path
+# The fields that name one bucket (or container) of each kind; the prefix is compared apart.
+_CONTAINER_FIELDS = {
+    "s3": ("bucket", "endpoint_url"),
+    "gcs": ("bucket", "endpoint_url"),
+    "azure": ("account_name", "container", "endpoint_url"),
+}
 
+
+def nested_pool_prefix(inp: common_pb2.StoreLocation, pool: common_pb2.StoreLocation) -> str | None:
+    """The key prefix of the pool inside the INPUT datasource, when the input holds the pool.
+
+    The pool's own frames and state must never be listed as input, whatever the store.
+    """
+    kind = inp.WhichOneof("kind")
+    if kind is None or kind != pool.WhichOneof("kind"):
+        return None
+    if kind == "local":
         i, p = Path(inp.local.root).absolute(), Path(pool.local.root).absolute()
-        if p != i and p.is_relative_to(i):
-            return p.relative_to(i).as_posix() + "/"
+        return p.relative_to(i).as_posix() + "/" if p != i and p.is_relative_to(i) else None
+    a, b = getattr(inp, kind), getattr(pool, kind)
+    if any(getattr(a, f) != getattr(b, f) for f in _CONTAINER_FIELDS[kind]):
+        return None
+    if b.prefix != a.prefix and b.prefix.startswith(a.prefix):
+        return str(b.prefix[len(a.prefix) :])
     return None
