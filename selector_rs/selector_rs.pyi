@@ -1,9 +1,18 @@
 """Exact greedy farthest-point selection of the most diverse rows, in Rust."""
 
+from collections.abc import Sequence
+from typing import Any, final
+
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["IncrementalSelector", "__version__", "kernel", "select_diverse"]
+
 __version__: str
+
+kernel: str
+"""The instruction set the distance kernel uses on this machine ("avx512", "avx2+fma"
+or "portable"), for benchmark reports."""
 
 def select_diverse(
     candidates: npt.NDArray[np.float32],
@@ -19,6 +28,9 @@ def select_diverse(
     is candidate 0. Selection stops after ``n_samples`` picks, when no candidates are
     left, or when the largest ``D`` is strictly below ``min_distance``.
 
+    Squared distances are summed in float32 (the square root is taken in float64), so
+    "largest" holds to float32 rounding, a few 1e-7 relative.
+
     Args:
         candidates: float32, C-contiguous, shape (N, d).
         pool: float32, C-contiguous, shape (P, d); P may be 0, and a (0, 0) array also
@@ -30,9 +42,94 @@ def select_diverse(
         int64 candidate row indices in pick order.
 
     Raises:
-        ValueError: on a wrong dtype, rank or memory layout, NaN or inf values,
-            mismatched widths, a negative ``n_samples`` or a negative, NaN or
-            infinite ``min_distance``. The message names the argument.
+        ValueError: on a wrong dtype, rank or memory layout, NaN or inf values, values
+            beyond ±1e15 (their squared differences could overflow float32), mismatched
+            widths, a negative ``n_samples`` or a negative, NaN or infinite
+            ``min_distance``. The message names the argument (and, for bad values,
+            the row and column).
+        KeyboardInterrupt: Ctrl-C (or any exception a signal handler raises) during the
+            call propagates promptly (signals are checked about every 50 ms while the
+            GIL is released); nothing is returned.
 
-    The GIL is released for the whole computation.
+    The GIL is released for the whole computation, input checks included.
     """
+
+@final
+class IncrementalSelector:
+    """Greedy selection over candidates that arrive in blocks.
+
+    Each ``add`` copies a block, checks it and measures it against the pool right away
+    (without the GIL), so that by the time the last block is in only the greedy loop is
+    left for ``select``. ``select`` gives the same picks as ``select_diverse`` over the
+    chosen blocks concatenated, and can be called any number of times, with any blocks.
+
+    Args:
+        pool: float32, C-contiguous, shape (P, d); the rows the picks must be far from.
+            P may be 0; a (0, 0) array means "no pool" and leaves the width to the
+            first block added.
+
+    Raises:
+        ValueError: as ``select_diverse`` for ``pool`` (dtype, rank, layout, NaN, inf,
+            values beyond ±1e15).
+        KeyboardInterrupt: Ctrl-C while the pool is being indexed.
+    """
+
+    def __new__(cls, pool: npt.NDArray[np.float32]) -> IncrementalSelector: ...
+    def add(self, vectors: npt.NDArray[np.float32]) -> int:
+        """Copy ``vectors`` (float32, C-contiguous, shape (N, d)) in as the next block.
+
+        The block is checked and measured against the pool before this returns, with
+        the GIL released. A block may have no rows.
+
+        Returns:
+            The block's id: 0 for the first block added, then 1, 2, ...
+
+        Raises:
+            ValueError: on a wrong dtype, rank or layout, NaN or inf values or values
+                beyond ±1e15 (naming ``vectors`` and the row), or a width other than
+                the pool's or the earlier blocks'. Nothing is added.
+            KeyboardInterrupt: Ctrl-C while the block is being measured; nothing is
+                added.
+        """
+
+    def select(
+        self,
+        n_samples: int,
+        min_distance: float,
+        order: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Greedy picks over the blocks in ``order``, as ``select_diverse`` would make them.
+
+        Args:
+            n_samples: maximum number of picks, >= 0.
+            min_distance: finite, >= 0; a candidate at exactly this distance is picked.
+            order: block ids (a sequence of ints or an integer array) to select over,
+                each at most once, in the order their rows are concatenated (this order
+                decides ties, and the first pick when there is no pool). Default: every
+                block, in the order added. A subset leaves the other blocks out.
+
+        Returns:
+            ``(indices, distances)``: int64 row indices into the chosen blocks
+            concatenated in ``order``, in pick order, and each pick's float64 distance
+            to its nearest pool row or earlier pick (``inf`` for the first pick when
+            there is no pool).
+
+        Raises:
+            ValueError: a negative ``n_samples``, a negative, NaN or infinite
+                ``min_distance``, or an ``order`` naming a block that was not added or
+                naming a block twice.
+            KeyboardInterrupt: Ctrl-C during the selection, promptly (signals are
+                checked about every 50 ms).
+        """
+
+    @property
+    def rows(self) -> int:
+        """Number of candidate rows added so far, over all blocks."""
+
+    @property
+    def blocks(self) -> int:
+        """Number of blocks added so far."""
+
+    @property
+    def pool_rows(self) -> int:
+        """Number of pool rows."""

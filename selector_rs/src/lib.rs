@@ -6,10 +6,13 @@ use numpy::{
     dtype, IntoPyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray2,
     PyUntypedArray, PyUntypedArrayMethods,
 };
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use selector_core::validate::{self, ArrayLayout};
-use selector_core::{Matrix, SelectError};
+use selector_core::{Matrix, Pick, PoolIndex, Prepared, SelectError};
 
 fn value_error(err: &SelectError) -> PyErr {
     PyValueError::new_err(err.to_string())
@@ -82,6 +85,73 @@ fn extract_min_distance(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
     })
 }
 
+/// Polls Python for pending signals (Ctrl-C) at most every `INTERVAL`, from the thread
+/// that released the GIL, and keeps the exception a signal handler raised.
+struct Interrupt {
+    last: Cell<Instant>,
+    error: RefCell<Option<PyErr>>,
+}
+
+impl Interrupt {
+    const INTERVAL: Duration = Duration::from_millis(50);
+
+    fn new() -> Self {
+        Self {
+            last: Cell::new(Instant::now()),
+            error: RefCell::new(None),
+        }
+    }
+
+    fn requested(&self) -> bool {
+        if self.error.borrow().is_some() {
+            return true;
+        }
+        if self.last.get().elapsed() < Self::INTERVAL {
+            return false;
+        }
+        self.last.set(Instant::now());
+        #[allow(clippy::redundant_closure_for_method_calls)]
+        // the method's lifetime is too specific
+        let pending = Python::attach(|py| py.check_signals());
+        match pending {
+            Ok(()) => false,
+            Err(e) => {
+                *self.error.borrow_mut() = Some(e);
+                true
+            }
+        }
+    }
+
+    /// The Python exception for a core error: the signal's own exception after a
+    /// cancellation, `ValueError` for everything else.
+    fn into_error(self, err: &SelectError) -> PyErr {
+        match (err, self.error.into_inner()) {
+            (SelectError::Cancelled, Some(e)) => e,
+            _ => value_error(err),
+        }
+    }
+}
+
+/// Runs `work` without the GIL, with Ctrl-C honoured within about `Interrupt::INTERVAL`.
+fn run_detached<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(selector_core::Cancel<'_>) -> Result<T, SelectError> + Send,
+) -> PyResult<T> {
+    // The closure runs on this thread; only `Send` data crosses `detach`.
+    py.detach(|| {
+        let interrupt = Interrupt::new();
+        work(&|| interrupt.requested()).map_err(|e| interrupt.into_error(&e))
+    })
+}
+
+fn to_i64(picks: &[Pick]) -> PyResult<Vec<i64>> {
+    picks
+        .iter()
+        .map(|p| i64::try_from(p.index))
+        .collect::<Result<Vec<i64>, _>>()
+        .map_err(|e| PyValueError::new_err(format!("row index does not fit in int64: {e}")))
+}
+
 /// Greedy farthest-point selection of the most diverse candidate rows.
 ///
 /// Returns candidate row indices (int64) in pick order. Each step picks the unpicked
@@ -106,20 +176,189 @@ fn select_diverse<'py>(
     let pool = as_matrix("pool", &pool_array)?;
 
     // Validation reads every value, so it runs without the GIL too.
-    let picks = py
-        .detach(|| selector_core::select_diverse(&cand, &pool, n_samples, min_distance))
-        .map_err(|e| value_error(&e))?;
-    let picks = picks
+    let picks = run_detached(py, |cancel| {
+        selector_core::select_diverse_with(&cand, &pool, n_samples, min_distance, cancel)
+    })?;
+    Ok(to_i64(&picks)?.into_pyarray(py))
+}
+
+/// `(indices, distances)` as returned to Python.
+type Picks<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>);
+
+/// A block of candidates added to an `IncrementalSelector`, with what is known of it.
+struct Block {
+    rows: usize,
+    data: Vec<f32>,
+    prepared: Prepared,
+}
+
+/// Greedy selection over candidates that arrive in blocks.
+///
+/// Each `add` copies a block, checks it and measures it against the pool right away
+/// (without the GIL), so that by the time the last block is in only the greedy loop is
+/// left for `select`.
+#[pyclass(module = "selector_rs")]
+struct IncrementalSelector {
+    pool: Vec<f32>,
+    pool_rows: usize,
+    /// Row width; `None` until known (no pool rows and no block yet).
+    dim: Option<usize>,
+    index: PoolIndex,
+    blocks: Vec<Block>,
+}
+
+impl IncrementalSelector {
+    fn pool_matrix(&self) -> PyResult<Matrix<'_>> {
+        let cols = if self.pool_rows == 0 {
+            0
+        } else {
+            self.dim.unwrap_or(0)
+        };
+        Matrix::new("pool", &self.pool, self.pool_rows, cols).map_err(|e| value_error(&e))
+    }
+}
+
+#[pymethods]
+impl IncrementalSelector {
+    #[new]
+    fn new(py: Python<'_>, pool: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let array = read_matrix("pool", pool)?;
+        let shape = array.shape();
+        let (rows, cols) = (shape[0], shape[1]);
+        let data = array.as_slice()?.to_vec();
+        let dim = (rows > 0 || cols > 0).then_some(cols);
+        let index = run_detached(py, |cancel| {
+            let m = Matrix::new("pool", &data, rows, cols)?;
+            PoolIndex::build(&m, cancel)
+        })?;
+        Ok(Self {
+            pool: data,
+            pool_rows: rows,
+            dim,
+            index,
+            blocks: Vec::new(),
+        })
+    }
+
+    /// Copies `vectors` (float32, N x d) in as the next block; returns its id (0, 1, ...).
+    fn add(&mut self, py: Python<'_>, vectors: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let array = read_matrix("vectors", vectors)?;
+        let shape = array.shape();
+        let (rows, cols) = (shape[0], shape[1]);
+        if let Some(dim) = self.dim {
+            if cols != dim {
+                return Err(PyValueError::new_err(format!(
+                    "vectors has {cols} columns, but this selector's rows have {dim}"
+                )));
+            }
+        }
+        let data = array.as_slice()?.to_vec();
+        let pool = self.pool_matrix()?;
+        let index = &self.index;
+        let prepared = run_detached(py, |cancel| {
+            let m = Matrix::new("vectors", &data, rows, cols)?;
+            selector_core::prepare(&m, &pool, index, cancel)
+        })?;
+        self.dim = Some(cols);
+        self.blocks.push(Block {
+            rows,
+            data,
+            prepared,
+        });
+        Ok(self.blocks.len() - 1)
+    }
+
+    /// Greedy picks over the blocks in `order` (default: every block, in the order
+    /// added). Returns `(indices, distances)`: int64 rows of the blocks concatenated in
+    /// that order, and float64 distances of each pick to the pool and earlier picks.
+    #[pyo3(signature = (n_samples, min_distance, order=None))]
+    fn select<'py>(
+        &self,
+        py: Python<'py>,
+        n_samples: &Bound<'py, PyAny>,
+        min_distance: &Bound<'py, PyAny>,
+        order: Option<Vec<i64>>,
+    ) -> PyResult<Picks<'py>> {
+        let n_samples = extract_n_samples(n_samples)?;
+        let min_distance = extract_min_distance(min_distance)?;
+        let order = block_order(order, self.blocks.len())?;
+        let dim = self.dim.unwrap_or(0);
+        let rows: usize = order.iter().map(|&b| self.blocks[b].rows).sum();
+        let pool = self.pool_matrix()?;
+        let picks = run_detached(py, |cancel| {
+            let mut data = Vec::with_capacity(rows * dim);
+            let mut parts = Vec::with_capacity(order.len());
+            for &b in &order {
+                data.extend_from_slice(&self.blocks[b].data);
+                parts.push(self.blocks[b].prepared.clone());
+            }
+            let m = Matrix::new("candidates", &data, rows, dim)?;
+            let prepared = Prepared::concat(parts);
+            selector_core::select_prepared(
+                &m,
+                &pool,
+                &self.index,
+                prepared,
+                n_samples,
+                min_distance,
+                cancel,
+            )
+        })?;
+        let distances: Vec<f64> = picks.iter().map(|p| p.distance).collect();
+        Ok((to_i64(&picks)?.into_pyarray(py), distances.into_pyarray(py)))
+    }
+
+    /// Number of candidate rows added so far.
+    #[getter]
+    fn rows(&self) -> usize {
+        self.blocks.iter().map(|b| b.rows).sum()
+    }
+
+    /// Number of blocks added so far.
+    #[getter]
+    fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Number of pool rows.
+    #[getter]
+    fn pool_rows(&self) -> usize {
+        self.pool_rows
+    }
+}
+
+/// Block ids to select over: all in order by default, else each given id at most once.
+fn block_order(order: Option<Vec<i64>>, blocks: usize) -> PyResult<Vec<usize>> {
+    let Some(order) = order else {
+        return Ok((0..blocks).collect());
+    };
+    let mut seen = vec![false; blocks];
+    order
         .into_iter()
-        .map(i64::try_from)
-        .collect::<Result<Vec<i64>, _>>()
-        .map_err(|e| PyValueError::new_err(format!("row index does not fit in int64: {e}")))?;
-    Ok(picks.into_pyarray(py))
+        .map(|b| {
+            let id = usize::try_from(b)
+                .ok()
+                .filter(|&id| id < blocks)
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "order names block {b}, but only blocks 0..{blocks} were added"
+                    ))
+                })?;
+            if std::mem::replace(&mut seen[id], true) {
+                return Err(PyValueError::new_err(format!(
+                    "order names block {b} twice"
+                )));
+            }
+            Ok(id)
+        })
+        .collect()
 }
 
 #[pymodule]
 fn selector_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("kernel", selector_core::kernel_name())?;
     m.add_function(wrap_pyfunction!(select_diverse, m)?)?;
+    m.add_class::<IncrementalSelector>()?;
     Ok(())
 }

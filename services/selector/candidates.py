@@ -27,16 +27,30 @@ def decode_vectors(data: bytes, count: int, dim: int, dtype: str, file: FileRef)
     return vectors
 
 
+@dataclass(frozen=True)
+class FileCandidates:
+    """One complete file's candidates: each frame's last vector, in frame_index order."""
+
+    file: FileRef
+    frame_indices: npt.NDArray[np.int64]
+    identities: list[FrameIdentity]
+    frame_names: list[str]
+    vectors: Vectors
+
+    def __len__(self) -> int:
+        return len(self.frame_indices)
+
+
 @dataclass
 class _StagedFile:
     index_blocks: list[npt.NDArray[np.int64]] = field(default_factory=list)
     vector_blocks: list[Vectors] = field(default_factory=list)
-    frame_count: int = -1
-    kind: str = "video"
+    # Set by file_complete; no batch may follow it.
+    final: FileCandidates | None = None
 
     @property
     def complete(self) -> bool:
-        return self.frame_count >= 0
+        return self.final is not None
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,8 @@ class CandidateSet:
     frame_names: list[str]
     vectors: Vectors
     files: list[FileRef]
+    # Each file's first row; its rows are contiguous, in frame_index order.
+    file_starts: dict[FileRef, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.identities)
@@ -88,7 +104,8 @@ class CandidateCollector:
         staged.index_blocks.append(indices)
         staged.vector_blocks.append(vectors)
 
-    def complete(self, file: FileRef, frame_count: int, kind: str) -> None:
+    def complete(self, file: FileRef, frame_count: int, kind: str) -> FileCandidates:
+        """Marks the file complete and returns its final candidates (one row per frame)."""
         kind = kind or "video"
         if kind not in FILE_KINDS:
             raise InvalidArgument(f"file_complete.kind {kind!r} for {file.path!r} is not one of {FILE_KINDS}")
@@ -102,8 +119,24 @@ class CandidateCollector:
             )
         if kind == "image" and highest > 0:
             raise InvalidArgument(f"image {file.path!r} has frame {highest}; an image has only frame 0")
-        staged.frame_count = frame_count
-        staged.kind = kind
+        if staged.index_blocks:
+            indices = np.concatenate(staged.index_blocks)
+            vectors = np.concatenate(staged.vector_blocks, axis=0)
+            # A file moved to another replica is streamed again: keep each frame's last vector.
+            unique, first_in_reversed = np.unique(indices[::-1], return_index=True)
+            rows = len(indices) - 1 - first_in_reversed
+            vectors = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+        else:
+            unique, vectors = np.zeros(0, dtype=np.int64), empty_vectors(self.dim)
+        indices_list = unique.tolist()
+        identities = [FrameIdentity(file, index) for index in indices_list]
+        names = [frame_name(file.path, index, frame_count, kind) for index in indices_list]
+        final = FileCandidates(file, unique.astype(np.int64), identities, names, vectors)
+        # The deduplicated rows replace the batches, so a repeated file_complete finds the same frames.
+        staged.index_blocks = [final.frame_indices] if len(final) else []
+        staged.vector_blocks = [final.vectors] if len(final) else []
+        staged.final = final
+        return final
 
     def drop(self, file: FileRef) -> None:
         self._files.pop(file, None)
@@ -115,22 +148,19 @@ class CandidateCollector:
         identities: list[FrameIdentity] = []
         names: list[str] = []
         blocks: list[Vectors] = []
+        starts: dict[FileRef, int] = {}
         files = self.completed_files()
         for file in files:
-            staged = self._files[file]
-            if not staged.index_blocks:
+            final = self._files[file].final
+            assert final is not None
+            starts[file] = len(identities)
+            if not len(final):
                 continue
-            indices = np.concatenate(staged.index_blocks)
-            vectors = np.concatenate(staged.vector_blocks, axis=0)
-            # A file moved to another replica is streamed again: keep each frame's last vector.
-            reversed_unique, first_in_reversed = np.unique(indices[::-1], return_index=True)
-            rows = len(indices) - 1 - first_in_reversed
-            blocks.append(vectors[rows])
-            for index in reversed_unique.tolist():
-                identities.append(FrameIdentity(file, index))
-                names.append(frame_name(file.path, index, staged.frame_count, staged.kind))
+            blocks.append(final.vectors)
+            identities.extend(final.identities)
+            names.extend(final.frame_names)
         vectors = np.concatenate(blocks, axis=0) if blocks else empty_vectors(self.dim)
-        return CandidateSet(identities, names, np.ascontiguousarray(vectors, dtype=np.float32), files)
+        return CandidateSet(identities, names, np.ascontiguousarray(vectors, dtype=np.float32), files, starts)
 
 
 def sample_count(n_samples: int, proportion_samples: float, candidate_count: int) -> int:

@@ -37,6 +37,10 @@ def manifest_version(key: str) -> int | None:
 
 @dataclass(frozen=True)
 class SegmentKeys:
+    """A segment's data objects: `entries.json` (one row per frame), `embeddings.npy` (a
+    frame_count x dim array in entry order, float16 when that holds every value exactly,
+    else float32; readers accept both) and the processed files."""
+
     entries: str
     embeddings: str
     processed: str

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from datapool.errors import FailedPrecondition, Unavailable
 from datapool.storage import ObjectNotFound, Store, StoreError
@@ -30,6 +31,10 @@ from services.selector.model import FileRef
 from services.selector.state import PoolFrame, PoolState, SegmentData, Vectors
 
 log = logging.getLogger(__name__)
+
+# embeddings.npy: float16 where that is lossless (see compact_embeddings), else float32;
+# segments written before float16 was used are float32. Readers get float32 either way.
+_EMBEDDING_DTYPES = (np.dtype(np.float16), np.dtype(np.float32))
 
 # A put that fails in transit may have succeeded; retrying the same bytes is safe
 # because the commit id inside tells our own manifest apart from a rival's.
@@ -105,17 +110,18 @@ class PoolRepository:
         return frames
 
     def load_embeddings(self, segment: PoolSegment, dim: int) -> Vectors:
+        """The segment's embeddings as float32, whether stored as float16 or float32."""
         raw = self._read_data(segment.keys.embeddings)
         try:
             array = np.load(io.BytesIO(raw), allow_pickle=False)
         except ValueError as e:
             raise FailedPrecondition(f"{segment.keys.embeddings} is not a .npy array: {e}") from e
-        if array.dtype != np.float32 or array.shape != (segment.frame_count, dim):
+        if array.dtype not in _EMBEDDING_DTYPES or array.shape != (segment.frame_count, dim):
             raise FailedPrecondition(
                 f"{segment.keys.embeddings} holds {array.dtype}{array.shape}, "
-                f"expected float32({segment.frame_count}, {dim})"
+                f"expected float16 or float32({segment.frame_count}, {dim})"
             )
-        return np.ascontiguousarray(array)
+        return np.ascontiguousarray(array, dtype=np.float32)
 
     def load_processed(self, segment: PoolSegment) -> list[FileRef]:
         return list(self.iter_processed(segment))
@@ -171,7 +177,7 @@ class PoolRepository:
     ) -> SegmentKeys:
         keys = SegmentKeys.for_commit(commit_id)
         buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(embeddings, dtype=np.float32), allow_pickle=False)
+        np.save(buffer, compact_embeddings(embeddings), allow_pickle=False)
         try:
             self.store.put(keys.entries, _json_bytes([f.to_json() for f in frames]))
             self.store.put(keys.embeddings, buffer.getvalue())
@@ -192,6 +198,20 @@ class PoolRepository:
                     raise Unavailable(f"cannot create {key}: {e}") from e
                 log.warning("creating %s failed (%s); retrying", key, e)
         raise AssertionError("unreachable")
+
+
+def compact_embeddings(embeddings: Vectors) -> npt.NDArray[np.float16] | Vectors:
+    """The embeddings as float16 when that keeps every value exactly, else as float32.
+
+    Vectors reach the selector as float16 on the wire, so a pool's embeddings normally are
+    float16 values, and storing them so halves the object without losing anything.
+    """
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        half = vectors.astype(np.float16)
+    if np.array_equal(half.astype(np.float32), vectors):
+        return half
+    return vectors
 
 
 def processed_bytes(files: Iterable[FileRef]) -> bytes:

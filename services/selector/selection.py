@@ -1,79 +1,148 @@
-"""The one place that calls selector_rs, plus the pick distances reported to clients."""
+"""The one place that calls selector_rs: greedy picks and their distances.
+
+Candidates are measured against the pool while the embedders still stream: each file's
+open candidates go to selector_rs as one block when the file completes, so that Select's
+last step is only the greedy loop. selector_rs reports each pick's distance to the pool
+and earlier picks itself.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Set
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 import selector_rs
 from datapool.errors import InvalidArgument
-from services.selector.candidates import CandidateSet
-from services.selector.model import Pick
-from services.selector.state import PoolState, Vectors, empty_vectors
+from services.selector.candidates import CandidateSet, FileCandidates
+from services.selector.model import FileRef, FrameIdentity, Pick
+from services.selector.state import PoolState, Vectors
 
-# Block sizes for measuring pick distances: a block of float64 vectors (rows x dim) and
-# a block of pairwise distances (rows x picks) each stay under about 80 MB, whatever
-# the pool's size or the number of picks.
-_POOL_BLOCK_ROWS = 8192
-_PAIR_BLOCK_ELEMENTS = 10_000_000
+
+@dataclass(frozen=True)
+class _FileBlock:
+    """A file's block in the selector: which of its candidate rows it holds."""
+
+    block: int
+    # Indices into the file's candidates (its rows in frame_index order), ascending.
+    rows: npt.NDArray[np.int64]
+    frame_indices: npt.NDArray[np.int64]
+
+
+class StreamingSelection:
+    """Greedy selection over files that complete one by one, against a fixed pool.
+
+    Each complete file's candidates not already pooled are measured against the pool as
+    they arrive; `select` then runs over the files in (file, frame_index) order, so the
+    picks do not depend on the order the files completed in.
+    """
+
+    def __init__(self, pool: PoolState) -> None:
+        self._pooled: Set[FrameIdentity] = pool.identities
+        with _rejecting_bad_input("the pool"):
+            self._selector = selector_rs.IncrementalSelector(_pool_vectors(pool))
+        self._files: dict[FileRef, _FileBlock] = {}
+
+    def add_file(self, candidates: FileCandidates) -> None:
+        """Adds (or replaces) a complete file's candidates; pooled frames are left out."""
+        file = candidates.file
+        self._files.pop(file, None)
+        pooled = self._pooled
+        open_rows = np.array(
+            [i for i, f in enumerate(candidates.identities) if f not in pooled], dtype=np.int64
+        )
+        if len(open_rows) == 0:
+            return
+        vectors = candidates.vectors if len(open_rows) == len(candidates) else candidates.vectors[open_rows]
+        with _rejecting_bad_input(f"batch.vectors for {file.path!r}"):
+            block = self._selector.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._files[file] = _FileBlock(block, open_rows, candidates.frame_indices[open_rows])
+
+    def drop_file(self, file: FileRef) -> None:
+        self._files.pop(file, None)
+
+    @property
+    def open_count(self) -> int:
+        """Candidates of the added files that are not pooled yet."""
+        return sum(len(b.rows) for b in self._files.values())
+
+    def select(self, candidates: CandidateSet, n_samples: int, min_distance: float) -> list[Pick]:
+        """Picks among the added files' open candidates.
+
+        `candidates`: the collector's set, built after the last file was added or dropped.
+        """
+        if n_samples == 0 or not self._files:
+            return []
+        # Blocks in (file, frame_index) order, whatever order the files completed in.
+        files = sorted(self._files)
+        order = [self._files[f].block for f in files]
+        rows = np.concatenate([_candidate_rows(candidates, f, self._files[f]) for f in files])
+        return _run_select(self._selector, order, rows, candidates, n_samples, min_distance)
+
+
+def _candidate_rows(candidates: CandidateSet, file: FileRef, added: _FileBlock) -> npt.NDArray[np.int64]:
+    """The CandidateSet rows of a file's block."""
+    start = candidates.file_starts.get(file)
+    last = FrameIdentity(file, int(added.frame_indices[-1]))
+    if start is None or candidates.identities[start + int(added.rows[-1])] != last:
+        raise AssertionError(f"the candidate set does not hold {file.path!r} as it was selected from")
+    return start + added.rows
 
 
 def select_picks(
     candidates: CandidateSet, pool: PoolState, n_samples: int, min_distance: float
 ) -> list[Pick]:
-    """Greedy farthest-point picks among candidates not already pooled."""
+    """Greedy farthest-point picks among candidates not already pooled, from scratch
+    (Commit redoes its picks this way against a pool that moved on)."""
     open_rows = candidates.open_rows(pool.identities)
     if n_samples == 0 or len(open_rows) == 0:
         return []
-    vectors = np.ascontiguousarray(candidates.vectors[open_rows])
-    pool_vectors = pool.embeddings if len(pool.embeddings) else empty_vectors(candidates.dim)
-    try:
-        chosen = selector_rs.select_diverse(vectors, pool_vectors, n_samples, min_distance)
-    except ValueError as e:
-        raise InvalidArgument(f"selection rejected its input: {e}") from e
-    chosen = np.asarray(chosen, dtype=np.int64)
-    distances = pick_distances(vectors[chosen], pool_vectors)
+    with _rejecting_bad_input("the pool"):
+        selector = selector_rs.IncrementalSelector(_pool_vectors(pool))
+    with _rejecting_bad_input("the candidates"):
+        block = selector.add(np.ascontiguousarray(candidates.vectors[open_rows]))
+    return _run_select(selector, [block], open_rows, candidates, n_samples, min_distance)
+
+
+def _run_select(
+    selector: selector_rs.IncrementalSelector,
+    order: list[int],
+    rows: npt.NDArray[np.int64],
+    candidates: CandidateSet,
+    n_samples: int,
+    min_distance: float,
+) -> list[Pick]:
+    """`rows`: the CandidateSet row of each row of the blocks concatenated in `order`."""
+    with _rejecting_bad_input("its input"):
+        chosen, distances = selector.select(n_samples, min_distance, order)
     picks = []
     for local, distance in zip(chosen.tolist(), distances.tolist(), strict=True):
-        row = int(open_rows[local])
+        row = int(rows[local])
         identity = candidates.identities[row]
         picks.append(
             Pick(
                 file=identity.file,
                 frame_index=identity.frame_index,
                 frame_name=candidates.frame_names[row],
-                distance=distance,
+                distance=float(distance),
                 row=row,
             )
         )
     return picks
 
 
-def pick_distances(picked: Vectors, pool: Vectors) -> npt.NDArray[np.float64]:
-    """For each pick in order: its L2 distance to the pool and all earlier picks."""
-    picked64 = picked.astype(np.float64)
-    nearest = np.full(len(picked64), np.inf)
-    step = max(1, min(_POOL_BLOCK_ROWS, _PAIR_BLOCK_ELEMENTS // max(len(picked64), 1)))
-    for start in range(0, len(pool), step):
-        nearest = np.minimum(nearest, _min_distances(picked64, pool[start : start + step]))
-    for start in range(0, len(picked64), step):
-        stop = min(start + step, len(picked64))
-        rows = picked64[start:stop]
-        # Only picks made before row i count for row i.
-        later = np.arange(stop)[None, :] >= np.arange(start, stop)[:, None]
-        earlier = _min_distances(rows, picked64[:stop], exclude=later)
-        nearest[start:stop] = np.minimum(nearest[start:stop], earlier)
-    return nearest
+def _pool_vectors(pool: PoolState) -> Vectors:
+    # (0, 0): no pool, the width comes with the first block.
+    return pool.embeddings if len(pool.embeddings) else np.zeros((0, 0), dtype=np.float32)
 
 
-def _min_distances(
-    a: npt.NDArray[np.float64],
-    block: npt.NDArray[np.floating],
-    exclude: npt.NDArray[np.bool_] | None = None,
-) -> npt.NDArray[np.float64]:
-    b = block.astype(np.float64)
-    squared = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
-    if exclude is not None:
-        squared[exclude] = np.inf
-    result: npt.NDArray[np.float64] = np.sqrt(np.maximum(squared, 0.0)).min(axis=1, initial=np.inf)
-    return result
+@contextmanager
+def _rejecting_bad_input(what: str) -> Iterator[None]:
+    """selector_rs's ValueError (bad values, widths or arguments) as the client's error."""
+    try:
+        yield
+    except ValueError as e:
+        raise InvalidArgument(f"selection rejected {what}: {e}") from e

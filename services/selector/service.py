@@ -18,19 +18,24 @@ from services.selector.queries import (
     processed_file_chunks,
 )
 from services.selector.repository import PoolRepository
-from services.selector.selection import select_picks
+from services.selector.selection import StreamingSelection
 from services.selector.session import CommitOutcome, SelectionSession, SelectionSpec, SessionRegistry
 from services.selector.state import PoolState
 
 
 class SelectStream:
-    """One Select call in progress: candidates staged against the pool it started from."""
+    """One Select call in progress: candidates staged against the pool it started from.
+
+    Each file's candidates are measured against the pool as soon as the file completes,
+    while the embedders go on streaming the other files.
+    """
 
     def __init__(self, spec: SelectionSpec, repository: PoolRepository, pool: PoolState) -> None:
         self.spec = spec
         self.repository = repository
         self.pool = pool
         self.collector = CandidateCollector(pool_dim=pool.dim)
+        self.selection = StreamingSelection(pool)
 
     def add_batch(
         self, file: FileRef, frame_indices: Sequence[int], data: bytes, dim: int, dtype: str
@@ -39,10 +44,11 @@ class SelectStream:
         self.collector.add_batch(file, frame_indices, vectors)
 
     def complete_file(self, file: FileRef, frame_count: int, kind: str) -> None:
-        self.collector.complete(file, frame_count, kind)
+        self.selection.add_file(self.collector.complete(file, frame_count, kind))
 
     def drop_file(self, file: FileRef) -> None:
         self.collector.drop(file)
+        self.selection.drop_file(file)
 
 
 class SelectorService:
@@ -71,10 +77,11 @@ class SelectorService:
                 raise FailedPrecondition(
                     f"spec.model {spec.model!r} differs from the pool's model {pool.model!r}"
                 )
+            # Indexes the pool for measuring candidates as they arrive.
+            return SelectStream(spec, repository, pool)
         except BaseException:
             self.sessions.close(spec.session_id)
             raise
-        return SelectStream(spec, repository, pool)
 
     def abandon_select(self, stream: SelectStream) -> None:
         self.sessions.close(stream.spec.session_id)
@@ -83,9 +90,9 @@ class SelectorService:
         spec = stream.spec
         candidates = stream.collector.build()
         started = time.perf_counter()
-        open_count = len(candidates.open_rows(stream.pool.identities))
+        open_count = stream.selection.open_count
         n = sample_count(spec.n_samples, spec.proportion_samples, open_count)
-        picks = select_picks(candidates, stream.pool, n, spec.min_distance)
+        picks = stream.selection.select(candidates, n, spec.min_distance)
         session = SelectionSession(
             spec=spec,
             repository=stream.repository,

@@ -4,12 +4,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+from selector_helpers import clustered_unit_vectors, file_ref, rendered_picks, select, spec
 
+from datapool.errors import FailedPrecondition
 from datapool.storage import LocalStore
 from services.selector.layout import PoolManifest, PoolSegment, SegmentKeys, manifest_key, manifest_version
 from services.selector.model import FileRef
 from services.selector.queries import export_chunks, pool_summary, processed_file_chunks
 from services.selector.repository import PoolRepository
+from services.selector.service import SelectorService
+from services.selector.session import Committed
 from services.selector.state import PoolFrame
 
 
@@ -118,3 +123,84 @@ def test_processed_files_deduplicated_and_chunked(tmp_path: Path) -> None:
     flat = [f for c in chunks for f in c]
     assert [len(c) for c in chunks] == [4, 3]
     assert len(set(flat)) == len(flat) == 7
+
+
+def _stored_embeddings(pool_root: Path, manifest: PoolManifest) -> np.ndarray:
+    stored: np.ndarray = np.load(pool_root / manifest.segments[-1].keys.embeddings, allow_pickle=False)
+    return stored
+
+
+def _commit_vectors(repo: PoolRepository, vectors: np.ndarray, commit_id: str = "c" * 32) -> PoolManifest:
+    file = FileRef("v.mp4", 10, "e")
+    frames = [PoolFrame(f"v-{i}-mp4.png", f"frames/{i}", file, i) for i in range(len(vectors))]
+    keys = repo.write_segment_data(commit_id, frames, vectors, [file])
+    segment = PoolSegment(commit_id, "run", 1, "t", 0, len(vectors), keys)
+    manifest = PoolManifest(1, commit_id, "run", 0, "m", vectors.shape[1], (segment,))
+    assert repo.create_manifest(manifest)
+    return manifest
+
+
+def test_embeddings_stored_as_float16_when_lossless(repo: PoolRepository, pool_root: Path) -> None:
+    rng = np.random.default_rng(0)
+    # As the embedders send them: float16 values, held as float32.
+    vectors = rng.normal(size=(50, 16)).astype(np.float16).astype(np.float32)
+    manifest = _commit_vectors(repo, vectors)
+    stored = _stored_embeddings(pool_root, manifest)
+    assert stored.dtype == np.float16 and stored.shape == (50, 16)
+    loaded = repo.load_state(manifest).embeddings
+    assert loaded.dtype == np.float32 and loaded.flags.c_contiguous
+    np.testing.assert_array_equal(loaded, vectors)
+    (data,) = repo.load_segments(manifest.segments, 16)
+    assert data.embeddings is not None and data.embeddings.dtype == np.float32
+    np.testing.assert_array_equal(data.embeddings, vectors)
+
+
+@pytest.mark.parametrize("odd_value", [0.1, 1e5, 1e-8], ids=["rounded", "overflows", "underflows"])
+def test_embeddings_stay_float32_when_float16_would_lose_values(
+    repo: PoolRepository, pool_root: Path, odd_value: float
+) -> None:
+    vectors = np.full((4, 8), 0.5, dtype=np.float32)
+    vectors[2, 3] = odd_value  # one value float16 cannot hold exactly
+    manifest = _commit_vectors(repo, vectors)
+    assert _stored_embeddings(pool_root, manifest).dtype == np.float32
+    np.testing.assert_array_equal(repo.load_state(manifest).embeddings, vectors)
+
+
+def test_old_float32_segments_still_load(repo: PoolRepository, pool_root: Path) -> None:
+    vectors = np.random.default_rng(1).normal(size=(6, 8)).astype(np.float16).astype(np.float32)
+    manifest = _commit_vectors(repo, vectors)
+    # Rewrite the object as a pool from before float16 storage wrote it.
+    path = pool_root / manifest.segments[0].keys.embeddings
+    path.unlink()
+    np.save(path, vectors, allow_pickle=False)
+    assert _stored_embeddings(pool_root, manifest).dtype == np.float32
+    loaded = repo.load_state(manifest).embeddings
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, vectors)
+
+
+def test_empty_segment_embeddings(repo: PoolRepository, pool_root: Path) -> None:
+    manifest = _commit_vectors(repo, np.zeros((0, 8), np.float32))
+    assert repo.load_state(manifest).embeddings.shape == (0, 8)
+
+
+def test_embeddings_of_another_dtype_are_refused(repo: PoolRepository, pool_root: Path) -> None:
+    manifest = _commit_vectors(repo, np.ones((3, 8), np.float32))
+    path = pool_root / manifest.segments[0].keys.embeddings
+    path.unlink()
+    np.save(path, np.ones((3, 8), np.float64), allow_pickle=False)
+    with pytest.raises(FailedPrecondition, match=r"float64\(3, 8\), expected float16 or float32\(3, 8\)"):
+        repo.load_state(manifest)
+
+
+def test_committed_picks_streamed_as_float16_are_stored_as_float16(
+    service: SelectorService, repo: PoolRepository, pool_root: Path
+) -> None:
+    vectors = clustered_unit_vectors(seed=3, clusters=4, per_cluster=5)
+    session = select(service, repo, spec("f16", n_samples=6), {file_ref("a.mp4"): vectors}, dtype="float16")
+    assert isinstance(service.commit("f16", "t", rendered_picks(session)), Committed)
+    manifest = repo.newest_manifest()
+    assert manifest is not None
+    assert _stored_embeddings(pool_root, manifest).dtype == np.float16
+    picked = vectors[[p.frame_index for p in session.picks]].astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(repo.load_state(manifest).embeddings, picked)

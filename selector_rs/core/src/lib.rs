@@ -2,18 +2,35 @@
 //!
 //! Plain Rust with no Python in sight, so the algorithm and its input checks can be
 //! tested with `cargo test` alone; the `selector_rs` crate only adapts it to numpy.
+//!
+//! Two ways in: [`select_diverse`] for candidates that are all at hand, and
+//! [`PoolIndex`] + [`prepare`] + [`select_prepared`] for candidates that arrive in
+//! blocks (each block is prepared against the pool as it arrives, and selection runs
+//! over the concatenation once the last block is in).
 
 mod distance;
 mod greedy;
+mod groups;
 mod matrix;
+mod pool;
 pub mod validate;
 
 #[cfg(test)]
 mod proptests;
 
-pub use distance::squared_l2;
+pub use distance::{kernel_name, l2, squared_l2};
+pub use greedy::{Pick, Prepared};
 pub use matrix::Matrix;
+pub use pool::PoolIndex;
 pub use validate::SelectError;
+
+/// Asked now and then, from the calling thread, whether to give up; `true` makes the
+/// running call return [`SelectError::Cancelled`].
+pub type Cancel<'a> = &'a dyn Fn() -> bool;
+
+fn never() -> bool {
+    false
+}
 
 /// Picks up to `n_samples` candidate rows, farthest-first, and returns their indices
 /// in pick order.
@@ -22,28 +39,105 @@ pub use validate::SelectError;
 /// and the candidates picked so far. Each step picks the unpicked candidate with the
 /// largest `D` (the lowest index on ties) and stops early once that largest `D` is
 /// strictly below `min_distance`. With an empty pool the first pick is candidate 0.
+/// Distances are computed in f32 (see [`squared_l2`]), so "largest" holds to f32
+/// rounding, a few 1e-7 relative.
 ///
 /// `pool` may be empty; a `0 x 0` pool is accepted as "no pool" whatever the width of
 /// `candidates`.
 ///
 /// # Errors
 /// A [`SelectError`] when `n_samples` is negative, `min_distance` is not a finite
-/// non-negative number, the two matrices differ in width, or either holds NaN or inf.
+/// non-negative number, the two matrices differ in width, or either holds NaN, inf or
+/// a value beyond ±[`validate::MAX_ABS`].
 pub fn select_diverse(
     candidates: &Matrix<'_>,
     pool: &Matrix<'_>,
     n_samples: i64,
     min_distance: f64,
 ) -> Result<Vec<usize>, SelectError> {
+    let picks = select_diverse_with(candidates, pool, n_samples, min_distance, &never)?;
+    Ok(picks.into_iter().map(|p| p.index).collect())
+}
+
+/// [`select_diverse`], returning each pick's distance too and checking `cancel`
+/// between steps.
+///
+/// # Errors
+/// As [`select_diverse`], and [`SelectError::Cancelled`].
+pub fn select_diverse_with(
+    candidates: &Matrix<'_>,
+    pool: &Matrix<'_>,
+    n_samples: i64,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<Pick>, SelectError> {
     let n_samples = validate::n_samples(n_samples)?;
     let min_distance = validate::min_distance(min_distance)?;
     validate::same_width(candidates, pool)?;
     validate::finite(candidates)?;
-    validate::finite(pool)?;
-    Ok(greedy::farthest_point(
+    let index = PoolIndex::build(pool, cancel)?;
+    let prepared = greedy::prepare(candidates, pool, &index, cancel)?;
+    greedy::select(
         candidates,
         pool,
+        &index,
+        prepared,
         n_samples,
         min_distance,
-    ))
+        cancel,
+    )
+}
+
+/// Checks a block of candidates and measures it against the pool: the work that can
+/// be done before the last candidates arrive.
+///
+/// # Errors
+/// [`SelectError::WidthMismatch`], [`SelectError::NonFinite`],
+/// [`SelectError::OutOfRange`] or [`SelectError::Cancelled`].
+pub fn prepare(
+    candidates: &Matrix<'_>,
+    pool: &Matrix<'_>,
+    index: &PoolIndex,
+    cancel: Cancel<'_>,
+) -> Result<Prepared, SelectError> {
+    validate::same_width(candidates, pool)?;
+    validate::finite(candidates)?;
+    greedy::prepare(candidates, pool, index, cancel)
+}
+
+/// Selection over candidates prepared block by block; `candidates` holds the blocks'
+/// rows in the order their [`Prepared`] parts were concatenated.
+///
+/// # Errors
+/// As [`select_diverse_with`]; [`SelectError::ShapeMismatch`] when `prepared` does not
+/// describe as many rows as `candidates` has.
+pub fn select_prepared(
+    candidates: &Matrix<'_>,
+    pool: &Matrix<'_>,
+    index: &PoolIndex,
+    prepared: Prepared,
+    n_samples: i64,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<Pick>, SelectError> {
+    let n_samples = validate::n_samples(n_samples)?;
+    let min_distance = validate::min_distance(min_distance)?;
+    validate::same_width(candidates, pool)?;
+    if prepared.rows() != candidates.rows() || index.rows() != pool.rows() {
+        return Err(SelectError::ShapeMismatch {
+            arg: candidates.name(),
+            len: prepared.rows(),
+            rows: candidates.rows(),
+            cols: candidates.cols(),
+        });
+    }
+    greedy::select(
+        candidates,
+        pool,
+        index,
+        prepared,
+        n_samples,
+        min_distance,
+        cancel,
+    )
 }

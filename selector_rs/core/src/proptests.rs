@@ -3,8 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::greedy::farthest_point_with_grain;
-use crate::{select_diverse, Matrix};
+use crate::{prepare, select_diverse, select_prepared, Matrix, PoolIndex};
 
 /// Relative gap under which two candidates count as tied: f64 sums in a different
 /// order may rank them either way.
@@ -106,31 +105,69 @@ struct Case {
     d: usize,
     n_samples: usize,
     min_distance: f64,
-    /// Small integer coordinates: every distance is exact in f64, so ties are real
+    /// Small integer coordinates: every distance is exact in f32, so ties are real
     /// and picks must match the reference exactly.
     integral: bool,
+    /// Where to cut the candidates into two separately prepared blocks.
+    split: usize,
+}
+
+/// Rows in runs of near-duplicates around a few centres, like frames of a video, so
+/// that leader groups form and the bounds prune.
+fn clustered(rows: usize, d: usize) -> BoxedStrategy<Vec<f32>> {
+    (
+        proptest::collection::vec(-10.0_f32..10.0, 4 * d),
+        proptest::collection::vec(-0.05_f32..0.05, rows * d),
+        1_usize..12,
+        0_usize..4,
+    )
+        .prop_map(move |(centres, noise, run, shift)| {
+            (0..rows * d)
+                .map(|k| {
+                    let (i, j) = (k / d, k % d);
+                    let c = (i / run + shift) % 4;
+                    // A slow drift along the run keeps consecutive rows closest.
+                    #[allow(clippy::cast_precision_loss)]
+                    let drift = (i % run) as f32 * 0.02;
+                    centres[c * d + j] + drift + noise[k]
+                })
+                .collect()
+        })
+        .boxed()
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (0_usize..40, 0_usize..20, 0_usize..8, any::<bool>()).prop_flat_map(|(n, p, d, integral)| {
-        let value = if integral {
-            (-3_i8..=3).prop_map(f32::from).boxed()
-        } else {
-            (-10.0_f32..10.0).boxed()
+    (0_usize..60, 0_usize..30, 0_usize..8, 0_u8..3).prop_flat_map(|(n, p, d, kind)| {
+        let integral = kind == 0;
+        let (cands, pool) = match kind {
+            0 => {
+                let v = (-3_i8..=3).prop_map(f32::from);
+                (
+                    proptest::collection::vec(v.clone(), n * d).boxed(),
+                    proptest::collection::vec(v, p * d).boxed(),
+                )
+            }
+            1 => (
+                proptest::collection::vec(-10.0_f32..10.0, n * d).boxed(),
+                proptest::collection::vec(-10.0_f32..10.0, p * d).boxed(),
+            ),
+            _ => (clustered(n, d), clustered(p, d)),
         };
         (
-            proptest::collection::vec(value.clone(), n * d),
-            proptest::collection::vec(value, p * d),
-            0_usize..50,
+            cands,
+            pool,
+            0_usize..70,
             prop_oneof![Just(0.0), 0.0_f64..8.0, (0_u8..6).prop_map(f64::from)],
+            0..=n,
         )
-            .prop_map(move |(cands, pool, n_samples, min_distance)| Case {
+            .prop_map(move |(cands, pool, n_samples, min_distance, split)| Case {
                 cands,
                 pool,
                 d,
                 n_samples,
                 min_distance,
                 integral,
+                split,
             })
     })
 }
@@ -159,9 +196,19 @@ proptest! {
         if case.integral {
             prop_assert_eq!(&picks, &reference(&c, &p, case.n_samples, case.min_distance));
         }
-        // Splitting into one-row tasks must not change anything.
-        let split = farthest_point_with_grain(&c, &p, case.n_samples, case.min_distance, 1);
-        prop_assert_eq!(picks, split);
+        // Preparing the candidates as two blocks must not change anything.
+        let never = || false;
+        let index = PoolIndex::build(&p, &never).unwrap();
+        let split = case.split.min(c.rows());
+        let (a, b) = case.cands.split_at(split * case.d);
+        let a = Matrix::new("candidates", a, split, case.d).unwrap();
+        let b = Matrix::new("candidates", b, c.rows() - split, case.d).unwrap();
+        let joined = crate::Prepared::concat(vec![
+            prepare(&a, &p, &index, &never).unwrap(),
+            prepare(&b, &p, &index, &never).unwrap(),
+        ]);
+        let blocks = select_prepared(&c, &p, &index, joined, n, case.min_distance, &never).unwrap();
+        prop_assert_eq!(picks, blocks.iter().map(|p| p.index).collect::<Vec<_>>());
     }
 
     #[test]

@@ -44,6 +44,13 @@ pub enum SelectError {
         col: usize,
         value: f32,
     },
+    /// Finite but so large that squared differences would overflow f32.
+    OutOfRange {
+        arg: &'static str,
+        row: usize,
+        col: usize,
+        value: f32,
+    },
     WidthMismatch {
         candidates: usize,
         pool: usize,
@@ -54,6 +61,8 @@ pub enum SelectError {
     InvalidMinDistance {
         value: f64,
     },
+    /// The caller asked to stop (from Python: `KeyboardInterrupt`); not an input problem.
+    Cancelled,
 }
 
 impl fmt::Display for SelectError {
@@ -92,6 +101,16 @@ impl fmt::Display for SelectError {
                 f,
                 "{arg} must be finite, but row {row} has {value} in column {col}"
             ),
+            Self::OutOfRange {
+                arg,
+                row,
+                col,
+                value,
+            } => write!(
+                f,
+                "{arg} values must lie within ±{MAX_ABS:e} (distances are summed in float32), \
+                 but row {row} has {value:e} in column {col}"
+            ),
             Self::WidthMismatch { candidates, pool } => write!(
                 f,
                 "candidates and pool must have the same number of columns, \
@@ -103,6 +122,7 @@ impl fmt::Display for SelectError {
             Self::InvalidMinDistance { value } => {
                 write!(f, "min_distance must be finite and >= 0, got {value}")
             }
+            Self::Cancelled => write!(f, "selection cancelled"),
         }
     }
 }
@@ -185,20 +205,50 @@ pub fn same_width(candidates: &Matrix<'_>, pool: &Matrix<'_>) -> Result<(), Sele
     }
 }
 
+/// The largest magnitude accepted: differences of such values, squared and summed over
+/// tens of millions of columns, still fit in f32. Embeddings are many orders smaller.
+pub const MAX_ABS: f32 = 1e15;
+
 /// # Errors
-/// [`SelectError::NonFinite`] for the first NaN or infinity, by row-major position.
+/// [`SelectError::NonFinite`] for the first NaN or infinity, [`SelectError::OutOfRange`]
+/// for the first value beyond ±[`MAX_ABS`], by row-major position.
 pub fn finite(m: &Matrix<'_>) -> Result<(), SelectError> {
-    // A full pass over possibly gigabytes of features: worth both cores.
-    let bad = m.data().par_iter().position_first(|x| !x.is_finite());
+    // A full pass over possibly gigabytes of features: worth both cores, in chunks
+    // checked branch-free (so the loop vectorises); only a bad chunk is searched.
+    const CHUNK: usize = 1 << 16;
+    let in_range = |x: &f32| x.abs() <= MAX_ABS; // false for NaN too
+    let bad = m
+        .data()
+        .par_chunks(CHUNK)
+        .position_first(|c| !c.iter().fold(true, |ok, x| ok & in_range(x)))
+        .and_then(|chunk| {
+            let start = chunk * CHUNK;
+            m.data()[start..]
+                .iter()
+                .position(|x| !in_range(x))
+                .map(|p| start + p)
+        });
     match bad {
         None => Ok(()),
-        Some(pos) => Err(SelectError::NonFinite {
-            arg: m.name(),
-            // cols > 0 here: an empty row has no values to be non-finite.
-            row: pos / m.cols(),
-            col: pos % m.cols(),
-            value: m.data()[pos],
-        }),
+        Some(pos) => {
+            // cols > 0 here: an empty row has no values to be out of range.
+            let (arg, row, col, value) = (m.name(), pos / m.cols(), pos % m.cols(), m.data()[pos]);
+            Err(if value.is_finite() {
+                SelectError::OutOfRange {
+                    arg,
+                    row,
+                    col,
+                    value,
+                }
+            } else {
+                SelectError::NonFinite {
+                    arg,
+                    row,
+                    col,
+                    value,
+                }
+            })
+        }
     }
 }
 
@@ -314,8 +364,19 @@ mod tests {
     }
 
     #[test]
+    fn huge_values_are_refused_by_position() {
+        let m = Matrix::new("candidates", &[0.0, 1.0, -3e30, f32::MAX], 2, 2).unwrap();
+        let err = finite(&m).unwrap_err().to_string();
+        assert!(
+            err.starts_with("candidates values must lie within ±1e15"),
+            "{err}"
+        );
+        assert!(err.contains("row 1 has -3e30 in column 0"), "{err}");
+    }
+
+    #[test]
     fn finite_matrices_pass() {
-        let m = Matrix::new("pool", &[1.0, -2.0, f32::MAX, f32::MIN], 2, 2).unwrap();
+        let m = Matrix::new("pool", &[1.0, -2.0, MAX_ABS, -MAX_ABS], 2, 2).unwrap();
         assert!(finite(&m).is_ok());
         assert!(finite(&Matrix::new("pool", &[], 0, 0).unwrap()).is_ok());
     }

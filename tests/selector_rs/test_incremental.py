@@ -1,0 +1,357 @@
+"""selector_rs.IncrementalSelector: the same picks as select_diverse over the blocks concatenated.
+
+Distances are checked against a float64 recomputation: the core sums squares in float32,
+and the tolerance the selection promises is 2e-4 relative.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import selector_rs
+from datapool.synthetic_embeddings import pool_and_candidates
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+# What the selection promises: each pick's D is the largest remaining D to 2e-4 relative.
+RTOL = 2e-4
+# Squares of values below ~1e-19 underflow in float32; nothing in these tests is that small,
+# but a distance that should be 0 may come out as a few 1e-7 of the data's scale.
+ATOL = 1e-6
+
+
+def close(got: float, want: float) -> bool:
+    return got == want or abs(got - want) <= RTOL * max(abs(got), abs(want)) + ATOL
+
+
+def no_pool() -> F32:
+    return np.empty((0, 0), dtype=np.float32)
+
+
+def nearest64(rows: F32, others: F32) -> F64:
+    """Float64 distance from each of ``rows`` to its nearest row of ``others`` (inf if none)."""
+    if others.shape[0] == 0:
+        return np.full(rows.shape[0], np.inf)
+    a, b = rows.astype(np.float64), others.astype(np.float64)
+    if a.shape[0] * b.shape[0] * a.shape[1] <= 4_000_000:
+        # Exact differences: near-duplicate rows keep their tiny distances.
+        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)
+    else:
+        # Unit-norm rows at distances >= ~1e-2: the Gram form is accurate to ~1e-11 here.
+        d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    out: F64 = np.sqrt(np.maximum(d2, 0.0)).min(axis=1)
+    return out
+
+
+def check_exact(
+    cands: F32, pool: F32, n_samples: int, min_distance: float, picks: list[int], distances: list[float]
+) -> None:
+    """Replays the picks in float64: each is the farthest remaining candidate (to RTOL), its
+    reported distance is its float64 distance, and the selection stopped only when allowed.
+    """
+    n = cands.shape[0]
+    assert len(picks) == len(distances) <= min(n_samples, n)
+    assert len(set(picks)) == len(picks), f"repeated pick in {picks}"
+    assert all(0 <= i < n for i in picks)
+    pool_rows = pool if pool.shape[0] else np.empty((0, cands.shape[1]), dtype=np.float32)
+    dist = nearest64(cands, pool_rows)
+    alive = np.ones(n, dtype=bool)
+    for step, (i, reported) in enumerate(zip(picks, distances, strict=True)):
+        best = float(dist[alive].max())
+        got = float(dist[i])
+        assert alive[i]
+        assert close(got, best), f"step {step}: picked {i} at D={got}, max remaining {best}"
+        assert close(reported, got), f"step {step}: reported {reported}, float64 {got}"
+        assert reported >= min_distance, f"step {step}: D={reported} < min_distance {min_distance}"
+        alive[i] = False
+        dist = np.minimum(dist, nearest64(cands, cands[i : i + 1]))
+    if len(picks) < min(n_samples, n):
+        left = float(dist[alive].max())
+        assert left < min_distance or close(left, min_distance), f"stopped with D={left} left"
+
+
+def incremental(pool: F32, blocks: list[F32]) -> selector_rs.IncrementalSelector:
+    sel = selector_rs.IncrementalSelector(pool)
+    for b, block in enumerate(blocks):
+        assert sel.add(block) == b
+    return sel
+
+
+def run_select(
+    sel: selector_rs.IncrementalSelector, n_samples: int, min_distance: float, order: Any = None
+) -> tuple[list[int], list[float]]:
+    idx, dist = sel.select(n_samples, min_distance, order)
+    assert idx.dtype == np.int64 and dist.dtype == np.float64
+    assert idx.shape == dist.shape and idx.ndim == 1
+    return [int(i) for i in idx], [float(x) for x in dist]
+
+
+def split_rows(a: F32, cuts: list[int]) -> list[F32]:
+    """``a`` cut at the given row positions (clipped and sorted); empty blocks allowed."""
+    points = sorted(min(c, a.shape[0]) for c in cuts)
+    return [np.ascontiguousarray(x) for x in np.split(a, points)]
+
+
+def concat(blocks: list[F32], d: int) -> F32:
+    return np.concatenate(blocks) if blocks else np.empty((0, d), dtype=np.float32)
+
+
+def near_duplicate_runs(rng: np.random.Generator, n: int, d: int, centres: F32, noise: float) -> F32:
+    """Runs of rows drifting slowly around a few centres, like frames of a video; with
+    ``noise`` 0 a run's rows repeat exactly (real ties)."""
+    out = np.empty((n, d), dtype=np.float32)
+    i = 0
+    while i < n:
+        run = min(int(rng.integers(1, 12)), n - i)
+        centre = centres[int(rng.integers(centres.shape[0]))]
+        step = rng.standard_normal(d) * 0.01
+        for k in range(run):
+            out[i + k] = centre + k * step + rng.standard_normal(d) * noise
+        i += run
+    return out
+
+
+@st.composite
+def problems(draw: st.DrawFn) -> tuple[F32, F32, list[int], int, float]:
+    """(candidates, pool, cut points, n_samples, min_distance); pool may be (0, 0)."""
+    n = draw(st.integers(0, 50))
+    p = draw(st.integers(0, 25))
+    d = draw(st.integers(1, 12))
+    kind = draw(st.sampled_from(["integral", "float", "runs", "video"]))
+    if kind == "integral":
+        # Every distance exact in float32 and float64: ties are real ties.
+        elements = st.integers(-2, 2).map(float)
+        cands = draw(hnp.arrays(np.float32, (n, d), elements=elements))
+        pool = draw(hnp.arrays(np.float32, (p, d), elements=elements))
+    elif kind == "float":
+        elements = st.floats(-10, 10, width=32, allow_subnormal=False)
+        cands = draw(hnp.arrays(np.float32, (n, d), elements=elements))
+        pool = draw(hnp.arrays(np.float32, (p, d), elements=elements))
+    elif kind == "runs":
+        rng = np.random.default_rng(draw(st.integers(0, 2**32)))
+        centres = rng.uniform(-5, 5, (draw(st.integers(1, 4)), d)).astype(np.float32)
+        noise = draw(st.sampled_from([0.0, 1e-3, 0.05]))
+        cands = near_duplicate_runs(rng, n, d, centres, noise)
+        pool = near_duplicate_runs(rng, p, d, centres, noise)
+    else:
+        frames = draw(st.sampled_from([(1, 5), (5, 30)]))
+        pool, cands = pool_and_candidates(p, n, d, draw(st.integers(0, 1000)), scene_frames=frames)
+    if p == 0 and draw(st.booleans()):
+        pool = no_pool()
+    cuts = draw(st.lists(st.integers(0, n), max_size=4))
+    n_samples = draw(st.integers(0, 60))
+    min_distance = draw(st.one_of(st.just(0.0), st.floats(0, 3), st.sampled_from([0.5, 1.0, 2.0])))
+    return cands, pool, cuts, n_samples, min_distance
+
+
+@settings(max_examples=150, deadline=None)
+@given(problems())
+def test_same_picks_as_select_diverse(problem: tuple[F32, F32, list[int], int, float]) -> None:
+    cands, pool, cuts, n_samples, min_distance = problem
+    blocks = split_rows(cands, cuts)
+    sel = incremental(pool, blocks)
+    assert sel.blocks == len(blocks)
+    assert sel.rows == cands.shape[0]
+    assert sel.pool_rows == pool.shape[0]
+    picks, distances = run_select(sel, n_samples, min_distance)
+    want = selector_rs.select_diverse(cands, pool, n_samples, min_distance)
+    assert picks == [int(i) for i in want]
+    check_exact(cands, pool, n_samples, min_distance, picks, distances)
+    # Selecting again, from the same prepared blocks, changes nothing.
+    assert run_select(sel, n_samples, min_distance) == (picks, distances)
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems(), st.data())
+def test_order_selects_over_those_blocks_in_that_order(
+    problem: tuple[F32, F32, list[int], int, float], data: st.DataObject
+) -> None:
+    cands, pool, cuts, n_samples, min_distance = problem
+    blocks = split_rows(cands, cuts)
+    sel = incremental(pool, blocks)
+    order = data.draw(st.permutations(range(len(blocks))))
+    order = order[: data.draw(st.integers(0, len(order)))]
+    chosen = concat([blocks[b] for b in order], cands.shape[1])
+    picks, distances = run_select(sel, n_samples, min_distance, order)
+    want = selector_rs.select_diverse(chosen, pool, n_samples, min_distance)
+    assert picks == [int(i) for i in want]
+    # An index counts rows of the chosen blocks, concatenated in `order`.
+    starts = np.cumsum([0] + [blocks[b].shape[0] for b in order])
+    for i in picks:
+        k = int(np.searchsorted(starts, i, side="right")) - 1
+        np.testing.assert_array_equal(chosen[i], blocks[order[k]][i - starts[k]])
+    check_exact(chosen, pool, n_samples, min_distance, picks, distances)
+
+
+def f32(rows: list[list[float]]) -> F32:
+    return np.array(rows, dtype=np.float32)
+
+
+def test_explicit_order_and_subset() -> None:
+    a, b, c = f32([[0, 0], [1, 0]]), f32([[10, 0]]), f32([[0, 7], [0, 3]])
+    sel = incremental(f32([[0, 0]]), [a, b, c])
+    # Farthest from the pool first: (10, 0), then (0, 7), ...
+    idx, dist = sel.select(10, 0.0)
+    assert idx.tolist() == [2, 3, 4, 1, 0]
+    np.testing.assert_allclose(dist, [10.0, 7.0, 3.0, 1.0, 0.0])
+    idx, _ = sel.select(10, 0.0, order=[2, 1])  # rows (0,7), (0,3), (10,0)
+    assert idx.tolist() == [2, 0, 1]
+    idx, _ = sel.select(10, 0.0, order=np.array([0]))
+    assert idx.tolist() == [1, 0]
+    idx, dist = sel.select(10, 0.0, order=[])
+    assert idx.shape == dist.shape == (0,)
+    idx, dist = sel.select(2, 5.0)
+    assert idx.tolist() == [2, 3]
+
+
+def test_blocks_can_be_added_after_selecting() -> None:
+    sel = incremental(no_pool(), [f32([[0.0], [1.0]])])
+    assert sel.select(5, 0.0)[0].tolist() == [0, 1]
+    assert sel.add(f32([[5.0]])) == 1
+    idx, dist = sel.select(5, 0.0)
+    assert idx.tolist() == [0, 2, 1]
+    assert dist.tolist() == [np.inf, 5.0, 1.0]
+
+
+def test_zero_by_zero_pool_takes_its_width_from_the_first_block() -> None:
+    sel = selector_rs.IncrementalSelector(no_pool())
+    assert (sel.rows, sel.blocks, sel.pool_rows) == (0, 0, 0)
+    idx, dist = sel.select(3, 0.0)
+    assert idx.shape == dist.shape == (0,)
+    assert sel.add(f32([[3, 4, 0], [0, 0, 0]])) == 0
+    with pytest.raises(ValueError, match="vectors has 2 columns, but this selector's rows have 3"):
+        sel.add(f32([[1, 2]]))
+    assert sel.add(np.empty((0, 3), dtype=np.float32)) == 1
+    assert sel.add(f32([[0, 0, 1]])) == 2
+    assert (sel.rows, sel.blocks, sel.pool_rows) == (3, 3, 0)
+    idx, dist = sel.select(3, 0.0)
+    assert idx.tolist() == [0, 2, 1]
+    np.testing.assert_allclose(dist, [np.inf, np.sqrt(26.0), 1.0])
+
+
+def test_empty_pool_with_columns_fixes_the_width() -> None:
+    sel = selector_rs.IncrementalSelector(np.empty((0, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="vectors has 3 columns, but this selector's rows have 4"):
+        sel.add(np.zeros((2, 3), dtype=np.float32))
+    assert sel.blocks == 0
+    assert sel.add(np.zeros((2, 4), dtype=np.float32)) == 0
+
+
+def _with_value(rows: int, cols: int, row: int, col: int, value: float) -> F32:
+    a = np.zeros((rows, cols), dtype=np.float32)
+    a[row, col] = value
+    return a
+
+
+ADD_ERRORS: list[tuple[str, Any, str]] = [
+    ("width", np.zeros((2, 3), dtype=np.float32), "vectors has 3 columns, but this selector's rows have 2"),
+    ("NaN", _with_value(5, 2, 3, 1, np.nan), "vectors must be finite, but row 3 has NaN in column 1"),
+    ("-inf", _with_value(2, 2, 1, 0, -np.inf), "vectors must be finite, but row 1 has -inf in column 0"),
+    ("huge", _with_value(4, 2, 2, 1, 3e15), "vectors values must lie within ±1e15"),
+    ("float64", np.zeros((2, 2)), "vectors must be float32, got float64"),
+    ("1-D", np.zeros(2, dtype=np.float32), "vectors must be a 2-D array, got a 1-D array"),
+    ("Fortran", np.asfortranarray(np.ones((3, 2), dtype=np.float32)), "vectors must be C-contiguous"),
+    ("list", [[0.0, 0.0]], "vectors must be a numpy.ndarray, got list"),
+]
+
+
+@pytest.mark.parametrize(
+    ("vectors", "message"), [(v, m) for _, v, m in ADD_ERRORS], ids=[i for i, _, _ in ADD_ERRORS]
+)
+def test_bad_block_is_refused_and_not_added(vectors: Any, message: str) -> None:
+    sel = incremental(f32([[1, 1]]), [f32([[0, 0]])])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sel.add(vectors)
+    assert (sel.blocks, sel.rows) == (1, 1)
+    assert sel.select(5, 0.0)[0].tolist() == [0]
+
+
+def test_huge_value_in_row_is_named() -> None:
+    sel = selector_rs.IncrementalSelector(no_pool())
+    with pytest.raises(ValueError, match=r"row 2 has -2e16 in column 1"):
+        sel.add(_with_value(3, 2, 2, 1, -2e16))
+    # Exactly the limit is accepted.
+    assert sel.add(_with_value(3, 2, 2, 1, -1e15)) == 0
+
+
+POOL_ERRORS: list[tuple[str, Any, str]] = [
+    ("NaN", _with_value(3, 2, 1, 0, np.nan), "pool must be finite, but row 1 has NaN in column 0"),
+    ("huge", _with_value(3, 2, 2, 0, 1e16), "pool values must lie within ±1e15"),
+    ("int", np.zeros((1, 2), dtype=np.int32), "pool must be float32, got int32"),
+    ("None", None, "pool must be a numpy.ndarray, got NoneType"),
+]
+
+
+@pytest.mark.parametrize(
+    ("pool", "message"), [(p, m) for _, p, m in POOL_ERRORS], ids=[i for i, _, _ in POOL_ERRORS]
+)
+def test_bad_pool_is_refused(pool: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        selector_rs.IncrementalSelector(pool)
+
+
+SELECT_ERRORS: list[tuple[str, dict[str, Any], str]] = [
+    ("block out of range", {"order": [0, 2]}, "order names block 2, but only blocks 0..2 were added"),
+    ("negative block", {"order": [-1]}, "order names block -1, but only blocks 0..2 were added"),
+    ("repeated block", {"order": [1, 0, 1]}, "order names block 1 twice"),
+    ("negative n_samples", {"n_samples": -1}, "n_samples must be >= 0, got -1"),
+    ("float n_samples", {"n_samples": 1.0}, "n_samples must be an int, got float"),
+    ("NaN min_distance", {"min_distance": float("nan")}, "min_distance must be finite and >= 0"),
+    ("negative min_distance", {"min_distance": -1.0}, "min_distance must be finite and >= 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"), [(c, m) for _, c, m in SELECT_ERRORS], ids=[i for i, _, _ in SELECT_ERRORS]
+)
+def test_bad_select_arguments(changes: dict[str, Any], message: str) -> None:
+    sel = incremental(no_pool(), [f32([[0, 0]]), f32([[1, 1]])])
+    args: dict[str, Any] = {"n_samples": 2, "min_distance": 0.0, "order": None}
+    args.update(changes)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sel.select(**args)
+
+
+def test_input_is_copied() -> None:
+    pool, block = f32([[0, 0]]), f32([[3, 4], [1, 0]])
+    sel = incremental(pool, [block])
+    pool[:] = 100
+    block[:] = 100
+    idx, dist = sel.select(2, 0.0)
+    assert idx.tolist() == [0, 1]
+    np.testing.assert_allclose(dist, [5.0, 1.0])
+
+
+@pytest.mark.parametrize("dim", [64, 256])
+def test_exact_on_video_like_data(dim: int) -> None:
+    """Each pick is the farthest remaining candidate in float64, to 2e-4 relative; the
+    min_distance stop comes exactly where the distances fall below it."""
+    pool, cands = pool_and_candidates(500, 3_000, dim, seed=dim)
+    blocks = split_rows(cands, [700, 1_500, 1_501, 2_200])
+    sel = incremental(pool, blocks)
+    picks, distances = run_select(sel, 100, 0.0)
+    assert len(picks) == 100
+    assert picks == [int(i) for i in selector_rs.select_diverse(cands, pool, 100, 0.0)]
+    check_exact(cands, pool, 100, 0.0, picks, distances)
+
+    # A threshold halfway between two consecutive pick distances stops right there.
+    k = 60
+    threshold = (distances[k - 1] + distances[k]) / 2
+    if distances[k - 1] > distances[k]:
+        stopped, stopped_d = run_select(sel, 100, threshold)
+        assert stopped == picks[:k]
+        assert stopped_d == distances[:k]
+        check_exact(cands, pool, 100, threshold, stopped, stopped_d)
+    # At exactly a pick's distance, that pick is still made.
+    at, _ = run_select(sel, 100, distances[k])
+    assert len(at) > k
+    assert at[: k + 1] == picks[: k + 1]

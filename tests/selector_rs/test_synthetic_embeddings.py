@@ -1,0 +1,84 @@
+"""The synthetic video-frame embeddings have the structure the selection benchmark relies on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from datapool.synthetic_embeddings import pool_and_candidates, uniform_sphere, video_like
+
+F32 = npt.NDArray[np.float32]
+
+
+def nearest(rows: F32, others: F32) -> npt.NDArray[np.float64]:
+    """Distance from each of ``rows`` to its nearest row of ``others``, in float64."""
+    a, b = rows.astype(np.float64), others.astype(np.float64)
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    out: npt.NDArray[np.float64] = np.sqrt(np.maximum(d2, 0.0)).min(axis=1)
+    return out
+
+
+@pytest.mark.parametrize("make", [lambda: video_like(3_000, 96, 7), lambda: uniform_sphere(3_000, 96, 7)])
+def test_shape_dtype_unit_norms_and_determinism(make: Callable[[], F32]) -> None:
+    x = make()
+    assert x.shape == (3_000, 96)
+    assert x.dtype == np.float32
+    assert x.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(x, make())
+
+
+def test_seeds_differ() -> None:
+    assert not np.array_equal(video_like(500, 32, 1), video_like(500, 32, 2))
+    assert not np.array_equal(uniform_sphere(500, 32, 1), uniform_sphere(500, 32, 2))
+
+
+def test_pool_and_candidates_shapes_and_determinism() -> None:
+    pool, cands = pool_and_candidates(2_000, 3_000, 64, 3)
+    assert pool.shape == (2_000, 64) and cands.shape == (3_000, 64)
+    assert pool.dtype == cands.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(cands, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(pool, video_like(2_000, 64, 3))
+    again = pool_and_candidates(2_000, 3_000, 64, 3)
+    np.testing.assert_array_equal(pool, again[0])
+    np.testing.assert_array_equal(cands, again[1])
+    empty, alone = pool_and_candidates(0, 1_000, 64, 3)
+    assert empty.shape == (0, 64) and alone.shape == (1_000, 64)
+
+
+def test_consecutive_frames_are_near_duplicates() -> None:
+    x = video_like(20_000, 256, 0)
+    consecutive = np.linalg.norm(x[1:] - x[:-1], axis=1)
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, len(x), 5_000), rng.integers(0, len(x), 5_000)
+    random_pairs = np.linalg.norm(x[i] - x[j], axis=1)
+    # Most consecutive pairs lie inside a scene; scene cuts are the rare large jumps.
+    assert np.median(consecutive) < 0.05
+    assert np.median(random_pairs) > 1.0
+    assert np.median(consecutive) < np.median(random_pairs) / 20
+    # Scenes span a range of inter-scene distances, not all ~sqrt(2) as random vectors.
+    assert np.percentile(random_pairs, 1) < 1.0
+    uniform = uniform_sphere(2_000, 256, 0)
+    assert np.percentile(np.linalg.norm(uniform[:1000] - uniform[1000:], axis=1), 1) > 1.3
+
+
+@pytest.mark.parametrize("revisit", [0.0, 1.0])
+def test_revisited_scenes_are_close_to_the_pool(revisit: float) -> None:
+    pool, cands = pool_and_candidates(5_000, 2_000, 256, 5, revisit=revisit)
+    d = nearest(cands, pool)
+    if revisit:
+        assert np.median(d) < 0.3
+    else:
+        assert np.median(d) > 0.4
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        video_like(10, 8, 0, scene_frames=(5, 2))
+    with pytest.raises(ValueError):
+        pool_and_candidates(10, 10, 8, 0, revisit=1.5)
+    with pytest.raises(ValueError):
+        uniform_sphere(-1, 8, 0)
