@@ -6,7 +6,8 @@
 //! step is refined:
 //!
 //! * `pool_ub`: distance to the nearest pool row, exact once refined; before that,
-//!   `d(leader, pool) + d(i, leader)` with the leader's distance computed on arrival.
+//!   `d(leader, nearest pool leader) + d(i, leader)`, measured on arrival, and a lower
+//!   bound `pool_lb` from the same search order (`pool::Hint`).
 //! * `pick_min`: exact distance to the nearest of the first `seen` picks.
 //! * `offset + group_pick`: distance to the leader plus the leader's distance to the
 //!   nearest pick, which retires a whole group at once when a pick lands next to it.

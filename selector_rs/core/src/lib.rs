@@ -71,13 +71,14 @@ pub fn select_diverse_with(
     min_distance: f64,
     cancel: Cancel<'_>,
 ) -> Result<Vec<Pick>, SelectError> {
-    let n_samples = validate::n_samples(n_samples)?;
-    let min_distance = validate::min_distance(min_distance)?;
+    // The cheap checks first, then candidates before pool, as the errors are documented.
+    validate::n_samples(n_samples)?;
+    validate::min_distance(min_distance)?;
     validate::same_width(candidates, pool)?;
     validate::finite(candidates)?;
     let index = PoolIndex::build(pool, cancel)?;
     let prepared = greedy::prepare(candidates, pool, &index, cancel)?;
-    greedy::select(
+    select_prepared(
         candidates,
         pool,
         &index,

@@ -114,12 +114,6 @@ impl PoolIndex {
         self.groups.groups.len()
     }
 
-    /// Number of runs of groups, the coarser level (for benchmarks and tests).
-    #[must_use]
-    pub fn run_count(&self) -> usize {
-        self.runs.len()
-    }
-
     fn group(&self, m: u32) -> &Group {
         &self.groups.groups[m as usize]
     }
