@@ -12,6 +12,12 @@
 //! * `offset + group_pick`: distance to the leader plus the leader's distance to the
 //!   nearest pick, which retires a whole group at once when a pick lands next to it.
 //!
+//! A leader's distance to a pick is itself often unneeded: groups are chained into
+//! runs (consecutive groups near the run's first leader, a scene in video data), each
+//! run measures its leader against every pick once, and a group computes its own
+//! exact distance to a pick only when the run's lower bound cannot show the pick is
+//! too far away to matter to any member.
+//!
 //! Candidates live in contiguous leader groups (see `groups`); a max-heap orders the
 //! groups by the largest bound of their unpicked members, so each step touches only
 //! the groups that can still hold the farthest candidate. Bounds only ever shrink
@@ -27,7 +33,7 @@ use crate::groups::{self, Group};
 use crate::matrix::Matrix;
 use std::sync::OnceLock;
 
-use crate::pool::{beyond, raised, Hint, PoolIndex};
+use crate::pool::{beyond, raised, Hint, PoolIndex, SLACK};
 use crate::validate::SelectError;
 use crate::Cancel;
 
@@ -36,6 +42,12 @@ const GROUPS_PER_CHECK: usize = 512;
 
 /// Candidates refined together before it pays to use more than one thread.
 const PARALLEL_BATCH: usize = 16;
+
+/// Radius of a run of groups, as a multiple of the group radius `tau`.
+const RUN_TAU: f64 = 4.0;
+
+/// A run never spans more groups than this.
+const MAX_RUN_GROUPS: usize = 64;
 
 /// A pick: the candidate's row and its distance to the pool and all earlier picks
 /// (`inf` for the first pick without a pool).
@@ -59,6 +71,12 @@ pub struct Prepared {
     leader_near: Vec<usize>,
     pool_ub: Vec<f64>,
     pool_exact: Vec<bool>,
+    /// Runs of consecutive groups whose leaders lie near the run's first leader: per
+    /// group its run and its leader's distance to the run's leader; per run its first
+    /// group.
+    run_of: Vec<usize>,
+    run_offset: Vec<f64>,
+    runs: Vec<usize>,
 }
 
 impl Prepared {
@@ -79,6 +97,10 @@ impl Prepared {
         let mut out = Prepared::default();
         for part in parts {
             let base = out.rows();
+            let (group_base, run_base) = (out.groups.len(), out.runs.len());
+            out.run_of.extend(part.run_of.iter().map(|r| r + run_base));
+            out.run_offset.extend(part.run_offset);
+            out.runs.extend(part.runs.iter().map(|g| g + group_base));
             out.groups.extend(part.groups.iter().map(|g| Group {
                 start: g.start + base,
                 end: g.end + base,
@@ -102,7 +124,9 @@ pub(crate) fn prepare(
     index: &PoolIndex,
     cancel: Cancel<'_>,
 ) -> Result<Prepared, SelectError> {
-    let grouped = groups::leader_groups(candidates, groups::tau(candidates), cancel)?;
+    let tau = groups::tau(candidates);
+    let grouped = groups::leader_groups(candidates, tau, cancel)?;
+    let (run_of, run_offset, runs) = group_runs(candidates, &grouped.groups, RUN_TAU * tau);
     let mut lower = vec![f64::INFINITY; grouped.groups.len()];
     let mut upper = vec![f64::INFINITY; grouped.groups.len()];
     let mut leader_near = vec![usize::MAX; grouped.groups.len()];
@@ -147,7 +171,35 @@ pub(crate) fn prepare(
         leader_near,
         pool_ub,
         pool_exact,
+        run_of,
+        run_offset,
+        runs,
     })
+}
+
+/// Runs over `groups`: a group joins the current run while its leader lies within
+/// `tau` of the run's first leader (and the run is not full).
+fn group_runs(m: &Matrix<'_>, groups: &[Group], tau: f64) -> (Vec<usize>, Vec<f64>, Vec<usize>) {
+    let mut run_of = Vec::with_capacity(groups.len());
+    let mut run_offset = Vec::with_capacity(groups.len());
+    let mut runs: Vec<usize> = Vec::new();
+    for (k, g) in groups.iter().enumerate() {
+        let joined = runs.last().and_then(|&first| {
+            if k - first >= MAX_RUN_GROUPS {
+                return None;
+            }
+            let d = l2(m.row(g.start), m.row(groups[first].start));
+            (d <= tau).then_some(d)
+        });
+        if let Some(d) = joined {
+            run_offset.push(d);
+        } else {
+            runs.push(k);
+            run_offset.push(0.0);
+        }
+        run_of.push(runs.len() - 1);
+    }
+    (run_of, run_offset, runs)
 }
 
 /// `(value, index)` beats `best`: farther, or as far with a lower index.
@@ -237,6 +289,8 @@ struct Selection<'a, 'b> {
     /// Per group: distances from the leader to the picks, as far as the group has seen
     /// them (filled only for groups that get visited), and the smallest of them.
     leader_picks: Vec<Vec<f64>>,
+    /// Per run: distances from its leader to the picks, as far as it has seen them.
+    run_picks: Vec<Vec<f64>>,
     group_pick: Vec<f64>,
     bound: Vec<f64>,
     version: Vec<u32>,
@@ -316,17 +370,42 @@ impl Selection<'_, '_> {
     /// Brings group `k` up to date and folds its best exact candidate into `best`.
     /// Returns the new bound on its unpicked members (`-inf` when none is left).
     fn visit(&mut self, k: usize, best: &mut Option<(f64, usize)>) -> f64 {
-        let leader = self.candidates.row(self.prep.groups[k].start);
+        let g = self.prep.groups[k];
+        let leader = self.candidates.row(g.start);
+        let run = self.prep.run_of[k];
+        let mut to_run = std::mem::take(&mut self.run_picks[run]);
+        let run_leader = self
+            .candidates
+            .row(self.prep.groups[self.prep.runs[run]].start);
+        to_run.extend(
+            self.picks[to_run.len()..]
+                .iter()
+                .map(|p| l2(run_leader, self.candidates.row(p.index))),
+        );
         let mut to_leader = std::mem::take(&mut self.leader_picks[k]);
         let fresh = to_leader.len();
-        to_leader.extend(
-            self.picks[fresh..]
-                .iter()
-                .map(|p| l2(leader, self.candidates.row(p.index))),
-        );
-        let near_pick = to_leader[fresh..]
-            .iter()
-            .fold(self.group_pick[k], |a, &b| a.min(b));
+        let off = self.prep.run_offset[k];
+        let limit = self.bound[k];
+        let mut near_pick = self.group_pick[k];
+        for (p, &d) in self.picks[fresh..].iter().zip(&to_run[fresh..]) {
+            if off == 0.0 {
+                to_leader.push(d);
+                near_pick = near_pick.min(d);
+                continue;
+            }
+            // d(leader, q) >= d(run leader, q) - d(run leader, leader), lowered past
+            // rounding; a pick that far away can never lower a member's bound below
+            // the group's, so its exact distance is not needed.
+            let lower = d - off - SLACK * (d + off);
+            if beyond(lower - g.radius, limit, lower + g.radius + limit) {
+                to_leader.push(lower);
+            } else {
+                let exact = l2(leader, self.candidates.row(p.index));
+                to_leader.push(exact);
+                near_pick = near_pick.min(exact);
+            }
+        }
+        self.run_picks[run] = to_run;
         self.group_pick[k] = near_pick;
         let bound = self.visit_members(k, near_pick, &to_leader, best);
         self.leader_picks[k] = to_leader;
@@ -419,6 +498,7 @@ pub(crate) fn select(
     let n = candidates.rows();
     let budget = n_samples.min(n);
     let k = prep.groups.len();
+    let run_count = prep.runs.len();
     let bound: Vec<f64> = prep
         .groups
         .iter()
@@ -445,6 +525,7 @@ pub(crate) fn select(
         seen: vec![0; n],
         picked: vec![false; n],
         leader_picks: vec![Vec::new(); k],
+        run_picks: vec![Vec::new(); run_count],
         group_pick: vec![f64::INFINITY; k],
         bound,
         version: vec![0; k],
@@ -624,6 +705,58 @@ mod tests {
         let prep = prepare(&c, &p, &index, &never).unwrap();
         let err = select(&c, &p, &index, prep, 3, 0.0, &|| true).unwrap_err();
         assert_eq!(err, SelectError::Cancelled);
+    }
+
+    /// Scenes of drifting near-duplicate rows: many small groups, chained into runs.
+    #[allow(clippy::cast_precision_loss)]
+    fn scenes(rows: usize, d: usize, seed: usize) -> Vec<f32> {
+        (0..rows * d)
+            .map(|k| {
+                let (i, j) = (k / d, k % d);
+                let scene = (i / 150 + seed) % 7;
+                let centre = ((scene * 31 + j * 17) % 13) as f32;
+                let drift = ((i % 150) as f32 * 0.05 + j as f32).sin() * 0.6;
+                let noise = ((k * 7919 + seed) % 101) as f32 * 1e-3;
+                centre + drift + noise
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_chain_nearby_leaders() {
+        // 1-D leaders 0, 1, 2.5 | 10 with tau 3: the fourth starts a run.
+        let data = [0.0, 1.0, 2.5, 10.0];
+        let c = m("c", &data, 1);
+        let groups: Vec<Group> = (0..4)
+            .map(|i| Group {
+                start: i,
+                end: i + 1,
+                radius: 0.0,
+            })
+            .collect();
+        let (run_of, offset, runs) = group_runs(&c, &groups, 3.0);
+        assert_eq!(run_of, vec![0, 0, 0, 1]);
+        assert_eq!(runs, vec![0, 3]);
+        assert_eq!(offset, vec![0.0, 1.0, 2.5, 0.0]);
+    }
+
+    #[test]
+    fn picks_measured_through_runs_match_the_reference() {
+        let (n, p, d) = (1200, 150, 8);
+        let c = scenes(n, d, 0);
+        let pool = scenes(p, d, 3);
+        let (c, pool) = (m("c", &c, d), m("p", &pool, d));
+        let index = PoolIndex::build(&pool, &never).unwrap();
+        let prep = prepare(&c, &pool, &index, &never).unwrap();
+        // The data must exercise the run path: runs holding several groups.
+        assert!(
+            prep.runs.len() * 3 < prep.groups.len(),
+            "{} runs",
+            prep.runs.len()
+        );
+        let picks = select(&c, &pool, &index, prep, 40, 0.0, &never).unwrap();
+        let picks: Vec<usize> = picks.iter().map(|p| p.index).collect();
+        crate::proptests::check_path(&c, &pool, 40, 0.0, &picks).unwrap();
     }
 
     #[test]

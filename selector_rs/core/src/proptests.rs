@@ -61,7 +61,7 @@ fn close(a: f64, b: f64) -> bool {
 
 /// Walks `picks` step by step and checks each against the reference D values; this
 /// stays meaningful after a near-tie sends the two implementations different ways.
-fn check_path(
+pub(crate) fn check_path(
     c: &Matrix<'_>,
     pool: &Matrix<'_>,
     n_samples: usize,
