@@ -10,9 +10,12 @@ import json
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from datapool.errors import InvalidArgument
+
+# The embedder's model backends (services/embedder/backends); names a run may ask for.
+MODEL_BACKENDS = ("auto", "tensorrt", "torch-cuda", "onnxruntime-cpu", "torch-cpu")
 
 TRAINING_NOT_SUPPORTED = (
     "worker_config.enable_training: training is not supported with the datapool; set it to false"
@@ -31,9 +34,43 @@ class DatasourceConfig(_Strict):
     enable_datapool_update: bool = True
 
 
+class FrameSampling(_Strict):
+    """Which frames of a video are embedded; the default (neither key) is every frame.
+
+    Frame names keep the frame's index in the original video either way.
+    """
+
+    every_nth: int | None = Field(default=None, ge=1)
+    target_fps: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> FrameSampling:
+        if self.every_nth is not None and self.target_fps is not None:
+            raise ValueError("set only one of every_nth and target_fps")
+        return self
+
+    def cache_key(self) -> str:
+        """Names the rule in cache keys: embeddings made under one rule never serve another."""
+        if self.every_nth is not None and self.every_nth > 1:
+            return f"every_nth={self.every_nth}"
+        if self.target_fps is not None:
+            return f"target_fps={self.target_fps!r}"
+        return "all"
+
+
 class WorkerConfig(_Strict):
     enable_training: bool = False
     datasource: DatasourceConfig = Field(default_factory=DatasourceConfig)
+    frame_sampling: FrameSampling = Field(default_factory=FrameSampling)
+    # "auto" picks the fastest backend each embedder can run; a name forces that backend.
+    model_backend: str = "auto"
+
+    @field_validator("model_backend")
+    @classmethod
+    def _known_backend(cls, name: str) -> str:
+        if name not in MODEL_BACKENDS:
+            raise ValueError(f"unknown model backend {name!r}; known: {', '.join(MODEL_BACKENDS)}")
+        return name
 
     @model_validator(mode="after")
     def _no_training(self) -> WorkerConfig:

@@ -74,3 +74,17 @@ def make_location(
 def store_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` run where torch sees a CUDA GPU and are skipped elsewhere."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_tests:
+        return  # no torch import for folders without GPU tests
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in gpu_tests:
+        item.add_marker(skip)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from datapool.v1 import common_pb2 as datapool_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x61tapool/v1/embedder.proto\x12\x0b\x64\x61tapool.v1\x1a\x18\x64\x61tapool/v1/common.proto\"\x9f\x01\n\x10\x45mbedFileRequest\x12*\n\x06source\x18\x01 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\x12\"\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x14.datapool.v1.FileRef\x12\'\n\x05\x64type\x18\x03 \x01(\x0e\x32\x18.datapool.v1.VectorDType\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\"\xc7\x01\n\x11\x45mbedFileResponse\x12&\n\x04info\x18\x01 \x01(\x0b\x32\x16.datapool.v1.MediaInfoH\x00\x12)\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x18.datapool.v1.VectorBatchH\x00\x12)\n\x04\x64one\x18\x03 \x01(\x0b\x32\x19.datapool.v1.EmbedSummaryH\x00\x12+\n\x07skipped\x18\x04 \x01(\x0b\x32\x18.datapool.v1.FileSkippedH\x00\x42\x07\n\x05\x65vent\"n\n\tMediaInfo\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x18\n\x10\x66rame_count_hint\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\r\n\x05\x63odec\x18\x06 \x01(\t\"a\n\x0c\x45mbedSummary\x12\x13\n\x0b\x66rame_count\x18\x01 \x01(\x03\x12\x16\n\x0e\x64\x65\x63ode_seconds\x18\x02 \x01(\x01\x12\x15\n\rembed_seconds\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\"\x1d\n\x0b\x46ileSkipped\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xbd\x01\n\x13RenderFramesRequest\x12*\n\x06source\x18\x01 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\x12\"\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x14.datapool.v1.FileRef\x12\x15\n\rframe_indices\x18\x03 \x03(\x03\x12*\n\x06target\x18\x04 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\x12\x13\n\x0btarget_keys\x18\x05 \x03(\t\",\n\x14RenderFramesResponse\x12\x14\n\x0cwritten_keys\x18\x01 \x03(\t\"\x15\n\x13GetModelInfoRequest\"P\n\tModelInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x16\n\x0e\x62\x61\x63kend_reason\x18\x04 \x01(\t2\xf7\x01\n\x08\x45mbedder\x12L\n\tEmbedFile\x12\x1d.datapool.v1.EmbedFileRequest\x1a\x1e.datapool.v1.EmbedFileResponse0\x01\x12S\n\x0cRenderFrames\x12 .datapool.v1.RenderFramesRequest\x1a!.datapool.v1.RenderFramesResponse\x12H\n\x0cGetModelInfo\x12 .datapool.v1.GetModelInfoRequest\x1a\x16.datapool.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x61tapool/v1/embedder.proto\x12\x0b\x64\x61tapool.v1\x1a\x18\x64\x61tapool/v1/common.proto\"\xde\x01\n\x10\x45mbedFileRequest\x12*\n\x06source\x18\x01 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\x12\"\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x14.datapool.v1.FileRef\x12\'\n\x05\x64type\x18\x03 \x01(\x0e\x32\x18.datapool.v1.VectorDType\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12,\n\x08sampling\x18\x05 \x01(\x0b\x32\x1a.datapool.v1.FrameSampling\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\"6\n\rFrameSampling\x12\x11\n\tevery_nth\x18\x01 \x01(\x05\x12\x12\n\ntarget_fps\x18\x02 \x01(\x01\"\xc7\x01\n\x11\x45mbedFileResponse\x12&\n\x04info\x18\x01 \x01(\x0b\x32\x16.datapool.v1.MediaInfoH\x00\x12)\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x18.datapool.v1.VectorBatchH\x00\x12)\n\x04\x64one\x18\x03 \x01(\x0b\x32\x19.datapool.v1.EmbedSummaryH\x00\x12+\n\x07skipped\x18\x04 \x01(\x0b\x32\x18.datapool.v1.FileSkippedH\x00\x42\x07\n\x05\x65vent\"\x7f\n\tMediaInfo\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x18\n\x10\x66rame_count_hint\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\r\n\x05\x63odec\x18\x06 \x01(\t\x12\x0f\n\x07\x64\x65\x63oder\x18\x07 \x01(\t\"a\n\x0c\x45mbedSummary\x12\x13\n\x0b\x66rame_count\x18\x01 \x01(\x03\x12\x16\n\x0e\x64\x65\x63ode_seconds\x18\x02 \x01(\x01\x12\x15\n\rembed_seconds\x18\x03 \x01(\x01\x12\r\n\x05model\x18\x04 \x01(\t\"\x1d\n\x0b\x46ileSkipped\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xbd\x01\n\x13RenderFramesRequest\x12*\n\x06source\x18\x01 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\x12\"\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x14.datapool.v1.FileRef\x12\x15\n\rframe_indices\x18\x03 \x03(\x03\x12*\n\x06target\x18\x04 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\x12\x13\n\x0btarget_keys\x18\x05 \x03(\t\",\n\x14RenderFramesResponse\x12\x14\n\x0cwritten_keys\x18\x01 \x03(\t\"&\n\x13GetModelInfoRequest\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\"P\n\tModelInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x16\n\x0e\x62\x61\x63kend_reason\x18\x04 \x01(\t2\xf7\x01\n\x08\x45mbedder\x12L\n\tEmbedFile\x12\x1d.datapool.v1.EmbedFileRequest\x1a\x1e.datapool.v1.EmbedFileResponse0\x01\x12S\n\x0cRenderFrames\x12 .datapool.v1.RenderFramesRequest\x1a!.datapool.v1.RenderFramesResponse\x12H\n\x0cGetModelInfo\x12 .datapool.v1.GetModelInfoRequest\x1a\x16.datapool.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'datapool.v1.embedder_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EMBEDFILEREQUEST']._serialized_start=70
-  _globals['_EMBEDFILEREQUEST']._serialized_end=229
-  _globals['_EMBEDFILERESPONSE']._serialized_start=232
-  _globals['_EMBEDFILERESPONSE']._serialized_end=431
-  _globals['_MEDIAINFO']._serialized_start=433
-  _globals['_MEDIAINFO']._serialized_end=543
-  _globals['_EMBEDSUMMARY']._serialized_start=545
-  _globals['_EMBEDSUMMARY']._serialized_end=642
-  _globals['_FILESKIPPED']._serialized_start=644
-  _globals['_FILESKIPPED']._serialized_end=673
-  _globals['_RENDERFRAMESREQUEST']._serialized_start=676
-  _globals['_RENDERFRAMESREQUEST']._serialized_end=865
-  _globals['_RENDERFRAMESRESPONSE']._serialized_start=867
-  _globals['_RENDERFRAMESRESPONSE']._serialized_end=911
-  _globals['_GETMODELINFOREQUEST']._serialized_start=913
-  _globals['_GETMODELINFOREQUEST']._serialized_end=934
-  _globals['_MODELINFO']._serialized_start=936
-  _globals['_MODELINFO']._serialized_end=1016
-  _globals['_EMBEDDER']._serialized_start=1019
-  _globals['_EMBEDDER']._serialized_end=1266
+  _globals['_EMBEDFILEREQUEST']._serialized_end=292
+  _globals['_FRAMESAMPLING']._serialized_start=294
+  _globals['_FRAMESAMPLING']._serialized_end=348
+  _globals['_EMBEDFILERESPONSE']._serialized_start=351
+  _globals['_EMBEDFILERESPONSE']._serialized_end=550
+  _globals['_MEDIAINFO']._serialized_start=552
+  _globals['_MEDIAINFO']._serialized_end=679
+  _globals['_EMBEDSUMMARY']._serialized_start=681
+  _globals['_EMBEDSUMMARY']._serialized_end=778
+  _globals['_FILESKIPPED']._serialized_start=780
+  _globals['_FILESKIPPED']._serialized_end=809
+  _globals['_RENDERFRAMESREQUEST']._serialized_start=812
+  _globals['_RENDERFRAMESREQUEST']._serialized_end=1001
+  _globals['_RENDERFRAMESRESPONSE']._serialized_start=1003
+  _globals['_RENDERFRAMESRESPONSE']._serialized_end=1047
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1049
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1087
+  _globals['_MODELINFO']._serialized_start=1089
+  _globals['_MODELINFO']._serialized_end=1169
+  _globals['_EMBEDDER']._serialized_start=1172
+  _globals['_EMBEDDER']._serialized_end=1419
 # @@protoc_insertion_point(module_scope)

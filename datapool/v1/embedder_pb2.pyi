@@ -27,13 +27,21 @@ class EmbedFileRequest(_message.Message):
     FILE_FIELD_NUMBER: _builtins.int
     DTYPE_FIELD_NUMBER: _builtins.int
     BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    SAMPLING_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
     dtype: _common_pb2.VectorDType.ValueType
     batch_size: _builtins.int
     """Frames per streamed batch; 0 means the server's default."""
+    backend: _builtins.str
+    """Model backend to embed with; empty or "auto" means the replica's own choice."""
     @_builtins.property
     def source(self) -> _common_pb2.StoreLocation: ...
     @_builtins.property
     def file(self) -> _common_pb2.FileRef: ...
+    @_builtins.property
+    def sampling(self) -> Global___FrameSampling:
+        """Unset: every frame. Frame indices always count every frame of the original video."""
+
     def __init__(
         self,
         *,
@@ -41,14 +49,45 @@ class EmbedFileRequest(_message.Message):
         file: _common_pb2.FileRef | None = ...,
         dtype: _common_pb2.VectorDType.ValueType = ...,
         batch_size: _builtins.int = ...,
+        sampling: Global___FrameSampling | None = ...,
+        backend: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "sampling", b"sampling", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "dtype", b"dtype", "file", b"file", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "batch_size", b"batch_size", "dtype", b"dtype", "file", b"file", "sampling", b"sampling", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EmbedFileRequest: _TypeAlias = EmbedFileRequest  # noqa: Y015
+
+@_typing.final
+class FrameSampling(_message.Message):
+    """At most one of the two is set (nonzero); neither means every frame."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVERY_NTH_FIELD_NUMBER: _builtins.int
+    TARGET_FPS_FIELD_NUMBER: _builtins.int
+    every_nth: _builtins.int
+    """Keep frames 0, n, 2n, ... (1 = every frame)."""
+    target_fps: _builtins.float
+    """Keep the first frame at or after each multiple of 1/target_fps seconds of
+    presentation time after the first frame, so variable-frame-rate videos
+    sample evenly in time.
+    """
+    def __init__(
+        self,
+        *,
+        every_nth: _builtins.int = ...,
+        target_fps: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["every_nth", b"every_nth", "target_fps", b"target_fps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FrameSampling: _TypeAlias = FrameSampling  # noqa: Y015
 
 @_typing.final
 class EmbedFileResponse(_message.Message):
@@ -98,6 +137,7 @@ class MediaInfo(_message.Message):
     HEIGHT_FIELD_NUMBER: _builtins.int
     FPS_FIELD_NUMBER: _builtins.int
     CODEC_FIELD_NUMBER: _builtins.int
+    DECODER_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """"video" or "image" """
     frame_count_hint: _builtins.int
@@ -106,6 +146,8 @@ class MediaInfo(_message.Message):
     height: _builtins.int
     fps: _builtins.float
     codec: _builtins.str
+    decoder: _builtins.str
+    """What decodes the video: the codec name, with " (cuda)" when an NVIDIA GPU does."""
     def __init__(
         self,
         *,
@@ -115,10 +157,11 @@ class MediaInfo(_message.Message):
         height: _builtins.int = ...,
         fps: _builtins.float = ...,
         codec: _builtins.str = ...,
+        decoder: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codec", b"codec", "fps", b"fps", "frame_count_hint", b"frame_count_hint", "height", b"height", "kind", b"kind", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codec", b"codec", "decoder", b"decoder", "fps", b"fps", "frame_count_hint", b"frame_count_hint", "height", b"height", "kind", b"kind", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -133,7 +176,9 @@ class EmbedSummary(_message.Message):
     EMBED_SECONDS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     frame_count: _builtins.int
-    """Exact number of frames decoded (= embedded). Frame names are padded to its digits."""
+    """Exact number of frames in the file, all decoded; with sampling, fewer are
+    embedded (the batches say which). Frame names are padded to its digits.
+    """
     decode_seconds: _builtins.float
     embed_seconds: _builtins.float
     model: _builtins.str
@@ -234,12 +279,20 @@ Global___RenderFramesResponse: _TypeAlias = RenderFramesResponse  # noqa: Y015
 class GetModelInfoRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    BACKEND_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    """The backend EmbedFile would be asked for (the run's worker_config.model_backend);
+    empty or "auto" means the replica's own. A backend this replica cannot run is
+    FAILED_PRECONDITION, an unknown name INVALID_ARGUMENT, so a run is refused up front.
+    """
     def __init__(
         self,
+        *,
+        backend: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -137,6 +137,7 @@ class SelectionSpec(_message.Message):
     PROPORTION_SAMPLES_FIELD_NUMBER: _builtins.int
     MIN_DISTANCE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    SAMPLING_KEY_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     run_id: _builtins.str
     n_samples: _builtins.int
@@ -146,6 +147,10 @@ class SelectionSpec(_message.Message):
     proportion_samples: _builtins.float
     min_distance: _builtins.float
     model: _builtins.str
+    sampling_key: _builtins.str
+    """The run's FrameSampling cache key: with `model`, names the embedding cache each
+    completed file's vectors are written to. Empty: nothing is written to the cache.
+    """
     @_builtins.property
     def pool(self) -> _common_pb2.StoreLocation: ...
     def __init__(
@@ -158,10 +163,11 @@ class SelectionSpec(_message.Message):
         proportion_samples: _builtins.float = ...,
         min_distance: _builtins.float = ...,
         model: _builtins.str = ...,
+        sampling_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_distance", b"min_distance", "model", b"model", "n_samples", b"n_samples", "pool", b"pool", "proportion_samples", b"proportion_samples", "run_id", b"run_id", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_distance", b"min_distance", "model", b"model", "n_samples", b"n_samples", "pool", b"pool", "proportion_samples", b"proportion_samples", "run_id", b"run_id", "sampling_key", b"sampling_key", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -318,10 +324,17 @@ class SelectResponse(_message.Message):
     PICKS_FIELD_NUMBER: _builtins.int
     CANDIDATE_COUNT_FIELD_NUMBER: _builtins.int
     SELECT_SECONDS_FIELD_NUMBER: _builtins.int
+    CACHE_ENTRIES_WRITTEN_FIELD_NUMBER: _builtins.int
+    CACHE_WRITE_FAILURES_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     base_version: _builtins.int
     candidate_count: _builtins.int
     select_seconds: _builtins.float
+    cache_entries_written: _builtins.int
+    """Embedding cache entries written for the files streamed in, and writes that failed
+    (logged; the next run embeds those files again).
+    """
+    cache_write_failures: _builtins.int
     @_builtins.property
     def picks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pick]: ...
     def __init__(
@@ -332,10 +345,12 @@ class SelectResponse(_message.Message):
         picks: _abc.Iterable[Global___Pick] | None = ...,
         candidate_count: _builtins.int = ...,
         select_seconds: _builtins.float = ...,
+        cache_entries_written: _builtins.int = ...,
+        cache_write_failures: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_version", b"base_version", "candidate_count", b"candidate_count", "picks", b"picks", "select_seconds", b"select_seconds", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_version", b"base_version", "cache_entries_written", b"cache_entries_written", "cache_write_failures", b"cache_write_failures", "candidate_count", b"candidate_count", "picks", b"picks", "select_seconds", b"select_seconds", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -590,3 +605,123 @@ class PoolEntries(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PoolEntries: _TypeAlias = PoolEntries  # noqa: Y015
+
+@_typing.final
+class EmbeddingScope(_message.Message):
+    """Which embeddings a cache entry holds: the model, its vector width, and the rule that
+    chose the frames (FrameSampling cache key).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    DIM_FIELD_NUMBER: _builtins.int
+    SAMPLING_KEY_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    dim: _builtins.int
+    sampling_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        dim: _builtins.int = ...,
+        sampling_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dim", b"dim", "model", b"model", "sampling_key", b"sampling_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbeddingScope: _TypeAlias = EmbeddingScope  # noqa: Y015
+
+@_typing.final
+class LoadCachedRequest(_message.Message):
+    """The first message sets session_id, pool and scope; every message may carry files."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    POOL_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    @_builtins.property
+    def pool(self) -> _common_pb2.StoreLocation: ...
+    @_builtins.property
+    def scope(self) -> Global___EmbeddingScope: ...
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FileRef]: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        pool: _common_pb2.StoreLocation | None = ...,
+        scope: Global___EmbeddingScope | None = ...,
+        files: _abc.Iterable[_common_pb2.FileRef] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool", "scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "pool", b"pool", "scope", b"scope", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LoadCachedRequest: _TypeAlias = LoadCachedRequest  # noqa: Y015
+
+@_typing.final
+class CachedFile(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    FRAME_COUNT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    VECTOR_COUNT_FIELD_NUMBER: _builtins.int
+    frame_count: _builtins.int
+    kind: _builtins.str
+    """"video" or "image" """
+    vector_count: _builtins.int
+    """Vectors loaded (frames embedded under the sampling rule)."""
+    @_builtins.property
+    def file(self) -> _common_pb2.FileRef: ...
+    def __init__(
+        self,
+        *,
+        file: _common_pb2.FileRef | None = ...,
+        frame_count: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        vector_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "frame_count", b"frame_count", "kind", b"kind", "vector_count", b"vector_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CachedFile: _TypeAlias = CachedFile  # noqa: Y015
+
+@_typing.final
+class CachedFiles(_message.Message):
+    """Hits in chunks; `unreadable` (in the last chunk) counts entries that existed but could
+    not be used (corrupt, truncated, wrong width): those files are misses.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HITS_FIELD_NUMBER: _builtins.int
+    UNREADABLE_FIELD_NUMBER: _builtins.int
+    unreadable: _builtins.int
+    @_builtins.property
+    def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___CachedFile]: ...
+    def __init__(
+        self,
+        *,
+        hits: _abc.Iterable[Global___CachedFile] | None = ...,
+        unreadable: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits", "unreadable", b"unreadable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CachedFiles: _TypeAlias = CachedFiles  # noqa: Y015

@@ -67,6 +67,11 @@ class SelectorStub:
                 request_serializer=datapool_dot_v1_dot_selector__pb2.ExportPoolRequest.SerializeToString,
                 response_deserializer=datapool_dot_v1_dot_selector__pb2.PoolEntries.FromString,
                 _registered_method=True)
+        self.LoadCachedEmbeddings = channel.stream_stream(
+                '/datapool.v1.Selector/LoadCachedEmbeddings',
+                request_serializer=datapool_dot_v1_dot_selector__pb2.LoadCachedRequest.SerializeToString,
+                response_deserializer=datapool_dot_v1_dot_selector__pb2.CachedFiles.FromString,
+                _registered_method=True)
 
 
 class SelectorServicer:
@@ -112,6 +117,15 @@ class SelectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LoadCachedEmbeddings(self, request_iterator, context):
+        """Looks the files up in the pool's embedding cache and loads the hits into the
+        session that the Select with the same session_id then opens; answers which
+        files were loaded. The other files must be embedded and streamed to Select.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SelectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +158,11 @@ def add_SelectorServicer_to_server(servicer, server):
                     servicer.ExportPool,
                     request_deserializer=datapool_dot_v1_dot_selector__pb2.ExportPoolRequest.FromString,
                     response_serializer=datapool_dot_v1_dot_selector__pb2.PoolEntries.SerializeToString,
+            ),
+            'LoadCachedEmbeddings': grpc.stream_stream_rpc_method_handler(
+                    servicer.LoadCachedEmbeddings,
+                    request_deserializer=datapool_dot_v1_dot_selector__pb2.LoadCachedRequest.FromString,
+                    response_serializer=datapool_dot_v1_dot_selector__pb2.CachedFiles.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +330,33 @@ class Selector:
             '/datapool.v1.Selector/ExportPool',
             datapool_dot_v1_dot_selector__pb2.ExportPoolRequest.SerializeToString,
             datapool_dot_v1_dot_selector__pb2.PoolEntries.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadCachedEmbeddings(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/datapool.v1.Selector/LoadCachedEmbeddings',
+            datapool_dot_v1_dot_selector__pb2.LoadCachedRequest.SerializeToString,
+            datapool_dot_v1_dot_selector__pb2.CachedFiles.FromString,
             options,
             channel_credentials,
             insecure,

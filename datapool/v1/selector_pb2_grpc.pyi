@@ -43,6 +43,11 @@ class SelectorStub:
     CloseSession: _grpc.UnaryUnaryMultiCallable[_selector_pb2.CloseSessionRequest, _selector_pb2.CloseSessionResponse]
     ExportPool: _grpc.UnaryStreamMultiCallable[_selector_pb2.ExportPoolRequest, _selector_pb2.PoolEntries]
     """Pooled frames with their embeddings, in pool order; optionally one tag's only."""
+    LoadCachedEmbeddings: _grpc.StreamStreamMultiCallable[_selector_pb2.LoadCachedRequest, _selector_pb2.CachedFiles]
+    """Looks the files up in the pool's embedding cache and loads the hits into the
+    session that the Select with the same session_id then opens; answers which
+    files were loaded. The other files must be embedded and streamed to Select.
+    """
 
 @_typing.type_check_only
 class SelectorAsyncStub(SelectorStub):
@@ -59,6 +64,11 @@ class SelectorAsyncStub(SelectorStub):
     CloseSession: _aio.UnaryUnaryMultiCallable[_selector_pb2.CloseSessionRequest, _selector_pb2.CloseSessionResponse]  # type: ignore[assignment]
     ExportPool: _aio.UnaryStreamMultiCallable[_selector_pb2.ExportPoolRequest, _selector_pb2.PoolEntries]  # type: ignore[assignment]
     """Pooled frames with their embeddings, in pool order; optionally one tag's only."""
+    LoadCachedEmbeddings: _aio.StreamStreamMultiCallable[_selector_pb2.LoadCachedRequest, _selector_pb2.CachedFiles]  # type: ignore[assignment]
+    """Looks the files up in the pool's embedding cache and loads the hits into the
+    session that the Select with the same session_id then opens; answers which
+    files were loaded. The other files must be embedded and streamed to Select.
+    """
 
 class SelectorServicer(metaclass=_abc_1.ABCMeta):
     """Owns pool state in the pool datasource. Selection runs in a session:
@@ -108,5 +118,16 @@ class SelectorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_selector_pb2.PoolEntries], _abc.AsyncIterator[_selector_pb2.PoolEntries]]:
         """Pooled frames with their embeddings, in pool order; optionally one tag's only."""
+
+    @_abc_1.abstractmethod
+    def LoadCachedEmbeddings(
+        self,
+        request_iterator: _MaybeAsyncIterator[_selector_pb2.LoadCachedRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_selector_pb2.CachedFiles], _abc.AsyncIterator[_selector_pb2.CachedFiles]]:
+        """Looks the files up in the pool's embedding cache and loads the hits into the
+        session that the Select with the same session_id then opens; answers which
+        files were loaded. The other files must be embedded and streamed to Select.
+        """
 
 def add_SelectorServicer_to_server(servicer: SelectorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

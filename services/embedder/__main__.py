@@ -11,10 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from datapool.errors import DatapoolError
 from datapool.grpc_server import setup_logging
-from services.embedder.model import BACKEND_NAMES, load_backend
+from services.embedder.backends import BACKEND_NAMES, BackendOptions, load_backend
+from services.embedder.backends.tensorrt_engine import CACHE_ENV
 from services.embedder.server import make_server
 
 log = logging.getLogger("services.embedder")
@@ -24,8 +24,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.embedder", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50053, help="0 picks a free port")
-    parser.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKEND_NAMES,
+        help="model backend for requests that name none; auto picks the fastest this machine runs",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    parser.add_argument("--device", type=int, default=0, help="CUDA device index for GPU backends")
+    parser.add_argument(
+        "--trt-cache",
+        type=Path,
+        default=None,
+        help=f"folder for built TensorRT engines (default: ${CACHE_ENV} or ~/.cache/datapool/trt)",
+    )
+    parser.add_argument(
+        "--gpu-resize",
+        action="store_true",
+        help="GPU backends: resize frames on the GPU, not in the decoder (less CPU per frame; "
+        "vectors differ from other backends', so they get their own model id)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
         "--port-file", type=Path, default=None, help="write the bound port here (useful with --port 0)"
@@ -36,12 +54,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level)
-    backend = load_backend(args.backend, threads=args.threads)
+    options = BackendOptions(
+        threads=args.threads, trt_cache=args.trt_cache, device=args.device, gpu_resize=args.gpu_resize
+    )
+    try:
+        backend = load_backend(args.backend, options, key="--backend")
+    except DatapoolError as e:
+        log.error("%s", e)
+        return 2
     log.info("model %s on backend %s (%s)", backend.model_id, backend.name, backend.reason)
     # The first call pays for kernel selection and allocation; keep that off the first request.
-    width, height = backend.input_size
-    backend.embed(np.zeros((1, height, width, 3), dtype=np.uint8))
-    server = make_server(backend, f"{args.host}:{args.port}")
+    backend.warm_up()
+    server = make_server(backend, f"{args.host}:{args.port}", options=options)
     if args.port_file is not None:
         args.port_file.write_text(f"{server.port}\n")
     server.serve_until_signal()

@@ -1,17 +1,20 @@
-"""Decodes a local video or image file into numbered RGB frames.
+"""Decodes a local video or image file into numbered RGB frames, upright.
 
 A frame's number is its position among the decoded frames, counted from 0 in
 presentation order. Frame names in the pool are built from it, so the same
-file must always give the same number for the same picture: we never seek and
-never drop frames, we just count what the decoder hands out.
+file must always give the same number for the same picture, on any machine:
+we never seek and never drop frames, we count what the decoder hands out, and
+the decoder settings that could change what it hands out are fixed here.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,13 +23,31 @@ import av
 import av.error
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from datapool import media_types
 from datapool.errors import FailedPrecondition
+from services.embedder.hwdecode import cuda_present, open_on_gpu
+from services.embedder.orientation import Orientation, orientation_of
+from services.embedder.packets import TooManyErrors, numbered_frames
+from services.embedder.sampling import Sampling
+
+log = logging.getLogger(__name__)
 
 Frame = NDArray[np.uint8]
 """H x W x 3 RGB."""
+
+# The fast pass decodes with frame threads (or the GPU) and stops at the first error the
+# decoder detects ("explode"); the careful pass then decodes the whole file again in one
+# thread, concealing damage. What FFmpeg makes of a damaged stream depends on its threads,
+# so damage the decoder detects decodes the same whatever the threads or the GPU. Damage
+# it decodes without noticing still gets thread-dependent pixels (not numbers), so the
+# count is a constant, never the CPU count: a file embedded on one replica must render
+# the same on another. Frame threads beat slice threads and one thread on a 720p H.264
+# clip (bench/bench_decode_threads.py; 2, 4 and 8 were within noise on 2 cores).
+# PyAV's Python log callback must stay off (its default): with it, a frame thread logging
+# an error waits for the GIL while close() holds it and waits for that thread (PyAV #909).
+THREAD_COUNT = 4
 
 
 class UndecodableFile(FailedPrecondition):
@@ -45,10 +66,11 @@ class UndecodableFile(FailedPrecondition):
 class MediaInfo:
     kind: str  # "video" or "image"
     frame_count_hint: int  # the container's claim; 0 when unknown
-    width: int
+    width: int  # as stored: a video's display rotation is applied per frame
     height: int
     fps: float
     codec: str
+    decoder: str = ""  # what decodes it: the codec, "(cuda)" when on the GPU
 
 
 def media_kind(path: str | Path) -> str | None:
@@ -67,16 +89,43 @@ def _ffmpeg_reason(e: av.error.FFmpegError) -> str:
     return text[:1].lower() + text[1:]
 
 
+def _open(path: Path, fast: bool) -> Any:
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as e:
+        raise UndecodableFile(f"corrupt: {_ffmpeg_reason(e)}") from None
+    if not container.streams.video:
+        container.close()
+        raise UndecodableFile("not a video: no video stream")
+    _configure(container, fast)
+    return container
+
+
+def _configure(container: Any, fast: bool) -> None:
+    context = container.streams.video[0].codec_context
+    if fast:
+        context.thread_type = "FRAME"
+        context.thread_count = THREAD_COUNT
+        context.options = {"err_detect": "explode"}
+    else:
+        context.thread_type = "NONE"
+        context.thread_count = 1
+
+
 class FrameDecoder:
-    """Opens a file and yields `(frame_index, rgb)` for every frame.
+    """Opens a file and yields `(frame_index, rgb)` for every frame, shown upright.
 
     `size=(width, height)` scales every frame inside the decoder's pixel-format
     conversion (swscale), much cheaper than resizing full frames afterwards;
-    `size=None` keeps full resolution. Use as a context manager, or call close().
-    Raises UndecodableFile on open, or while iterating when decoding fails.
+    `size=None` keeps full resolution. `gpu`: decode H.264/HEVC on a CUDA GPU;
+    None tries it when one is present and falls back to software (see hwdecode).
+    Use as a context manager, or call close(). Raises UndecodableFile on open, or
+    while iterating when decoding fails.
     """
 
-    def __init__(self, path: str | Path, size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, size: tuple[int, int] | None = None, gpu: bool | None = None
+    ) -> None:
         self.path = Path(path)
         self.size = size
         self.decode_seconds = 0.0
@@ -92,20 +141,25 @@ class FrameDecoder:
         except FileNotFoundError:
             raise UndecodableFile("file not found") from None
         started = time.perf_counter()
-        self.info = self._open_image() if kind == "image" else self._open_video()
+        if kind == "image":
+            self.info = self._open_image()
+        else:
+            self.info = self._open_video(cuda_present() if gpu is None else gpu)
         self.decode_seconds += time.perf_counter() - started
 
-    def _open_video(self) -> MediaInfo:
-        try:
-            self._container = av.open(str(self.path), mode="r")
-        except av.error.FFmpegError as e:
-            raise UndecodableFile(f"corrupt: {_ffmpeg_reason(e)}") from None
-        if not self._container.streams.video:
-            self.close()
-            raise UndecodableFile("not a video: no video stream")
+    def _open_video(self, gpu: bool) -> MediaInfo:
+        self._container = _open(self.path, fast=True)
         stream = self._container.streams.video[0]
-        # Frame threading reorders work, not output: frames still come out in order.
-        stream.thread_type = "AUTO"
+        codec = str(stream.codec_context.name or "")
+        decoder = codec
+        # Settled before the first frame: if the GPU decoder cannot be set up, software
+        # decodes from the start and no frame number ever depends on which one ran.
+        on_gpu = open_on_gpu(self.path, codec) if gpu else None
+        if on_gpu is not None:
+            self._container.close()
+            self._container = on_gpu
+            _configure(on_gpu, fast=True)
+            decoder = f"{codec} (cuda)"
         rate = stream.average_rate or stream.guessed_rate
         return MediaInfo(
             kind="video",
@@ -113,13 +167,17 @@ class FrameDecoder:
             width=int(stream.codec_context.width or 0),
             height=int(stream.codec_context.height or 0),
             fps=float(rate) if rate else 0.0,
-            codec=str(stream.codec_context.name or ""),
+            codec=codec,
+            decoder=decoder,
         )
 
     def _open_image(self) -> MediaInfo:
         try:
             image = Image.open(self.path)
             image.load()
+            codec = (image.format or "").lower()
+            # Phone photos are often stored sideways with an EXIF orientation tag.
+            ImageOps.exif_transpose(image, in_place=True)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise UndecodableFile(f"corrupt: not a readable image ({e.__class__.__name__})") from None
         self._image = image
@@ -129,21 +187,25 @@ class FrameDecoder:
             width=image.width,
             height=image.height,
             fps=0.0,
-            codec=(image.format or "").lower(),
+            codec=codec,
+            decoder=codec,
         )
 
-    def frames(self, only: AbstractSet[int] | None = None) -> Iterator[tuple[int, Frame]]:
+    def frames(
+        self, only: AbstractSet[int] | None = None, sampling: Sampling | None = None
+    ) -> Iterator[tuple[int, Frame]]:
         """Every frame once, in presentation order. Call once per decoder.
 
-        `only` yields just those indices; the others are still decoded (numbering
-        needs them) but skip the costly conversion to RGB.
+        `only` and `sampling` yield just the frames they keep (both, when both are
+        given); the others are still decoded and counted (numbering needs them) but
+        skip the costly conversion to RGB. An image is frame 0, always kept.
         """
         if self._image is not None:
             self.frames_decoded = 1
             if only is None or 0 in only:
                 yield 0, self._image_frame(self._image)
             return
-        yield from self._video_frames(only)
+        yield from self._video_frames(only, sampling)
 
     def _image_frame(self, image: Image.Image) -> Frame:
         started = time.perf_counter()
@@ -154,22 +216,31 @@ class FrameDecoder:
         self.decode_seconds += time.perf_counter() - started
         return array
 
-    def _video_frames(self, only: AbstractSet[int] | None) -> Iterator[tuple[int, Frame]]:
-        container = self._container
-        if container is None:
+    def _video_frames(
+        self, only: AbstractSet[int] | None, sampling: Sampling | None
+    ) -> Iterator[tuple[int, Frame]]:
+        if self._container is None:
             raise RuntimeError("FrameDecoder is closed")
-        stream = container.streams.video[0]
-        width, height = self.size if self.size is not None else (None, None)
-        index = 0
-        decoded = container.decode(stream)
+        picker = sampling.picker(self.info.fps) if sampling is not None and not sampling.keeps_all else None
+        time_base: Fraction | None = self._container.streams.video[0].time_base
+        decoded = self._decoded()
+        index = -1
+        orientation: Orientation | None = None
         while True:
             started = time.perf_counter()
             try:
-                frame = next(decoded, None)
-                if frame is None:
+                item = next(decoded, None)
+                if item is None:
                     break
-                wanted = only is None or index in only
-                rgb = frame.to_ndarray(width=width, height=height, format="rgb24") if wanted else None
+                index, frame = item
+                # The stream's display matrix is on every frame; reading it costs 0.2 ms, so
+                # it is read once, as FFmpeg's own autorotation does.
+                if orientation is None:
+                    orientation = orientation_of(frame)
+                # The picker sees every frame in order: target_fps depends on the ones before.
+                sampled = picker is None or picker.keep(index, frame.pts, frame.time_base or time_base)
+                wanted = sampled and (only is None or index in only)
+                rgb = self._rgb(frame, orientation) if wanted else None
             except av.error.FFmpegError as e:
                 raise UndecodableFile(f"decode error at frame {index}: {_ffmpeg_reason(e)}") from None
             finally:
@@ -177,9 +248,45 @@ class FrameDecoder:
             self.frames_decoded = index + 1
             if rgb is not None:
                 yield index, rgb
-            index += 1
-        if index == 0:
+        if index < 0:
             raise UndecodableFile("no frames: the video stream decodes to nothing")
+
+    def _rgb(self, frame: Any, orientation: Orientation) -> Frame:
+        width, height = orientation.coded_size(self.size) if self.size is not None else (None, None)
+        rgb: Frame = frame.to_ndarray(width=width, height=height, format="rgb24")
+        return orientation.apply(rgb)
+
+    def _decoded(self) -> Iterator[tuple[int, Any]]:
+        """Numbered frames from the fast decoder; after its first error, from a careful one.
+
+        The careful pass (one software thread, broken packets skipped) starts again from
+        the first frame and yields only the frames the fast one did not reach. The
+        numbering stays the same as far as the fast pass went: both follow FFmpeg's own
+        frame output, which does not differ between them on a stream without errors.
+        """
+        reached = 0
+        try:
+            for index, frame in numbered_frames(self._container, strict=True):
+                reached = index + 1
+                yield index, frame
+            return
+        except av.error.FFmpegError as e:
+            reason = _ffmpeg_reason(e)
+        log.info(
+            "%s: %s after frame %d with %s; decoding again in one software thread",
+            self.path.name,
+            reason,
+            reached,
+            self.info.decoder,
+        )
+        self._container.close()
+        self._container = _open(self.path, fast=False)
+        try:
+            for index, frame in numbered_frames(self._container, strict=False):
+                if index >= reached:
+                    yield index, frame
+        except TooManyErrors as e:
+            raise UndecodableFile(f"corrupt: {e}: {_ffmpeg_reason(e.last)}") from None
 
     def close(self) -> None:
         if self._container is not None:

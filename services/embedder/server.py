@@ -6,13 +6,23 @@ import grpc
 
 from datapool.grpc_server import ServiceServer
 from datapool.v1 import embedder_pb2_grpc
+from services.embedder.backend_set import BackendSet
+from services.embedder.backends import BackendOptions
 from services.embedder.model import ModelBackend
 from services.embedder.servicer import SERVICE_NAME, EmbedderServicer
 
 
-def make_server(backend: ModelBackend, address: str, max_workers: int = 16) -> ServiceServer:
-    """A bound, not yet started server; `.port` is the port actually bound (for port 0)."""
-    servicer = EmbedderServicer(backend)
+def make_server(
+    backend: ModelBackend,
+    address: str,
+    max_workers: int = 16,
+    options: BackendOptions | None = None,
+) -> ServiceServer:
+    """A bound, not yet started server; `.port` is the port actually bound (for port 0).
+
+    `backend` serves requests that name no backend; `options` load any other a run asks for.
+    """
+    servicer = EmbedderServicer(BackendSet(backend, options))
 
     def register(server: grpc.Server) -> None:
         embedder_pb2_grpc.add_EmbedderServicer_to_server(servicer, server)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator
 
 import grpc
@@ -12,10 +13,11 @@ from datapool.errors import DatapoolError, InvalidArgument
 from datapool.storage import StoreError
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
+from services.embedder.backend_set import BackendSet
 from services.embedder.decode import MediaInfo, UndecodableFile
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
-from services.embedder.model import ModelBackend
 from services.embedder.render import render_frames
+from services.embedder.sampling import Sampling
 from services.embedder.source import (
     ListedFile,
     SourceFileChanged,
@@ -41,7 +43,20 @@ def _info_pb(info: MediaInfo) -> embedder_pb2.MediaInfo:
         height=info.height,
         fps=info.fps,
         codec=info.codec,
+        decoder=info.decoder,
     )
+
+
+def _sampling(pb: embedder_pb2.FrameSampling) -> Sampling:
+    if pb.every_nth < 0:
+        raise InvalidArgument(f"sampling.every_nth must be 0 (unset) or >= 1, got {pb.every_nth}")
+    if pb.target_fps and not (math.isfinite(pb.target_fps) and pb.target_fps > 0):
+        raise InvalidArgument(
+            f"sampling.target_fps must be 0 (unset) or a finite number > 0, got {pb.target_fps}"
+        )
+    if pb.every_nth > 1 and pb.target_fps:
+        raise InvalidArgument("sampling: set only one of every_nth and target_fps")
+    return Sampling(every_nth=max(pb.every_nth, 1), target_fps=pb.target_fps or None)
 
 
 def _batch_pb(batch: FrameBatch, dtype: str) -> common_pb2.VectorBatch:
@@ -62,8 +77,8 @@ def _skipped(reason: str) -> embedder_pb2.EmbedFileResponse:
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
-    def __init__(self, backend: ModelBackend) -> None:
-        self.backend = backend
+    def __init__(self, backends: BackendSet) -> None:
+        self.backends = backends
 
     def EmbedFile(
         self, request: embedder_pb2.EmbedFileRequest, context: grpc.ServicerContext
@@ -75,12 +90,14 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             dtype = dtype_name(request.dtype)
         except ValueError as e:
             raise InvalidArgument(f"dtype: {e}") from None
+        sampling = _sampling(request.sampling)
+        backend = self.backends.get(request.backend)
         listed = ListedFile.from_pb(request.file)
         store = open_location(request.source, "source")
         try:
             with (
                 listed_file_path(store, listed) as path,
-                contextlib.closing(embed_file(path, self.backend, batch_size)) as events,
+                contextlib.closing(embed_file(path, backend, batch_size, sampling)) as events,
             ):
                 for event in events:
                     if not context.is_active():
@@ -136,9 +153,8 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     def GetModelInfo(
         self, request: embedder_pb2.GetModelInfoRequest, context: grpc.ServicerContext
     ) -> embedder_pb2.ModelInfo:
+        name, reason = self.backends.describe(request.backend)
+        default = self.backends.default
         return embedder_pb2.ModelInfo(
-            model=self.backend.model_id,
-            dim=self.backend.dim,
-            backend=self.backend.name,
-            backend_reason=self.backend.reason,
+            model=default.model_id, dim=default.dim, backend=name, backend_reason=reason
         )

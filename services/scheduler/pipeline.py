@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 FILE_ATTEMPTS = 3
 MAX_COMMIT_ROUNDS = 20
 QUEUE_DEPTH = 64
+# Files per LoadCachedRequest message.
+CACHE_LOOKUP_CHUNK = 10_000
 
 
 class RunObserver(Protocol):
@@ -63,8 +65,17 @@ class _Tally:
     processed: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     frames_embedded: int = 0
+    # Every frame of the embedded files; more than frames_embedded when frame_sampling skips some.
+    frames_decoded: int = 0
     decode_s: float = 0.0
     embed_s: float = 0.0
+    # The embedding cache: files and vectors loaded from it, entries that existed but were
+    # unusable (those files were embedded), and entries the selector wrote for this run.
+    files_from_cache: int = 0
+    frames_from_cache: int = 0
+    cache_unreadable: int = 0
+    cache_written: int = 0
+    cache_write_failures: int = 0
 
 
 @dataclass
@@ -144,7 +155,7 @@ class RunPipeline:
                 report, tally, timings, t_start, picks=[], committed=None, pool_before=pool_before
             )
 
-        model = self.embedders.pick().model_info()
+        model = self._model_info(spec.config.worker.model_backend)
         report["model"] = {
             "name": model.model,
             "backend": model.backend,
@@ -153,13 +164,22 @@ class RunPipeline:
         session_id = uuid.uuid4().hex
         observer.set_state(
             scheduler_pb2.EMBEDDING,
-            f"embedding {len(new_files)} new file(s) of {listing.media} in the input datasource",
+            f"looking up {len(new_files)} new file(s) of {listing.media} in the embedding cache",
         )
         t = time.monotonic()
         try:
-            selection = self._embed_and_select(
-                spec, new_files, model.model, session_id, tally, observer, timings
+            to_embed = self._load_cached(spec, new_files, model, session_id, tally, observer)
+            timings["cache_lookup"] = time.monotonic() - t
+            observer.set_state(
+                scheduler_pb2.EMBEDDING,
+                f"embedding {len(to_embed)} new file(s) of {listing.media} in the input datasource; "
+                f"{tally.files_from_cache} more came from the embedding cache",
             )
+            selection = self._embed_and_select(
+                spec, to_embed, model.model, session_id, tally, observer, timings
+            )
+            tally.cache_written = selection.cache_entries_written
+            tally.cache_write_failures = selection.cache_write_failures
             report["selection"] = {
                 "candidates": selection.candidate_count,
                 "n_samples": spec.config.selection.n_samples,
@@ -180,6 +200,19 @@ class RunPipeline:
         return self._finish(report, tally, timings, t_start, list(committed.picks), committed, pool_before)
 
     # stages
+
+    def _model_info(self, backend: str) -> embedder_pb2.ModelInfo:
+        """The model and backend that will embed; refuses the run if the embedder cannot run `backend`."""
+        try:
+            return self.embedders.pick().model_info(backend)
+        except grpc.RpcError as e:
+            refused = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
+            if isinstance(e, grpc.Call) and e.code() in refused:
+                raise RunFailed(
+                    f"worker_config.model_backend={backend!r} cannot be used: {rpc_text(e)}. "
+                    'Set it to "auto" or to a backend the embedders can run'
+                ) from None
+            raise
 
     def _verify(self, spec: RunSpec) -> None:
         """Access may have changed since set_*_config; find out before anything is embedded."""
@@ -250,11 +283,12 @@ class RunPipeline:
                 proportion_samples=sel.proportion_samples if sel.proportion_samples is not None else -1.0,
                 min_distance=sel.min_distance,
                 model=model,
+                sampling_key=spec.config.worker.frame_sampling.cache_key(),
             )
         )
         requests: queue.Queue[selector_pb2.SelectRequest | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         cancel = threading.Event()
-        done_files = [0]
+        done_files = [tally.files_from_cache]
         t_embed = time.monotonic()
 
         def send(msg: selector_pb2.SelectRequest) -> None:
@@ -285,7 +319,8 @@ class RunPipeline:
                 timings["embed"] = time.monotonic() - t_embed
                 observer.set_state(
                     scheduler_pb2.SELECTING,
-                    f"selecting from {tally.frames_embedded} frame(s) of {len(tally.processed)} file(s)",
+                    f"selecting from {tally.frames_embedded + tally.frames_from_cache} frame(s) "
+                    f"of {len(tally.processed)} file(s)",
                 )
             except Exception as e:  # reported through the Select call's failure
                 log.warning("embedding stage stopped: %s", e)
@@ -325,6 +360,49 @@ class RunPipeline:
             raise RunFailed(f"embedding failed: {feed_error[0]}")
         return response
 
+    def _load_cached(
+        self,
+        spec: RunSpec,
+        files: list[common_pb2.FileRef],
+        model: embedder_pb2.ModelInfo,
+        session_id: str,
+        tally: _Tally,
+        observer: RunObserver,
+    ) -> list[common_pb2.FileRef]:
+        """Has the selector load the files the pool's embedding cache holds into the session;
+        returns the others, which must be embedded."""
+        scope = selector_pb2.EmbeddingScope(
+            model=model.model, dim=model.dim, sampling_key=spec.config.worker.frame_sampling.cache_key()
+        )
+
+        def requests() -> Iterator[selector_pb2.LoadCachedRequest]:
+            yield selector_pb2.LoadCachedRequest(session_id=session_id, pool=spec.pool, scope=scope)
+            for start in range(0, len(files), CACHE_LOOKUP_CHUNK):
+                yield selector_pb2.LoadCachedRequest(files=files[start : start + CACHE_LOOKUP_CHUNK])
+
+        hits: set[tuple[str, int, str]] = set()
+        try:
+            for chunk in self.selector.load_cached(requests()):
+                tally.cache_unreadable += chunk.unreadable
+                for hit in chunk.hits:
+                    hits.add(_file_key(hit.file))
+                    tally.files_from_cache += 1
+                    tally.frames_from_cache += hit.vector_count
+                    tally.processed.append(
+                        {
+                            "path": hit.file.path,
+                            "size": hit.file.size,
+                            "frames": hit.frame_count,
+                            "frames_embedded": 0,
+                            "frames_from_cache": hit.vector_count,
+                            "from_cache": True,
+                        }
+                    )
+        except grpc.RpcError as e:
+            raise RunFailed(f"cannot look files up in the pool's embedding cache: {rpc_text(e)}") from None
+        observer.set_progress(files_done=tally.files_from_cache, frames_embedded=0)
+        return [f for f in files if _file_key(f) not in hits]
+
     def _embed_file(
         self,
         spec: RunSpec,
@@ -340,7 +418,9 @@ class RunPipeline:
             frames = 0
             media_kind = ""
             try:
-                for event in replica.embed_file(spec.input, file):
+                for event in replica.embed_file(
+                    spec.input, file, spec.config.worker.frame_sampling, spec.config.worker.model_backend
+                ):
                     kind = event.WhichOneof("event")
                     if kind == "batch":
                         frames += len(event.batch.frame_indices)
@@ -361,9 +441,16 @@ class RunPipeline:
                         )
                         with tally.lock:
                             tally.processed.append(
-                                {"path": file.path, "size": file.size, "frames": event.done.frame_count}
+                                {
+                                    "path": file.path,
+                                    "size": file.size,
+                                    "frames": event.done.frame_count,
+                                    "frames_embedded": frames,
+                                    "from_cache": False,
+                                }
                             )
                             tally.frames_embedded += frames
+                            tally.frames_decoded += event.done.frame_count
                             tally.decode_s += event.done.decode_seconds
                             tally.embed_s += event.done.embed_seconds
                         return
@@ -459,9 +546,18 @@ class RunPipeline:
         report["files"]["processed"] = sorted(tally.processed, key=lambda f: str(f["path"]))
         report["files"]["skipped"] = sorted(tally.skipped, key=lambda f: f["path"])
         report["frames"] = {
-            "decoded": tally.frames_embedded,
+            "decoded": tally.frames_decoded,
             "embedded": tally.frames_embedded,
+            "from_cache": tally.frames_from_cache,
             "selected": len(picks),
+        }
+        report["embedding_cache"] = {
+            "files_from_cache": tally.files_from_cache,
+            "frames_from_cache": tally.frames_from_cache,
+            "files_embedded": sum(1 for f in tally.processed if not f.get("from_cache")),
+            "unusable_entries": tally.cache_unreadable,
+            "entries_written": tally.cache_written,
+            "write_failures": tally.cache_write_failures,
         }
         report["selected"] = [
             {

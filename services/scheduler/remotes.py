@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import grpc
 
+from datapool.config import FrameSampling
 from datapool.grpc_server import make_channel, retry_service_config
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, selector_pb2, selector_pb2_grpc
 
@@ -35,13 +36,30 @@ class EmbedderReplica:
         )
         self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
 
-    def model_info(self) -> embedder_pb2.ModelInfo:
-        return self._stub.GetModelInfo(embedder_pb2.GetModelInfoRequest(), timeout=UNARY_DEADLINE_S)
+    def model_info(self, backend: str = "") -> embedder_pb2.ModelInfo:
+        """The model, and the backend that would embed for a run asking for `backend`.
+
+        FAILED_PRECONDITION / INVALID_ARGUMENT: this replica cannot run that backend.
+        """
+        request = embedder_pb2.GetModelInfoRequest(backend=backend)
+        return self._stub.GetModelInfo(request, timeout=UNARY_DEADLINE_S)
 
     def embed_file(
-        self, source: common_pb2.StoreLocation, file: common_pb2.FileRef
+        self,
+        source: common_pb2.StoreLocation,
+        file: common_pb2.FileRef,
+        sampling: FrameSampling,
+        backend: str = "",
     ) -> Iterator[embedder_pb2.EmbedFileResponse]:
-        request = embedder_pb2.EmbedFileRequest(source=source, file=file, dtype=common_pb2.FLOAT16)
+        request = embedder_pb2.EmbedFileRequest(
+            source=source,
+            file=file,
+            dtype=common_pb2.FLOAT16,
+            backend=backend,
+            sampling=embedder_pb2.FrameSampling(
+                every_nth=sampling.every_nth or 0, target_fps=sampling.target_fps or 0.0
+            ),
+        )
         yield from self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S)
 
     def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
@@ -93,6 +111,11 @@ class SelectorClient:
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
         return self._stub.Select(requests, timeout=SELECT_DEADLINE_S)
+
+    def load_cached(
+        self, requests: Iterator[selector_pb2.LoadCachedRequest]
+    ) -> Iterator[selector_pb2.CachedFiles]:
+        yield from self._stub.LoadCachedEmbeddings(requests, timeout=EMBED_FILE_DEADLINE_S)
 
     def commit(self, request: selector_pb2.CommitRequest) -> selector_pb2.CommitResponse:
         # Not retried by the channel: a retried commit is resolved by the selector

@@ -36,6 +36,8 @@ class FileCandidates:
     identities: list[FrameIdentity]
     frame_names: list[str]
     vectors: Vectors
+    frame_count: int
+    kind: str
 
     def __len__(self) -> int:
         return len(self.frame_indices)
@@ -131,7 +133,7 @@ class CandidateCollector:
         indices_list = unique.tolist()
         identities = [FrameIdentity(file, index) for index in indices_list]
         names = [frame_name(file.path, index, frame_count, kind) for index in indices_list]
-        final = FileCandidates(file, unique.astype(np.int64), identities, names, vectors)
+        final = FileCandidates(file, unique.astype(np.int64), identities, names, vectors, frame_count, kind)
         # The deduplicated rows replace the batches, so a repeated file_complete finds the same frames.
         staged.index_blocks = [final.frame_indices] if len(final) else []
         staged.vector_blocks = [final.vectors] if len(final) else []

@@ -4,6 +4,11 @@ Lost races and crashed commits leave data objects under `.datapool/data/<commit_
 and rendered frames under `frames/<run_id>/` that no manifest names (commit rule 5:
 harmless, collected later). This module finds and deletes them. It never deletes a
 manifest, anything any manifest references, or anything outside those two prefixes.
+
+The embedding cache (`.datapool/cache/`) is outside them on purpose: no manifest names its
+entries, yet they are not orphans. An entry of a file since changed or deleted is never
+read again and stays until someone deletes it; deleting any part of the cache is safe at
+any time and only costs embedding those files again.
 """
 
 from __future__ import annotations

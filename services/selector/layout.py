@@ -13,6 +13,9 @@ from typing import Any
 ROOT = ".datapool/"
 MANIFESTS_PREFIX = ROOT + "manifests/"
 DATA_PREFIX = ROOT + "data/"
+# Embeddings per (file identity, model, sampling rule); outside the commit protocol: no
+# manifest names an entry, so gc never collects one and deleting them only costs re-embedding.
+EMBEDDING_CACHE_PREFIX = ROOT + "cache/embeddings/"
 MANIFEST_FORMAT = 1
 # Processed files of one segment: gzip'd JSON lines `[path, size, etag]`, sorted, so that
 # segments merge into one sorted stream without loading a set. Segments written before

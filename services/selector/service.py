@@ -7,8 +7,11 @@ import time
 from collections.abc import Iterator, Sequence
 
 from datapool.errors import FailedPrecondition, InvalidArgument
+from services.selector.cache_entry import CacheEntry, CacheScope
+from services.selector.cached_loads import StagedCacheLoads, StagedLoad
 from services.selector.candidates import CandidateCollector, decode_vectors, sample_count
 from services.selector.commit import PoolCommitter
+from services.selector.embedding_cache import CacheLoad, CacheWriter, EmbeddingCache
 from services.selector.model import FileRef
 from services.selector.queries import (
     ExportChunk,
@@ -27,7 +30,8 @@ class SelectStream:
     """One Select call in progress: candidates staged against the pool it started from.
 
     Each file's candidates are measured against the pool as soon as the file completes,
-    while the embedders go on streaming the other files.
+    while the embedders go on streaming the other files. Each streamed file's vectors go
+    to the embedding cache when it completes, unless the spec names no sampling rule.
     """
 
     def __init__(self, spec: SelectionSpec, repository: PoolRepository, pool: PoolState) -> None:
@@ -36,6 +40,18 @@ class SelectStream:
         self.pool = pool
         self.collector = CandidateCollector(pool_dim=pool.dim)
         self.selection = StreamingSelection(pool)
+        self.cache_writer = (
+            CacheWriter(EmbeddingCache(repository.store, CacheScope(spec.model, spec.sampling_key)))
+            if spec.sampling_key
+            else None
+        )
+        # (written, failed), once finish_select has waited for the writes.
+        self.cache_writes = (0, 0)
+
+    def add_cached(self, entry: CacheEntry) -> None:
+        """A file loaded from the embedding cache, taken as if its vectors had streamed in."""
+        self.collector.add_batch(entry.file, entry.frame_indices.tolist(), entry.vectors)
+        self.selection.add_file(self.collector.complete(entry.file, entry.frame_count, entry.kind))
 
     def add_batch(
         self, file: FileRef, frame_indices: Sequence[int], data: bytes, dim: int, dtype: str
@@ -44,7 +60,12 @@ class SelectStream:
         self.collector.add_batch(file, frame_indices, vectors)
 
     def complete_file(self, file: FileRef, frame_count: int, kind: str) -> None:
-        self.selection.add_file(self.collector.complete(file, frame_count, kind))
+        candidates = self.collector.complete(file, frame_count, kind)
+        self.selection.add_file(candidates)
+        if self.cache_writer is not None:
+            self.cache_writer.submit(
+                CacheEntry(file, frame_count, candidates.kind, candidates.frame_indices, candidates.vectors)
+            )
 
     def drop_file(self, file: FileRef) -> None:
         self.collector.drop(file)
@@ -57,6 +78,7 @@ class SelectorService:
     ) -> None:
         self.sessions = sessions if sessions is not None else SessionRegistry()
         self.committer = committer if committer is not None else PoolCommitter()
+        self.cached_loads = StagedCacheLoads()
 
     def pool_summary(self, repository: PoolRepository) -> PoolSummary:
         return pool_summary(repository)
@@ -66,6 +88,25 @@ class SelectorService:
 
     def export(self, repository: PoolRepository, tag_name: str, with_vectors: bool) -> Iterator[ExportChunk]:
         return export_chunks(repository, tag_name, with_vectors)
+
+    def load_cached(
+        self,
+        session_id: str,
+        repository: PoolRepository,
+        scope: CacheScope,
+        dim: int,
+        files: list[FileRef],
+    ) -> CacheLoad:
+        """Loads the files' cache entries for the Select that opens with `session_id`."""
+        if not session_id:
+            raise InvalidArgument("session_id is empty")
+        if not scope.model or not scope.sampling_key:
+            raise InvalidArgument(f"scope.model and scope.sampling_key must both be set, got {scope}")
+        if dim <= 0:
+            raise InvalidArgument(f"scope.dim must be positive, got {dim}")
+        load = EmbeddingCache(repository.store, scope).load(files, dim)
+        self.cached_loads.put(session_id, StagedLoad(scope, list(load.hits)))
+        return load
 
     def open_select(self, spec: SelectionSpec, repository: PoolRepository) -> SelectStream:
         """Validates the spec and reserves its session id; pair with finish_select or abandon_select."""
@@ -78,12 +119,25 @@ class SelectorService:
                     f"spec.model {spec.model!r} differs from the pool's model {pool.model!r}"
                 )
             # Indexes the pool for measuring candidates as they arrive.
-            return SelectStream(spec, repository, pool)
+            stream = SelectStream(spec, repository, pool)
+            staged = self.cached_loads.take(spec.session_id)
+            if staged is not None:
+                if staged.scope != CacheScope(spec.model, spec.sampling_key):
+                    raise InvalidArgument(
+                        f"spec.model {spec.model!r} and spec.sampling_key {spec.sampling_key!r} differ "
+                        f"from the scope {staged.scope} the session's cached embeddings were loaded for"
+                    )
+                # Popped, so each entry's vectors are freed once the collector holds its copy.
+                while staged.entries:
+                    stream.add_cached(staged.entries.pop())
+            return stream
         except BaseException:
             self.sessions.close(spec.session_id)
             raise
 
     def abandon_select(self, stream: SelectStream) -> None:
+        if stream.cache_writer is not None:
+            stream.cache_writer.abandon()
         self.sessions.close(stream.spec.session_id)
 
     def finish_select(self, stream: SelectStream) -> SelectionSession:
@@ -93,6 +147,8 @@ class SelectorService:
         open_count = stream.selection.open_count
         n = sample_count(spec.n_samples, spec.proportion_samples, open_count)
         picks = stream.selection.select(candidates, n, spec.min_distance)
+        if stream.cache_writer is not None:
+            stream.cache_writes = stream.cache_writer.finish()
         session = SelectionSession(
             spec=spec,
             repository=stream.repository,
@@ -112,6 +168,7 @@ class SelectorService:
 
     def close_session(self, session_id: str) -> None:
         self.sessions.close(session_id)
+        self.cached_loads.drop(session_id)
 
 
 def _validate_spec(spec: SelectionSpec) -> None:

@@ -10,12 +10,15 @@ from datapool.errors import InvalidArgument
 from datapool.storage import StoreError, open_store
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
+from services.selector.cache_entry import CacheScope
 from services.selector.model import FileRef, Pick
 from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService, SelectStream
 from services.selector.session import Committed, SelectionSpec
 
 SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
+# Hits per CachedFiles message: well under the message size limit with long paths.
+_CACHED_FILES_CHUNK = 10_000
 
 
 class SelectorServicer(selector_pb2_grpc.SelectorServicer):
@@ -71,7 +74,37 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             picks=[_pick_message(p) for p in session.picks],
             candidate_count=session.candidate_count,
             select_seconds=session.select_seconds,
+            cache_entries_written=stream.cache_writes[0],
+            cache_write_failures=stream.cache_writes[1],
         )
+
+    def LoadCachedEmbeddings(
+        self, request_iterator: Iterator[selector_pb2.LoadCachedRequest], context: grpc.ServicerContext
+    ) -> Iterator[selector_pb2.CachedFiles]:
+        first = next(request_iterator, None)
+        if first is None:
+            raise InvalidArgument("LoadCachedEmbeddings needs at least one request")
+        files = [_file(f) for f in first.files]
+        for request in request_iterator:
+            files.extend(_file(f) for f in request.files)
+        scope = CacheScope(first.scope.model, first.scope.sampling_key)
+        load = self.service.load_cached(
+            first.session_id, _repository(first.pool), scope, first.scope.dim, files
+        )
+        hits = [
+            selector_pb2.CachedFile(
+                file=_file_message(e.file),
+                frame_count=e.frame_count,
+                kind=e.kind,
+                vector_count=len(e.frame_indices),
+            )
+            for e in load.hits
+        ]
+        for start in range(0, max(len(hits), 1), _CACHED_FILES_CHUNK):
+            last = start + _CACHED_FILES_CHUNK >= len(hits)
+            yield selector_pb2.CachedFiles(
+                hits=hits[start : start + _CACHED_FILES_CHUNK], unreadable=load.unreadable if last else 0
+            )
 
     def Commit(
         self, request: selector_pb2.CommitRequest, context: grpc.ServicerContext
@@ -146,6 +179,7 @@ def _spec(spec: selector_pb2.SelectionSpec) -> SelectionSpec:
         proportion_samples=spec.proportion_samples,
         min_distance=spec.min_distance,
         model=spec.model,
+        sampling_key=spec.sampling_key,
     )
 
 

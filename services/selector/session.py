@@ -24,6 +24,8 @@ class SelectionSpec:
     proportion_samples: float
     min_distance: float
     model: str
+    # The run's FrameSampling cache key; "" writes nothing to the embedding cache.
+    sampling_key: str = ""
 
 
 @dataclass(frozen=True)

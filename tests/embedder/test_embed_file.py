@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from embedder_media import N_FRAMES, Media
 
+from services.embedder.backends.torch_cpu import TorchCpuBackend
 from services.embedder.decode import MediaInfo, UndecodableFile
 from services.embedder.embedding import EmbedEvent, EmbedSummary, FrameBatch, embed_file
-from services.embedder.model import TorchCpuBackend
 
 
 def vectors_of(events: list[EmbedEvent]) -> tuple[list[int], np.ndarray]:
@@ -64,8 +64,8 @@ def test_failure_part_way_raises_after_batches(
 
     real_frames = decode.FrameDecoder.frames
 
-    def failing_frames(self: decode.FrameDecoder) -> object:
-        for index, frame in real_frames(self):
+    def failing_frames(self: decode.FrameDecoder, **kwargs: object) -> object:
+        for index, frame in real_frames(self, **kwargs):  # type: ignore[arg-type]
             if index == 7:
                 raise UndecodableFile("decode error at frame 7: simulated")
             yield index, frame

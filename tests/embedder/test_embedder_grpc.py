@@ -19,7 +19,7 @@ from datapool.grpc_server import make_channel
 from datapool.samples import CorruptKind, make_video
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
-from services.embedder.model import TorchCpuBackend
+from services.embedder.backends.torch_cpu import TorchCpuBackend
 from services.embedder.server import make_server
 
 TIMEOUT = 30.0

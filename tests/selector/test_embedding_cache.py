@@ -1,0 +1,343 @@
+"""The pool's embedding cache in the selector: entries written as files complete, hits loaded
+into the next session, misses for changed files, other models and other sampling rules,
+unusable entries as misses, picks unchanged by the cache, and gc leaving entries alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+from selector_helpers import F32, clustered_unit_vectors, file_ref, rendered_picks, select, spec
+
+from datapool.errors import InvalidArgument
+from datapool.storage import ForwardingStore, LocalStore, ObjectInfo, Store, open_store
+from datapool.v1 import common_pb2, selector_pb2
+from services.selector import embedding_cache, servicer
+from services.selector.cache_entry import CacheScope
+from services.selector.cached_loads import StagedCacheLoads, StagedLoad
+from services.selector.embedding_cache import EmbeddingCache
+from services.selector.gc import collect_garbage
+from services.selector.layout import DATA_PREFIX, EMBEDDING_CACHE_PREFIX
+from services.selector.model import FileRef
+from services.selector.repository import PoolRepository
+from services.selector.service import SelectorService
+from services.selector.servicer import SelectorServicer
+from services.selector.session import Committed, SelectionSession, SelectionSpec
+
+DIM = 32
+SAMPLING = "all"
+SCOPE = CacheScope("test-model", SAMPLING)
+
+
+def files_and_vectors(count: int, frames: int = 9, first_seed: int = 0) -> dict[FileRef, F32]:
+    # float16 values, as the embedders send them: the cache keeps them exactly.
+    return {
+        file_ref(f"cam{first_seed + i}.mp4"): clustered_unit_vectors(first_seed + i, 3, frames // 3, DIM)
+        .astype(np.float16)
+        .astype(np.float32)
+        for i in range(count)
+    }
+
+
+def caching_spec(session_id: str, n_samples: int = 0, sampling_key: str = SAMPLING) -> SelectionSpec:
+    return dataclasses.replace(spec(session_id, n_samples=n_samples), sampling_key=sampling_key)
+
+
+def stream(
+    service: SelectorService, repo: PoolRepository, session_id: str, files: Mapping[FileRef, F32]
+) -> None:
+    """Streams the files in as the embedders would, which writes their cache entries."""
+    select(service, repo, caching_spec(session_id), files, dtype="float16")
+    service.close_session(session_id)
+
+
+def cache_keys(store: Store) -> list[str]:
+    return [i.key for i in store.list(EMBEDDING_CACHE_PREFIX)]
+
+
+def from_cache(
+    service: SelectorService,
+    repo: PoolRepository,
+    session_id: str,
+    files: Mapping[FileRef, F32],
+    n_samples: int,
+) -> SelectionSession:
+    """A Select whose files all come from the cache: no batch is streamed."""
+    load = service.load_cached(session_id, repo, SCOPE, DIM, list(files))
+    assert sorted(e.file for e in load.hits) == sorted(files)
+    return service.finish_select(service.open_select(caching_spec(session_id, n_samples), repo))
+
+
+def test_completed_files_are_written_and_a_later_session_loads_them(
+    service: SelectorService, repo: PoolRepository
+) -> None:
+    files = files_and_vectors(3)
+    select(service, repo, caching_spec("s1", n_samples=2), files, dtype="float16")
+    assert len(cache_keys(repo.store)) == 3
+
+    new = file_ref("new.mp4")
+    load = service.load_cached("s2", repo, SCOPE, DIM, [*files, new])
+    assert load.unreadable == 0
+    assert sorted(e.file for e in load.hits) == sorted(files)
+    for entry in load.hits:
+        assert entry.kind == "video" and entry.frame_count == len(files[entry.file])
+        assert entry.frame_indices.tolist() == list(range(len(files[entry.file])))
+        np.testing.assert_array_equal(entry.vectors, files[entry.file])
+
+
+def test_a_select_without_sampling_key_writes_nothing(service: SelectorService, repo: PoolRepository) -> None:
+    select(service, repo, spec("s1", n_samples=2), files_and_vectors(2), dtype="float16")
+    assert cache_keys(repo.store) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "scope", "dim"),
+    [
+        ("etag", SCOPE, DIM),
+        ("size", SCOPE, DIM),
+        ("none", CacheScope("other-model", SAMPLING), DIM),
+        ("none", CacheScope(SCOPE.model, "every_nth=2"), DIM),
+        ("none", SCOPE, DIM * 2),
+    ],
+)
+def test_changed_file_other_model_rule_or_width_is_a_miss(
+    service: SelectorService, repo: PoolRepository, change: str, scope: CacheScope, dim: int
+) -> None:
+    files = files_and_vectors(1)
+    stream(service, repo, "s1", files)
+    (file,) = files
+    if change == "etag":
+        file = dataclasses.replace(file, etag="e2")
+    elif change == "size":
+        file = dataclasses.replace(file, size=file.size + 1)
+    load = service.load_cached("s2", repo, scope, dim, [file])
+    assert load.hits == []
+
+
+# Each turns a valid entry into one that must not be used.
+CORRUPTIONS: dict[str, Callable[[bytes, bytes], bytes]] = {
+    "truncated": lambda data, other: data[: len(data) - 7],
+    "garbage": lambda data, other: b"\x00\xff not an entry" * 10,
+    "empty": lambda data, other: b"",
+    "flipped payload byte": lambda data, other: data[:-5] + bytes([data[-5] ^ 0x40]) + data[-4:],
+    "another file's entry": lambda data, other: other,
+    "header only": lambda data, other: data[: data.index(b"\n") + 1],
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_unusable_entry_is_a_miss_with_a_log_line_and_streaming_the_file_replaces_it(
+    service: SelectorService, repo: PoolRepository, caplog: pytest.LogCaptureFixture, corruption: str
+) -> None:
+    files = files_and_vectors(2)
+    stream(service, repo, "s1", files)
+    bad, good = files
+    cache = EmbeddingCache(repo.store, SCOPE)
+    data, other = repo.store.read(cache.key(bad)), repo.store.read(cache.key(good))
+    repo.store.put(cache.key(bad), CORRUPTIONS[corruption](data, other))
+
+    with caplog.at_level(logging.WARNING, logger=embedding_cache.__name__):
+        load = service.load_cached("s2", repo, SCOPE, DIM, list(files))
+    assert [e.file for e in load.hits] == [good]
+    assert load.unreadable == 1
+    assert any(bad.path in r.getMessage() and "unusable" in r.getMessage() for r in caplog.records)
+
+    # The scheduler embeds the file again; its complete file replaces the entry.
+    service.close_session("s2")
+    stream(service, repo, "s3", {bad: files[bad]})
+    load = service.load_cached("s4", repo, SCOPE, DIM, list(files))
+    assert sorted(e.file for e in load.hits) == sorted(files) and load.unreadable == 0
+
+
+def test_wrong_width_entry_for_the_same_key_is_unusable(
+    service: SelectorService, repo: PoolRepository
+) -> None:
+    """A model whose id stayed the same but whose width changed must not feed old vectors."""
+    files = files_and_vectors(1)
+    stream(service, repo, "s1", files)
+    load = service.load_cached("s2", repo, SCOPE, DIM + 1, list(files))
+    assert load.hits == [] and load.unreadable == 1
+
+
+@pytest.mark.parametrize("cached_share", ["all", "half"])
+def test_picks_from_cached_vectors_equal_picks_from_streamed_ones(
+    service: SelectorService, repo: PoolRepository, cached_share: str
+) -> None:
+    files = files_and_vectors(6)
+    streamed = select(service, repo, caching_spec("streamed", n_samples=7), files, dtype="float16")
+    if cached_share == "all":
+        cached = from_cache(service, repo, "cached", files, n_samples=7)
+    else:
+        # Half from the cache, half streamed in, as in a run that added files.
+        half = dict(list(files.items())[:3])
+        service.load_cached("cached", repo, SCOPE, DIM, list(half))
+        rest = {f: v for f, v in files.items() if f not in half}
+        stream_ = service.open_select(caching_spec("cached", n_samples=7), repo)
+        for file, vectors in rest.items():
+            stream_.add_batch(
+                file, list(range(len(vectors))), vectors.astype("<f2").tobytes(), DIM, "float16"
+            )
+            stream_.complete_file(file, len(vectors), "video")
+        cached = service.finish_select(stream_)
+    assert len(streamed.picks) == 7
+    assert [(p.frame_name, p.distance) for p in cached.picks] == [
+        (p.frame_name, p.distance) for p in streamed.picks
+    ]
+    assert cached.candidate_count == streamed.candidate_count
+    # A session fed from the cache commits like any other.
+    committed = service.commit("cached", "cached-tag", rendered_picks(cached))
+    assert isinstance(committed, Committed) and committed.picks == cached.picks
+    manifest = repo.newest_manifest()
+    assert manifest is not None
+    assert sorted(repo.load_processed(manifest.segments[0])) == sorted(files)
+
+
+def one_file_loaded_for(service: SelectorService, repo: PoolRepository, session_id: str) -> list[FileRef]:
+    files = files_and_vectors(1)
+    stream(service, repo, "streamed", files)
+    assert len(service.load_cached(session_id, repo, SCOPE, DIM, list(files)).hits) == 1
+    return list(files)
+
+
+def test_loads_are_for_the_select_with_the_same_model_and_rule(
+    service: SelectorService, repo: PoolRepository
+) -> None:
+    files = one_file_loaded_for(service, repo, "s2")
+    with pytest.raises(InvalidArgument, match="sampling_key"):
+        service.open_select(caching_spec("s2", sampling_key="every_nth=2"), repo)
+    with pytest.raises(InvalidArgument, match=r"scope\.dim"):
+        service.load_cached("s3", repo, SCOPE, 0, files)
+    with pytest.raises(InvalidArgument, match="sampling_key"):
+        service.load_cached("s3", repo, CacheScope(SCOPE.model, ""), DIM, files)
+
+
+def test_close_session_drops_a_load_and_unclaimed_loads_expire(
+    service: SelectorService, repo: PoolRepository
+) -> None:
+    one_file_loaded_for(service, repo, "s2")
+    service.close_session("s2")
+    # Nothing staged: the Select sees no candidates at all.
+    assert service.finish_select(service.open_select(caching_spec("s2", n_samples=1), repo)).picks == []
+
+    now = [0.0]
+    loads = StagedCacheLoads(ttl_seconds=10, clock=lambda: now[0])
+    loads.put("a", StagedLoad(SCOPE, []))
+    now[0] = 5.0
+    loads.put("b", StagedLoad(SCOPE, []))
+    now[0] = 11.0
+    assert loads.take("a") is None and loads.take("b") is not None and loads.take("b") is None
+
+
+class CountingStore(ForwardingStore):
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.listed = 0
+        self.reads: list[str] = []
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for info in self.inner.list(prefix):
+            self.listed += 1
+            yield info
+
+    def read(self, key: str) -> bytes:
+        self.reads.append(key)
+        return self.inner.read(key)
+
+
+def test_lookup_reads_only_listed_entries(
+    service: SelectorService, repo: PoolRepository, tmp_path: Path
+) -> None:
+    files = files_and_vectors(4)
+    stream(service, repo, "s1", files)
+    counting = CountingStore(repo.store)
+    misses = [file_ref(f"new{i}.mp4") for i in range(40)]
+    load = EmbeddingCache(counting, SCOPE).load([*files, *misses], DIM)
+    assert len(load.hits) == 4
+    # One listing told the misses apart: no read of an absent entry.
+    assert counting.listed == 4 and len(counting.reads) == 4
+
+    # A pool with no cache yet, and one whose folder does not exist yet: nothing is read.
+    (tmp_path / "empty").mkdir()
+    for root in (tmp_path / "empty", tmp_path / "missing"):
+        empty = CountingStore(LocalStore(root))
+        assert EmbeddingCache(empty, SCOPE).load(misses, DIM).hits == [] and empty.reads == []
+
+
+def test_small_lookup_in_a_large_cache_stops_listing_and_reads_its_keys(
+    service: SelectorService, repo: PoolRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = files_and_vectors(12, frames=3)
+    stream(service, repo, "s1", files)
+    monkeypatch.setattr(embedding_cache, "KEYS_PER_LIST_REQUEST", 2)
+    counting = CountingStore(repo.store)
+    wanted = [*list(files)[:2], file_ref("new.mp4")]
+    load = EmbeddingCache(counting, SCOPE).load(wanted, DIM)
+    assert sorted(e.file for e in load.hits) == sorted(wanted[:2])
+    # A budget of one "request" (2 keys) for 3 files: the listing stops, each wanted key is read.
+    assert counting.listed == 3 and len(counting.reads) == 3
+
+
+def test_gc_keeps_cache_entries(service: SelectorService, repo: PoolRepository) -> None:
+    files = files_and_vectors(2)
+    session = select(service, repo, caching_spec("s1", n_samples=2), files, dtype="float16")
+    service.commit("s1", "tag1", rendered_picks(session))
+    orphan = f"{DATA_PREFIX}lost-commit/entries.json"
+    repo.store.put(orphan, b"[]")
+    entries = cache_keys(repo.store)
+    assert len(entries) == 2
+
+    report = collect_garbage(repo.store, min_age_s=0)
+    assert [o.key for o in report.deleted] == [orphan]
+    assert cache_keys(repo.store) == entries
+    assert len(service.load_cached("s2", repo, SCOPE, DIM, list(files)).hits) == 2
+
+
+def test_cache_on_every_store(
+    make_location: Callable[..., common_pb2.StoreLocation], store_kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = SelectorService()
+    repo = PoolRepository(open_store(make_location(store_kind)))
+    files = files_and_vectors(3)
+    streamed = select(service, repo, caching_spec("s1", n_samples=4), files, dtype="float16")
+    assert len(cache_keys(repo.store)) == 3
+    cache = EmbeddingCache(repo.store, SCOPE)
+    first = next(iter(files))
+    repo.store.put(cache.key(first), b"corrupt")
+    changed = dataclasses.replace(list(files)[1], etag="changed")
+    load = service.load_cached("s2", repo, SCOPE, DIM, [*files, changed])
+    assert sorted(e.file for e in load.hits) == sorted(list(files)[1:]) and load.unreadable == 1
+    service.close_session("s2")
+    stream(service, repo, "s3", {first: files[first]})
+    cached = from_cache(service, repo, "s4", files, n_samples=4)
+    assert [p.frame_name for p in cached.picks] == [p.frame_name for p in streamed.picks]
+
+
+def test_load_cached_embeddings_message_answers_hits_in_chunks(
+    service: SelectorService, repo: PoolRepository, pool_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = files_and_vectors(5, frames=3)
+    stream(service, repo, "s1", files)
+    bad = next(iter(files))
+    repo.store.put(EmbeddingCache(repo.store, SCOPE).key(bad), b"corrupt")
+    monkeypatch.setattr(servicer, "_CACHED_FILES_CHUNK", 3)
+    refs = [common_pb2.FileRef(path=f.path, size=f.size, etag=f.etag) for f in [*files, file_ref("new.mp4")]]
+    requests = [
+        selector_pb2.LoadCachedRequest(
+            session_id="s2",
+            pool=common_pb2.StoreLocation(local=common_pb2.LocalLocation(root=str(pool_root))),
+            scope=selector_pb2.EmbeddingScope(model=SCOPE.model, dim=DIM, sampling_key=SAMPLING),
+            files=refs[:2],
+        ),
+        selector_pb2.LoadCachedRequest(files=refs[2:]),
+    ]
+    answers = list(SelectorServicer(service).LoadCachedEmbeddings(iter(requests), None))  # type: ignore[arg-type]
+    assert [len(a.hits) for a in answers] == [3, 1] and [a.unreadable for a in answers] == [0, 1]
+    hits = sorted((h.file.path, h.frame_count, h.kind, h.vector_count) for a in answers for h in a.hits)
+    assert hits == sorted((f.path, 3, "video", 3) for f in list(files)[1:])
+    # The loaded files are the Select's candidates, though no batch streams in.
+    session = service.finish_select(service.open_select(caching_spec("s2", n_samples=2), repo))
+    assert session.candidate_count == 4 * 3 and len(session.picks) == 2
