@@ -115,7 +115,10 @@ def print_summary(report: dict[str, Any]) -> None:
     )
     for s in files.get("skipped", []):
         print(f"    skipped {s['path']}: {s['reason']}")
-    print(f"  frames embedded {frames.get('embedded', 0)}, selected {frames.get('selected', 0)}")
+    print(
+        f"  frames embedded {frames.get('embedded', 0)}, from the embedding cache "
+        f"{frames.get('from_cache', 0)}, selected {frames.get('selected', 0)}"
+    )
     print(f"  tag {report.get('tag') or '(none: no frames added)'}; pool now {report.get('pool_after', {})}")
     if secs:
         print("  seconds " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()))
