@@ -40,7 +40,8 @@ class FrameSampling(_Strict):
     Frame names keep the frame's index in the original video either way.
     """
 
-    every_nth: int | None = Field(default=None, ge=1)
+    # An int32 in EmbedFileRequest: a larger value must fail here, naming the key.
+    every_nth: int | None = Field(default=None, ge=1, le=2**31 - 1)
     target_fps: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")

@@ -31,7 +31,9 @@ class EmbedFileRequest(_message.Message):
     BACKEND_FIELD_NUMBER: _builtins.int
     dtype: _common_pb2.VectorDType.ValueType
     batch_size: _builtins.int
-    """Frames per streamed batch; 0 means the server's default."""
+    """Most frames per streamed batch (large frames may come in smaller ones); 0 means the
+    server's default.
+    """
     backend: _builtins.str
     """Model backend to embed with; empty or "auto" means the replica's own choice."""
     @_builtins.property
@@ -306,11 +308,16 @@ class ModelInfo(_message.Message):
     DIM_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
     BACKEND_REASON_FIELD_NUMBER: _builtins.int
+    NUMBERING_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Names model and weights; part of what identifies an embedding."""
     dim: _builtins.int
     backend: _builtins.str
     backend_reason: _builtins.str
+    numbering: _builtins.str
+    """How this embedder numbers and decodes frames (numbering scheme, PyAV and FFmpeg
+    versions): cached embeddings are only reused under the same one.
+    """
     def __init__(
         self,
         *,
@@ -318,10 +325,11 @@ class ModelInfo(_message.Message):
         dim: _builtins.int = ...,
         backend: _builtins.str = ...,
         backend_reason: _builtins.str = ...,
+        numbering: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backend_reason", b"backend_reason", "dim", b"dim", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backend_reason", b"backend_reason", "dim", b"dim", "model", b"model", "numbering", b"numbering"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -138,6 +138,7 @@ class SelectionSpec(_message.Message):
     MIN_DISTANCE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     SAMPLING_KEY_FIELD_NUMBER: _builtins.int
+    CACHED_FILES_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     run_id: _builtins.str
     n_samples: _builtins.int
@@ -148,8 +149,13 @@ class SelectionSpec(_message.Message):
     min_distance: _builtins.float
     model: _builtins.str
     sampling_key: _builtins.str
-    """The run's FrameSampling cache key: with `model`, names the embedding cache each
-    completed file's vectors are written to. Empty: nothing is written to the cache.
+    """With `model`, names the embedding cache each completed file's vectors are written
+    to: the same as EmbeddingScope.sampling_key. Empty: nothing is written to the cache.
+    """
+    cached_files: _builtins.int
+    """How many files LoadCachedEmbeddings answered as hits for this session_id. Select
+    fails with FAILED_PRECONDITION unless exactly that many are staged (a selector that
+    restarted in between has none): those files were never streamed in.
     """
     @_builtins.property
     def pool(self) -> _common_pb2.StoreLocation: ...
@@ -164,10 +170,11 @@ class SelectionSpec(_message.Message):
         min_distance: _builtins.float = ...,
         model: _builtins.str = ...,
         sampling_key: _builtins.str = ...,
+        cached_files: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_distance", b"min_distance", "model", b"model", "n_samples", b"n_samples", "pool", b"pool", "proportion_samples", b"proportion_samples", "run_id", b"run_id", "sampling_key", b"sampling_key", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_files", b"cached_files", "min_distance", b"min_distance", "model", b"model", "n_samples", b"n_samples", "pool", b"pool", "proportion_samples", b"proportion_samples", "run_id", b"run_id", "sampling_key", b"sampling_key", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -608,8 +615,9 @@ Global___PoolEntries: _TypeAlias = PoolEntries  # noqa: Y015
 
 @_typing.final
 class EmbeddingScope(_message.Message):
-    """Which embeddings a cache entry holds: the model, its vector width, and the rule that
-    chose the frames (FrameSampling cache key).
+    """Which embeddings a cache entry holds: the model, its vector width, and how frames were
+    chosen and numbered: the FrameSampling cache key, then the decoder's numbering key
+    (services/embedder/decode.py numbering_key), as in "all;numbering=1;pyav=...;ffmpeg=...".
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -120,7 +120,8 @@ class SelectorServicer:
     def LoadCachedEmbeddings(self, request_iterator, context):
         """Looks the files up in the pool's embedding cache and loads the hits into the
         session that the Select with the same session_id then opens; answers which
-        files were loaded. The other files must be embedded and streamed to Select.
+        files were loaded. The other files must be embedded and streamed to Select. Loads
+        are held under a byte cap: files over it are answered as misses.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -46,7 +46,8 @@ class SelectorStub:
     LoadCachedEmbeddings: _grpc.StreamStreamMultiCallable[_selector_pb2.LoadCachedRequest, _selector_pb2.CachedFiles]
     """Looks the files up in the pool's embedding cache and loads the hits into the
     session that the Select with the same session_id then opens; answers which
-    files were loaded. The other files must be embedded and streamed to Select.
+    files were loaded. The other files must be embedded and streamed to Select. Loads
+    are held under a byte cap: files over it are answered as misses.
     """
 
 @_typing.type_check_only
@@ -67,7 +68,8 @@ class SelectorAsyncStub(SelectorStub):
     LoadCachedEmbeddings: _aio.StreamStreamMultiCallable[_selector_pb2.LoadCachedRequest, _selector_pb2.CachedFiles]  # type: ignore[assignment]
     """Looks the files up in the pool's embedding cache and loads the hits into the
     session that the Select with the same session_id then opens; answers which
-    files were loaded. The other files must be embedded and streamed to Select.
+    files were loaded. The other files must be embedded and streamed to Select. Loads
+    are held under a byte cap: files over it are answered as misses.
     """
 
 class SelectorServicer(metaclass=_abc_1.ABCMeta):
@@ -127,7 +129,8 @@ class SelectorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_selector_pb2.CachedFiles], _abc.AsyncIterator[_selector_pb2.CachedFiles]]:
         """Looks the files up in the pool's embedding cache and loads the hits into the
         session that the Select with the same session_id then opens; answers which
-        files were loaded. The other files must be embedded and streamed to Select.
+        files were loaded. The other files must be embedded and streamed to Select. Loads
+        are held under a byte cap: files over it are answered as misses.
         """
 
 def add_SelectorServicer_to_server(servicer: SelectorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

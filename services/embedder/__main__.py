@@ -15,6 +15,7 @@ from datapool.errors import DatapoolError
 from datapool.grpc_server import setup_logging
 from services.embedder.backends import BACKEND_NAMES, BackendOptions, load_backend
 from services.embedder.backends.tensorrt_engine import CACHE_ENV
+from services.embedder.hwdecode import use_device
 from services.embedder.server import make_server
 
 log = logging.getLogger("services.embedder")
@@ -31,7 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="model backend for requests that name none; auto picks the fastest this machine runs",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
-    parser.add_argument("--device", type=int, default=0, help="CUDA device index for GPU backends")
+    parser.add_argument(
+        "--device", type=int, default=0, help="CUDA device index for GPU backends and GPU video decoding"
+    )
     parser.add_argument(
         "--trt-cache",
         type=Path,
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     options = BackendOptions(
         threads=args.threads, trt_cache=args.trt_cache, device=args.device, gpu_resize=args.gpu_resize
     )
+    use_device(args.device)
     try:
         backend = load_backend(args.backend, options, key="--backend")
     except DatapoolError as e:

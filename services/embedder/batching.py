@@ -6,7 +6,13 @@ construction: at most `ahead` batches wait in the queue, one is being filled and
 one is being embedded, and the frames live in a fixed set of reused buffers, which
 a GPU backend pins so the upload is a DMA with no staging copy. A slow consumer
 (a client reading the stream slowly) therefore stops the decoder, it never piles up
-frames.
+frames; a consumer that goes away stops it within a frame.
+
+A buffer holds `batch_size` frames, or fewer when that many would take more than
+MAX_BUFFER_BYTES: frames at 224x224 (every backend by default) never come near it,
+full-size frames for --gpu-resize do. A streamed batch therefore has at most
+`batch_size` frames, as the last batch of a file or one before a resolution change
+always could.
 """
 
 from __future__ import annotations
@@ -19,16 +25,22 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from services.embedder.decode import FrameDecoder
+from services.embedder.decode import FrameDecoder, Stopped
 from services.embedder.model import ModelBackend
 from services.embedder.sampling import Sampling
 
-# Batches decoded ahead of the model: enough to hide decode time behind
-# inference, few enough to bound memory (64 frames at 224x224 are ~10 MB,
-# at 1280x720 for a GPU backend ~180 MB).
+# Batches decoded ahead of the model: enough to hide decode time behind inference,
+# few enough to bound memory.
 DECODE_AHEAD = 2
 # One batch filling, DECODE_AHEAD queued, one being embedded.
 MAX_BUFFERS = DECODE_AHEAD + 2
+# Bytes of frames per buffer. 64 frames are ~10 MB at 224x224 and ~180 MB at 1280x720
+# (--gpu-resize), but 1.6 GB at 3840x2160; GPU backends pin their buffers and torch's host
+# allocator keeps pinned blocks for reuse rather than freeing them, so without a cap a
+# few 4K files would hold many GB of pinned memory. With it, a file in flight holds at
+# most MAX_BUFFERS x 256 MiB: 720p keeps 64-frame batches, 1080p gets 43, 4K 10 (the GPU
+# resizes at most 64 frames of 720p per step anyway, see backends/cuda.py).
+MAX_BUFFER_BYTES = 256 << 20
 _POLL_S = 0.1
 
 
@@ -45,12 +57,8 @@ class Done:
     pass
 
 
-class Stopped(Exception):
-    """The consumer went away while the decoder waited."""
-
-
 class BatchDecoder(threading.Thread):
-    """Decodes `decoder` into batches of `batch_size` frames on its own thread.
+    """Decodes `decoder` into batches of at most `batch_size` frames on its own thread.
 
     The consumer reads `out` and must `release(batch)` once it no longer needs the
     frames; `stop` ends the thread promptly. The thread owns the decoder and closes it.
@@ -63,12 +71,14 @@ class BatchDecoder(threading.Thread):
         batch_size: int,
         sampling: Sampling | None = None,
         ahead: int = DECODE_AHEAD,
+        max_buffer_bytes: int = MAX_BUFFER_BYTES,
     ) -> None:
         super().__init__(name=f"decode-{decoder.path.name}", daemon=True)
         self.decoder = decoder
         self.backend = backend
         self.batch_size = batch_size
         self.sampling = sampling
+        self.max_buffer_bytes = max_buffer_bytes
         self.out: queue.Queue[Pixels | Done | BaseException] = queue.Queue(maxsize=ahead)
         self.max_buffers = ahead + 2
         self.buffers_made = 0  # for tests and the benchmark: memory is bounded by this
@@ -95,7 +105,7 @@ class BatchDecoder(threading.Thread):
     def _decode(self) -> None:
         buffer: NDArray[np.uint8] | None = None
         indices: list[int] = []
-        for index, frame in self.decoder.frames(sampling=self.sampling):
+        for index, frame in self.decoder.frames(sampling=self.sampling, stop=self.stop):
             if buffer is not None and frame.shape != buffer.shape[1:]:
                 # A stream that changes resolution mid-way: ship what we have, start anew.
                 self._put(Pixels(indices, buffer[: len(indices)], buffer))
@@ -104,14 +114,18 @@ class BatchDecoder(threading.Thread):
                 buffer = self._buffer(frame.shape[0], frame.shape[1])
             buffer[len(indices)] = frame
             indices.append(index)
-            if len(indices) == self.batch_size:
+            if len(indices) == len(buffer):
                 self._put(Pixels(indices, buffer, buffer))
                 buffer, indices = None, []
         if buffer is not None and indices:
             self._put(Pixels(indices, buffer[: len(indices)], buffer))
 
+    def _frames_per_buffer(self, height: int, width: int) -> int:
+        return max(1, min(self.batch_size, self.max_buffer_bytes // (height * width * 3)))
+
     def _buffer(self, height: int, width: int) -> NDArray[np.uint8]:
-        shape = (self.batch_size, height, width, 3)
+        count = self._frames_per_buffer(height, width)
+        shape = (count, height, width, 3)
         while True:
             try:
                 buffer = self._free.get_nowait()
@@ -119,7 +133,7 @@ class BatchDecoder(threading.Thread):
                 if self._live < self.max_buffers:
                     self._live += 1
                     self.buffers_made += 1
-                    return self.backend.frame_buffer(self.batch_size, height, width)
+                    return self.backend.frame_buffer(count, height, width)
                 if self.stop.is_set():
                     raise Stopped from None
                 try:

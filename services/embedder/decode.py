@@ -10,6 +10,7 @@ the decoder settings that could change what it hands out are fixed here.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
@@ -48,6 +49,15 @@ Frame = NDArray[np.uint8]
 # PyAV's Python log callback must stay off (its default): with it, a frame thread logging
 # an error waits for the GIL while close() holds it and waits for that thread (PyAV #909).
 THREAD_COUNT = 4
+# Part of every embedding cache scope (numbering_key): bump it whenever frame numbering or
+# the decoded pictures can change for the same file and PyAV/FFmpeg versions: THREAD_COUNT,
+# the careful-pass rules, frame conversion. PyAV and FFmpeg upgrades change the key anyway.
+NUMBERING_VERSION = "1"
+
+
+def numbering_key() -> str:
+    """Names how this install numbers and decodes frames: cached vectors of one never serve another."""
+    return f"numbering={NUMBERING_VERSION};pyav={av.__version__};ffmpeg={av.ffmpeg_version_info}"
 
 
 class UndecodableFile(FailedPrecondition):
@@ -60,6 +70,10 @@ class UndecodableFile(FailedPrecondition):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Stopped(Exception):
+    """Decoding ended early because the `stop` event given to frames() was set."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +126,11 @@ def _configure(container: Any, fast: bool) -> None:
         context.thread_count = 1
 
 
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise Stopped
+
+
 class FrameDecoder:
     """Opens a file and yields `(frame_index, rgb)` for every frame, shown upright.
 
@@ -160,6 +179,8 @@ class FrameDecoder:
             self._container = on_gpu
             _configure(on_gpu, fast=True)
             decoder = f"{codec} (cuda)"
+        # The container in use: the first one's streams are freed with it.
+        stream = self._container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         return MediaInfo(
             kind="video",
@@ -192,20 +213,25 @@ class FrameDecoder:
         )
 
     def frames(
-        self, only: AbstractSet[int] | None = None, sampling: Sampling | None = None
+        self,
+        only: AbstractSet[int] | None = None,
+        sampling: Sampling | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[tuple[int, Frame]]:
         """Every frame once, in presentation order. Call once per decoder.
 
         `only` and `sampling` yield just the frames they keep (both, when both are
         given); the others are still decoded and counted (numbering needs them) but
         skip the costly conversion to RGB. An image is frame 0, always kept.
+        Once `stop` is set, the next decoded frame raises Stopped: with a sparse rule
+        minutes of video can lie between two kept frames, and none of it is yielded.
         """
         if self._image is not None:
             self.frames_decoded = 1
             if only is None or 0 in only:
                 yield 0, self._image_frame(self._image)
             return
-        yield from self._video_frames(only, sampling)
+        yield from self._video_frames(only, sampling, stop)
 
     def _image_frame(self, image: Image.Image) -> Frame:
         started = time.perf_counter()
@@ -217,13 +243,13 @@ class FrameDecoder:
         return array
 
     def _video_frames(
-        self, only: AbstractSet[int] | None, sampling: Sampling | None
+        self, only: AbstractSet[int] | None, sampling: Sampling | None, stop: threading.Event | None
     ) -> Iterator[tuple[int, Frame]]:
         if self._container is None:
             raise RuntimeError("FrameDecoder is closed")
         picker = sampling.picker(self.info.fps) if sampling is not None and not sampling.keeps_all else None
         time_base: Fraction | None = self._container.streams.video[0].time_base
-        decoded = self._decoded()
+        decoded = self._decoded(stop)
         index = -1
         orientation: Orientation | None = None
         while True:
@@ -256,7 +282,7 @@ class FrameDecoder:
         rgb: Frame = frame.to_ndarray(width=width, height=height, format="rgb24")
         return orientation.apply(rgb)
 
-    def _decoded(self) -> Iterator[tuple[int, Any]]:
+    def _decoded(self, stop: threading.Event | None) -> Iterator[tuple[int, Any]]:
         """Numbered frames from the fast decoder; after its first error, from a careful one.
 
         The careful pass (one software thread, broken packets skipped) starts again from
@@ -267,6 +293,7 @@ class FrameDecoder:
         reached = 0
         try:
             for index, frame in numbered_frames(self._container, strict=True):
+                _check(stop)
                 reached = index + 1
                 yield index, frame
             return
@@ -283,6 +310,7 @@ class FrameDecoder:
         self._container = _open(self.path, fast=False)
         try:
             for index, frame in numbered_frames(self._container, strict=False):
+                _check(stop)
                 if index >= reached:
                     yield index, frame
         except TooManyErrors as e:

@@ -142,10 +142,10 @@ def unit_rows(features: torch.Tensor) -> NDArray[np.float32]:
 class ModelBackend(abc.ABC):
     """Embeds batches of RGB frames.
 
-    `decode_size` is the size a backend wants frames decoded at: CPU backends let
-    the decoder scale to the input size (swscale's fused convert-and-scale is the
-    cheapest resize there is on a CPU); GPU backends take frames at their decoded
-    size and resize on the device.
+    `decode_size` is the size a backend wants frames decoded at: by default every
+    backend lets the decoder scale to the input size (swscale's fused
+    convert-and-scale, so all backends see the same pixels); GPU backends with
+    `gpu_resize` take frames at their decoded size (None) and resize on the device.
     """
 
     name: str

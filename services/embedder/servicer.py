@@ -14,7 +14,7 @@ from datapool.storage import StoreError
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
 from services.embedder.backend_set import BackendSet
-from services.embedder.decode import MediaInfo, UndecodableFile
+from services.embedder.decode import MediaInfo, UndecodableFile, numbering_key
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
 from services.embedder.render import render_frames
 from services.embedder.sampling import Sampling
@@ -153,8 +153,13 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     def GetModelInfo(
         self, request: embedder_pb2.GetModelInfoRequest, context: grpc.ServicerContext
     ) -> embedder_pb2.ModelInfo:
-        name, reason = self.backends.describe(request.backend)
-        default = self.backends.default
+        # The model id is the one EmbedFile with this backend puts in `done.model`: a GPU
+        # backend resizing on the GPU names other vectors than the default's.
+        choice = self.backends.describe(request.backend)
         return embedder_pb2.ModelInfo(
-            model=default.model_id, dim=default.dim, backend=name, backend_reason=reason
+            model=choice.model_id,
+            dim=choice.dim,
+            backend=choice.name,
+            backend_reason=choice.reason,
+            numbering=numbering_key(),
         )

@@ -24,13 +24,15 @@ from typing import Any, Protocol
 import grpc
 
 from datapool import media_types
-from datapool.config import RunConfig
+from datapool.config import FrameSampling, RunConfig
 from datapool.errors import DatapoolError
+from datapool.faults import fault_point
 from datapool.storage import ObjectInfo, StoreError, open_store
 from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
+from services.embedder.decode import numbering_key
 from services.scheduler.datasources import PURPOSE_NAMES, verify_datasource
 from services.scheduler.diff import StreamOrderError, new_objects
-from services.scheduler.remotes import EmbedderPool, SelectorClient, rpc_text
+from services.scheduler.remotes import EmbedderPool, SelectorClient, is_refusal, rpc_text
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,20 @@ class RunFailed(DatapoolError):
     """The run cannot go on; the message says why and what to do."""
 
 
+def cache_sampling_key(sampling: FrameSampling, numbering: str) -> str:
+    """The embedding cache scope's sampling key: which frames (`sampling`), and how the
+    embedders number and decode them (`ModelInfo.numbering`; an embedder too old to say
+    is taken to decode like this install)."""
+    return f"{sampling.cache_key()};{numbering or numbering_key()}"
+
+
+def backend_refused(backend: str, e: grpc.RpcError, where: str = "") -> RunFailed:
+    return RunFailed(
+        f"worker_config.model_backend={backend!r} cannot be used: {where}{rpc_text(e)}. "
+        'Set it to "auto" or to a backend the embedders can run'
+    )
+
+
 def tag_name_for(run_id: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
     return f"run-{stamp}-{run_id[:8]}"
@@ -160,6 +176,7 @@ class RunPipeline:
             "name": model.model,
             "backend": model.backend,
             "backend_reason": model.backend_reason,
+            "numbering": model.numbering,
         }
         session_id = uuid.uuid4().hex
         observer.set_state(
@@ -169,15 +186,15 @@ class RunPipeline:
         t = time.monotonic()
         try:
             to_embed = self._load_cached(spec, new_files, model, session_id, tally, observer)
+            # Tests hold a run here to restart the selector between the load and the Select.
+            fault_point("scheduler.run.after_cache_load")
             timings["cache_lookup"] = time.monotonic() - t
             observer.set_state(
                 scheduler_pb2.EMBEDDING,
                 f"embedding {len(to_embed)} new file(s) of {listing.media} in the input datasource; "
                 f"{tally.files_from_cache} more came from the embedding cache",
             )
-            selection = self._embed_and_select(
-                spec, to_embed, model.model, session_id, tally, observer, timings
-            )
+            selection = self._embed_and_select(spec, to_embed, model, session_id, tally, observer, timings)
             tally.cache_written = selection.cache_entries_written
             tally.cache_write_failures = selection.cache_write_failures
             report["selection"] = {
@@ -206,12 +223,8 @@ class RunPipeline:
         try:
             return self.embedders.pick().model_info(backend)
         except grpc.RpcError as e:
-            refused = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
-            if isinstance(e, grpc.Call) and e.code() in refused:
-                raise RunFailed(
-                    f"worker_config.model_backend={backend!r} cannot be used: {rpc_text(e)}. "
-                    'Set it to "auto" or to a backend the embedders can run'
-                ) from None
+            if is_refusal(e):
+                raise backend_refused(backend, e) from None
             raise
 
     def _verify(self, spec: RunSpec) -> None:
@@ -267,7 +280,7 @@ class RunPipeline:
         self,
         spec: RunSpec,
         files: list[common_pb2.FileRef],
-        model: str,
+        model: embedder_pb2.ModelInfo,
         session_id: str,
         tally: _Tally,
         observer: RunObserver,
@@ -282,12 +295,14 @@ class RunPipeline:
                 n_samples=sel.n_samples if sel.n_samples is not None else -1,
                 proportion_samples=sel.proportion_samples if sel.proportion_samples is not None else -1.0,
                 min_distance=sel.min_distance,
-                model=model,
-                sampling_key=spec.config.worker.frame_sampling.cache_key(),
+                model=model.model,
+                sampling_key=cache_sampling_key(spec.config.worker.frame_sampling, model.numbering),
+                cached_files=tally.files_from_cache,
             )
         )
         requests: queue.Queue[selector_pb2.SelectRequest | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         cancel = threading.Event()
+        stopped = threading.Event()
         done_files = [tally.files_from_cache]
         t_embed = time.monotonic()
 
@@ -302,7 +317,13 @@ class RunPipeline:
             raise RunFailed("cancelled")
 
         def embed_one(file: common_pb2.FileRef) -> None:
-            self._embed_file(spec, file, tally, send)
+            if stopped.is_set():
+                return
+            try:
+                self._embed_file(spec, file, model.model, tally, send)
+            except Exception:
+                stopped.set()  # the run fails: the files still queued need not be embedded
+                raise
             with tally.lock:
                 done_files[0] += 1
                 observer.set_progress(
@@ -372,7 +393,9 @@ class RunPipeline:
         """Has the selector load the files the pool's embedding cache holds into the session;
         returns the others, which must be embedded."""
         scope = selector_pb2.EmbeddingScope(
-            model=model.model, dim=model.dim, sampling_key=spec.config.worker.frame_sampling.cache_key()
+            model=model.model,
+            dim=model.dim,
+            sampling_key=cache_sampling_key(spec.config.worker.frame_sampling, model.numbering),
         )
 
         def requests() -> Iterator[selector_pb2.LoadCachedRequest]:
@@ -407,9 +430,13 @@ class RunPipeline:
         self,
         spec: RunSpec,
         file: common_pb2.FileRef,
+        model: str,
         tally: _Tally,
         send: Any,
     ) -> None:
+        """Embeds one file on a replica, moving it to another when one fails or embeds with
+        another model than the run's `model`; skips it after FILE_ATTEMPTS failures."""
+        backend = spec.config.worker.model_backend
         tried: set[str] = set()
         last_error = ""
         for _ in range(FILE_ATTEMPTS):
@@ -418,9 +445,7 @@ class RunPipeline:
             frames = 0
             media_kind = ""
             try:
-                for event in replica.embed_file(
-                    spec.input, file, spec.config.worker.frame_sampling, spec.config.worker.model_backend
-                ):
+                for event in replica.embed_file(spec.input, file, spec.config.worker.frame_sampling, backend):
                     kind = event.WhichOneof("event")
                     if kind == "batch":
                         frames += len(event.batch.frame_indices)
@@ -431,6 +456,15 @@ class RunPipeline:
                         )
                     elif kind == "info":
                         media_kind = event.info.kind
+                    elif kind == "done" and event.done.model != model:
+                        # Vectors of another model must not meet the run's in one selection or
+                        # cache entry (a replica started with --gpu-resize, say).
+                        last_error = (
+                            f"{replica.address} embedded with model {event.done.model!r}, "
+                            f"not the run's model {model!r}"
+                        )
+                        log.warning("embedding %s: %s; retrying elsewhere", file.path, last_error)
+                        break
                     elif kind == "done":
                         send(
                             selector_pb2.SelectRequest(
@@ -459,8 +493,12 @@ class RunPipeline:
                         with tally.lock:
                             tally.skipped.append({"path": file.path, "reason": event.skipped.reason})
                         return
-                last_error = "the embedder ended the stream without a result"
+                else:
+                    last_error = "the embedder ended the stream without a result"
             except grpc.RpcError as e:
+                refusal = replica.backend_refusal(backend) if is_refusal(e) else None
+                if refusal is not None:
+                    raise backend_refused(backend, refusal, f"{replica.address}: ") from None
                 last_error = f"{replica.address}: {rpc_text(e)}"
                 log.warning("embedding %s failed on %s; retrying elsewhere", file.path, last_error)
             send(selector_pb2.SelectRequest(file_dropped=selector_pb2.FileDropped(file=file)))

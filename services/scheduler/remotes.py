@@ -44,6 +44,19 @@ class EmbedderReplica:
         request = embedder_pb2.GetModelInfoRequest(backend=backend)
         return self._stub.GetModelInfo(request, timeout=UNARY_DEADLINE_S)
 
+    def backend_refusal(self, backend: str) -> grpc.RpcError | None:
+        """Why this replica refuses to embed with `backend` now, or None if it does not.
+
+        EmbedFile answers an unusable backend (and a recent failure to load it) with the
+        codes it also uses for a bad request; GetModelInfo answers only about the backend.
+        """
+        try:
+            self.model_info(backend)
+        except grpc.RpcError as e:
+            if is_refusal(e):
+                return e
+        return None
+
     def embed_file(
         self,
         source: common_pb2.StoreLocation,
@@ -137,6 +150,14 @@ class SelectorClient:
 
     def close(self) -> None:
         self._channel.close()
+
+
+_REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def is_refusal(e: grpc.RpcError) -> bool:
+    """A refusal of the request as asked (FAILED_PRECONDITION, INVALID_ARGUMENT), not a failing replica."""
+    return isinstance(e, grpc.Call) and e.code() in _REFUSALS
 
 
 def rpc_text(e: grpc.RpcError) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
 from datapool.grpc_server import ServiceServer, setup_logging
-from services.selector.servicer import SERVICE_NAME, register
+from services.selector.cached_loads import DEFAULT_MAX_STAGED_BYTES, StagedCacheLoads
+from services.selector.service import SelectorService
+from services.selector.servicer import SERVICE_NAME, SelectorServicer, register
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -13,9 +16,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=50052)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--max-staged-cache-mb",
+        type=int,
+        default=DEFAULT_MAX_STAGED_BYTES >> 20,
+        help="embedding cache vectors held at once between LoadCachedEmbeddings and Select, all "
+        "sessions together; files over it are embedded instead (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    if args.max_staged_cache_mb < 0:
+        parser.error(f"--max-staged-cache-mb must be >= 0, got {args.max_staged_cache_mb}")
     setup_logging(args.log_level)
-    ServiceServer("selector", f"{args.host}:{args.port}", register, [SERVICE_NAME]).serve_until_signal()
+    loads = StagedCacheLoads(max_bytes=args.max_staged_cache_mb << 20)
+    servicer = SelectorServicer(SelectorService(cached_loads=loads))
+    serve = functools.partial(register, servicer=servicer)
+    ServiceServer("selector", f"{args.host}:{args.port}", serve, [SERVICE_NAME]).serve_until_signal()
 
 
 if __name__ == "__main__":

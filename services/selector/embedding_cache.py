@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -40,6 +40,8 @@ class CacheLoad:
     hits: list[CacheEntry] = field(default_factory=list)
     # Entries that exist but could not be used; their files are misses.
     unreadable: int = 0
+    # Files not looked up, or whose entry was let go, once `admit` refused one; all misses.
+    not_admitted: int = 0
 
 
 class EmbeddingCache:
@@ -53,15 +55,28 @@ class EmbeddingCache:
         identity = json.dumps([file.path, file.size, file.etag], separators=(",", ":"))
         return f"{self.prefix}{hashlib.sha256(identity.encode()).hexdigest()[:40]}.emb"
 
-    def load(self, files: Iterable[FileRef], dim: int) -> CacheLoad:
-        """The usable entries of `files` (in no particular order) with `dim`-wide vectors."""
+    def load(
+        self, files: Iterable[FileRef], dim: int, admit: Callable[[CacheEntry], bool] = lambda _: True
+    ) -> CacheLoad:
+        """The usable entries of `files` (in no particular order) with `dim`-wide vectors.
+
+        Each usable entry is offered to `admit`; after its first refusal (a memory cap) no
+        further entry is read, and the files of those are misses."""
         wanted = {self.key(f): f for f in files}
         present = self._present(wanted)
         keys = sorted(wanted if present is None else present)
         result = CacheLoad()
+        refused = threading.Event()
+
+        def read(key: str) -> CacheEntry | bool | None:
+            return None if refused.is_set() else self._read(key, wanted[key], dim)
+
         with ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="cache-read") as ex:
-            for entry in ex.map(lambda k: self._read(k, wanted[k], dim), keys):
-                if isinstance(entry, CacheEntry):
+            for entry in ex.map(read, keys):
+                if refused.is_set() or (isinstance(entry, CacheEntry) and not admit(entry)):
+                    refused.set()
+                    result.not_admitted += entry is not False
+                elif isinstance(entry, CacheEntry):
                     result.hits.append(entry)
                 elif entry:
                     result.unreadable += 1

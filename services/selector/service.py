@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
 
 from datapool.errors import FailedPrecondition, InvalidArgument
 from services.selector.cache_entry import CacheEntry, CacheScope
-from services.selector.cached_loads import StagedCacheLoads, StagedLoad
+from services.selector.cached_loads import StagedCacheLoads
 from services.selector.candidates import CandidateCollector, decode_vectors, sample_count
 from services.selector.commit import PoolCommitter
 from services.selector.embedding_cache import CacheLoad, CacheWriter, EmbeddingCache
@@ -24,6 +25,8 @@ from services.selector.repository import PoolRepository
 from services.selector.selection import StreamingSelection
 from services.selector.session import CommitOutcome, SelectionSession, SelectionSpec, SessionRegistry
 from services.selector.state import PoolState
+
+log = logging.getLogger(__name__)
 
 
 class SelectStream:
@@ -74,11 +77,14 @@ class SelectStream:
 
 class SelectorService:
     def __init__(
-        self, sessions: SessionRegistry | None = None, committer: PoolCommitter | None = None
+        self,
+        sessions: SessionRegistry | None = None,
+        committer: PoolCommitter | None = None,
+        cached_loads: StagedCacheLoads | None = None,
     ) -> None:
         self.sessions = sessions if sessions is not None else SessionRegistry()
         self.committer = committer if committer is not None else PoolCommitter()
-        self.cached_loads = StagedCacheLoads()
+        self.cached_loads = cached_loads if cached_loads is not None else StagedCacheLoads()
 
     def pool_summary(self, repository: PoolRepository) -> PoolSummary:
         return pool_summary(repository)
@@ -97,15 +103,29 @@ class SelectorService:
         dim: int,
         files: list[FileRef],
     ) -> CacheLoad:
-        """Loads the files' cache entries for the Select that opens with `session_id`."""
+        """Loads the files' cache entries for the Select that opens with `session_id`; the
+        hits answered are exactly the entries staged for it."""
         if not session_id:
             raise InvalidArgument("session_id is empty")
         if not scope.model or not scope.sampling_key:
             raise InvalidArgument(f"scope.model and scope.sampling_key must both be set, got {scope}")
         if dim <= 0:
             raise InvalidArgument(f"scope.dim must be positive, got {dim}")
-        load = EmbeddingCache(repository.store, scope).load(files, dim)
-        self.cached_loads.put(session_id, StagedLoad(scope, list(load.hits)))
+        staging = self.cached_loads.begin(session_id, scope)
+        try:
+            load = EmbeddingCache(repository.store, scope).load(files, dim, staging.admit)
+            staging.publish()
+        except BaseException:
+            staging.abandon()
+            raise
+        if load.not_admitted:
+            log.warning(
+                "session %s: staged cache loads reached their cap of %d MiB (--max-staged-cache-mb); "
+                "%d more file(s) are embedded instead of loaded from the cache",
+                session_id,
+                self.cached_loads.max_bytes >> 20,
+                load.not_admitted,
+            )
         return load
 
     def open_select(self, spec: SelectionSpec, repository: PoolRepository) -> SelectStream:
@@ -121,15 +141,19 @@ class SelectorService:
             # Indexes the pool for measuring candidates as they arrive.
             stream = SelectStream(spec, repository, pool)
             staged = self.cached_loads.take(spec.session_id)
-            if staged is not None:
-                if staged.scope != CacheScope(spec.model, spec.sampling_key):
-                    raise InvalidArgument(
-                        f"spec.model {spec.model!r} and spec.sampling_key {spec.sampling_key!r} differ "
-                        f"from the scope {staged.scope} the session's cached embeddings were loaded for"
-                    )
-                # Popped, so each entry's vectors are freed once the collector holds its copy.
-                while staged.entries:
-                    stream.add_cached(staged.entries.pop())
+            if staged is not None and staged.scope != CacheScope(spec.model, spec.sampling_key):
+                raise InvalidArgument(
+                    f"spec.model {spec.model!r} and spec.sampling_key {spec.sampling_key!r} differ "
+                    f"from the scope {staged.scope} the session's cached embeddings were loaded for"
+                )
+            # The scheduler took these files off its embedding list: without them the run
+            # would report them processed yet never select from them.
+            loaded = len(staged.entries) if staged is not None else 0
+            if loaded != spec.cached_files:
+                raise FailedPrecondition(_lost_load_message(spec, staged is not None, loaded))
+            # Popped, so each entry's vectors are freed once the collector holds its copy.
+            while staged is not None and staged.entries:
+                stream.add_cached(staged.entries.pop())
             return stream
         except BaseException:
             self.sessions.close(spec.session_id)
@@ -171,7 +195,22 @@ class SelectorService:
         self.cached_loads.drop(session_id)
 
 
+def _lost_load_message(spec: SelectionSpec, found: bool, loaded: int) -> str:
+    if not found:
+        return (
+            f"the embedding cache load of session {spec.session_id!r} is missing: spec.cached_files is "
+            f"{spec.cached_files} but none is staged (the selector restarted, or the load expired or was "
+            "closed before the Select); run again"
+        )
+    return (
+        f"spec.cached_files is {spec.cached_files} but the embedding cache load of session "
+        f"{spec.session_id!r} holds {loaded} file(s); run again"
+    )
+
+
 def _validate_spec(spec: SelectionSpec) -> None:
+    if spec.cached_files < 0:
+        raise InvalidArgument(f"spec.cached_files must be >= 0, got {spec.cached_files}")
     if spec.n_samples < 0:
         sample_count(spec.n_samples, spec.proportion_samples, 0)
     if math.isnan(spec.min_distance) or spec.min_distance < 0:

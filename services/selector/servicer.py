@@ -180,6 +180,7 @@ def _spec(spec: selector_pb2.SelectionSpec) -> SelectionSpec:
         min_distance=spec.min_distance,
         model=spec.model,
         sampling_key=spec.sampling_key,
+        cached_files=spec.cached_files,
     )
 
 

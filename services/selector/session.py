@@ -26,6 +26,9 @@ class SelectionSpec:
     model: str
     # The run's FrameSampling cache key; "" writes nothing to the embedding cache.
     sampling_key: str = ""
+    # Files the session's LoadCachedEmbeddings answered as hits; the Select refuses to
+    # open without exactly that many staged.
+    cached_files: int = 0
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ What the embedders did is read from their own logs, apart from the scheduler's r
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -14,13 +17,17 @@ from typing import Any
 
 import pytest
 from datasource_setup import set_location
-from e2e_support import RunningStack
+from e2e_support import RunningStack, pool_embeddings, wait_end
 from test_workflow import processed_paths, run, selection
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool.config import FrameSampling
+from datapool.faults import held, hold, release
+from datapool.grpc_server import wait_healthy
 from datapool.samples import make_video
 from datapool.storage import Store, open_store
 from datapool.v1 import common_pb2
+from services.scheduler.pipeline import cache_sampling_key
 from services.selector.cache_entry import CacheScope
 from services.selector.embedding_cache import EmbeddingCache
 from services.selector.layout import EMBEDDING_CACHE_PREFIX
@@ -118,7 +125,8 @@ def test_embedding_cache_end_to_end(
     pool_store = open_store(pool)
     info = source.stat(names[2])
     assert info is not None
-    scope = CacheScope(first["model"]["name"], "all")
+    model = first["model"]
+    scope = CacheScope(model["name"], cache_sampling_key(FrameSampling(), model["numbering"]))
     key = EmbeddingCache(pool_store, scope).key(FileRef(info.key, info.size, info.etag))
     pool_store.put(key, pool_store.read(key)[:-100])
     _, corrupt = run(client, process_all, SELECTION)
@@ -140,3 +148,73 @@ def test_embedding_cache_end_to_end(
     assert embedded.since_last() == sorted(names)
     assert len(picks(cached_run)) == 5
     assert picks(cached_run) == picks(fresh_run)
+
+
+def selector_of(stack: RunningStack) -> tuple[int, str] | None:
+    """The pid and address of the stack's selector process, a child of `datapool up`."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            args = (proc / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == stack.proc.pid and "services.selector" in args:
+            return int(proc.name), f"{args[args.index('--host') + 1]}:{args[args.index('--port') + 1]}"
+    return None
+
+
+def test_selector_restart_between_cache_load_and_select_fails_the_run(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """The restarted selector lost the staged load: the run fails, naming it, instead of
+    committing a run that reports cached files processed which it never selected from."""
+    videos, pool = tmp_path / "videos", tmp_path / "pool"
+    videos.mkdir()
+    for i in range(2):
+        make_video(videos / f"v{i}.mp4", scene_seed=40 + i, n_frames=FRAMES)
+    client = ApiWorkflowClient(token=stack.token, address=stack.address)
+    client.create_dataset(dataset_name=f"cache-restart-{tmp_path.name}", dataset_type=DatasetType.VIDEOS)
+    client.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
+    client.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
+    _, first = run(client, {}, SELECTION)
+    before = pool_embeddings(client, tmp_path)
+    manifests = sorted(p.name for p in (pool / ".datapool" / "manifests").iterdir())
+    make_video(videos / "v2.mp4", scene_seed=42, n_frames=FRAMES)
+
+    point = "scheduler.run.after_cache_load"
+    hold(stack.fault_dir, point)
+    try:
+        lost = client.schedule_compute_worker_run(
+            worker_config={"datasource": {"process_all": True}}, selection_config=SELECTION
+        )
+        deadline = time.monotonic() + 120
+        while not held(stack.fault_dir, point):
+            assert time.monotonic() < deadline, "the run never reached the cache load"
+            time.sleep(0.05)
+        selector = selector_of(stack)
+        assert selector is not None
+        pid, address = selector
+        os.kill(pid, signal.SIGKILL)
+        # The supervisor starts a new selector on the same port.
+        deadline = time.monotonic() + 60
+        while (selector := selector_of(stack)) is None or selector[0] == pid:
+            assert time.monotonic() < deadline, "the selector was not restarted"
+            time.sleep(0.1)
+        assert wait_healthy(address, timeout=60)
+    finally:
+        release(stack.fault_dir, point)
+    info = wait_end(client, lost)
+    assert not info.ended_successfully()
+    assert "embedding cache load" in info.message and "run again" in info.message, info.message
+    assert sorted(p.name for p in (pool / ".datapool" / "manifests").iterdir()) == manifests
+    assert pool_embeddings(client, tmp_path).keys() == before.keys()
+
+    # Run again: the cached files load, the new one is embedded, all three are selected from.
+    _, again = run(client, {"datasource": {"process_all": True}}, SELECTION)
+    assert cache_stats(again) == (2, 1, 0)
+    assert processed_paths(again) == {"v0.mp4", "v1.mp4", "v2.mp4"}
+    assert again["frames"]["from_cache"] == 2 * FRAMES and again["frames"]["embedded"] == FRAMES
+    # Every frame but those pooled by the first run is a candidate, cached ones included.
+    assert again["selection"]["candidates"] == 3 * FRAMES - len(first["selected"])

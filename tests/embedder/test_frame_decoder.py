@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,8 @@ from embedder_media import N_FRAMES, SIZE, Media
 
 from datapool.errors import FailedPrecondition
 from datapool.samples import CorruptKind
-from services.embedder.decode import FrameDecoder, UndecodableFile, media_kind
+from services.embedder.decode import FrameDecoder, Stopped, UndecodableFile, media_kind
+from services.embedder.sampling import Sampling
 
 
 def decode(path: Path, size: tuple[int, int] | None = None) -> tuple[list[int], list[np.ndarray]]:
@@ -103,3 +105,15 @@ def test_only_converts_the_wanted_frames_but_counts_all(media: Media) -> None:
         assert decoder.frames_decoded == N_FRAMES
     assert [i for i, _ in picked] == [2, 5]
     assert all(np.array_equal(frame, every[i]) for i, frame in picked)
+
+
+def test_a_set_stop_ends_decoding_at_the_next_frame_even_between_kept_ones(media: Media) -> None:
+    stop = threading.Event()
+    with FrameDecoder(media.videos[0], gpu=False) as decoder:
+        frames = decoder.frames(sampling=Sampling(every_nth=N_FRAMES), stop=stop)
+        assert next(frames)[0] == 0
+        stop.set()
+        # Frames 1.. are not kept: without the stop they would all be decoded before next() returned.
+        with pytest.raises(Stopped):
+            next(frames)
+        assert decoder.frames_decoded == 1

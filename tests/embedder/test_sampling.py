@@ -70,6 +70,16 @@ def test_missing_pts_falls_back_to_index_over_fps() -> None:
     assert picked(Sampling(target_fps=5), [None] * 4, None, 0.0) == [0, 1, 2, 3]
 
 
+def test_frames_with_and_without_pts_share_one_clock_from_the_first_frame() -> None:
+    # Frames 0-3 are 0.5 s apart from pts 5 s on, frames 4-9 have no pts: they go on from
+    # frame 3 (1.5 s) at the nominal 10 frames/s, so 2 per second keeps the one at 2.0 s.
+    late_then_missing: list[int | None] = [50, 55, 60, 65, None, None, None, None, None, None]
+    assert picked(Sampling(target_fps=2), late_then_missing, Fraction(1, 10), 10.0) == [0, 1, 2, 3, 8]
+    # Frames 0-1 have no pts (0 s, 0.1 s); the first pts (at 5 s) is frame 2, so at 0.2 s.
+    missing_then_late: list[int | None] = [None, None, *range(50, 58)]
+    assert picked(Sampling(target_fps=5), missing_then_late, Fraction(1, 10), 10.0) == [0, 2, 4, 6, 8]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -182,6 +192,10 @@ SELECTION = {
         ({"every_nth": 0}, "worker_config.frame_sampling.every_nth"),
         ({"every_nth": "2"}, "worker_config.frame_sampling.every_nth"),
         ({"every_nth": 2.0}, "worker_config.frame_sampling.every_nth"),
+        (
+            {"every_nth": 2**31},
+            "worker_config.frame_sampling.every_nth: input should be less than or equal to 2147483647",
+        ),
         ({"target_fps": -1}, "worker_config.frame_sampling.target_fps"),
         ({"target_fps": math.inf}, "worker_config.frame_sampling.target_fps"),
         ({"target_fps": math.nan}, "worker_config.frame_sampling.target_fps"),
@@ -199,5 +213,11 @@ def test_bad_frame_sampling_config_names_its_key(frame_sampling: dict[str, objec
 def test_frame_sampling_config_reaches_the_rule() -> None:
     config = parse_run_config({"frame_sampling": {"target_fps": 2}}, SELECTION).worker.frame_sampling
     assert Sampling.from_config(config) == Sampling(target_fps=2.0)
+    # The largest every_nth the config takes fits the request's int32.
+    every_nth = parse_run_config(
+        {"frame_sampling": {"every_nth": 2**31 - 1}}, SELECTION
+    ).worker.frame_sampling.every_nth
+    assert every_nth == 2**31 - 1
+    assert embedder_pb2.FrameSampling(every_nth=every_nth).every_nth == every_nth
     default = parse_run_config({}, SELECTION).worker.frame_sampling
     assert Sampling.from_config(default).keeps_all

@@ -1,9 +1,12 @@
 """A run's worker_config.model_backend reaches a real embedder: used when it can run, and the run
-is refused before anything is embedded when it cannot."""
+fails when it cannot (before anything is embedded where the embedders can tell); vectors of
+another model than the run's never reach the selection."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +17,14 @@ from test_diff import spec
 from test_pipeline_skips import Observer
 
 from datapool.config import parse_run_config
+from datapool.grpc_server import ServiceServer
 from datapool.samples import make_video
 from datapool.v1 import selector_pb2
-from services.embedder.backends import load_backend
+from services.embedder.backends import BackendOptions, backend_model_id, load_backend
+from services.embedder.backends.cuda import GPU_RESIZE_SUFFIX
+from services.embedder.model import ModelBackend
 from services.embedder.server import make_server
-from services.scheduler.pipeline import RunFailed, RunPipeline, RunSpec
+from services.scheduler.pipeline import FILE_ATTEMPTS, RunFailed, RunPipeline, RunSpec
 from services.scheduler.remotes import EmbedderPool
 
 
@@ -27,6 +33,7 @@ class Selector:
 
     def __init__(self) -> None:
         self.batches: list[selector_pb2.CandidateBatch] = []
+        self.items: list[str] = []  # the Select stream's item kinds, runs of batches as one
 
     def get_pool(self, pool: Any) -> selector_pb2.PoolSummary:
         return selector_pb2.PoolSummary(version=0, frame_count=0)
@@ -39,7 +46,9 @@ class Selector:
         yield selector_pb2.CachedFiles()
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
-        self.batches = [r.batch for r in requests if r.WhichOneof("item") == "batch"]
+        received = list(requests)
+        self.batches = [r.batch for r in received if r.WhichOneof("item") == "batch"]
+        self.items = [str(k) for k, _ in itertools.groupby(r.WhichOneof("item") for r in received)]
         return selector_pb2.SelectResponse()
 
     def commit(self, request: Any) -> selector_pb2.CommitResponse:
@@ -52,9 +61,19 @@ class Selector:
 
 
 @pytest.fixture(scope="module")
-def embedders() -> Iterator[EmbedderPool]:
-    server = make_server(load_backend("torch-cpu"), "127.0.0.1:0", max_workers=4)
+def torch_cpu() -> ModelBackend:
+    return load_backend("torch-cpu")
+
+
+def serve(backend: ModelBackend, options: BackendOptions | None = None) -> ServiceServer:
+    server = make_server(backend, "127.0.0.1:0", max_workers=4, options=options)
     server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def embedders(torch_cpu: ModelBackend) -> Iterator[EmbedderPool]:
+    server = serve(torch_cpu)
     pool = EmbedderPool([f"127.0.0.1:{server.port}"])
     yield pool
     pool.close()
@@ -87,3 +106,77 @@ def test_a_backend_the_embedders_cannot_run_fails_the_run_up_front(
     assert message.startswith("worker_config.model_backend='torch-cuda' cannot be used: FAILED_PRECONDITION")
     assert "no CUDA GPU" in message
     assert selector.batches == []
+
+
+def test_a_backend_that_fails_to_load_fails_the_run_and_refuses_the_next(tmp_path: Path) -> None:
+    # torch refuses --threads -1 when torch-cpu loads: a load failure on the first file,
+    # which GetModelInfo at run start cannot foresee.
+    server = serve(load_backend("onnxruntime-cpu"), BackendOptions(threads=-1))
+    embedders = EmbedderPool([f"127.0.0.1:{server.port}"])
+    try:
+        selector = Selector()
+        with pytest.raises(RunFailed) as failed:
+            RunPipeline(embedders, selector).execute(run_spec(tmp_path, "torch-cpu"), Observer())  # type: ignore[arg-type]
+        message = str(failed.value)
+        assert f"worker_config.model_backend='torch-cpu' cannot be used: 127.0.0.1:{server.port}: " in message
+        assert "failed to load: RuntimeError: set_num_threads expects a positive integer" in message
+        assert "file_complete" not in selector.items
+        # The embedder remembers the failure: the next run is refused before it embeds.
+        with pytest.raises(RunFailed) as refused:
+            RunPipeline(embedders, Selector()).execute(run_spec(tmp_path, "torch-cpu"), Observer())  # type: ignore[arg-type]
+        assert str(refused.value).startswith(
+            "worker_config.model_backend='torch-cpu' cannot be used: FAILED_PRECONDITION: "
+        )
+        assert "failed to load" in str(refused.value)
+    finally:
+        embedders.close()
+        server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def mixed_models(torch_cpu: ModelBackend) -> Iterator[tuple[str, list[str]]]:
+    """One replica with the usual model id, three whose vectors carry another: replicas started
+    with --gpu-resize, which need a GPU, so a CPU backend stands in with their model id."""
+    odd = copy.copy(torch_cpu)
+    odd.model_id = backend_model_id("torch-cuda", BackendOptions(gpu_resize=True))
+    servers = [serve(torch_cpu)] + [serve(odd) for _ in range(FILE_ATTEMPTS)]
+    addresses = [f"127.0.0.1:{s.port}" for s in servers]
+    yield addresses[0], addresses[1:]
+    for s in servers:
+        s.stop(0)
+
+
+def run_on(addresses: list[str], tmp_path: Path) -> tuple[dict[str, Any], Selector]:
+    """A run whose model comes from addresses[0] (the first replica picked) and whose one
+    file goes to the others in turn."""
+    embedders = EmbedderPool(addresses)
+    selector = Selector()
+    try:
+        report = RunPipeline(embedders, selector).execute(run_spec(tmp_path, "auto"), Observer())  # type: ignore[arg-type]
+    finally:
+        embedders.close()
+    return report, selector
+
+
+def test_vectors_of_another_model_are_dropped_and_the_file_embedded_elsewhere(
+    torch_cpu: ModelBackend, mixed_models: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    usual, odd = mixed_models
+    report, selector = run_on([usual, odd[0]], tmp_path)
+    assert report["model"]["name"] == torch_cpu.model_id
+    assert [f["path"] for f in report["files"]["processed"]] == ["clip.mp4"]
+    assert report["files"]["skipped"] == []
+    assert selector.items == ["spec", "batch", "file_dropped", "batch", "file_complete"]
+
+
+def test_a_file_only_other_models_embed_is_skipped_naming_both_model_ids(
+    torch_cpu: ModelBackend, mixed_models: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    usual, odd = mixed_models
+    report, selector = run_on([usual, *odd], tmp_path)
+    assert report["files"]["processed"] == []
+    (skipped,) = report["files"]["skipped"]
+    assert skipped["path"] == "clip.mp4"
+    odd_id = torch_cpu.model_id + GPU_RESIZE_SUFFIX
+    assert f"embedded with model {odd_id!r}, not the run's model {torch_cpu.model_id!r}" in skipped["reason"]
+    assert selector.items == ["spec"] + ["batch", "file_dropped"] * FILE_ATTEMPTS

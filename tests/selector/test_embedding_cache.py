@@ -9,16 +9,19 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from selector_helpers import F32, clustered_unit_vectors, file_ref, rendered_picks, select, spec
 
+from datapool.config import FrameSampling
 from datapool.errors import InvalidArgument
 from datapool.storage import ForwardingStore, LocalStore, ObjectInfo, Store, open_store
 from datapool.v1 import common_pb2, selector_pb2
+from services.embedder import decode
+from services.scheduler.pipeline import cache_sampling_key
 from services.selector import embedding_cache, servicer
 from services.selector.cache_entry import CacheScope
-from services.selector.cached_loads import StagedCacheLoads, StagedLoad
 from services.selector.embedding_cache import EmbeddingCache
 from services.selector.gc import collect_garbage
 from services.selector.layout import DATA_PREFIX, EMBEDDING_CACHE_PREFIX
@@ -43,8 +46,12 @@ def files_and_vectors(count: int, frames: int = 9, first_seed: int = 0) -> dict[
     }
 
 
-def caching_spec(session_id: str, n_samples: int = 0, sampling_key: str = SAMPLING) -> SelectionSpec:
-    return dataclasses.replace(spec(session_id, n_samples=n_samples), sampling_key=sampling_key)
+def caching_spec(
+    session_id: str, n_samples: int = 0, sampling_key: str = SAMPLING, cached_files: int = 0
+) -> SelectionSpec:
+    return dataclasses.replace(
+        spec(session_id, n_samples=n_samples), sampling_key=sampling_key, cached_files=cached_files
+    )
 
 
 def stream(
@@ -69,7 +76,9 @@ def from_cache(
     """A Select whose files all come from the cache: no batch is streamed."""
     load = service.load_cached(session_id, repo, SCOPE, DIM, list(files))
     assert sorted(e.file for e in load.hits) == sorted(files)
-    return service.finish_select(service.open_select(caching_spec(session_id, n_samples), repo))
+    return service.finish_select(
+        service.open_select(caching_spec(session_id, n_samples, cached_files=len(files)), repo)
+    )
 
 
 def test_completed_files_are_written_and_a_later_session_loads_them(
@@ -116,6 +125,35 @@ def test_changed_file_other_model_rule_or_width_is_a_miss(
         file = dataclasses.replace(file, size=file.size + 1)
     load = service.load_cached("s2", repo, scope, dim, [file])
     assert load.hits == []
+
+
+def test_entries_of_another_decoder_numbering_are_misses(
+    service: SelectorService, repo: PoolRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frame numbers of damaged streams depend on the decoder: the scheduler's scope names it."""
+    files = files_and_vectors(2)
+    every_frame = FrameSampling()
+    before = cache_sampling_key(every_frame, decode.numbering_key())
+    assert (
+        before
+        == f"all;numbering={decode.NUMBERING_VERSION};pyav={av.__version__};ffmpeg={av.ffmpeg_version_info}"
+    )
+    select(service, repo, caching_spec("s1", sampling_key=before), files, dtype="float16")
+    service.close_session("s1")
+
+    changes: list[tuple[object, str, str]] = [
+        (decode, "NUMBERING_VERSION", "2"),
+        (av, "ffmpeg_version_info", "9.9"),
+    ]
+    for module, name, value in changes:
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, value)
+            after = cache_sampling_key(every_frame, decode.numbering_key())
+            assert after != before
+            assert (
+                service.load_cached(name, repo, CacheScope(SCOPE.model, after), DIM, list(files)).hits == []
+            )
+    assert len(service.load_cached("s3", repo, CacheScope(SCOPE.model, before), DIM, list(files)).hits) == 2
 
 
 # Each turns a valid entry into one that must not be used.
@@ -176,7 +214,7 @@ def test_picks_from_cached_vectors_equal_picks_from_streamed_ones(
         half = dict(list(files.items())[:3])
         service.load_cached("cached", repo, SCOPE, DIM, list(half))
         rest = {f: v for f, v in files.items() if f not in half}
-        stream_ = service.open_select(caching_spec("cached", n_samples=7), repo)
+        stream_ = service.open_select(caching_spec("cached", n_samples=7, cached_files=3), repo)
         for file, vectors in rest.items():
             stream_.add_batch(
                 file, list(range(len(vectors))), vectors.astype("<f2").tobytes(), DIM, "float16"
@@ -208,28 +246,20 @@ def test_loads_are_for_the_select_with_the_same_model_and_rule(
 ) -> None:
     files = one_file_loaded_for(service, repo, "s2")
     with pytest.raises(InvalidArgument, match="sampling_key"):
-        service.open_select(caching_spec("s2", sampling_key="every_nth=2"), repo)
+        service.open_select(caching_spec("s2", sampling_key="every_nth=2", cached_files=1), repo)
     with pytest.raises(InvalidArgument, match=r"scope\.dim"):
         service.load_cached("s3", repo, SCOPE, 0, files)
     with pytest.raises(InvalidArgument, match="sampling_key"):
         service.load_cached("s3", repo, CacheScope(SCOPE.model, ""), DIM, files)
 
 
-def test_close_session_drops_a_load_and_unclaimed_loads_expire(
-    service: SelectorService, repo: PoolRepository
-) -> None:
+def test_close_session_drops_a_load(service: SelectorService, repo: PoolRepository) -> None:
     one_file_loaded_for(service, repo, "s2")
+    assert service.cached_loads.staged_bytes > 0
     service.close_session("s2")
-    # Nothing staged: the Select sees no candidates at all.
+    assert service.cached_loads.staged_bytes == 0
+    # Nothing staged: a Select that expects no cached file sees no candidates at all.
     assert service.finish_select(service.open_select(caching_spec("s2", n_samples=1), repo)).picks == []
-
-    now = [0.0]
-    loads = StagedCacheLoads(ttl_seconds=10, clock=lambda: now[0])
-    loads.put("a", StagedLoad(SCOPE, []))
-    now[0] = 5.0
-    loads.put("b", StagedLoad(SCOPE, []))
-    now[0] = 11.0
-    assert loads.take("a") is None and loads.take("b") is not None and loads.take("b") is None
 
 
 class CountingStore(ForwardingStore):
@@ -339,5 +369,5 @@ def test_load_cached_embeddings_message_answers_hits_in_chunks(
     hits = sorted((h.file.path, h.frame_count, h.kind, h.vector_count) for a in answers for h in a.hits)
     assert hits == sorted((f.path, 3, "video", 3) for f in list(files)[1:])
     # The loaded files are the Select's candidates, though no batch streams in.
-    session = service.finish_select(service.open_select(caching_spec("s2", n_samples=2), repo))
+    session = service.finish_select(service.open_select(caching_spec("s2", 2, cached_files=4), repo))
     assert session.candidate_count == 4 * 3 and len(session.picks) == 2

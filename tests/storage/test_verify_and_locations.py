@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from storage_support import MakeLocation
 
 from datapool.storage import (
     InvalidLocation,
+    LocalStore,
+    ObjectInfo,
     StoreError,
     StoreNotFoundError,
     azure_location,
@@ -84,3 +89,19 @@ def test_location_helpers_and_descriptions() -> None:
     az = azure_location("acct", "container", "a", sas_token="sv=1&sig=zzz")
     assert describe_location(az) == "azure://acct/container/a/"
     assert "zzz" not in repr(open_store(az))
+
+
+class _ProbeVanishes(LocalStore):
+    """Lists another scheduler's access-check probe that is deleted before anyone reads it."""
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        yield ObjectInfo(".datapool/access-check-of-another-scheduler", 21, "gone")
+        yield from super().list(prefix)
+
+
+def test_an_object_deleted_between_listing_and_reading_is_not_an_access_problem(tmp_path: Path) -> None:
+    store = _ProbeVanishes(tmp_path)
+    store.put("clip.mp4", b"x")
+    verify_access(store, writable=False)
+    verify_access(store, writable=True)
+    assert [o.key for o in LocalStore(tmp_path).list()] == ["clip.mp4"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from datapool.config import MODEL_BACKENDS
-from services.embedder.model import BackendUnavailable, ModelBackend, UnknownBackend
+from services.embedder.model import BackendUnavailable, ModelBackend, UnknownBackend, model_id
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,15 @@ def auto_choice(gpu: str | None, unavailable: Mapping[str, str]) -> tuple[str, s
             f"auto: {_NO_GPU}; using ONNX Runtime on the CPU (measured ~2x the frames/s of torch there)",
         )
     return "torch-cpu", f"auto: {_NO_GPU} and {unavailable['onnxruntime-cpu']}; using torch on the CPU"
+
+
+def backend_model_id(name: str, options: BackendOptions) -> str:
+    """The model id backend `name` (a known name, not "auto") would give its vectors, without loading it."""
+    if name in _ON_GPU:
+        from services.embedder.backends.cuda import cuda_model_id
+
+        return cuda_model_id(options.gpu_resize)
+    return model_id()
 
 
 def _construct(name: str, options: BackendOptions, reason: str) -> ModelBackend:

@@ -4,8 +4,10 @@ Frames arrive in pinned host buffers (see `frame_buffer`), go to the GPU as uint
 (half the bytes of float16), and only the unit vectors come back.
 
 By default the decoder scales frames to 224x224 as it does for the CPU backends,
-so every backend sees the very same pixels and their vectors agree to float16
-error (cosine >= 0.9999 measured). `gpu_resize` instead uploads frames at decoded
+so every backend sees the very same pixels and their vectors should differ by
+float16 error only: torch's float16 on the CPU stays at cosine >= 0.9999 of float32
+on our sample frames, and tests/embedder/test_backend_gpu.py checks the GPU backends
+against the CPU one (not yet run on a GPU). `gpu_resize` instead uploads frames at decoded
 size and resizes on the GPU, which saves the CPU ~1.3 ms per 720p frame (swscale)
 but changes the pixels: EfficientNet-Lite0 turned out so sensitive to them that
 vectors of the two resize paths had cosine 0.97-0.98 on our sample clips, as far
@@ -32,6 +34,11 @@ GPU_RESIZE_SUFFIX = "+gpu-resize"
 PIXELS_PER_STEP = 64 * 1280 * 720
 
 
+def cuda_model_id(gpu_resize: bool) -> str:
+    """The model id of a GPU backend's vectors; GPU resizing gives other vectors (see above)."""
+    return model_id() + (GPU_RESIZE_SUFFIX if gpu_resize else "")
+
+
 def device_label(device: torch.device) -> str:
     major, minor = torch.cuda.get_device_capability(device)
     return f"{torch.cuda.get_device_name(device)} (sm_{major}{minor})"
@@ -52,7 +59,7 @@ class CudaBackend(ModelBackend):
         if not torch.cuda.is_available():
             raise RuntimeError("no CUDA GPU visible to torch (torch.cuda.is_available() is False)")
         self.decode_size = None if gpu_resize else INPUT_SIZE
-        self.model_id = model_id() + (GPU_RESIZE_SUFFIX if gpu_resize else "")
+        self.model_id = cuda_model_id(gpu_resize)
         self.reason = reason
         self.device = torch.device("cuda", device)
         self.device_name = device_label(self.device)
@@ -65,8 +72,11 @@ class CudaBackend(ModelBackend):
     def frame_buffer(self, count: int, height: int, width: int) -> NDArray[np.uint8]:
         # Pinned: the upload is a DMA straight from the buffer the decoder filled, with no
         # staging copy. torch's host allocator caches freed pinned blocks, so the next
-        # file's buffers cost no new cudaHostAlloc.
-        pinned = torch.empty((count, height, width, 3), dtype=torch.uint8, pin_memory=True)
+        # file's buffers cost no new cudaHostAlloc, but it never gives them back: the
+        # decode stage caps a buffer's bytes (batching.MAX_BUFFER_BYTES) to bound them.
+        # Called on a decode thread, whose current device is 0 whatever ours is.
+        with torch.cuda.device(self.device):
+            pinned = torch.empty((count, height, width, 3), dtype=torch.uint8, pin_memory=True)
         array: NDArray[np.uint8] = pinned.numpy()  # keeps `pinned` alive through its .base
         return array
 
@@ -74,10 +84,13 @@ class CudaBackend(ModelBackend):
         """N x H x W x 3 uint8 on the device -> N x dim float32 unit rows on the device."""
         n, height, width = frames.shape[:3]
         step = max(1, min(self.max_batch, PIXELS_PER_STEP // max(1, height * width)))
-        out = torch.empty((n, self.dim), dtype=torch.float32, device=self.device)
-        for start in range(0, n, step):
-            x = to_model_input(frames[start : start + step], self.input_size, torch.float16)
-            out[start : start + step] = F.normalize(self.forward(x).float(), dim=1)
+        # gRPC threads start on device 0: torch ops follow their tensors' device, but what
+        # `forward` runs beside torch (TensorRT) uses the thread's current device.
+        with torch.cuda.device(self.device):
+            out = torch.empty((n, self.dim), dtype=torch.float32, device=self.device)
+            for start in range(0, n, step):
+                x = to_model_input(frames[start : start + step], self.input_size, torch.float16)
+                out[start : start + step] = F.normalize(self.forward(x).float(), dim=1)
         return out
 
     def embed(self, frames: NDArray[np.uint8]) -> NDArray[np.float32]:

@@ -124,17 +124,19 @@ class TensorRtBackend(CudaBackend):
         )
         self.engine_path = cache / name
         self.built_engine = False  # whether this load paid for a build (tests read it)
-        with torch.cuda.device(self.device), _exclusive(cache / f"{name}.lock"):
-            engine = self._load_cached()
-            if engine is None:
-                blob = self._build()
-                write_atomically(self.engine_path, blob)
-                self.built_engine = True
-                engine = self._deserialize(blob)
+        # TensorRT allocates on the thread's current device, which is 0 unless set.
+        with torch.cuda.device(self.device):
+            with _exclusive(cache / f"{name}.lock"):
+                engine = self._load_cached()
                 if engine is None:
-                    raise RuntimeError("TensorRT could not load the engine it has just built")
+                    blob = self._build()
+                    write_atomically(self.engine_path, blob)
+                    self.built_engine = True
+                    engine = self._deserialize(blob)
+                    if engine is None:
+                        raise RuntimeError("TensorRT could not load the engine it has just built")
+            self._context = engine.create_execution_context()
         self._engine = engine
-        self._context = engine.create_execution_context()
         self._output_dtype = _TORCH_DTYPES[engine.get_tensor_dtype(OUTPUT_NAME).name]
         log.info("TensorRT %s engine %s on %s", trt.__version__, self.engine_path, self.device_name)
 
@@ -193,7 +195,8 @@ class TensorRtBackend(CudaBackend):
         self._context.set_input_shape(INPUT_NAME, tuple(x.shape))
         self._context.set_tensor_address(INPUT_NAME, x.data_ptr())
         self._context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
-        # On torch's stream, so the caching allocator orders reuse of x and out after it.
+        # On torch's stream, so the caching allocator orders reuse of x and out after it; on
+        # our device, which embed_on_device made the thread's current one.
         if not self._context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
             raise RuntimeError("TensorRT failed to run the engine")
         return out
