@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from datapool.config import FrameSampling
+from datapool.v1 import embedder_pb2
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,12 @@ class Sampling:
             if not (math.isfinite(self.target_fps) and self.target_fps > 0):
                 raise ValueError(f"target_fps must be a finite number > 0, got {self.target_fps}")
             if self.every_nth != 1:
-                raise ValueError("set only one of every_nth and target_fps")
+                raise ValueError("every_nth: set only one of every_nth and target_fps")
 
     @classmethod
-    def from_config(cls, config: FrameSampling) -> Sampling:
-        return cls(every_nth=config.every_nth or 1, target_fps=config.target_fps)
+    def from_pb(cls, pb: embedder_pb2.FrameSampling) -> Sampling:
+        """The request's rule (0 means unset); ValueError names the bad field."""
+        return cls(every_nth=pb.every_nth or 1, target_fps=pb.target_fps or None)
 
     @property
     def keeps_all(self) -> bool:

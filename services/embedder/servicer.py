@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Iterator
 
 import grpc
@@ -48,15 +47,10 @@ def _info_pb(info: MediaInfo) -> embedder_pb2.MediaInfo:
 
 
 def _sampling(pb: embedder_pb2.FrameSampling) -> Sampling:
-    if pb.every_nth < 0:
-        raise InvalidArgument(f"sampling.every_nth must be 0 (unset) or >= 1, got {pb.every_nth}")
-    if pb.target_fps and not (math.isfinite(pb.target_fps) and pb.target_fps > 0):
-        raise InvalidArgument(
-            f"sampling.target_fps must be 0 (unset) or a finite number > 0, got {pb.target_fps}"
-        )
-    if pb.every_nth > 1 and pb.target_fps:
-        raise InvalidArgument("sampling: set only one of every_nth and target_fps")
-    return Sampling(every_nth=max(pb.every_nth, 1), target_fps=pb.target_fps or None)
+    try:
+        return Sampling.from_pb(pb)
+    except ValueError as e:
+        raise InvalidArgument(f"sampling.{e}") from None
 
 
 def _batch_pb(batch: FrameBatch, dtype: str) -> common_pb2.VectorBatch:

@@ -29,7 +29,6 @@ from datapool.errors import DatapoolError
 from datapool.faults import fault_point
 from datapool.storage import ObjectInfo, StoreError, open_store
 from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
-from services.embedder.decode import numbering_key
 from services.scheduler.datasources import PURPOSE_NAMES, verify_datasource
 from services.scheduler.diff import StreamOrderError, new_objects
 from services.scheduler.remotes import EmbedderPool, SelectorClient, is_refusal, rpc_text
@@ -103,9 +102,8 @@ class RunFailed(DatapoolError):
 
 def cache_sampling_key(sampling: FrameSampling, numbering: str) -> str:
     """The embedding cache scope's sampling key: which frames (`sampling`), and how the
-    embedders number and decode them (`ModelInfo.numbering`; an embedder too old to say
-    is taken to decode like this install)."""
-    return f"{sampling.cache_key()};{numbering or numbering_key()}"
+    embedders number and decode them (`ModelInfo.numbering`)."""
+    return f"{sampling.cache_key()};{numbering}"
 
 
 def backend_refused(backend: str, e: grpc.RpcError, where: str = "") -> RunFailed:

@@ -28,6 +28,13 @@ _SELECTOR_IDEMPOTENT = ["GetPool", "ListProcessedFiles", "ExportPool", "CloseSes
 _EMBEDDER_IDEMPOTENT = ["GetModelInfo", "RenderFrames"]
 
 
+def sampling_pb(sampling: FrameSampling) -> embedder_pb2.FrameSampling:
+    """The run's frame_sampling as the embedder request carries it (0: unset)."""
+    return embedder_pb2.FrameSampling(
+        every_nth=sampling.every_nth or 0, target_fps=sampling.target_fps or 0.0
+    )
+
+
 class EmbedderReplica:
     def __init__(self, address: str) -> None:
         self.address = address
@@ -69,9 +76,7 @@ class EmbedderReplica:
             file=file,
             dtype=common_pb2.FLOAT16,
             backend=backend,
-            sampling=embedder_pb2.FrameSampling(
-                every_nth=sampling.every_nth or 0, target_fps=sampling.target_fps or 0.0
-            ),
+            sampling=sampling_pb(sampling),
         )
         yield from self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S)
 

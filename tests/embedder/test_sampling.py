@@ -21,6 +21,7 @@ from services.embedder.backends.torch_cpu import TorchCpuBackend
 from services.embedder.decode import FrameDecoder
 from services.embedder.embedding import EmbedSummary, FrameBatch, embed_file
 from services.embedder.sampling import Sampling
+from services.scheduler.remotes import sampling_pb
 
 TIMEOUT = 30.0
 
@@ -212,7 +213,7 @@ def test_bad_frame_sampling_config_names_its_key(frame_sampling: dict[str, objec
 
 def test_frame_sampling_config_reaches_the_rule() -> None:
     config = parse_run_config({"frame_sampling": {"target_fps": 2}}, SELECTION).worker.frame_sampling
-    assert Sampling.from_config(config) == Sampling(target_fps=2.0)
+    assert Sampling.from_pb(sampling_pb(config)) == Sampling(target_fps=2.0)
     # The largest every_nth the config takes fits the request's int32.
     every_nth = parse_run_config(
         {"frame_sampling": {"every_nth": 2**31 - 1}}, SELECTION
@@ -220,4 +221,4 @@ def test_frame_sampling_config_reaches_the_rule() -> None:
     assert every_nth == 2**31 - 1
     assert embedder_pb2.FrameSampling(every_nth=every_nth).every_nth == every_nth
     default = parse_run_config({}, SELECTION).worker.frame_sampling
-    assert Sampling.from_config(default).keeps_all
+    assert Sampling.from_pb(sampling_pb(default)).keeps_all

@@ -485,13 +485,7 @@ fn check_picks(inp: &Input, picks: &[Pick]) -> Result<(), TestCaseError> {
         "{} picks, budget {budget}",
         picks.len()
     );
-    let mut dist: Vec<f64> = (0..c.rows())
-        .map(|i| {
-            (0..p.rows())
-                .map(|j| dist64(c.row(i), p.row(j)))
-                .fold(f64::INFINITY, f64::min)
-        })
-        .collect();
+    let mut dist = pool_distances(inp);
     let mut alive = vec![true; c.rows()];
     for (step, pick) in picks.iter().enumerate() {
         let i = pick.index;
@@ -551,16 +545,22 @@ fn check_picks(inp: &Input, picks: &[Pick]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// The greedy rule in f64, lowest index on ties: exact for small-integer data.
-fn reference(inp: &Input) -> Vec<usize> {
+/// Every candidate's f64 distance to its nearest pool row (inf without a pool).
+fn pool_distances(inp: &Input) -> Vec<f64> {
     let (c, p) = (inp.candidates(), inp.pool());
-    let mut dist: Vec<f64> = (0..c.rows())
+    (0..c.rows())
         .map(|i| {
             (0..p.rows())
                 .map(|j| dist64(c.row(i), p.row(j)))
                 .fold(f64::INFINITY, f64::min)
         })
-        .collect();
+        .collect()
+}
+
+/// The greedy rule in f64, lowest index on ties: exact for small-integer data.
+fn reference(inp: &Input) -> Vec<usize> {
+    let c = inp.candidates();
+    let mut dist = pool_distances(inp);
     let mut alive = vec![true; c.rows()];
     let mut picks = Vec::new();
     while picks.len() < inp.budget() {
