@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -139,13 +139,13 @@ class ServiceServer:
         register: Callable[[grpc.Server], None],
         service_names: list[str],
         max_workers: int = 16,
-        interceptors: list[grpc.ServerInterceptor] | None = None,
+        interceptors: Sequence[grpc.ServerInterceptor] = (),
     ) -> None:
         self.name = name
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name),
             options=_SERVER_OPTIONS,
-            interceptors=[*(interceptors or []), DomainErrorInterceptor()],
+            interceptors=[*interceptors, DomainErrorInterceptor()],
         )
         register(self.server)
         self.health = health.HealthServicer()

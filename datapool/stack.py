@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from datapool.grpc_server import wait_healthy
+from datapool.internal_token import TOKEN_FILE_ENV, TOKEN_FILE_OPTION, ensure_token_file
 from datapool.secrets import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION, ensure_key_file
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,23 @@ class Stack:
         self.port = port
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        # All three get the same internal token, by path: a value on the command line
+        # would show in `ps` to every local user.
+        self.internal_token_file = ensure_token_file(self.state_dir / "internal.token")
+        token_args = [TOKEN_FILE_OPTION, str(self.internal_token_file)]
         selector_port = free_port(host)
         self.selector = _Child(
             "selector",
-            ["services.selector", "--host", host, "--port", str(selector_port), "--log-level", log_level],
+            [
+                "services.selector",
+                *token_args,
+                "--host",
+                host,
+                "--port",
+                str(selector_port),
+                "--log-level",
+                log_level,
+            ],
             f"{host}:{selector_port}",
             logs / "selector.log",
         )
@@ -88,6 +102,7 @@ class Stack:
                     f"embedder-{i}",
                     [
                         "services.embedder",
+                        *token_args,
                         "--host",
                         host,
                         "--port",
@@ -107,6 +122,7 @@ class Stack:
             [
                 "services.scheduler",
                 *secret_args,
+                *token_args,
                 "--host",
                 host,
                 "--port",
@@ -144,6 +160,8 @@ class Stack:
     def _env(self, child: _Child) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # The flag names the stack's own token; one from the caller's environment must not differ.
+        env.pop(TOKEN_FILE_ENV, None)
         if child is not self.scheduler:
             # Only the scheduler decrypts datasources; the others get locations per call.
             env.pop(KEY_ENV, None)

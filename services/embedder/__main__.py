@@ -13,6 +13,7 @@ from pathlib import Path
 
 from datapool.errors import DatapoolError
 from datapool.grpc_server import setup_logging
+from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.embedder.backends import BACKEND_NAMES, BackendOptions, load_backend
 from services.embedder.backends.tensorrt_engine import CACHE_ENV
 from services.embedder.hwdecode import use_device
@@ -51,7 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--port-file", type=Path, default=None, help="write the bound port here (useful with --port 0)"
     )
-    return parser.parse_args(argv)
+    add_internal_token_args(parser)
+    args = parser.parse_args(argv)
+    # Checked before the model loads, so a missing token fails in a second, not a minute.
+    args.internal_token = internal_token_from_args(parser, args)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("model %s on backend %s (%s)", backend.model_id, backend.name, backend.reason)
     # The first call pays for kernel selection and allocation; keep that off the first request.
     backend.warm_up()
-    server = make_server(backend, f"{args.host}:{args.port}", options=options)
+    server = make_server(
+        backend, f"{args.host}:{args.port}", options=options, internal_token=args.internal_token
+    )
     if args.port_file is not None:
         args.port_file.write_text(f"{server.port}\n")
     server.serve_until_signal()

@@ -6,6 +6,7 @@ import grpc
 
 from datapool.grpc_server import ServiceServer
 from datapool.v1 import embedder_pb2_grpc
+from services.common.auth import internal_token_interceptor
 from services.embedder.backend_set import BackendSet
 from services.embedder.backends import BackendOptions
 from services.embedder.model import ModelBackend
@@ -17,14 +18,19 @@ def make_server(
     address: str,
     max_workers: int = 16,
     options: BackendOptions | None = None,
+    internal_token: str | None = None,
 ) -> ServiceServer:
     """A bound, not yet started server; `.port` is the port actually bound (for port 0).
 
     `backend` serves requests that name no backend; `options` load any other a run asks for.
+    With `internal_token`, every call but health and reflection must carry it.
     """
     servicer = EmbedderServicer(BackendSet(backend, options))
 
     def register(server: grpc.Server) -> None:
         embedder_pb2_grpc.add_EmbedderServicer_to_server(servicer, server)
 
-    return ServiceServer("embedder", address, register, [SERVICE_NAME], max_workers=max_workers)
+    interceptors = [internal_token_interceptor(internal_token, "embedder")] if internal_token else []
+    return ServiceServer(
+        "embedder", address, register, [SERVICE_NAME], max_workers=max_workers, interceptors=interceptors
+    )

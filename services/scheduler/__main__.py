@@ -19,7 +19,8 @@ from datapool.secrets import (
     load_secret_box,
 )
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
-from services.scheduler.auth import TokenInterceptor
+from services.common.startup import add_internal_token_args, internal_token_from_args
+from services.scheduler.auth import user_token_interceptor
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB
 from services.scheduler.pipeline import RunPipeline
@@ -45,9 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"file holding the Fernet key that encrypts datasource credentials at rest "
         f"(default: ${KEY_FILE_ENV}, then the key itself in ${KEY_ENV})",
     )
+    add_internal_token_args(parser)
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     install_log_scrubbing()
+    internal_token = internal_token_from_args(parser, args)
     try:
         box = load_secret_box(args.secret_key_file)
     except SecretKeyError as e:
@@ -63,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     token = os.environ.get("DATAPOOL_TOKEN", "")
     db = MetadataDB(args.state_dir / "datapool.sqlite3")
     datasources = DatasourceCatalog(db, box)
-    selector = SelectorClient(args.selector)
-    embedders = EmbedderPool(a.strip() for a in args.embedder.split(",") if a.strip())
+    selector = SelectorClient(args.selector, token=internal_token)
+    embedders = EmbedderPool((a.strip() for a in args.embedder.split(",") if a.strip()), token=internal_token)
     runs = RunManager(db, RunPipeline(embedders, selector), args.max_concurrent_runs, datasources)
     servicer = SchedulerServicer(db, runs, selector, datasources)
 
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.host}:{args.port}",
         register,
         [scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name],
-        interceptors=[TokenInterceptor(token)] if token else [],
+        interceptors=[user_token_interceptor(token)] if token else [],
     )
     if not token:
         log.warning("DATAPOOL_TOKEN is not set: the scheduler accepts calls without a token")

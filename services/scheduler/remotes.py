@@ -16,6 +16,7 @@ import grpc
 from datapool.config import FrameSampling
 from datapool.grpc_server import make_channel, retry_service_config
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, selector_pb2, selector_pb2_grpc
+from services.common.auth import with_token
 
 UNARY_DEADLINE_S = 30.0
 # A file's stream may take long (a long video on a slow CPU); the deadline only
@@ -36,12 +37,13 @@ def sampling_pb(sampling: FrameSampling) -> embedder_pb2.FrameSampling:
 
 
 class EmbedderReplica:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, token: str | None = None) -> None:
         self.address = address
         self._channel = make_channel(
             address, retry_service_config("datapool.v1.Embedder", _EMBEDDER_IDEMPOTENT)
         )
-        self._stub = embedder_pb2_grpc.EmbedderStub(self._channel)
+        # `token`: the internal token, on every call (the embedders refuse calls without it).
+        self._stub = embedder_pb2_grpc.EmbedderStub(with_token(self._channel, token))
 
     def model_info(self, backend: str = "") -> embedder_pb2.ModelInfo:
         """The model, and the backend that would embed for a run asking for `backend`.
@@ -90,8 +92,8 @@ class EmbedderReplica:
 class EmbedderPool:
     """Round-robin over replicas; a file that fails on one replica moves to the next."""
 
-    def __init__(self, addresses: Iterable[str]) -> None:
-        self.replicas = [EmbedderReplica(a) for a in addresses]
+    def __init__(self, addresses: Iterable[str], token: str | None = None) -> None:
+        self.replicas = [EmbedderReplica(a, token) for a in addresses]
         if not self.replicas:
             raise ValueError("at least one embedder address is required")
         self._next = itertools.cycle(range(len(self.replicas)))
@@ -111,12 +113,13 @@ class EmbedderPool:
 
 
 class SelectorClient:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, token: str | None = None) -> None:
         self.address = address
         self._channel = make_channel(
             address, retry_service_config("datapool.v1.Selector", _SELECTOR_IDEMPOTENT)
         )
-        self._stub = selector_pb2_grpc.SelectorStub(self._channel)
+        # `token`: the internal token, on every call (the selector refuses calls without it).
+        self._stub = selector_pb2_grpc.SelectorStub(with_token(self._channel, token))
 
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
         return self._stub.GetPool(selector_pb2.GetPoolRequest(pool=pool), timeout=UNARY_DEADLINE_S)

@@ -6,6 +6,8 @@ import argparse
 import functools
 
 from datapool.grpc_server import ServiceServer, setup_logging
+from services.common.auth import internal_token_interceptor
+from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.selector.cached_loads import DEFAULT_MAX_STAGED_BYTES, StagedCacheLoads
 from services.selector.service import SelectorService
 from services.selector.servicer import SERVICE_NAME, SelectorServicer, register
@@ -23,14 +25,20 @@ def main(argv: list[str] | None = None) -> None:
         help="embedding cache vectors held at once between LoadCachedEmbeddings and Select, all "
         "sessions together; files over it are embedded instead (default: %(default)s)",
     )
+    add_internal_token_args(parser)
     args = parser.parse_args(argv)
     if args.max_staged_cache_mb < 0:
         parser.error(f"--max-staged-cache-mb must be >= 0, got {args.max_staged_cache_mb}")
     setup_logging(args.log_level)
+    token = internal_token_from_args(parser, args)
     loads = StagedCacheLoads(max_bytes=args.max_staged_cache_mb << 20)
     servicer = SelectorServicer(SelectorService(cached_loads=loads))
     serve = functools.partial(register, servicer=servicer)
-    ServiceServer("selector", f"{args.host}:{args.port}", serve, [SERVICE_NAME]).serve_until_signal()
+    interceptors = [internal_token_interceptor(token, "selector")] if token else []
+    server = ServiceServer(
+        "selector", f"{args.host}:{args.port}", serve, [SERVICE_NAME], interceptors=interceptors
+    )
+    server.serve_until_signal()
 
 
 if __name__ == "__main__":

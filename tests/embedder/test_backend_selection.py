@@ -88,7 +88,16 @@ def test_run_config_refuses_unknown_backends_at_parse() -> None:
 @no_gpu
 def test_cli_refuses_an_unavailable_backend_naming_the_flag() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "services.embedder", "--backend", "torch-cuda", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "services.embedder",
+            "--insecure-no-internal-token",
+            "--backend",
+            "torch-cuda",
+            "--port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import grpc
 import numpy as np
+import pytest
 from embedder_media import N_FRAMES, Media
 
 from datapool.grpc_server import make_channel, wait_healthy
+from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.v1 import embedder_pb2, embedder_pb2_grpc
+from services.common.auth import with_token
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,8 +36,11 @@ def wait_for_port(port_file: Path, process: subprocess.Popen[bytes], timeout: fl
 
 def test_serves_then_exits_zero_on_sigterm(media: Media, tmp_path: Path) -> None:
     port_file = tmp_path / "port"
+    token_file = ensure_token_file(tmp_path / "internal.token")
     process = subprocess.Popen(
         [sys.executable, "-m", "services.embedder", "--port", "0", "--port-file", str(port_file)],
+        # By environment, as a mounted secret would be named in a deployment.
+        env={**os.environ, "DATAPOOL_INTERNAL_TOKEN_FILE": str(token_file)},
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -42,7 +50,12 @@ def test_serves_then_exits_zero_on_sigterm(media: Media, tmp_path: Path) -> None
         address = f"127.0.0.1:{port}"
         assert wait_healthy(address, timeout=60)
         with make_channel(address) as channel:
-            stub = embedder_pb2_grpc.EmbedderStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                embedder_pb2_grpc.EmbedderStub(channel).GetModelInfo(
+                    embedder_pb2.GetModelInfoRequest(), timeout=60
+                )
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            stub = embedder_pb2_grpc.EmbedderStub(with_token(channel, read_token_file(token_file)))
             request = embedder_pb2.EmbedFileRequest(source=media.location(), file=media.ref(media.videos[0]))
             responses = list(stub.EmbedFile(request, timeout=60))
         assert [r.WhichOneof("event") for r in responses] == ["info", "batch", "done"]

@@ -16,7 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from selector_helpers import clustered_unit_vectors
 
 from datapool.grpc_server import wait_healthy
+from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+from services.common.auth import with_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIM = 1280
@@ -34,8 +36,19 @@ def _free_port() -> int:
 def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = _free_port()
     log = open(tmp_path / "selector.log", "wb")  # noqa: SIM115
+    token_file = ensure_token_file(tmp_path / "internal.token")
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.selector", "--port", str(port), "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "services.selector",
+            "--internal-token-file",
+            str(token_file),
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+        ],
         cwd=REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -96,7 +109,9 @@ def test_select_commit_and_read_back(server: tuple[str, subprocess.Popen[bytes]]
         health = health_pb2_grpc.HealthStub(channel)
         status = health.Check(health_pb2.HealthCheckRequest(service="datapool.v1.Selector"), timeout=TIMEOUT)
         assert status.status == health_pb2.HealthCheckResponse.SERVING
-        stub = selector_pb2_grpc.SelectorStub(channel)
+        stub = selector_pb2_grpc.SelectorStub(
+            with_token(channel, read_token_file(tmp_path / "internal.token"))
+        )
 
         selected = stub.Select(iter(requests), timeout=TIMEOUT)
         assert (selected.session_id, selected.base_version, selected.candidate_count) == ("g1", 0, 15)
