@@ -35,11 +35,21 @@ _COMMON_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 
+# A client balancing over a DNS name (round_robin) re-resolves it only when a connection
+# closes; closing each connection after this age (calls in flight finish first: no grace limit)
+# lets it find pods added since, e.g. embedders the autoscaler started.
+MAX_CONNECTION_AGE_MS = 300_000
+
 _SERVER_OPTIONS: list[tuple[str, Any]] = [
     *_COMMON_OPTIONS,
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.so_reuseport", 0),
+    ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
 ]
+
+# Targets that name a resolver (`dns:///embedder-headless:50053`, `ipv4:a:1,b:2`) may stand for
+# several servers: calls go to each in turn, not all to the first address (gRPC's pick_first).
+_RESOLVER_SCHEMES = ("dns:", "ipv4:", "ipv6:")
 
 
 def retry_service_config(service: str, idempotent_methods: Iterable[str]) -> str:
@@ -66,6 +76,8 @@ def make_channel(address: str, service_config: str | None = None) -> grpc.Channe
     options = list(_COMMON_OPTIONS)
     if service_config:
         options += [("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
+    if address.startswith(_RESOLVER_SCHEMES):
+        options.append(("grpc.lb_policy_name", "round_robin"))
     return grpc.insecure_channel(address, options=options)
 
 
