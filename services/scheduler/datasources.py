@@ -20,6 +20,7 @@ from datapool.secrets import (
     is_sealed,
 )
 from datapool.storage import StoreError, describe_location, open_store, verify_access
+from datapool.storage.nesting import prefix_within, resolved_root
 from datapool.v1 import common_pb2, scheduler_pb2
 from services.scheduler.db import MetadataDB
 
@@ -47,6 +48,16 @@ class DatasourceCatalog:
             raise InvalidArgument("location: no datasource kind set (local, s3, gcs or azure)")
         if self.box is None and has_credentials(location):
             raise FailedPrecondition(NO_KEY)
+        other = scheduler_pb2.LIGHTLY if purpose == scheduler_pb2.INPUT else scheduler_pb2.INPUT
+        try:
+            other_location = self.get(dataset_id, other)
+        except FailedPrecondition:
+            other_location = None  # sealed under another key: setting this one must still work
+        if other_location is not None:
+            if purpose == scheduler_pb2.INPUT:
+                refuse_pool_in_input(location, other_location)
+            else:
+                refuse_pool_in_input(other_location, location)
         # Registered before the first use, so that whatever an SDK puts into an
         # exception or a log line from here on is masked.
         self.scrubber.register(location)
@@ -95,6 +106,26 @@ class DatasourceCatalog:
             return f"{self.db.get_dataset(dataset_id=dataset_id).name!r} ({dataset_id})"
         except Exception:
             return dataset_id
+
+
+def refuse_pool_in_input(inp: common_pb2.StoreLocation, pool: common_pb2.StoreLocation) -> None:
+    """InvalidArgument naming both locations when the pool is the input or lies inside it."""
+    nested = prefix_within(inp, pool)
+    if nested is None:
+        return
+    where = "is the same location as" if nested == "" else f"lies inside (at {nested!r})"
+    raise InvalidArgument(
+        f"resource_path: the LIGHTLY datasource {_described(pool)} {where} the INPUT datasource "
+        f"{_described(inp)}; every run would take the pool's own frames as new input. "
+        "Choose a pool location outside the input"
+    )
+
+
+def _described(location: common_pb2.StoreLocation) -> str:
+    text = describe_location(location)
+    if location.WhichOneof("kind") == "local" and str(resolved_root(location)) != location.local.root:
+        text += f" (resolves to {resolved_root(location)})"
+    return text
 
 
 def verify_datasource(

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
@@ -28,6 +27,7 @@ from datapool.config import FrameSampling, RunConfig
 from datapool.errors import DatapoolError
 from datapool.faults import fault_point
 from datapool.storage import ObjectInfo, StoreError, open_store
+from datapool.storage.nesting import prefix_within
 from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
 from services.scheduler.datasources import PURPOSE_NAMES, verify_datasource
 from services.scheduler.diff import StreamOrderError, new_objects
@@ -617,28 +617,10 @@ class RunPipeline:
         return report
 
 
-# The fields that name one bucket (or container) of each kind; the prefix is compared apart.
-_CONTAINER_FIELDS = {
-    "s3": ("bucket", "endpoint_url"),
-    "gcs": ("bucket", "endpoint_url"),
-    "azure": ("account_name", "container", "endpoint_url"),
-}
-
-
 def nested_pool_prefix(inp: common_pb2.StoreLocation, pool: common_pb2.StoreLocation) -> str | None:
     """The key prefix of the pool inside the INPUT datasource, when the input holds the pool.
 
     The pool's own frames and state must never be listed as input, whatever the store.
     """
-    kind = inp.WhichOneof("kind")
-    if kind is None or kind != pool.WhichOneof("kind"):
-        return None
-    if kind == "local":
-        i, p = Path(inp.local.root).absolute(), Path(pool.local.root).absolute()
-        return p.relative_to(i).as_posix() + "/" if p != i and p.is_relative_to(i) else None
-    a, b = getattr(inp, kind), getattr(pool, kind)
-    if any(getattr(a, f) != getattr(b, f) for f in _CONTAINER_FIELDS[kind]):
-        return None
-    if b.prefix != a.prefix and b.prefix.startswith(a.prefix):
-        return str(b.prefix[len(a.prefix) :])
-    return None
+    # Normalised (`..`, symlinks) so that `in/sub/../pool` is excluded as `pool/`.
+    return prefix_within(inp, pool) or None

@@ -15,6 +15,8 @@ from services.scheduler.pipeline import nested_pool_prefix
         (local_location("/data/in"), local_location("/data/in/lightly"), "lightly/"),
         (local_location("/data/in"), local_location("/data/lightly"), None),
         (local_location("/data/in"), local_location("/data/in"), None),
+        (local_location("/data/in"), local_location("/data/in/sub/../pool"), "pool/"),
+        (local_location("/data/in"), local_location("/data/in/../pool"), None),
         (s3_location("bkt", "videos/"), s3_location("bkt", "videos/lightly/"), "lightly/"),
         (s3_location("bkt", ""), s3_location("bkt", "lightly/"), "lightly/"),
         (s3_location("bkt", "videos/"), s3_location("other-bkt", "videos/lightly/"), None),
