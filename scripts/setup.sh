@@ -44,4 +44,17 @@ if [ "$(cat tests/emulators/node_modules/.datapool-stamp 2>/dev/null)" != "$az_s
         echo "setup: npm not found; Azure storage tests will fail until Node.js 18+ and npm are installed" >&2
     fi
 fi
+# helm, for the chart checks of deploy/ (deploy/check.sh, tests/deploy/): built from the Go module
+# proxy into .tools/bin (ignored by git), pinned; rebuilt only when the pinned version changes.
+HELM_VERSION=v3.22.0
+if [ "$(cat .tools/bin/.helm-version 2>/dev/null)" != "$HELM_VERSION" ] || [ ! -x .tools/bin/helm ]; then
+    if command -v go > /dev/null; then
+        echo "setup: building helm $HELM_VERSION into .tools/bin (Go module proxy; first time takes minutes)"
+        mkdir -p .tools/bin
+        GOBIN="$PWD/.tools/bin" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+        echo "$HELM_VERSION" > .tools/bin/.helm-version
+    else
+        echo "setup: go not found; the chart checks need helm: install Go 1.24+ and re-run" >&2
+    fi
+fi
 echo "setup: .venv ready"

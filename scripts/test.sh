@@ -17,6 +17,8 @@ echo "== mypy"
 for d in tests/*/; do
     .venv/bin/mypy "$d"
 done
+echo "== deploy: hadolint, helm lint + template, Kubernetes schemas"
+./deploy/check.sh
 echo "== rustfmt, clippy, cargo test"
 (cd selector_rs && cargo fmt --all --check \
     && cargo clippy --workspace --all-targets --locked -- -D warnings \

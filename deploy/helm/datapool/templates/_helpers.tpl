@@ -1,0 +1,234 @@
+{{- define "datapool.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "datapool.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<fullname>-<component>"; call with (dict "ctx" $ "component" "embedder") */}}
+{{- define "datapool.componentName" -}}
+{{- printf "%s-%s" (include "datapool.fullname" .ctx | trunc 40 | trimSuffix "-") .component }}
+{{- end }}
+
+{{- define "datapool.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: datapool
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+{{ include "datapool.selectorLabels" . }}
+{{- end }}
+
+{{- define "datapool.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "datapool.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "datapool.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "datapool.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* image reference; call with (dict "ctx" $ "override" .Values.embedder.image) */}}
+{{- define "datapool.image" -}}
+{{- $img := merge (deepCopy (.override | default dict)) .ctx.Values.image }}
+{{- printf "%s:%s" $img.repository $img.tag }}
+{{- end }}
+
+{{/* Checks run once per render: refuse values that would deploy something insecure or broken. */}}
+{{- define "datapool.validate" -}}
+{{- if not (has .Values.mesh.kind (list "linkerd" "istio")) }}
+{{- fail (printf "mesh.kind must be linkerd or istio, got %q" .Values.mesh.kind) }}
+{{- end }}
+{{- if not .Values.secrets.internalToken.existingSecret }}
+{{- fail "secrets.internalToken.existingSecret: name a Secret holding the internal token (kubectl create secret generic datapool-internal --from-literal=token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))'))" }}
+{{- end }}
+{{- if and (not .Values.secrets.apiToken.existingSecret) (not .Values.secrets.allowUnauthenticated) }}
+{{- fail "secrets.apiToken.existingSecret: name a Secret holding the clients' API token, or set secrets.allowUnauthenticated=true (sandbox only)" }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level pieces shared by every workload; call with (dict "ctx" $ "component" "x" "values" .Values.x) */}}
+{{- define "datapool.podMeta" -}}
+{{- $labels := merge (fromYaml (include "datapool.selectorLabels" .)) (deepCopy (.ctx.Values.podLabels | default dict)) }}
+{{- $annotations := deepCopy (.ctx.Values.podAnnotations | default dict) }}
+{{- if .ctx.Values.mesh.enabled }}
+{{- if eq .ctx.Values.mesh.kind "linkerd" }}
+{{- $_ := set $annotations "linkerd.io/inject" "enabled" }}
+{{- /* The services dial each other at start; the proxy must be up first. */}}
+{{- $_ := set $annotations "config.linkerd.io/proxy-await" "enabled" }}
+{{- else }}
+{{- $_ := set $labels "sidecar.istio.io/inject" "true" }}
+{{- $_ := set $annotations "proxy.istio.io/config" "{\"holdApplicationUntilProxyStarts\": true}" }}
+{{- end }}
+{{- end }}
+labels:
+  {{- toYaml $labels | nindent 2 }}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{- define "datapool.podSpecCommon" -}}
+serviceAccountName: {{ include "datapool.serviceAccountName" .ctx }}
+# No workload talks to the Kubernetes API (IRSA/workload identity mount their own tokens).
+automountServiceAccountToken: false
+securityContext:
+  {{- toYaml .ctx.Values.podSecurityContext | nindent 2 }}
+{{- with .ctx.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Native gRPC probes on the standard health service; call with (dict "port" N "startup" .Values.x.startupProbe) */}}
+{{- define "datapool.grpcProbes" -}}
+startupProbe:
+  grpc:
+    port: {{ .port }}
+  periodSeconds: {{ .startup.periodSeconds }}
+  failureThreshold: {{ .startup.failureThreshold }}
+readinessProbe:
+  grpc:
+    port: {{ .port }}
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+livenessProbe:
+  grpc:
+    port: {{ .port }}
+  periodSeconds: 20
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end }}
+
+{{/* Environment every service container gets. */}}
+{{- define "datapool.env" -}}
+- name: PYTHONUNBUFFERED
+  value: "1"
+- name: DATAPOOL_INTERNAL_TOKEN_FILE
+  value: /var/run/secrets/datapool/internal/token
+{{- end }}
+
+{{- define "datapool.envFrom" -}}
+{{- with .Values.secrets.cloudCredentials.existingSecret }}
+envFrom:
+  - secretRef:
+      name: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Mounts and volumes every service container gets: /tmp and the internal token. */}}
+{{- define "datapool.commonMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: internal-token
+  mountPath: /var/run/secrets/datapool/internal
+  readOnly: true
+{{- end }}
+
+{{- define "datapool.commonVolumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+- name: internal-token
+  secret:
+    secretName: {{ .Values.secrets.internalToken.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.secrets.internalToken.key }}
+        path: token
+{{- end }}
+
+{{- define "datapool.metricsPort" -}}
+{{- if .Values.metrics.enabled }}
+- name: metrics
+  containerPort: {{ .Values.metrics.port }}
+  protocol: TCP
+{{- end }}
+{{- end }}
+
+{{/* The address the scheduler dials for a component: round_robin over a headless Service, or the mesh. */}}
+{{- define "datapool.target" -}}
+{{- $name := include "datapool.componentName" . }}
+{{- $ns := .ctx.Release.Namespace }}
+{{- $domain := .ctx.Values.clusterDomain }}
+{{- if .ctx.Values.mesh.enabled }}
+{{- printf "%s.%s.svc.%s:%v" $name $ns $domain .port }}
+{{- else }}
+{{- printf "dns:///%s-headless.%s.svc.%s:%v" $name $ns $domain .port }}
+{{- end }}
+{{- end }}
+
+{{/* The Services of a backend component (selector, embedder): a ClusterIP Service, and without a
+mesh a headless one the scheduler's round_robin channel resolves to every ready pod. */}}
+{{- define "datapool.services" -}}
+{{- $name := include "datapool.componentName" . }}
+{{- range $headless := (ternary (list false) (list false true) .ctx.Values.mesh.enabled) }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}{{ if $headless }}-headless{{ end }}
+  labels:
+    {{- include "datapool.labels" $ | nindent 4 }}
+spec:
+  {{- if $headless }}
+  clusterIP: None
+  {{- else }}
+  type: ClusterIP
+  {{- end }}
+  selector:
+    {{- include "datapool.selectorLabels" $ | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ $.port }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+    {{- if and $.ctx.Values.metrics.enabled (not $headless) }}
+    - name: metrics
+      port: {{ $.ctx.Values.metrics.port }}
+      targetPort: metrics
+      protocol: TCP
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "datapool.metricsIngress" -}}
+{{- if .Values.metrics.enabled }}
+- ports:
+    - port: metrics
+      protocol: TCP
+  {{- with .Values.networkPolicy.metricsFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
