@@ -17,6 +17,22 @@ from datapool.errors import InvalidArgument
 # The embedder's model backends (services/embedder/backends); names a run may ask for.
 MODEL_BACKENDS = ("auto", "tensorrt", "torch-cuda", "onnxruntime-cpu", "torch-cpu")
 
+# Bounds a run config is checked against (the README's configuration table lists them).
+# They keep every number inside what the services can represent and mean: frame counts
+# fit an int64 with room to spare, distances between unit vectors are at most 2.
+MAX_CONFIG_BYTES = 64 * 1024  # each of worker_config and selection_config, as JSON text
+MAX_N_SAMPLES = 1_000_000_000
+MAX_EVERY_NTH = 2**31 - 1  # the int32 of EmbedFileRequest
+MIN_TARGET_FPS = 0.001  # one frame every 1000 s
+MAX_TARGET_FPS = 1000.0
+MAX_MIN_DISTANCE = 2.0
+# Digits an integer in the JSON may have before it is refused without being converted
+# (Python refuses int() of over 4300 digits with an error that names no key).
+_MAX_INT_DIGITS = 30
+# How much of a refused value a message repeats: the whole message travels back in a
+# gRPC trailer, which has a size limit of its own.
+_ECHO_CHARS = 60
+
 TRAINING_NOT_SUPPORTED = (
     "worker_config.enable_training: training is not supported with the datapool; set it to false"
 )
@@ -41,8 +57,8 @@ class FrameSampling(_Strict):
     """
 
     # An int32 in EmbedFileRequest: a larger value must fail here, naming the key.
-    every_nth: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    target_fps: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    every_nth: int | None = Field(default=None, ge=1, le=MAX_EVERY_NTH)
+    target_fps: float | None = Field(default=None, ge=MIN_TARGET_FPS, le=MAX_TARGET_FPS, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_rule(self) -> FrameSampling:
@@ -70,7 +86,7 @@ class WorkerConfig(_Strict):
     @classmethod
     def _known_backend(cls, name: str) -> str:
         if name not in MODEL_BACKENDS:
-            raise ValueError(f"unknown model backend {name!r}; known: {', '.join(MODEL_BACKENDS)}")
+            raise ValueError(f"unknown model backend {_echo(name)}; known: {', '.join(MODEL_BACKENDS)}")
         return name
 
     @model_validator(mode="after")
@@ -96,8 +112,11 @@ class DiversityStrategy(_Strict):
     @model_validator(mode="after")
     def _distance_ok(self) -> DiversityStrategy:
         d = self.stopping_condition_minimum_distance
-        if d is not None and (isinstance(d, bool) or not math.isfinite(d) or d < 0):
-            raise ValueError("stopping_condition_minimum_distance must be a finite number >= 0")
+        if d is not None and (isinstance(d, bool) or not math.isfinite(d) or not 0 <= d <= MAX_MIN_DISTANCE):
+            raise ValueError(
+                "stopping_condition_minimum_distance must be a finite number >= 0 and "
+                f"<= {MAX_MIN_DISTANCE:g} (embeddings are unit vectors)"
+            )
         return self
 
 
@@ -107,7 +126,7 @@ class Strategy(_Strict):
 
 
 class SelectionConfig(_Strict):
-    n_samples: int | None = Field(default=None, ge=0)
+    n_samples: int | None = Field(default=None, ge=0, le=MAX_N_SAMPLES)
     proportion_samples: float | None = None
     strategies: list[Strategy] = Field(min_length=1, max_length=1)
 
@@ -162,6 +181,25 @@ def _path(root: str, loc: tuple[int | str, ...]) -> str:
     return out
 
 
+class _LongInteger:
+    """Stands in for a JSON integer too long to convert, so the schema refuses it by key."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a {len(self.digits.lstrip('-'))}-digit integer"
+
+
+def _parse_int(text: str) -> int | _LongInteger:
+    return _LongInteger(text) if len(text.lstrip("-")) > _MAX_INT_DIGITS else int(text)
+
+
+def _echo(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _ECHO_CHARS else f"{text[: _ECHO_CHARS - 3]}... ({len(text)} characters)"
+
+
 def _describe(err: Any, root: str) -> str:
     loc = _path(root, tuple(err["loc"]))
     kind = err["type"]
@@ -170,14 +208,15 @@ def _describe(err: Any, root: str) -> str:
     if kind == "missing":
         return f"{loc}: missing required field"
     if kind == "literal_error":
-        return (
-            f"{loc}: {err['input']!r} is not supported; {err['msg'].replace('Input should be', 'expected')}"
-        )
+        expected = err["msg"].replace("Input should be", "expected")
+        return f"{loc}: {_echo(err['input'])} is not supported; {expected}"
+    if isinstance(err["input"], _LongInteger):
+        return f"{loc}: {err['input']!r} is out of range"
     if kind == "value_error":
         msg = str(err["msg"]).removeprefix("Value error, ")
         return msg if msg.startswith(root) else f"{loc}: {msg}"
     got = type(err["input"]).__name__
-    return f"{loc}: {err['msg'].lower()} (got {got} {err['input']!r})"
+    return f"{loc}: {err['msg'].lower()} (got {got} {_echo(err['input'])})"
 
 
 def _parse(model: type[_Strict], raw: object, root: str) -> Any:
@@ -190,7 +229,8 @@ def _parse(model: type[_Strict], raw: object, root: str) -> Any:
     except ValidationError as e:
         # Union members each report the same mistake; keep one line per distinct problem.
         lines = list(dict.fromkeys(_describe(err, root) for err in e.errors()))
-        raise InvalidArgument("; ".join(lines)) from None
+        more = f"; and {len(lines) - 10} more" if len(lines) > 10 else ""
+        raise InvalidArgument("; ".join(lines[:10]) + more) from None
 
 
 def parse_run_config(worker_config: object, selection_config: object) -> RunConfig:
@@ -204,9 +244,19 @@ def parse_run_config_json(worker_json: str, selection_json: str) -> RunConfig:
     def load(text: str, root: str) -> object:
         if not text:
             return {}
+        size = len(text.encode())
+        if size > MAX_CONFIG_BYTES:
+            raise InvalidArgument(
+                f"{root}: {size} bytes of JSON, over the limit of {MAX_CONFIG_BYTES} bytes; "
+                "a run config is a few hundred bytes"
+            )
         try:
-            return json.loads(text)
+            return json.loads(text, parse_int=_parse_int)
         except json.JSONDecodeError as e:
             raise InvalidArgument(f"{root}: not valid JSON: {e}") from None
+        except RecursionError:
+            raise InvalidArgument(
+                f"{root}: JSON nested too deeply; a run config is a few levels deep"
+            ) from None
 
     return parse_run_config(load(worker_json, "worker_config"), load(selection_json, "selection_config"))
