@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--selector", required=True, help="address of the selector service")
     parser.add_argument("--embedder", required=True, help="comma-separated embedder replica addresses")
     parser.add_argument("--max-concurrent-runs", type=int, default=4)
+    parser.add_argument(
+        "--embed-streams",
+        type=int,
+        default=0,
+        help="files embedded at once over all embedders (default 0: two per --embedder address; "
+        "give it when one dns:/// address stands for many embedder pods)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
         KEY_FILE_OPTION,
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_internal_token_args(parser)
     args = parser.parse_args(argv)
+    if args.embed_streams < 0:
+        parser.error(f"--embed-streams must be >= 0, got {args.embed_streams}")
     setup_logging(args.log_level)
     install_log_scrubbing()
     internal_token = internal_token_from_args(parser, args)
@@ -67,7 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     db = MetadataDB(args.state_dir / "datapool.sqlite3")
     datasources = DatasourceCatalog(db, box)
     selector = SelectorClient(args.selector, token=internal_token)
-    embedders = EmbedderPool((a.strip() for a in args.embedder.split(",") if a.strip()), token=internal_token)
+    embedders = EmbedderPool(
+        (a.strip() for a in args.embedder.split(",") if a.strip()),
+        token=internal_token,
+        streams=args.embed_streams or None,
+    )
     runs = RunManager(db, RunPipeline(embedders, selector), args.max_concurrent_runs, datasources)
     servicer = SchedulerServicer(db, runs, selector, datasources)
 

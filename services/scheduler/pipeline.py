@@ -332,7 +332,7 @@ class RunPipeline:
 
         def feed() -> None:
             try:
-                workers = max(2, 2 * len(self.embedders.replicas))
+                workers = self.embedders.streams
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as ex:
                     list(ex.map(embed_one, files))
                 timings["embed"] = time.monotonic() - t_embed

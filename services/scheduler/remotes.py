@@ -90,12 +90,19 @@ class EmbedderReplica:
 
 
 class EmbedderPool:
-    """Round-robin over replicas; a file that fails on one replica moves to the next."""
+    """Round-robin over replicas; a file that fails on one replica moves to the next.
 
-    def __init__(self, addresses: Iterable[str], token: str | None = None) -> None:
+    `streams`: files embedded at once, 2 per address unless given. One address may stand for
+    many pods (`dns:///` of a headless Service, balanced per call), so a deployment states it.
+    """
+
+    def __init__(
+        self, addresses: Iterable[str], token: str | None = None, streams: int | None = None
+    ) -> None:
         self.replicas = [EmbedderReplica(a, token) for a in addresses]
         if not self.replicas:
             raise ValueError("at least one embedder address is required")
+        self.streams = streams or max(2, 2 * len(self.replicas))
         self._next = itertools.cycle(range(len(self.replicas)))
         self._lock = threading.Lock()
 
