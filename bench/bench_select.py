@@ -171,8 +171,8 @@ class OtherLoad:
 
 
 def _generate(data: str, case: Case, seed: int) -> tuple[F32, F32]:
-    if data == "video":
-        return pool_and_candidates(case.p, case.n, DIM, seed)
+    if data != "uniform":
+        return pool_and_candidates(case.p, case.n, DIM, seed, shape=data)
     return uniform_sphere(case.p, DIM, 2 * seed), uniform_sphere(case.n, DIM, 2 * seed + 1)
 
 
@@ -274,7 +274,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--case", choices=sorted(CASES), default="small")
-    parser.add_argument("--data", choices=["video", "uniform"], default="video")
+    parser.add_argument("--data", choices=["video", "rough", "hard", "uniform"], default="video")
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the median is reported")
     parser.add_argument("--no-faiss", action="store_true", help="skip the faiss baseline")
     parser.add_argument("--no-numpy", action="store_true", help="skip the NumPy baseline")

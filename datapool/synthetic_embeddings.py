@@ -59,13 +59,19 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 
+from datapool import rough_shape
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-__all__ = ["pool_and_candidates", "uniform_sphere", "video_like"]
+__all__ = ["SHAPES", "pool_and_candidates", "scene_lengths", "uniform_sphere", "video_like"]
+
+SHAPES = ("video", "rough", "hard")
+HARD_SCENE_FRAMES = (8, 48)
+ROUGH = rough_shape.fit_rough(rough_shape.MEASURED)
 
 # Tags that keep the random streams of different parts of the model independent.
-_WORLD, _LAYOUT, _SCENE, _TRAJECTORY, _REVISIT, _UNIFORM = 1, 2, 3, 4, 5, 6
+_WORLD, _LAYOUT, _SCENE, _TRAJECTORY, _REVISIT, _UNIFORM, _ROUGH_WORLD, _ROUGH_SCENE = 1, 2, 3, 4, 5, 6, 7, 8
 _POOL, _CANDS = 0, 1
 
 # Steps of the AR(1) walk computed in closed form at once; rho**-_AR_BLOCK stays far
@@ -77,7 +83,28 @@ _CHUNK = 8192
 
 @dataclass(frozen=True)
 class _World:
-    topics: F32  # (n_topics, dim), unit rows
+    topics: F32  # (n_topics, dim), unit rows; the places of "hard"
+    common: F32 | None = None  # rough and hard: the direction all scene centres share
+
+
+def _make_rough_world(dim: int, seed: int, n_places: int) -> _World:
+    rng = np.random.default_rng([seed, _ROUGH_WORLD])
+    common = _unit(rng.standard_normal(dim, dtype=np.float32))
+    places = np.stack([rough_shape.centre(rng, common, ROUGH) for _ in range(n_places)])
+    return _World(topics=places, common=common)
+
+
+def _make_rough_scene(shape: str, world: _World, seed: int, role: int, index: int) -> _Scene:
+    """A rough scene; a "hard" one sits a scene radius from one of a few places, overlapping others."""
+    assert world.common is not None
+    rng = np.random.default_rng([seed, _ROUGH_SCENE, role, index])
+    if shape == "hard":
+        place: F32 = world.topics[int(rng.integers(world.topics.shape[0]))]
+        centre = rough_shape.moved(rng, place, rough_shape.scene_radius(ROUGH))
+    else:
+        centre = rough_shape.centre(rng, world.common, ROUGH)
+    d = rough_shape.draw_scene(rng, centre, ROUGH)
+    return _Scene(centre=d.centre, basis=d.basis, rho=d.rho, spread=d.spread, noise=d.noise)
 
 
 @dataclass(frozen=True)
@@ -122,12 +149,12 @@ def _make_scene(world: _World, seed: int, role: int, index: int, drift_dims: int
     )
 
 
-def _revisit(make_scene: Callable[[], _Scene], seed: int, index: int) -> _Scene:
-    """The same place seen again: same drift basis, centre moved by ~0.03."""
+def _revisit(make_scene: Callable[[], _Scene], seed: int, index: int, distance: float = 0.03) -> _Scene:
+    """The same place seen again: same drift basis, centre moved by ~``distance``."""
     scene = make_scene()
     rng = np.random.default_rng([seed, _REVISIT, index])
     dim = scene.centre.shape[0]
-    shift = rng.standard_normal(dim, dtype=np.float32) * np.float32(0.03 / np.sqrt(dim))
+    shift = rng.standard_normal(dim, dtype=np.float32) * np.float32(distance / np.sqrt(dim))
     return _Scene(
         centre=_unit(scene.centre + shift),
         basis=scene.basis,
@@ -147,8 +174,10 @@ def _ar1(rng: np.random.Generator, frames: int, k: int, rho: float, spread: floa
     eps = rng.standard_normal((frames, k)) * step_std
     x = np.empty((frames, k))
     prev = rng.standard_normal(k) * spread  # start from the stationary distribution
-    for start in range(0, frames, _AR_BLOCK):
-        b = min(_AR_BLOCK, frames - start)
+    # Shorter blocks for a fast-reverting walk (the rough shape), so rho**-block stays < 1e6.
+    block_len = _AR_BLOCK if rho >= 0.9 else max(1, int(np.log(1e6) / -np.log(max(rho, 1e-3))))
+    for start in range(0, frames, block_len):
+        b = min(block_len, frames - start)
         j = np.arange(1, b + 1, dtype=np.float64)[:, None]
         block = rho**j * (prev + np.cumsum(rho**-j * eps[start : start + b], axis=0))
         x[start : start + b] = block
@@ -211,28 +240,65 @@ def _check(n: int, dim: int) -> None:
         raise ValueError(f"need n >= 0 and dim >= 1, got n={n}, dim={dim}")
 
 
+def _scene_maker(shape: str, world: _World, seed: int, role: int, drift_dims: int) -> Callable[[int], _Scene]:
+    if shape == "video":
+        return partial(_make_scene, world, seed, role, drift_dims=drift_dims)
+    return partial(_make_rough_scene, shape, world, seed, role)
+
+
+def _frames(shape: str, scene_frames: tuple[int, int] | None) -> tuple[int, int]:
+    return scene_frames or (HARD_SCENE_FRAMES if shape == "hard" else (100, 1000))
+
+
+def scene_lengths(
+    n: int, seed: int, shape: str = "video", scene_frames: tuple[int, int] | None = None
+) -> list[int]:
+    """The scene lengths of ``video_like(n, ..., seed, shape=shape, scene_frames=scene_frames)``."""
+    return _scene_lengths(n, seed, _POOL, _frames(shape, scene_frames))
+
+
+def _jobs(
+    shape: str,
+    n: int,
+    dim: int,
+    seed: int,
+    scene_frames: tuple[int, int] | None,
+    n_topics: int,
+    drift_dims: int,
+) -> tuple[_World, tuple[int, int], list[tuple[int, Callable[[], _Scene]]]]:
+    """The pool's world, its scene lengths, and (length, scene) jobs for its rows."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(SHAPES)}; got {shape!r}")
+    frames = _frames(shape, scene_frames)
+    world = _make_world(dim, seed, n_topics) if shape == "video" else _make_rough_world(dim, seed, n_topics)
+    make = _scene_maker(shape, world, seed, _POOL, drift_dims)
+    jobs: list[tuple[int, Callable[[], _Scene]]] = [
+        (length, partial(make, index)) for index, length in enumerate(_scene_lengths(n, seed, _POOL, frames))
+    ]
+    return world, frames, jobs
+
+
 def video_like(
     n: int,
     dim: int,
     seed: int,
     *,
-    scene_frames: tuple[int, int] = (100, 1000),
+    shape: str = "video",
+    scene_frames: tuple[int, int] | None = None,
     n_topics: int = 32,
     drift_dims: int = 8,
 ) -> F32:
     """``n`` unit rows of width ``dim`` shaped like embeddings of video frames.
 
-    Rows come in scenes: runs of ``scene_frames`` consecutive rows tracing a slow
-    trajectory of near-duplicate frames around a scene centre; see the module
-    docstring for the model and its distance statistics. Deterministic per ``seed``.
+    Rows come in scenes: runs of ``scene_frames`` consecutive rows (default 100-1000; 8-48
+    for "hard") tracing a trajectory around a scene centre. ``shape`` "video" (smooth): slow
+    near-duplicate frames, see the module docstring; "rough" and "hard": see
+    `datapool.rough_shape` (``drift_dims`` applies to "video" only, ``n_topics`` counts the
+    topics of "video" and the places of "hard"). Deterministic per ``seed``.
     """
     _check(n, dim)
-    world = _make_world(dim, seed, n_topics)
+    _, _, jobs = _jobs(shape, n, dim, seed, scene_frames, n_topics, drift_dims)
     out = np.empty((n, dim), dtype=np.float32)
-    jobs = [
-        (length, partial(_make_scene, world, seed, _POOL, index, drift_dims))
-        for index, length in enumerate(_scene_lengths(n, seed, _POOL, scene_frames))
-    ]
     _fill(out, jobs, seed, _POOL)
     return out
 
@@ -243,8 +309,9 @@ def pool_and_candidates(
     dim: int,
     seed: int,
     *,
+    shape: str = "video",
     revisit: float = 0.3,
-    scene_frames: tuple[int, int] = (100, 1000),
+    scene_frames: tuple[int, int] | None = None,
     n_topics: int = 32,
     drift_dims: int = 8,
 ) -> tuple[F32, F32]:
@@ -259,19 +326,21 @@ def pool_and_candidates(
     _check(n_cand, dim)
     if not 0.0 <= revisit <= 1.0:
         raise ValueError(f"revisit must be in [0, 1], got {revisit}")
-    pool = video_like(n_pool, dim, seed, scene_frames=scene_frames, n_topics=n_topics, drift_dims=drift_dims)
-    n_pool_scenes = len(_scene_lengths(n_pool, seed, _POOL, scene_frames)) if n_pool else 0
-    world = _make_world(dim, seed, n_topics)
+    pool = video_like(
+        n_pool, dim, seed, shape=shape, scene_frames=scene_frames, n_topics=n_topics, drift_dims=drift_dims
+    )
+    world, frames, pool_jobs = _jobs(shape, n_pool, dim, seed, scene_frames, n_topics, drift_dims)
+    make = _scene_maker(shape, world, seed, _CANDS, drift_dims)
+    shift = 0.03 if shape == "video" else ROUGH.revisit_shift
     cands = np.empty((n_cand, dim), dtype=np.float32)
     choose = np.random.default_rng([seed, _REVISIT])
     jobs: list[tuple[int, Callable[[], _Scene]]] = []
-    for index, length in enumerate(_scene_lengths(n_cand, seed, _CANDS, scene_frames)):
-        if n_pool_scenes and choose.random() < revisit:
-            pool_index = int(choose.integers(n_pool_scenes))
-            pool_scene = partial(_make_scene, world, seed, _POOL, pool_index, drift_dims)
-            jobs.append((length, partial(_revisit, pool_scene, seed, index)))
+    for index, length in enumerate(_scene_lengths(n_cand, seed, _CANDS, frames)):
+        if pool_jobs and choose.random() < revisit:
+            pool_scene = pool_jobs[int(choose.integers(len(pool_jobs)))][1]
+            jobs.append((length, partial(_revisit, pool_scene, seed, index, shift)))
         else:
-            jobs.append((length, partial(_make_scene, world, seed, _CANDS, index, drift_dims)))
+            jobs.append((length, partial(make, index)))
     _fill(cands, jobs, seed, _CANDS)
     return pool, cands
 

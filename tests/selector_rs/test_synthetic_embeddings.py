@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from datapool.synthetic_embeddings import pool_and_candidates, uniform_sphere, video_like
+from datapool import rough_shape
+from datapool.embedding_stats import raw_statistics, statistics
+from datapool.synthetic_embeddings import (
+    ROUGH,
+    pool_and_candidates,
+    scene_lengths,
+    uniform_sphere,
+    video_like,
+)
 
 F32 = npt.NDArray[np.float32]
 
@@ -21,7 +32,19 @@ def nearest(rows: F32, others: F32) -> npt.NDArray[np.float64]:
     return out
 
 
-@pytest.mark.parametrize("make", [lambda: video_like(3_000, 96, 7), lambda: uniform_sphere(3_000, 96, 7)])
+REAL = json.loads((Path(__file__).parents[2] / "bench" / "data" / "real_feature_stats.json").read_text())
+REAL_STATS: dict[str, list[float]] = REAL["statistics"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: video_like(3_000, 96, 7),
+        lambda: video_like(3_000, 96, 7, shape="rough"),
+        lambda: video_like(3_000, 96, 7, shape="hard"),
+        lambda: uniform_sphere(3_000, 96, 7),
+    ],
+)
 def test_shape_dtype_unit_norms_and_determinism(make: Callable[[], F32]) -> None:
     x = make()
     assert x.shape == (3_000, 96)
@@ -82,3 +105,60 @@ def test_bad_arguments() -> None:
         pool_and_candidates(10, 10, 8, 0, revisit=1.5)
     with pytest.raises(ValueError):
         uniform_sphere(-1, 8, 0)
+    with pytest.raises(ValueError, match="shape"):
+        video_like(10, 8, 0, shape="bumpy")
+
+
+def test_rough_parameters_are_derived_from_the_committed_real_measurement() -> None:
+    for name, quantiles in rough_shape.MEASURED.items():
+        assert REAL_STATS[name] == quantiles, name
+    assert rough_shape.fit_rough(REAL_STATS) == ROUGH
+
+
+def rough_clips(shape: str, seed: int) -> tuple[F32, list[int]]:
+    """40 scenes cut to the measured clips' length, so per-scene statistics compare."""
+    frames = REAL["frames"] // REAL["clips"]
+    return video_like(40 * frames, 1280, seed, shape=shape, scene_frames=(frames, frames)), [frames] * 40
+
+
+@pytest.mark.parametrize("shape", ["rough", "hard"])
+def test_rough_statistics_fall_inside_the_measured_real_ranges(shape: str) -> None:
+    rows, lengths = rough_clips(shape, 11)
+    ours = statistics(rows, lengths)
+    for name in ("consecutive", "scene_consecutive", "off_line", "top_share", "to_scene_mean", "cross_scene"):
+        lo, median, hi = REAL_STATS[name]
+        assert lo <= ours[name][1] <= hi, (name, ours[name], REAL_STATS[name])
+        # The fitted statistics land near the real median, not just inside the range.
+        if name != "top_share":
+            assert ours[name][1] == pytest.approx(median, rel=0.1), (name, ours[name], REAL_STATS[name])
+
+
+def test_the_smooth_shape_is_smoother_than_any_real_clip() -> None:
+    rows, lengths = video_like(40 * 64, 1280, 11, scene_frames=(64, 64)), [64] * 40
+    ours = statistics(rows, lengths)
+    assert ours["consecutive"][2] < REAL_STATS["consecutive"][0]
+    assert ours["off_line"][2] < REAL_STATS["off_line"][0]
+
+
+def scene_means_and_radius(shape: str) -> tuple[float, float]:
+    """Median distance of a scene mean to the nearest other one, and median frame-to-mean distance."""
+    rows = video_like(12_000, 1280, 4, shape=shape)
+    lengths = scene_lengths(12_000, 4, shape)
+    starts = np.cumsum([0, *lengths])
+    means = np.stack([rows[a:b].mean(axis=0) for a, b in itertools.pairwise(starts)])
+    gaps = [nearest(means[i : i + 1], np.delete(means, i, axis=0))[0] for i in range(len(means))]
+    radius = float(np.median(raw_statistics(rows, lengths)["to_scene_mean"]))
+    return float(np.median(gaps)), radius
+
+
+def test_hard_scenes_overlap_their_neighbours_while_rough_scenes_stand_apart() -> None:
+    hard_gap, hard_radius = scene_means_and_radius("hard")
+    rough_gap, rough_radius = scene_means_and_radius("rough")
+    assert hard_gap < 2 * hard_radius  # two scenes' frame clouds overlap
+    assert rough_gap > 2.5 * rough_radius
+
+
+def test_rough_revisits_land_near_their_pool_scene() -> None:
+    pool, cands = pool_and_candidates(4_000, 2_000, 1280, 5, shape="rough", revisit=1.0)
+    _, fresh = pool_and_candidates(4_000, 2_000, 1280, 5, shape="rough", revisit=0.0)
+    assert np.median(nearest(cands, pool)) < 0.6 < np.median(nearest(fresh, pool))
