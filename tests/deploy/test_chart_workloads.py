@@ -49,9 +49,10 @@ def test_every_container_runs_non_root_read_only_without_privileges_or_capabilit
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_every_container_has_requests_limits_and_a_volume_for_each_path_it_writes(values: Path) -> None:
     manifests = render(values)
+    # /cache is $XDG_CACHE_HOME in the image, and where the embedders keep TensorRT engines.
     writes = {
-        "scheduler": ["/tmp", "/var/lib/datapool"],
-        "selector": ["/tmp"],
+        "scheduler": ["/tmp", "/cache", "/var/lib/datapool"],
+        "selector": ["/tmp", "/cache"],
         "embedder": ["/tmp", "/cache"],
     }
     for d in of_kind(manifests, "Deployment"):

@@ -144,25 +144,37 @@ envFrom:
 {{- end }}
 {{- end }}
 
-{{/* Mounts and volumes every service container gets: /tmp and the internal token. */}}
+{{/* Mounts and volumes every service container gets: /tmp, /cache ($XDG_CACHE_HOME in the image;
+the embedders' TensorRT engines) and the internal token. Call with (dict "ctx" $ "values" .Values.x). */}}
 {{- define "datapool.commonMounts" -}}
 - name: tmp
   mountPath: /tmp
+- name: cache
+  mountPath: /cache
 - name: internal-token
   mountPath: /var/run/secrets/datapool/internal
   readOnly: true
 {{- end }}
 
 {{- define "datapool.commonVolumes" -}}
+{{- $cache := .values.modelCache | default dict }}
 - name: tmp
   emptyDir:
-    sizeLimit: {{ .Values.tmpSizeLimit }}
+    sizeLimit: {{ .ctx.Values.tmpSizeLimit }}
+- name: cache
+  {{- if $cache.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ $cache.existingClaim }}
+  {{- else }}
+  emptyDir:
+    sizeLimit: {{ $cache.sizeLimit | default "256Mi" }}
+  {{- end }}
 - name: internal-token
   secret:
-    secretName: {{ .Values.secrets.internalToken.existingSecret }}
+    secretName: {{ .ctx.Values.secrets.internalToken.existingSecret }}
     defaultMode: 0440
     items:
-      - key: {{ .Values.secrets.internalToken.key }}
+      - key: {{ .ctx.Values.secrets.internalToken.key }}
         path: token
 {{- end }}
 
