@@ -47,14 +47,33 @@ def test_the_scheduler_is_reachable_on_its_grpc_port_from_anywhere() -> None:
     assert rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
 
 
-def test_the_scheduler_can_be_limited_to_given_peers_and_opens_the_gateway_port_with_it() -> None:
+def test_the_scheduler_and_the_gateway_can_be_limited_to_given_peers() -> None:
     peers: Settings = {
         "networkPolicy.schedulerFrom[0].namespaceSelector.matchLabels.team": "ml",
         "gateway.enabled": True,
     }
-    (rule,) = _policy_for(render(settings=peers), "scheduler")["ingress"]
-    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"team": "ml"}}}]
-    assert {p["port"] for p in rule["ports"]} == {"grpc", "http"}
+    manifests = render(settings=peers)
+    for name, port in (("scheduler", "grpc"), ("gateway", "http")):
+        (rule,) = _policy_for(manifests, name)["ingress"]
+        assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"team": "ml"}}}]
+        assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+
+
+def test_the_gateway_is_its_own_workload_dialing_the_scheduler_service() -> None:
+    manifests = render(settings={"gateway.enabled": True})
+    gateway = workload(manifests, "gateway")
+    (c,) = containers(gateway)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    host, port = arg(c, "--scheduler").rsplit(":", 1)
+    (scheduler_service,) = [
+        s for s in of_kind(manifests, "Service") if host.startswith(s["metadata"]["name"] + ".")
+    ]
+    assert labels_match(scheduler_service["spec"]["selector"], _pod_labels(manifests, "scheduler"))
+    assert int(port) == scheduler_service["spec"]["ports"][0]["port"]
+    # It forwards each caller's own token: no Secret of the release reaches it.
+    assert "secret" not in str(pod_spec(gateway)).lower()
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 @pytest.mark.parametrize("name", ["selector", "embedder"])

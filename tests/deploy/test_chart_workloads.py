@@ -33,7 +33,7 @@ def test_the_embedders_startup_probe_waits_long_enough_for_a_model_to_load() -> 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_every_container_runs_non_root_read_only_without_privileges_or_capabilities(values: Path) -> None:
-    for d in of_kind(render(values), "Deployment"):
+    for d in of_kind(render(values, {"gateway.enabled": True}), "Deployment"):
         pod = pod_spec(d)["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -48,12 +48,13 @@ def test_every_container_runs_non_root_read_only_without_privileges_or_capabilit
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_every_container_has_requests_limits_and_a_volume_for_each_path_it_writes(values: Path) -> None:
-    manifests = render(values)
+    manifests = render(values, {"gateway.enabled": True})
     # /cache is $XDG_CACHE_HOME in the image, and where the embedders keep TensorRT engines.
     writes = {
         "scheduler": ["/tmp", "/cache", "/var/lib/datapool"],
         "selector": ["/tmp", "/cache"],
         "embedder": ["/tmp", "/cache"],
+        "gateway": ["/tmp"],
     }
     for d in of_kind(manifests, "Deployment"):
         volumes = {v["name"] for v in pod_spec(d)["volumes"]}
