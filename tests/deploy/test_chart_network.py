@@ -10,6 +10,7 @@ from chart import (
     CHART,
     NAMESPACE,
     Manifest,
+    RenderError,
     Settings,
     arg,
     component,
@@ -149,10 +150,8 @@ def test_with_a_mesh_the_scheduler_dials_cluster_ip_services_and_pods_get_the_si
         assert s["spec"]["ports"][0]["appProtocol"] == "grpc"
 
 
-def test_an_unknown_mesh_kind_is_refused() -> None:
-    from chart import RenderError
-
-    with pytest.raises(RenderError, match=r"mesh\.kind must be linkerd or istio"):
+def test_an_unknown_mesh_kind_is_refused_naming_the_value() -> None:
+    with pytest.raises(RenderError, match=r"/mesh/kind.*'linkerd', 'istio'"):
         render(settings={"mesh.enabled": True, "mesh.kind": "consul"})
 
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chart import CHART, CI_VALUES, arg, component, containers, of_kind, pod_spec, render, workload
+from chart import (
+    CHART,
+    CI_VALUES,
+    RenderError,
+    arg,
+    component,
+    containers,
+    of_kind,
+    pod_spec,
+    render,
+    workload,
+)
 
 GPU = "nvidia.com/gpu"
 GPU_VALUES = CHART / "ci" / "gpu-values.yaml"
@@ -134,3 +145,12 @@ def test_every_workload_has_a_disruption_budget_that_selects_its_pods(values: Pa
     for d in of_kind(manifests, "Deployment"):
         selector = budgets[component(d)]["spec"]["selector"]["matchLabels"]
         assert selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_values_of_the_wrong_type_or_range_are_refused_naming_the_key() -> None:
+    with pytest.raises(RenderError, match=r"/embedder/gpus.*want integer"):
+        render(settings={"embedder.gpus": "one"})
+    with pytest.raises(RenderError, match=r"/embedder/backend"):
+        render(settings={"embedder.backend": "cuda"})
+    with pytest.raises(RenderError, match=r"minReplicas \(5\) is above maxReplicas \(2\)"):
+        render(settings={"embedder.autoscaling.minReplicas": 5, "embedder.autoscaling.maxReplicas": 2})

@@ -50,6 +50,9 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Checks run once per render: refuse values that would deploy something insecure or broken. */}}
 {{- define "datapool.validate" -}}
+{{- if and .Values.embedder.autoscaling.enabled (gt (int .Values.embedder.autoscaling.minReplicas) (int .Values.embedder.autoscaling.maxReplicas)) }}
+{{- fail (printf "embedder.autoscaling: minReplicas (%v) is above maxReplicas (%v)" .Values.embedder.autoscaling.minReplicas .Values.embedder.autoscaling.maxReplicas) }}
+{{- end }}
 {{- if not (has .Values.mesh.kind (list "linkerd" "istio")) }}
 {{- fail (printf "mesh.kind must be linkerd or istio, got %q" .Values.mesh.kind) }}
 {{- end }}
