@@ -54,7 +54,7 @@ if [ "$(cat .tools/bin/.helm-version 2>/dev/null)" != "$HELM_VERSION" ] || [ ! -
         GOBIN="$PWD/.tools/bin" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
         echo "$HELM_VERSION" > .tools/bin/.helm-version
     else
-        echo "setup: go not found; the chart checks need helm: install Go 1.24+ and re-run" >&2
+        echo "setup: go not found; the chart checks need helm: install Go 1.21+ and re-run" >&2
     fi
 fi
 echo "setup: .venv ready"
