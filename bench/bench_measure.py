@@ -138,7 +138,7 @@ def blas_report() -> str:
     from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
 
     libs = [
-        f"{i.get('internal_api')} {i.get('version')} kernel {i.get('architecture')}, "
+        f"{i.get('prefix')}: {i.get('internal_api')} {i.get('version')} kernel {i.get('architecture')}, "
         f"{i.get('num_threads')} threads"
         for i in threadpool_info()
         if i.get("user_api") == "blas"

@@ -238,6 +238,14 @@ def run_shape(data: str, case: Case, args: argparse.Namespace) -> list[str]:
     ]
 
 
+def _installed_at(path: str | None) -> str:
+    """When the extension was installed: the selector is rebuilt often, say which build ran."""
+    if not path:
+        return "unknown"
+    stamp = time.gmtime(Path(path).stat().st_mtime)
+    return time.strftime("%Y-%m-%d %H:%M UTC", stamp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -268,7 +276,8 @@ def main() -> None:
     shapes = list(SHAPES) if "all" in args.data else args.data
     print(f"machine: {machine()}; os.cpu_count() = {os.cpu_count()} threads")
     print(
-        f"selector_rs {selector_rs.__version__} (kernel {getattr(selector_rs, 'kernel', 'unknown')}); "
+        f"selector_rs {selector_rs.__version__} (kernel {getattr(selector_rs, 'kernel', 'unknown')}, "
+        f"installed {_installed_at(selector_rs.__file__)}); "
         f"numpy {np.__version__} (BLAS: {blas_report()}); faiss {faiss.__version__}; "
         f"lightly-mundig {importlib.metadata.version('lightly-mundig')}; "
         f"python {platform.python_version()}"

@@ -1,6 +1,13 @@
 """Synthetic embeddings that look like those of video frames, for benchmarks and tests.
 
-Model (every row L2-normalised at the end):
+Three shapes (``shape=``), all scenes of an AR(1) walk plus per-frame noise around a centre:
+"video" (smooth, below: frames 0.02 apart, far smoother than real features), "rough" (every
+parameter solved from real EfficientNet-Lite0 features of H.264 clips, `datapool.rough_shape`:
+frames ~0.19 apart, 0.14 off their neighbours' line) and "hard" (rough frames in short scenes
+of 8-48 frames, each a scene radius from one of ``n_topics`` places, so neighbouring scenes
+overlap and no scale separates the data). `uniform_sphere` has no structure at all.
+
+Model of the "video" shape (every row L2-normalised at the end):
 
 - A *world*: a common direction ``m`` (real embeddings share a mean direction) and
   ``n_topics`` topic directions ``t_k = normalise(0.33 m + g_k)``, ``g_k`` isotropic
