@@ -24,11 +24,21 @@ def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="metadata and logs")
     p.add_argument("--embedders", type=int, default=1, help="embedder replicas (default 1)")
     p.add_argument("--backend", default="auto", help="model backend (default: auto)")
+    p.add_argument(
+        "--http-port",
+        type=int,
+        help="also serve the Lightly-compatible REST API on this port (lightly's ApiWorkflowClient)",
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(
-        args.state_dir, port=args.port, host=args.host, embedder_replicas=args.embedders, backend=args.backend
+        args.state_dir,
+        port=args.port,
+        host=args.host,
+        embedder_replicas=args.embedders,
+        backend=args.backend,
+        http_port=args.http_port,
     )
     stop = threading.Event()
 
@@ -47,9 +57,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     except RuntimeError as e:
         print(f"datapool: {e}", file=sys.stderr)
         return 1
+    rest = f", Lightly REST API on http://{stack.gateway.address}" if stack.gateway else ""
     print(
         f"datapool ready on {stack.address} (selector {stack.selector.address}, embedders "
-        f"{', '.join(e.address for e in stack.embedders)})",
+        f"{', '.join(e.address for e in stack.embedders)}{rest})",
         flush=True,
     )
     stop.wait()
@@ -157,7 +168,12 @@ def _with_stack(args: argparse.Namespace, body: Any) -> int:
         with ApiWorkflowClient(address=args.address) as client:
             return int(body(client))
     stack = Stack(
-        args.state_dir, port=args.port, host=args.host, embedder_replicas=args.embedders, backend=args.backend
+        args.state_dir,
+        port=args.port,
+        host=args.host,
+        embedder_replicas=args.embedders,
+        backend=args.backend,
+        http_port=args.http_port,
     )
     print("datapool: starting the services (first start loads the model)...", flush=True)
     stack.start()

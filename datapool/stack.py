@@ -29,6 +29,21 @@ STARTUP_TIMEOUT_S = 300.0
 STOP_GRACE_S = 8.0
 
 
+def _http_healthy(address: str, timeout: float) -> bool:
+    """True once the HTTP server at `address` answers GET /healthz with 200."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{address}/healthz", timeout=timeout) as r:
+                return bool(r.status == 200)
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -44,6 +59,8 @@ class _Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     log_file: IO[bytes] | None = field(default=None, repr=False)
+    # Health checked over HTTP (GET /healthz) instead of the gRPC health service.
+    http: bool = False
 
     def spawn(self, env: dict[str, str]) -> None:
         self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the child
@@ -68,6 +85,7 @@ class Stack:
         embedder_replicas: int = 1,
         backend: str = "auto",
         log_level: str = "INFO",
+        http_port: int | None = None,
     ) -> None:
         self.state_dir = state_dir.absolute()
         self.host = host
@@ -139,6 +157,26 @@ class Stack:
             f"{host}:{port}",
             logs / "scheduler.log",
         )
+        # The Lightly-compatible REST gateway (services/gateway), a client of the scheduler.
+        self.gateway: _Child | None = None
+        if http_port is not None:
+            self.gateway = _Child(
+                "gateway",
+                [
+                    "services.gateway",
+                    "--host",
+                    host,
+                    "--port",
+                    str(http_port),
+                    "--scheduler",
+                    self.scheduler.address,
+                    "--log-level",
+                    log_level,
+                ],
+                f"{host}:{http_port}",
+                logs / "gateway.log",
+                http=True,
+            )
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -151,7 +189,7 @@ class Stack:
 
     @property
     def children(self) -> list[_Child]:
-        return [self.selector, *self.embedders, self.scheduler]
+        return [self.selector, *self.embedders, self.scheduler, *([self.gateway] if self.gateway else [])]
 
     @property
     def address(self) -> str:
@@ -180,7 +218,7 @@ class Stack:
                         f"{child.name} exited with code {child.proc.returncode} during start-up; "
                         f"see {child.log_path}"
                     )
-                if wait_healthy(child.address, timeout=1.0):
+                if (_http_healthy if child.http else wait_healthy)(child.address, timeout=1.0):
                     break
                 if time.monotonic() > deadline:
                     self.stop()
@@ -210,8 +248,13 @@ class Stack:
     def stop(self, grace: float = STOP_GRACE_S) -> None:
         self._stopping.set()
         with self._lock:
-            # The scheduler first, so no new work reaches the others while they stop.
-            order = [self.scheduler, *self.embedders, self.selector]
+            # The gateway and scheduler first, so no new work reaches the others while they stop.
+            order = [
+                *([self.gateway] if self.gateway else []),
+                self.scheduler,
+                *self.embedders,
+                self.selector,
+            ]
             for child in order:
                 if child.proc is not None and child.proc.poll() is None:
                     child.proc.send_signal(signal.SIGTERM)

@@ -57,4 +57,17 @@ if [ "$(cat .tools/bin/.helm-version 2>/dev/null)" != "$HELM_VERSION" ] || [ ! -
         echo "setup: go not found; the chart checks need helm: install Go 1.21+ and re-run" >&2
     fi
 fi
+# lightly==1.5.26 in its own venv, for tests/gateway/ (Lightly's client against the REST gateway):
+# never installed into .venv, so its pins cannot conflict with ours; reused when present.
+LIGHTLY_VERSION=1.5.26
+if [ "$(cat .lightly-venv/.lightly-version 2>/dev/null)" != "$LIGHTLY_VERSION" ]; then
+    echo "setup: installing lightly==$LIGHTLY_VERSION into .lightly-venv (for tests/gateway)"
+    "$PYTHON" -m venv .lightly-venv
+    LIGHTLY_PIP=(.lightly-venv/bin/python -m pip install --quiet)
+    if [ -d /opt/wheels ] && compgen -G "/opt/wheels/*.whl" > /dev/null; then
+        LIGHTLY_PIP+=(--find-links /opt/wheels)
+    fi
+    "${LIGHTLY_PIP[@]}" "lightly==$LIGHTLY_VERSION"
+    echo "$LIGHTLY_VERSION" > .lightly-venv/.lightly-version
+fi
 echo "setup: .venv ready"

@@ -18,6 +18,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, ContainerClient, ExponentialRetry
 
 from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError, StoreUnavailable, check_range
+from datapool.storage.endpoints import azure_account_url
 from datapool.storage.remote import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_MAX_ATTEMPTS,
@@ -60,7 +61,8 @@ class AzureStore(RemoteStore):
             raise StoreError("Azure location needs both account_name and container")
         self.account_name = account_name
         self.container = container
-        self.account_url = (endpoint_url or f"https://{account_name}.blob.core.windows.net").rstrip("/")
+        # Without an endpoint in the location: $DATAPOOL_AZURE_BLOB_ENDPOINT, else Azure's own.
+        self.account_url = azure_account_url(endpoint_url, account_name).rstrip("/")
         self.page_size = page_size
         self.max_attempts = max_attempts
         self._client = ContainerClient(

@@ -16,6 +16,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-unty
 from google.oauth2 import service_account
 
 from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError, StoreUnavailable, check_range
+from datapool.storage.endpoints import gcs_emulator
 from datapool.storage.remote import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_PAGE_SIZE,
@@ -76,9 +77,10 @@ class GcsStore(RemoteStore):
         # Uploads are retried too: a plain put rewrites the same bytes, and a conditional put with
         # if_generation_match=0 is idempotent (a replay sees 412, which put_if_absent reports as False).
         self._retry = DEFAULT_RETRY.with_timeout(retry_timeout_s)
+        emulator = gcs_emulator(endpoint_url)
         self._client = storage.Client(
             project=project_id or "datapool",
-            credentials=_credentials(credentials_json, self.describe()),
+            credentials=_credentials("" if emulator else credentials_json, self.describe()),
             client_options={"api_endpoint": endpoint_url} if endpoint_url else None,
         )
         self._bucket = self._client.bucket(bucket)

@@ -27,6 +27,7 @@ from datapool.storage.base import (
     StoreUnavailable,
     check_range,
 )
+from datapool.storage.endpoints import s3_endpoint
 from datapool.storage.remote import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_MAX_ATTEMPTS,
@@ -84,6 +85,10 @@ class S3Store(RemoteStore):
             raise StoreError("S3 location has no bucket")
         self.bucket = bucket
         self.region = region
+        # Without an endpoint in the location: $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL. STS gets only
+        # the location's own endpoint; without one boto3 reads $AWS_ENDPOINT_URL_STS / $AWS_ENDPOINT_URL.
+        sts_url = endpoint_url
+        endpoint_url = s3_endpoint(endpoint_url)
         self.endpoint_url = endpoint_url
         self.role_arn = role_arn
         self.page_size = page_size
@@ -100,7 +105,7 @@ class S3Store(RemoteStore):
         # Refreshable role credentials, exposed so that tests and diagnostics can see their expiry.
         self.role_credentials: DeferredRefreshableCredentials | None = None
         if role_arn:
-            session, self.role_credentials = role_session(role_arn, external_id, region, endpoint_url, config)
+            session, self.role_credentials = role_session(role_arn, external_id, region, sts_url, config)
         elif access_key_id or secret_access_key:
             session = boto3.session.Session(
                 aws_access_key_id=access_key_id,

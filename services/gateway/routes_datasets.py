@@ -1,0 +1,117 @@
+"""Version checks, datasets and datasources."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel, ConfigDict
+
+from datapool.v1 import scheduler_pb2
+from services.gateway import datasources, models
+from services.gateway.app import Gateway, gateway, token
+from services.gateway.errors import bad_request, unsupported
+
+router = APIRouter()
+# The version the gateway was proven against (tests/gateway/); answered as "latest" so the client
+# does not nag its users to upgrade to a version nobody has checked.
+LIGHTLY_VERSION = "1.5.26"
+MINIMUM_VERSION = "1.0.0"
+
+Gw = Annotated[Gateway, Depends(gateway)]
+Token = Annotated[str, Depends(token)]
+
+
+@router.get("/v1/versions/pip/minimum")
+def minimum_version() -> str:
+    return MINIMUM_VERSION
+
+
+@router.get("/v1/versions/pip/latest")
+def latest_version() -> str:
+    return LIGHTLY_VERSION
+
+
+class DatasetCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    type: str = "Images"
+    creator: str | None = None
+
+
+def _datasets(gw: Gateway, tok: str) -> list[scheduler_pb2.Dataset]:
+    return list(
+        gw.scheduler.call(gw.scheduler.stub.ListDatasets, scheduler_pb2.ListDatasetsRequest(), tok).datasets
+    )
+
+
+def _page(items: list[Any], page_size: int | None, page_offset: int | None) -> list[Any]:
+    start = page_offset or 0
+    return items[start : start + page_size] if page_size else items[start:]
+
+
+@router.get("/v1/datasets")
+def list_datasets(
+    gw: Gw,
+    tok: Token,
+    shared: bool = False,
+    get_assets_of_team: Annotated[bool, Query(alias="getAssetsOfTeam")] = False,
+    page_size: Annotated[int | None, Query(alias="pageSize", ge=1)] = None,
+    page_offset: Annotated[int | None, Query(alias="pageOffset", ge=0)] = None,
+) -> list[dict[str, Any]]:
+    if shared or get_assets_of_team:
+        return []  # datapool has no sharing or teams: every dataset is the caller's own
+    return _page([models.dataset(d) for d in _datasets(gw, tok)], page_size, page_offset)
+
+
+@router.get("/v1/datasets/query/name/{dataset_name}")
+def datasets_by_name(
+    dataset_name: str,
+    gw: Gw,
+    tok: Token,
+    exact: bool = False,
+    shared: bool = False,
+    get_assets_of_team: Annotated[bool, Query(alias="getAssetsOfTeam")] = False,
+    page_size: Annotated[int | None, Query(alias="pageSize", ge=1)] = None,
+    page_offset: Annotated[int | None, Query(alias="pageOffset", ge=0)] = None,
+) -> list[dict[str, Any]]:
+    """The name-exists query `create_dataset` and `set_dataset_id_by_name` make."""
+    if shared or get_assets_of_team:
+        return []
+    found = [
+        d
+        for d in _datasets(gw, tok)
+        if d.name == dataset_name or (not exact and d.name.startswith(dataset_name))
+    ]
+    return _page([models.dataset(d) for d in found], page_size, page_offset)
+
+
+@router.post("/v1/datasets", status_code=201)
+def create_dataset(body: DatasetCreateRequest, gw: Gw, tok: Token) -> dict[str, str]:
+    for key, value in (body.model_extra or {}).items():
+        if value is not None:
+            raise unsupported(f"dataset field {key!r}")
+    try:
+        kind = models.dataset_type(body.type)
+    except ValueError as e:
+        raise bad_request(str(e)) from None
+    request = scheduler_pb2.CreateDatasetRequest(name=body.name, type=kind)  # type: ignore[arg-type]
+    return {"id": gw.scheduler.call(gw.scheduler.stub.CreateDataset, request, tok).id}
+
+
+@router.get("/v1/datasets/{dataset_id}")
+def get_dataset(dataset_id: str, gw: Gw, tok: Token) -> dict[str, Any]:
+    ds = gw.scheduler.call(gw.scheduler.stub.GetDataset, scheduler_pb2.GetDatasetRequest(id=dataset_id), tok)
+    return models.dataset(ds)
+
+
+@router.put("/v1/datasets/{dataset_id}/datasource")
+def set_datasource(dataset_id: str, gw: Gw, tok: Token, body: Annotated[dict[str, Any], Body()]) -> None:
+    """`set_s3_config`, `set_s3_delegated_access_config`, `set_gcs_config`, `set_azure_config`,
+    `set_local_config`: the scheduler verifies access before it stores the datasource."""
+    request = scheduler_pb2.SetDatasourceRequest(
+        dataset_id=dataset_id,
+        purpose=datasources.purpose(body),  # type: ignore[arg-type]
+        location=datasources.location(body),
+    )
+    gw.scheduler.call(gw.scheduler.stub.SetDatasource, request, tok)
