@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+def new_id() -> str:
+    """24 hex digits (96 random bits): the shape of Lightly's object ids, so the REST gateway
+    (services/gateway) passes dataset and run ids through unchanged."""
+    return uuid.uuid4().hex[:24]
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -108,7 +114,7 @@ class MetadataDB:
     # datasets
 
     def create_dataset(self, name: str, dataset_type: int) -> DatasetRow:
-        row = DatasetRow(id=uuid.uuid4().hex, name=name, type=dataset_type, created_unix_ms=now_ms())
+        row = DatasetRow(id=new_id(), name=name, type=dataset_type, created_unix_ms=now_ms())
         with self._tx() as c:
             try:
                 c.execute(
@@ -158,7 +164,7 @@ class MetadataDB:
     def create_run(self, dataset_id: str, state: int, config: dict[str, Any]) -> RunRow:
         t = now_ms()
         row = RunRow(
-            id=uuid.uuid4().hex,
+            id=new_id(),
             dataset_id=dataset_id,
             state=state,
             message="scheduled",
