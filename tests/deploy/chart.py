@@ -97,8 +97,11 @@ def workload(manifests: list[Manifest], name: str) -> Manifest:
     return found
 
 
-def pod_spec(deployment: Manifest) -> dict[str, Any]:
-    return dict(deployment["spec"]["template"]["spec"])
+def pod_spec(workload: Manifest) -> dict[str, Any]:
+    """The pod spec of a Deployment, or of a Pod (the `helm test` hook)."""
+    if workload["kind"] == "Pod":
+        return dict(workload["spec"])
+    return dict(workload["spec"]["template"]["spec"])
 
 
 def containers(deployment: Manifest) -> Iterator[dict[str, Any]]:

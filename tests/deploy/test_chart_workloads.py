@@ -44,7 +44,8 @@ def test_the_embedders_startup_probe_waits_long_enough_for_a_model_to_load() -> 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_every_container_runs_non_root_read_only_without_privileges_or_capabilities(values: Path) -> None:
-    for d in of_kind(render(values, {"gateway.enabled": True}), "Deployment"):
+    manifests = render(values, {"gateway.enabled": True})
+    for d in [*of_kind(manifests, "Deployment"), *of_kind(manifests, "Pod")]:
         pod = pod_spec(d)["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] != 0
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
