@@ -33,3 +33,19 @@ class Unauthenticated(DatapoolError):
 
 class Unavailable(DatapoolError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class PermissionDenied(DatapoolError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(DatapoolError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def reworded(error: DatapoolError, message: str) -> DatapoolError:
+    """`message` (context around `error`) with `error`'s status code: a full disk stays
+    RESOURCE_EXHAUSTED however many layers add what they were doing."""
+    out = DatapoolError(message)
+    out.code = error.code
+    return out

@@ -7,6 +7,7 @@ SIGTERM/SIGINT (health turns NOT_SERVING, in-flight calls get `grace` seconds).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import signal
@@ -81,12 +82,34 @@ def make_channel(address: str, service_config: str | None = None) -> grpc.Channe
     return grpc.insecure_channel(address, options=options)
 
 
+# An OSError that no storage adapter turned into a domain error (a temporary file, a
+# cache folder): the status a person can act on, by errno.
+_ERRNO_CODES = {
+    errno.ENOSPC: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errno.EDQUOT: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errno.EACCES: grpc.StatusCode.PERMISSION_DENIED,
+    errno.EPERM: grpc.StatusCode.PERMISSION_DENIED,
+    errno.EROFS: grpc.StatusCode.PERMISSION_DENIED,
+    errno.ENOENT: grpc.StatusCode.NOT_FOUND,
+    errno.ENAMETOOLONG: grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+
+def _abort(context: grpc.ServicerContext, e: Exception) -> None:
+    if isinstance(e, DatapoolError):
+        context.abort(e.code, str(e))
+    assert isinstance(e, OSError)
+    where = f": {e.filename}" if e.filename else ""
+    what = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or type(e).__name__)
+    context.abort(_ERRNO_CODES.get(e.errno or 0, grpc.StatusCode.INTERNAL), f"{what}{where} ({e.strerror})")
+
+
 def _wrap_unary(fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
     def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return fn(request, context)
-        except DatapoolError as e:
-            context.abort(e.code, str(e))
+        except (DatapoolError, OSError) as e:
+            _abort(context, e)
 
     return wrapped
 
@@ -97,14 +120,15 @@ def _wrap_stream(
     def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from fn(request, context)
-        except DatapoolError as e:
-            context.abort(e.code, str(e))
+        except (DatapoolError, OSError) as e:
+            _abort(context, e)
 
     return wrapped
 
 
 class DomainErrorInterceptor(grpc.ServerInterceptor):
-    """The one place that maps domain errors to status codes."""
+    """The one place that maps domain errors (storage errors among them) and stray OSErrors
+    to status codes; anything else stays UNKNOWN, a bug to fix."""
 
     def intercept_service(
         self,

@@ -7,6 +7,7 @@ by open_store only when a location needs them, so that local use never loads a c
 from datapool.storage.base import (
     BucketNotFound,
     ForwardingStore,
+    InvalidObjectKey,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
@@ -14,6 +15,7 @@ from datapool.storage.base import (
     StoreAccessDenied,
     StoreAuthError,
     StoreError,
+    StoreFull,
     StoreNotFoundError,
     StoreUnavailable,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "BucketNotFound",
     "ForwardingStore",
     "InvalidLocation",
+    "InvalidObjectKey",
     "LocalStore",
     "ObjectExists",
     "ObjectInfo",
@@ -43,6 +46,7 @@ __all__ = [
     "StoreAccessDenied",
     "StoreAuthError",
     "StoreError",
+    "StoreFull",
     "StoreNotFoundError",
     "StoreUnavailable",
     "azure_location",

@@ -12,21 +12,46 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 
-class StoreError(Exception):
-    """A storage operation failed; the message names the store and the key."""
+from datapool.errors import DatapoolError
+
+
+class StoreError(DatapoolError):
+    """A storage operation failed; the message names the store and the key.
+
+    A domain error: each kind carries the status code the services answer with, so a
+    storage failure reaches a user as NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED...
+    rather than UNKNOWN.
+    """
+
+    code = grpc.StatusCode.INTERNAL
 
 
 class ObjectNotFound(StoreError):
-    pass
+    code = grpc.StatusCode.NOT_FOUND
 
 
 class ObjectExists(StoreError):
-    pass
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class InvalidObjectKey(StoreError):
+    """A key the store cannot hold (empty, '..', too long for the filesystem)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class StoreFull(StoreError):
+    """No space left (a full disk or an exhausted quota); the message names the path."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class StoreNotFoundError(StoreError):
     """The bucket or container itself does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
 
 
 BucketNotFound = StoreNotFoundError
@@ -34,6 +59,8 @@ BucketNotFound = StoreNotFoundError
 
 class StoreAccessDenied(StoreError):
     """The credentials are valid but lack a permission ("list", "read", "write" or "delete")."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
 
     def __init__(self, message: str, *, permission: str, path: str) -> None:
         super().__init__(message)
@@ -44,9 +71,14 @@ class StoreAccessDenied(StoreError):
 class StoreAuthError(StoreError):
     """The credentials are wrong, expired or missing."""
 
+    # Not UNAUTHENTICATED: that would read as the caller's own token being refused.
+    code = grpc.StatusCode.PERMISSION_DENIED
+
 
 class StoreUnavailable(StoreError):
     """The store could not be reached, even after retries."""
+
+    code = grpc.StatusCode.UNAVAILABLE
 
 
 @dataclass(frozen=True, order=True)

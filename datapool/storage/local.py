@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from datapool.storage.base import (
+    InvalidObjectKey,
     ObjectInfo,
     ObjectNotFound,
     Store,
-    StoreError,
     StoreNotFoundError,
     check_range,
 )
+from datapool.storage.oserrors import store_error
 
 # Temporary files are written beside their target so that rename/link stay on
 # one filesystem; listings skip them.
@@ -31,7 +32,7 @@ class LocalStore(Store):
 
     def _path(self, key: str) -> Path:
         if not key or key.startswith("/") or any(part in ("", ".", "..") for part in key.split("/")):
-            raise StoreError(f"invalid object key {key!r} in {self.describe()}")
+            raise InvalidObjectKey(f"invalid object key {key!r} in {self.describe()}")
         return self.root / key
 
     @staticmethod
@@ -66,40 +67,60 @@ class LocalStore(Store):
                     continue  # deleted between listing and stat
 
     def stat(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
         try:
-            st = self._path(key).stat()
+            st = path.stat()
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise store_error(e, "reading", path, self.describe()) from None
         return self._info(key, st)
 
     def read(self, key: str) -> bytes:
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
+        except OSError as e:
+            raise store_error(e, "reading", path, self.describe()) from None
 
     def read_range(self, key: str, start: int, end: int | None = None) -> bytes:
         check_range(start, end)
+        path = self._path(key)
         try:
-            with open(self._path(key), "rb") as f:
+            with open(path, "rb") as f:
                 f.seek(start)
                 return f.read(-1 if end is None else end - start)
         except FileNotFoundError:
             raise ObjectNotFound(f"object {key!r} not found in {self.describe()}") from None
+        except OSError as e:
+            raise store_error(e, "reading", path, self.describe()) from None
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}{_TMP_MARK}{uuid.uuid4().hex}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            # A full disk must not also leave a partial temporary file behind.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise store_error(e, "writing", path, self.describe()) from None
         return tmp
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         tmp = self._write_temp(path, data)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise store_error(e, "writing", path, self.describe()) from None
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
@@ -111,12 +132,20 @@ class LocalStore(Store):
             return True
         except FileExistsError:
             return False
+        except OSError as e:
+            raise store_error(e, "writing", path, self.describe()) from None
         finally:
-            tmp.unlink()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise store_error(e, "deleting", path, self.describe()) from None
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:

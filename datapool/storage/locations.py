@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import grpc
+
 from datapool.storage.base import Store, StoreError
 from datapool.storage.local import LocalStore
 from datapool.storage.remote import DEFAULT_PAGE_SIZE, normalize_prefix
@@ -12,6 +14,8 @@ from datapool.v1 import common_pb2
 
 class InvalidLocation(StoreError, ValueError):
     """A location (or a path meant to become one) is malformed; the message names the bad part."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
 
 
 # Deliberately loose (dots, underscores): the service itself rejects what it does not host.

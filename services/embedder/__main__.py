@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from services.common.startup import add_internal_token_args, internal_token_from
 from services.embedder.backends import BACKEND_NAMES, BackendOptions, load_backend
 from services.embedder.backends.tensorrt_engine import CACHE_ENV
 from services.embedder.hwdecode import use_device
+from services.embedder.locations_guard import ALLOWED_ROOTS_ENV, AllowedRoots
 from services.embedder.server import make_server
 
 log = logging.getLogger("services.embedder")
@@ -48,6 +50,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="GPU backends: resize frames on the GPU, not in the decoder (less CPU per frame; "
         "vectors differ from other backends', so they get their own model id)",
     )
+    parser.add_argument(
+        "--allowed-root",
+        dest="allowed_roots",
+        action="append",
+        type=Path,
+        default=None,
+        help=f"a folder local datasources (input videos, pool frames) must lie in; repeatable "
+        f"(default: ${ALLOWED_ROOTS_ENV}, '{os.pathsep}'-separated; neither: no restriction)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
         "--port-file", type=Path, default=None, help="write the bound port here (useful with --port 0)"
@@ -74,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     log.info("model %s on backend %s (%s)", backend.model_id, backend.name, backend.reason)
     # The first call pays for kernel selection and allocation; keep that off the first request.
     backend.warm_up()
+    allowed = AllowedRoots.of(args.allowed_roots) if args.allowed_roots else AllowedRoots.from_env()
+    if allowed.roots:
+        log.info("local datasources allowed only in %s", ", ".join(map(str, allowed.roots)))
     server = make_server(
-        backend, f"{args.host}:{args.port}", options=options, internal_token=args.internal_token
+        backend,
+        f"{args.host}:{args.port}",
+        options=options,
+        internal_token=args.internal_token,
+        allowed=allowed,
     )
     if args.port_file is not None:
         args.port_file.write_text(f"{server.port}\n")

@@ -9,6 +9,7 @@ from datapool.v1 import embedder_pb2_grpc
 from services.common.auth import internal_token_interceptor
 from services.embedder.backend_set import BackendSet
 from services.embedder.backends import BackendOptions
+from services.embedder.locations_guard import AllowedRoots
 from services.embedder.model import ModelBackend
 from services.embedder.servicer import SERVICE_NAME, EmbedderServicer
 
@@ -19,13 +20,15 @@ def make_server(
     max_workers: int = 16,
     options: BackendOptions | None = None,
     internal_token: str | None = None,
+    allowed: AllowedRoots | None = None,
 ) -> ServiceServer:
     """A bound, not yet started server; `.port` is the port actually bound (for port 0).
 
     `backend` serves requests that name no backend; `options` load any other a run asks for.
-    With `internal_token`, every call but health and reflection must carry it.
+    With `internal_token`, every call but health and reflection must carry it; with
+    `allowed` roots, local datasources outside them are refused.
     """
-    servicer = EmbedderServicer(BackendSet(backend, options))
+    servicer = EmbedderServicer(BackendSet(backend, options), allowed)
 
     def register(server: grpc.Server) -> None:
         embedder_pb2_grpc.add_EmbedderServicer_to_server(servicer, server)

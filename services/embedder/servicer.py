@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 
-from datapool.errors import DatapoolError, InvalidArgument
+from datapool.errors import InvalidArgument, reworded
 from datapool.storage import StoreError
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
 from services.embedder.backend_set import BackendSet
 from services.embedder.decode import MediaInfo, UndecodableFile, numbering_key
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
+from services.embedder.locations_guard import AllowedRoots, check_frame_key
 from services.embedder.render import render_frames
 from services.embedder.sampling import Sampling
 from services.embedder.source import (
@@ -71,8 +73,9 @@ def _skipped(reason: str) -> embedder_pb2.EmbedFileResponse:
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
-    def __init__(self, backends: BackendSet) -> None:
+    def __init__(self, backends: BackendSet, allowed: AllowedRoots | None = None) -> None:
         self.backends = backends
+        self.allowed = allowed or AllowedRoots()
 
     def EmbedFile(
         self, request: embedder_pb2.EmbedFileRequest, context: grpc.ServicerContext
@@ -87,11 +90,14 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         sampling = _sampling(request.sampling)
         backend = self.backends.get(request.backend)
         listed = ListedFile.from_pb(request.file)
+        self.allowed.check_location(request.source, "source")
         store = open_location(request.source, "source")
         try:
             with (
                 listed_file_path(store, listed) as path,
-                contextlib.closing(embed_file(path, backend, batch_size, sampling)) as events,
+                contextlib.closing(
+                    embed_file(self._allowed(path, request.source), backend, batch_size, sampling)
+                ) as events,
             ):
                 for event in events:
                     if not context.is_active():
@@ -125,7 +131,11 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             raise InvalidArgument(
                 f"target_keys: {len(keys)} keys for {len(indices)} frame_indices; they must pair up"
             )
+        for key in keys:
+            check_frame_key(key)
         listed = ListedFile.from_pb(request.file)
+        self.allowed.check_location(request.source, "source")
+        self.allowed.check_location(request.target, "target")
         source = open_location(request.source, "source")
         target = open_location(request.target, "target")
         keys_by_index: dict[int, list[str]] = {}
@@ -133,16 +143,23 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             keys_by_index.setdefault(index, []).append(key)
         written: set[str] = set()
         with listed_file_path(source, listed) as path:
-            for index, png in render_frames(path, indices):
+            for index, png in render_frames(self._allowed(path, request.source), indices):
                 if not context.is_active():
                     break
                 for key in keys_by_index[index]:
                     try:
                         target.put(key, png)
                     except StoreError as e:
-                        raise DatapoolError(f"writing frame {index} to {key!r}: {e}") from None
+                        raise reworded(e, f"writing frame {index} to {key!r}: {e}") from None
                     written.add(key)
         return embedder_pb2.RenderFramesResponse(written_keys=[k for k in keys if k in written])
+
+    def _allowed(self, path: Path, source: common_pb2.StoreLocation) -> Path:
+        # A symlink inside a local datasource may point anywhere; the file read is what counts.
+        # (An object store's file arrives as a temporary download: nothing to check.)
+        if source.WhichOneof("kind") == "local":
+            self.allowed.check_path(path, "file.path")
+        return path
 
     def GetModelInfo(
         self, request: embedder_pb2.GetModelInfoRequest, context: grpc.ServicerContext

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from datapool.errors import FailedPrecondition, InvalidArgument
+from datapool.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from datapool.secrets import (
     KEY_ENV,
     KEY_FILE_OPTION,
@@ -19,7 +19,7 @@ from datapool.secrets import (
     has_credentials,
     is_sealed,
 )
-from datapool.storage import StoreError, describe_location, open_store, verify_access
+from datapool.storage import StoreError, StoreFull, describe_location, open_store, verify_access
 from datapool.storage.nesting import prefix_within, resolved_root
 from datapool.v1 import common_pb2, scheduler_pb2
 from services.scheduler.db import MetadataDB
@@ -133,8 +133,9 @@ def verify_datasource(
 ) -> None:
     """INPUT must be listable and readable; LIGHTLY also writable and deletable.
 
-    Raises InvalidArgument for a location that cannot name a store, FailedPrecondition
-    naming the missing permission and the path otherwise; never with a credential in it.
+    Raises InvalidArgument for a location that cannot name a store, ResourceExhausted when
+    the pool has no space for the probe, FailedPrecondition naming the missing permission
+    and the path otherwise; never with a credential in it.
     """
     writable = purpose == scheduler_pb2.LIGHTLY
     try:
@@ -149,6 +150,9 @@ def verify_datasource(
         ) from None
     try:
         verify_access(store, writable)
+    except StoreFull as e:
+        # Not a permission to fix: the check's probe object found no space.
+        raise ResourceExhausted(scrubber.scrub(str(e), location)) from None
     except (StoreError, OSError) as e:
         raise FailedPrecondition(scrubber.scrub(str(e), location)) from None
     except Exception as e:

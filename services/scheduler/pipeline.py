@@ -232,6 +232,9 @@ class RunPipeline:
                 verify_datasource(location, purpose)
             except DatapoolError as e:
                 name = PURPOSE_NAMES[purpose]
+                if e.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # A full disk: no permission to fix and no check worth skipping.
+                    raise RunFailed(f"the {name} datasource has no space left: {e}") from None
                 raise RunFailed(
                     f"the {name} datasource failed its access check at run start: {e}. Fix the "
                     "permissions, or set worker_config.datasource.bypass_verify to skip this check"

@@ -29,6 +29,7 @@ from datapool.errors import FailedPrecondition, InvalidArgument
 from datapool.faults import fault_point
 from datapool.storage import ForwardingStore
 from services.selector.errors import CommitAborted
+from services.selector.gc import discard_commit, given_up_on_failure
 from services.selector.layout import DATA_PREFIX, PoolManifest, PoolSegment
 from services.selector.repository import PoolRepository
 from services.selector.selection import select_picks
@@ -59,6 +60,11 @@ class PoolCommitter:
             if session.committed is not None:
                 # The client's earlier Commit succeeded but its reply was lost.
                 return session.committed
+            if session.failed_commit:
+                raise FailedPrecondition(
+                    f"session {session.spec.session_id!r}: its commit failed writing the pool and its "
+                    "frames were deleted; run again"
+                )
             if tag_name == RESERVED_TAG:
                 raise InvalidArgument(f"tag_name {RESERVED_TAG!r} is reserved: it names the whole pool")
             session.frames.update(frames)
@@ -99,7 +105,8 @@ class PoolCommitter:
 
         fault_point("selector.commit.before_data")
         writer = _with_data_fault_points(repo)
-        keys = writer.write_segment_data(commit_id, pooled, embeddings, session.processed)
+        with given_up_on_failure(session, commit_id, version):
+            keys = writer.write_segment_data(commit_id, pooled, embeddings, session.processed)
         fault_point("selector.commit.after_data")
 
         segment = PoolSegment(commit_id, session.spec.run_id, version, tag, now_ms, len(pooled), keys)
@@ -120,6 +127,7 @@ class PoolCommitter:
             # "Exists" after a retried put may be our own earlier success.
             if existing is None or existing.commit_id != commit_id:
                 fault_point("selector.commit.lost_race")
+                discard_commit(repo, commit_id, version)  # the version is taken: never ours
                 return None
         return Committed(version, list(session.picks), tag, session.attempts)
 

@@ -9,10 +9,14 @@ The embedding cache (`.datapool/cache/`) is outside them on purpose: no manifest
 entries, yet they are not orphans. An entry of a file since changed or deleted is never
 read again and stays until someone deletes it; deleting any part of the cache is safe at
 any time and only costs embedding those files again.
+
+A commit that is known to have failed does not wait for gc: `discard_commit` deletes
+its data objects (and, when the whole commit is given up, the run's frames) at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -25,6 +29,7 @@ from datapool.errors import FailedPrecondition, Unavailable
 from datapool.storage import LocalStore, ObjectInfo, Store, StoreError
 from services.selector.layout import DATA_PREFIX, MANIFESTS_PREFIX, PoolSegment, manifest_version
 from services.selector.repository import PoolRepository
+from services.selector.session import SelectionSession
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +130,54 @@ def collect_garbage(
         log.info("gc deleted %s", obj.key)
     _remove_empty_data_folders(store, report.deleted)
     return report
+
+
+def discard_commit(repo: PoolRepository, commit_id: str, version: int, frame_keys: Iterable[str] = ()) -> int:
+    """Deletes what commit `commit_id` wrote (its data objects, and `frame_keys`) once it is
+    certain that no manifest can ever name them: the manifest of `version` is absent or
+    another commit's, and `commit_id` is never used again. Best effort: whatever cannot be
+    deleted, or when the manifest cannot be read, is left to gc. Returns how many objects
+    were deleted.
+    """
+    try:
+        manifest = repo.manifest(version)
+    except Exception as e:  # unsure means keep
+        log.warning("commit %s failed; its objects are left for gc: %s", commit_id, e)
+        return 0
+    if manifest is not None and manifest.commit_id == commit_id:
+        return 0  # it did land
+    try:
+        keys = [i.key for i in repo.store.list(f"{DATA_PREFIX}{commit_id}/")] + list(frame_keys)
+    except StoreError as e:
+        log.warning("commit %s failed; its objects are left for gc: %s", commit_id, e)
+        return 0
+    deleted: list[GcObject] = []
+    for key in keys:
+        try:
+            repo.store.delete(key)
+        except StoreError as e:
+            log.warning("cannot delete %s of failed commit %s (gc will): %s", key, commit_id, e)
+            continue
+        deleted.append(GcObject(key, 0, None))
+    _remove_empty_data_folders(repo.store, deleted)
+    log.info("commit %s failed: deleted its %d object(s)", commit_id, len(deleted))
+    return len(deleted)
+
+
+@contextlib.contextmanager
+def given_up_on_failure(session: SelectionSession, commit_id: str, version: int) -> Iterator[None]:
+    """Around the writes of a commit before its manifest put: if they raise, the session's
+    commit is given up (a later Commit on it is refused) and what it wrote, the run's
+    frames included, is deleted right away instead of waiting for gc."""
+    try:
+        yield
+    except Exception:
+        session.failed_commit = commit_id
+        run_frames = f"{FRAMES_PREFIX}{session.spec.run_id}/"
+        # Only this run's own frames: keys come from the request and must not reach others'.
+        frames = [k for k in session.frames.values() if session.spec.run_id and k.startswith(run_frames)]
+        discard_commit(session.repository, commit_id, version, frames)
+        raise
 
 
 def _listing(store: Store, prefix: str) -> Iterator[ObjectInfo]:

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from datapool.errors import FailedPrecondition, Unavailable
-from datapool.storage import ObjectNotFound, Store, StoreError
+from datapool.errors import FailedPrecondition, Unavailable, reworded
+from datapool.storage import ObjectNotFound, Store, StoreAccessDenied, StoreError, StoreFull
 from services.selector.layout import (
     LEGACY_PROCESSED_SUFFIX,
     MANIFESTS_PREFIX,
@@ -182,6 +182,9 @@ class PoolRepository:
             self.store.put(keys.entries, _json_bytes([f.to_json() for f in frames]))
             self.store.put(keys.embeddings, buffer.getvalue())
             self.store.put(keys.processed, processed_bytes(processed))
+        except (StoreFull, StoreAccessDenied) as e:
+            # Not a passing outage: keep the code, so a full disk reads as one.
+            raise reworded(e, f"cannot write the pool's data objects: {e}") from e
         except StoreError as e:
             raise Unavailable(f"cannot write the pool's data objects: {e}") from e
         return keys
@@ -193,6 +196,8 @@ class PoolRepository:
         for attempt in range(1, _MANIFEST_PUT_TRIES + 1):
             try:
                 return self.store.put_if_absent(key, data)
+            except (StoreFull, StoreAccessDenied) as e:
+                raise reworded(e, f"cannot create {key}: {e}") from e
             except StoreError as e:
                 if attempt == _MANIFEST_PUT_TRIES:
                     raise Unavailable(f"cannot create {key}: {e}") from e

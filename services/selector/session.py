@@ -66,6 +66,9 @@ class SelectionSession:
     frames: dict[str, str] = field(default_factory=dict)
     attempts: int = 0
     committed: Committed | None = None
+    # The commit id whose data writes failed: the commit was given up and its frames
+    # deleted, so this session can commit nothing any more.
+    failed_commit: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

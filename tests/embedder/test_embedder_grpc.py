@@ -162,14 +162,14 @@ def test_render_frames_errors(stub: embedder_pb2_grpc.EmbedderStub, media: Media
         source=media.location(), file=ref, frame_indices=[1, 2], target=target, target_keys=["a.png"]
     )
     beyond = embedder_pb2.RenderFramesRequest(
-        source=media.location(), file=ref, frame_indices=[N_FRAMES], target=target, target_keys=["b.png"]
+        source=media.location(), file=ref, frame_indices=[N_FRAMES], target=target, target_keys=["frames/run1/b.png"]
     )
     broken = embedder_pb2.RenderFramesRequest(
         source=media.location(),
         file=media.ref(media.corrupt["random"]),
         frame_indices=[0],
         target=target,
-        target_keys=["c.png"],
+        target_keys=["frames/run1/c.png"],
     )
     expected = [
         (mismatch, grpc.StatusCode.INVALID_ARGUMENT, "target_keys"),

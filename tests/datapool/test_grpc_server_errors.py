@@ -1,0 +1,75 @@
+"""The one error interceptor: storage errors and stray OSErrors reach callers as the status of
+their kind with the path named, never as UNKNOWN "Exception calling application"."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+
+from datapool.grpc_server import ServiceServer, make_channel
+from datapool.storage import StoreAccessDenied, StoreFull
+
+RAISES: dict[str, Exception] = {
+    "enospc": OSError(errno.ENOSPC, "No space left on device", "/pool/frames/r/a.png"),
+    "eacces": PermissionError(errno.EACCES, "Permission denied", "/pool/x"),
+    "enoent": FileNotFoundError(errno.ENOENT, "No such file or directory", "/in/gone.mp4"),
+    "store-full": StoreFull(
+        "disk full writing /pool/.datapool/data/c/entries.json (No space left on device)"
+    ),
+    "store-denied": StoreAccessDenied(
+        "access denied: missing permission to write /pool/a", permission="write", path="/pool/a"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def call() -> Iterator[Callable[[str], grpc.RpcError]]:
+    def raising(request: bytes, context: grpc.ServicerContext) -> bytes:
+        raise RAISES[request.decode()]
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Raises", {"Raise": grpc.unary_unary_rpc_method_handler(raising)}
+    )
+    server = ServiceServer("test", "127.0.0.1:0", lambda s: s.add_generic_rpc_handlers((handler,)), [])
+    server.start()
+    with make_channel(f"127.0.0.1:{server.port}") as channel:
+        method: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Raises/Raise")
+
+        def invoke(name: str) -> grpc.RpcError:
+            with pytest.raises(grpc.RpcError) as caught:
+                method(name.encode(), timeout=10)
+            return caught.value
+
+        yield invoke
+    server.stop(0)
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "details"),
+    [
+        (
+            "enospc",
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "disk full: /pool/frames/r/a.png (No space left on device)",
+        ),
+        ("eacces", grpc.StatusCode.PERMISSION_DENIED, "Permission denied: /pool/x"),
+        ("enoent", grpc.StatusCode.NOT_FOUND, "No such file or directory: /in/gone.mp4"),
+        (
+            "store-full",
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "disk full writing /pool/.datapool/data/c/entries.json",
+        ),
+        ("store-denied", grpc.StatusCode.PERMISSION_DENIED, "missing permission to write /pool/a"),
+    ],
+)
+def test_storage_failures_get_the_status_of_their_kind(
+    call: Callable[[str], grpc.RpcError], name: str, code: grpc.StatusCode, details: str
+) -> None:
+    error = call(name)
+    assert isinstance(error, grpc.Call)
+    assert error.code() == code
+    assert details in (error.details() or "")
+    assert "Exception calling application" not in (error.details() or "")
