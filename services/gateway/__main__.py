@@ -7,6 +7,7 @@ import argparse
 
 import uvicorn
 
+from services.gateway import access_log
 from services.gateway.app import create_app
 
 
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     app = create_app(args.scheduler)
+    access_log.install()
     uvicorn.run(
         app, host=args.host, port=args.port, log_level=args.log_level.lower(), timeout_graceful_shutdown=5
     )

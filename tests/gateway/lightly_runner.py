@@ -41,7 +41,9 @@ def _results(namespace: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     run = client.get_compute_worker_run_from_scheduled_run(scheduled_run_id=namespace["scheduled_run_id"])
     run_tags = [t.name for t in client.get_compute_worker_run_tags(run_id=run.id)]
     all_tags = client.get_all_tags()
-    filenames = {t.name: client.export_filenames_by_tag_name(tag_name=t.name).split("\n") for t in all_tags}
+    # The run's tag and the whole pool: each export lists the tags again (by name, then by id).
+    exported = [*run_tags, "initial-tag"]
+    filenames = {name: client.export_filenames_by_tag_name(tag_name=name).split("\n") for name in exported}
     csv_path = out_dir / f"embeddings-{run.id}.csv"
     client.download_embeddings_csv(output_path=str(csv_path))
     with open(csv_path) as f:

@@ -219,6 +219,11 @@ def test_bad_input_gets_the_exceptions_the_lightly_client_raises(
     check("lightly_config", 400, "not supported by datapool", "lightly_config")
     check("unsupported_endpoint", 404, "not supported by datapool", "/datasource")
     check("bad_resource_path", 400, "fullPath", "Not_A_Bucket")
+    # The token travels in the query string; the gateway's access log masks it (and read-URL tickets).
+    log = (lightly_stack.state_dir / "logs" / "gateway.log").read_text()
+    assert "token=REDACTED" in log
+    assert lightly_stack.token not in log and "not-the-token" not in log
+    assert "ticket=gAAAA" not in log  # Fernet tickets of read URLs
     # The client's own check turns the 404 into a ValueError naming the id.
     unknown = cases["set_unknown_dataset_id"]
     assert unknown["exception"] == "ValueError" and "does not exist" in unknown["text"], unknown
