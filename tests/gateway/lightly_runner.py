@@ -76,9 +76,13 @@ def main() -> None:
         if i:
             sys.stdin.readline()
         namespace: dict[str, Any] = {"__name__": "__main__"}
+        t0 = time.monotonic()
         for name in step["snippets"]:
             exec(compile(_snippet(name, step["replacements"]), name, "exec"), namespace)
-        print(json.dumps(_results(namespace, out_dir)), flush=True)
+        t1 = time.monotonic()
+        results = _results(namespace, out_dir)
+        results["seconds"] = {"example": t1 - t0, "checks": time.monotonic() - t1}
+        print(json.dumps(results), flush=True)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,7 @@ def processed(result: dict[str, Any]) -> set[str]:
 
 def check_run(result: dict[str, Any]) -> list[str]:
     """A completed run whose tag (if it added frames) exports exactly its picks; returns them."""
+    print(f"run {result['run_id']}: {result['seconds']}; report seconds {result['report'].get('seconds')}")
     assert result["ended_successfully"], result["message"]
     assert result["state"] == result["run_state"] == "COMPLETED"
     tags = [t["name"] for t in result["tags"]]
