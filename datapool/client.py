@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 
 from datapool.grpc_server import make_channel, retry_service_config
+from datapool.idle_watchdog import IdleWatchdog
 from datapool.storage.locations import (
     InvalidLocation,
     azure_location,
@@ -32,6 +33,11 @@ from datapool.vectors import from_batch
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 WATCH_DEADLINE_S = 600.0
 WATCH_RECONNECTS = 8
+# A watch raises ApiError after this long without a word from the scheduler, which sends
+# the run's state at least every 10 s while it runs (services/scheduler/servicer.py).
+WATCH_IDLE_TIMEOUT_S = 60.0
+# Pings on an open stream find a dead connection within 20 + 10 s, inside the idle limit.
+_CLIENT_KEEPALIVE = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 10_000)]
 _IDEMPOTENT = [
     "GetDataset",
     "ListDatasets",
@@ -121,7 +127,9 @@ class ApiWorkflowClient:
         token = token if token is not None else os.environ.get("DATAPOOL_TOKEN")
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
-        self._channel = make_channel(self.address, retry_service_config("datapool.v1.Scheduler", _IDEMPOTENT))
+        self._channel = make_channel(
+            self.address, retry_service_config("datapool.v1.Scheduler", _IDEMPOTENT), _CLIENT_KEEPALIVE
+        )
         self._stub = scheduler_pb2_grpc.SchedulerStub(self._channel)
         self._dataset_id: str | None = None
 
@@ -297,40 +305,69 @@ class ApiWorkflowClient:
         run = self._call(self._stub.GetRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id))
         return _info(run)
 
-    def compute_worker_run_info_generator(self, scheduled_run_id: str) -> Iterator[ComputeWorkerRunInfo]:
-        """Yields the run's info on every change of state or message until it ends (a server stream)."""
+    def compute_worker_run_info_generator(
+        self, scheduled_run_id: str, idle_timeout_s: float = WATCH_IDLE_TIMEOUT_S
+    ) -> Iterator[ComputeWorkerRunInfo]:
+        """Yields the run's info on every change of state or message until it ends (a server stream).
+
+        Raises ApiError (DEADLINE_EXCEEDED) when the scheduler sends nothing for `idle_timeout_s`
+        seconds: it is frozen, overloaded or unreachable (the run itself may still go on).
+        """
         last: tuple[RunState, str] | None = None
-        for info in self.watch_compute_worker_run(scheduled_run_id):
+        for info in self.watch_compute_worker_run(scheduled_run_id, idle_timeout_s):
             if (info.state, info.message) != last:
                 last = (info.state, info.message)
                 yield info
 
-    def watch_compute_worker_run(self, scheduled_run_id: str) -> Iterator[ComputeWorkerRunInfo]:
+    def watch_compute_worker_run(
+        self, scheduled_run_id: str, idle_timeout_s: float = WATCH_IDLE_TIMEOUT_S
+    ) -> Iterator[ComputeWorkerRunInfo]:
         """Like compute_worker_run_info_generator, but also yields on every progress change.
 
         Each stream has a deadline; when it passes, or the scheduler restarts, the watch
-        resubscribes, so a run of any length is followed to its end.
+        resubscribes, so a run of any length is followed to its end. The scheduler sends the
+        run's state at least every 10 s; after `idle_timeout_s` seconds without a word from it,
+        reconnects included, the watch raises ApiError (DEADLINE_EXCEEDED).
         """
         request = scheduler_pb2.GetRunRequest(run_id=scheduled_run_id)
         reconnects = 0
+        last_heard = time.monotonic()
+        last: ComputeWorkerRunInfo | None = None
         while True:
+            call = self._stub.WatchRun(request, timeout=WATCH_DEADLINE_S, metadata=self._metadata)
+            watchdog = IdleWatchdog(call, idle_timeout_s, last_heard)
             try:
-                for run in self._stub.WatchRun(request, timeout=WATCH_DEADLINE_S, metadata=self._metadata):
+                for run in call:
+                    watchdog.heard()
                     reconnects = 0
                     info = _info(run)
-                    yield info
+                    if info != last:  # the scheduler's keep-alive repeats an unchanged run
+                        last = info
+                        yield info
                     if info.in_end_state():
                         return
                 return
             except grpc.RpcError as e:
+                if watchdog.fired:
+                    raise ApiError(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"no word from the scheduler at {self.address} for {idle_timeout_s:g}s "
+                        f"(idle_timeout_s) while watching run {scheduled_run_id}: it is frozen, overloaded "
+                        "or unreachable. The run may still be going on; watch it again later",
+                    ) from None
                 code = e.code() if isinstance(e, grpc.Call) else None
                 if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                     continue
                 if code == grpc.StatusCode.UNAVAILABLE and reconnects < WATCH_RECONNECTS:
                     reconnects += 1
-                    time.sleep(min(5.0, 0.2 * 2**reconnects))
+                    # Never past the idle limit: the next stream's watchdog then fires at once.
+                    left = watchdog.last_heard + idle_timeout_s - time.monotonic()
+                    time.sleep(max(0.0, min(5.0, 0.2 * 2**reconnects, left)))
                     continue
                 raise _api_error(e) from None
+            finally:
+                watchdog.stop()
+                last_heard = watchdog.last_heard
 
     def get_compute_worker_run_from_scheduled_run(self, scheduled_run_id: str) -> ComputeWorkerRun:
         run = self._call(self._stub.GetRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id))

@@ -89,6 +89,9 @@ class ObjectInfo:
     # Unix time of the last write, as the listing reports it (gc keeps young orphans);
     # not part of an object's identity.
     modified_unix: float | None = field(default=None, compare=False)
+    # Why the listed entry cannot be read (a symlink loop, no permission), for a run to skip
+    # it with that reason; empty for an entry that can be read.
+    unreadable: str = field(default="", compare=False)
 
 
 class Store(abc.ABC):

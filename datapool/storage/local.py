@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 
 from datapool.storage.base import (
     InvalidObjectKey,
@@ -43,28 +44,54 @@ class LocalStore(Store):
         )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Files under `prefix` in key order. Entries that cannot be read (a folder without
+        permission, a symlink loop or one to nothing, an unreadable file) are listed with
+        `unreadable` set, so a run skips them with that reason instead of failing."""
         if not self.root.is_dir():
             raise StoreNotFoundError(f"{self.describe()} does not exist or is not a folder")
-        yield from self._walk(self.root, "", prefix)
+        st = self.root.stat()
+        for obj in self._walk(self.root, "", prefix, frozenset({(st.st_dev, st.st_ino)})):
+            if obj.key.startswith(prefix):  # an unreadable folder on the way to `prefix` is not in it
+                yield obj
 
-    def _walk(self, folder: Path, rel: str, prefix: str) -> Iterator[ObjectInfo]:
+    def _walk(
+        self, folder: Path, rel: str, prefix: str, ancestors: frozenset[tuple[int, int]]
+    ) -> Iterator[ObjectInfo]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except FileNotFoundError:
             return
+        except OSError as e:
+            if not rel:  # the datasource itself: not a file to skip
+                raise store_error(e, "listing", folder, self.describe()) from None
+            yield ObjectInfo(rel, 0, "", unreadable=f"the folder cannot be listed: {e.strerror}")
+            return
         # Key order: "a/b" sorts by the full key, so visit names in the order their keys sort.
-        keyed = sorted(((rel + e.name + ("/" if e.is_dir() else ""), e) for e in entries), key=lambda t: t[0])
+        keyed = sorted(((rel + e.name + ("/" if _is_dir(e) else ""), e) for e in entries), key=lambda t: t[0])
         for key, entry in keyed:
-            if _TMP_MARK in entry.name:
+            if _TMP_MARK in entry.name or not (key.startswith(prefix) or prefix.startswith(key)):
                 continue
-            if entry.is_dir(follow_symlinks=True):
-                if key.startswith(prefix) or prefix.startswith(key):
-                    yield from self._walk(Path(entry.path), key, prefix)
-            elif entry.is_file(follow_symlinks=True) and key.startswith(prefix):
-                try:
-                    yield self._info(key, entry.stat())
-                except FileNotFoundError:
-                    continue  # deleted between listing and stat
+            try:
+                st = entry.stat()  # follows symlinks
+            except FileNotFoundError:
+                if entry.is_symlink():
+                    yield ObjectInfo(key, 0, "", unreadable="a symbolic link to nothing")
+                continue  # otherwise: deleted between listing and stat
+            except OSError as e:  # ELOOP: a symlink loop
+                yield ObjectInfo(key, 0, "", unreadable=f"cannot be read: {e.strerror}")
+                continue
+            if S_ISDIR(st.st_mode):
+                folder_id = (st.st_dev, st.st_ino)
+                if folder_id in ancestors:
+                    # A symlink back to a folder above it: walking it would never end.
+                    yield ObjectInfo(key, 0, "", unreadable="a symbolic link loop (a folder inside itself)")
+                else:
+                    yield from self._walk(Path(entry.path), key, prefix, ancestors | {folder_id})
+            elif S_ISREG(st.st_mode) and key.startswith(prefix):
+                if os.access(entry.path, os.R_OK):
+                    yield self._info(key, st)
+                else:
+                    yield ObjectInfo(key, 0, "", unreadable="cannot be read: permission denied")
 
     def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -153,3 +180,11 @@ class LocalStore(Store):
         if not path.is_file():
             raise ObjectNotFound(f"object {key!r} not found in {self.describe()}")
         yield path
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Like `entry.is_dir()`, but False for a symlink loop, where is_dir raises ELOOP."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

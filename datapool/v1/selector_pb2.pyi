@@ -422,10 +422,15 @@ class Committed(_message.Message):
     PICKS_FIELD_NUMBER: _builtins.int
     TAG_NAME_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    POOL_FRAME_COUNT_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     tag_name: _builtins.str
     """Empty when the run added no frames (no tag is created then)."""
     attempts: _builtins.int
+    pool_frame_count: _builtins.int
+    """Frames in the pool at `version`, the version this commit created: after a lost race
+    that counts the other writers' frames too, which the run's starting pool did not hold.
+    """
     @_builtins.property
     def picks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pick]: ...
     def __init__(
@@ -435,10 +440,11 @@ class Committed(_message.Message):
         picks: _abc.Iterable[Global___Pick] | None = ...,
         tag_name: _builtins.str = ...,
         attempts: _builtins.int = ...,
+        pool_frame_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "picks", b"picks", "tag_name", b"tag_name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "picks", b"picks", "pool_frame_count", b"pool_frame_count", "tag_name", b"tag_name", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -31,7 +31,16 @@ from datapool.storage.nesting import prefix_within
 from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
 from services.scheduler.datasources import PURPOSE_NAMES, verify_datasource
 from services.scheduler.diff import StreamOrderError, new_objects
-from services.scheduler.remotes import EmbedderPool, SelectorClient, is_refusal, rpc_text
+from services.scheduler.file_names import name_problem, printable
+from services.scheduler.progress import PROGRESS_INTERVAL_S, FrameProgress
+from services.scheduler.remotes import (
+    REPLICA_WAIT_S,
+    EmbedderPool,
+    EmbedderReplica,
+    SelectorClient,
+    is_refusal,
+    rpc_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +138,29 @@ def _file_key(f: common_pb2.FileRef) -> tuple[str, int, str]:
 
 
 class RunPipeline:
-    def __init__(self, embedders: EmbedderPool, selector: SelectorClient) -> None:
+    def __init__(
+        self,
+        embedders: EmbedderPool,
+        selector: SelectorClient,
+        replica_wait_s: float = REPLICA_WAIT_S,
+        progress_interval_s: float = PROGRESS_INTERVAL_S,
+    ) -> None:
         self.embedders = embedders
         self.selector = selector
+        self.replica_wait_s = replica_wait_s
+        self.progress_interval_s = progress_interval_s
+
+    def _replica(self, avoid: set[str] | None = None, last_error: str = "") -> EmbedderReplica:
+        """A connected embedder replica, waiting up to `replica_wait_s` for one to come back."""
+        replica = self.embedders.wait_ready(avoid, self.replica_wait_s)
+        if replica is None:
+            names = ", ".join(r.address for r in self.embedders.replicas)
+            raise RunFailed(
+                f"no embedder answered within {self.replica_wait_s:.0f}s (embedders: {names})"
+                + (f"; last error: {last_error}" if last_error else "")
+                + ". Check that the embedders are running"
+            )
+        return replica
 
     def execute(self, spec: RunSpec, observer: RunObserver) -> dict[str, Any]:
         t_start = time.monotonic()
@@ -219,7 +248,7 @@ class RunPipeline:
     def _model_info(self, backend: str) -> embedder_pb2.ModelInfo:
         """The model and backend that will embed; refuses the run if the embedder cannot run `backend`."""
         try:
-            return self.embedders.pick().model_info(backend)
+            return self._replica().model_info(backend)
         except grpc.RpcError as e:
             if is_refusal(e):
                 raise backend_refused(backend, e) from None
@@ -258,7 +287,10 @@ class RunPipeline:
                 if exclude is not None and obj.key.startswith(exclude):
                     continue
                 result.listed += 1
-                if takes(obj.key):
+                problem = obj.unreadable or name_problem(obj.key)
+                if problem:
+                    result.not_media.append({"path": printable(obj.key), "reason": problem})
+                elif takes(obj.key):
                     result.media += 1
                     yield obj
                 else:
@@ -305,6 +337,7 @@ class RunPipeline:
         cancel = threading.Event()
         stopped = threading.Event()
         done_files = [tally.files_from_cache]
+        progress = FrameProgress(observer, interval_s=self.progress_interval_s)
         t_embed = time.monotonic()
 
         def send(msg: selector_pb2.SelectRequest) -> None:
@@ -321,17 +354,13 @@ class RunPipeline:
             if stopped.is_set():
                 return
             try:
-                self._embed_file(spec, file, model.model, tally, send)
+                self._embed_file(spec, file, model.model, tally, send, progress)
             except Exception:
                 stopped.set()  # the run fails: the files still queued need not be embedded
                 raise
             with tally.lock:
                 done_files[0] += 1
-                observer.set_progress(
-                    files_done=done_files[0],
-                    files_skipped=len(tally.skipped),
-                    frames_embedded=tally.frames_embedded,
-                )
+                progress.report(files_done=done_files[0], files_skipped=len(tally.skipped))
 
         def feed() -> None:
             try:
@@ -379,6 +408,8 @@ class RunPipeline:
             cancel.set()
             feeder.join()
         if feed_error:
+            if isinstance(feed_error[0], RunFailed):
+                raise feed_error[0]  # its message already says what failed
             raise RunFailed(f"embedding failed: {feed_error[0]}")
         return response
 
@@ -434,14 +465,19 @@ class RunPipeline:
         model: str,
         tally: _Tally,
         send: Any,
+        progress: FrameProgress,
     ) -> None:
         """Embeds one file on a replica, moving it to another when one fails or embeds with
-        another model than the run's `model`; skips it after FILE_ATTEMPTS failures."""
+        another model than the run's `model`, after waiting for a replica to be up.
+
+        A broken file is skipped only when an embedder says so (`skipped`); an embedder that
+        fails FILE_ATTEMPTS times fails the run, naming it: that is not the file's fault.
+        """
         backend = spec.config.worker.model_backend
         tried: set[str] = set()
         last_error = ""
         for _ in range(FILE_ATTEMPTS):
-            replica = self.embedders.pick(avoid=tried)
+            replica = self._replica(tried, last_error)
             tried.add(replica.address)
             frames = 0
             media_kind = ""
@@ -455,6 +491,7 @@ class RunPipeline:
                                 batch=selector_pb2.CandidateBatch(file=file, vectors=event.batch)
                             )
                         )
+                        progress.add(len(event.batch.frame_indices))
                     elif kind == "info":
                         media_kind = event.info.kind
                     elif kind == "done" and event.done.model != model:
@@ -491,22 +528,24 @@ class RunPipeline:
                         return
                     elif kind == "skipped":
                         send(selector_pb2.SelectRequest(file_dropped=selector_pb2.FileDropped(file=file)))
+                        progress.add(-frames)
                         with tally.lock:
                             tally.skipped.append({"path": file.path, "reason": event.skipped.reason})
                         return
                 else:
-                    last_error = "the embedder ended the stream without a result"
+                    last_error = f"{replica.address}: the embedder ended the stream without a result"
             except grpc.RpcError as e:
                 refusal = replica.backend_refusal(backend) if is_refusal(e) else None
                 if refusal is not None:
                     raise backend_refused(backend, refusal, f"{replica.address}: ") from None
                 last_error = f"{replica.address}: {rpc_text(e)}"
-                log.warning("embedding %s failed on %s; retrying elsewhere", file.path, last_error)
+                log.warning("embedding %s failed on %s; retrying", file.path, last_error)
             send(selector_pb2.SelectRequest(file_dropped=selector_pb2.FileDropped(file=file)))
-        with tally.lock:
-            tally.skipped.append(
-                {"path": file.path, "reason": f"embedder failed {FILE_ATTEMPTS} times: {last_error}"}
-            )
+            progress.add(-frames)
+        raise RunFailed(
+            f"the embedders failed {FILE_ATTEMPTS} times on {printable(file.path)}; last: {last_error}. "
+            "The pool is unchanged; check the embedders' logs and run again"
+        )
 
     def _render(self, spec: RunSpec, picks: list[selector_pb2.Pick], rendered: dict[str, str]) -> None:
         by_file: dict[tuple[str, int, str], list[selector_pb2.Pick]] = defaultdict(list)
@@ -526,7 +565,7 @@ class RunPipeline:
                 target_keys=[frame_key(spec.run_id, p.frame_name) for p in group],
             )
             try:
-                written = self.embedders.pick().render_frames(request)
+                written = self._replica().render_frames(request)
             except grpc.RpcError as e:
                 raise RunFailed(f"cannot write frames of {files[key].path}: {rpc_text(e)}") from None
             for p, k in zip(group, written, strict=True):
@@ -608,9 +647,11 @@ class RunPipeline:
             for p in picks
         ]
         report["tag"] = committed.tag_name if committed is not None else ""
+        # After a lost commit race the pool holds other runs' frames too: report the pool
+        # the commit produced, not the one the run started from.
         report["pool_after"] = {
             "version": committed.version if committed is not None else pool_before.version,
-            "frames": pool_before.frame_count + len(picks),
+            "frames": committed.pool_frame_count if committed is not None else pool_before.frame_count,
         }
         report["commit_attempts"] = committed.attempts if committed is not None else 0
         report["seconds"] = {k: round(v, 4) for k, v in timings.items()}

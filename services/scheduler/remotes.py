@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Iterable, Iterator
 
 import grpc
@@ -24,6 +25,16 @@ UNARY_DEADLINE_S = 30.0
 EMBED_FILE_DEADLINE_S = 3600.0
 SELECT_DEADLINE_S = 6 * 3600.0
 RENDER_DEADLINE_S = 1800.0
+# How long a run waits for an embedder replica that is down (crashed, restarting) to come
+# back before it fails naming the replica. The waiting is gRPC's own: the channel reconnects
+# with exponential backoff (capped at 2 s, so a restarted replica is found soon) and calls
+# carry wait_for_ready.
+REPLICA_WAIT_S = 120.0
+_RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
 
 _SELECTOR_IDEMPOTENT = ["GetPool", "ListProcessedFiles", "ExportPool", "CloseSession"]
 _EMBEDDER_IDEMPOTENT = ["GetModelInfo", "RenderFrames"]
@@ -40,10 +51,24 @@ class EmbedderReplica:
     def __init__(self, address: str, token: str | None = None) -> None:
         self.address = address
         self._channel = make_channel(
-            address, retry_service_config("datapool.v1.Embedder", _EMBEDDER_IDEMPOTENT)
+            address, retry_service_config("datapool.v1.Embedder", _EMBEDDER_IDEMPOTENT), _RECONNECT_OPTIONS
         )
+        # Kept current by gRPC, which also keeps reconnecting while we are subscribed.
+        self.state = grpc.ChannelConnectivity.IDLE
+        self.on_state_change: list[threading.Condition] = []
+        self._channel.subscribe(self._state_changed, try_to_connect=True)
         # `token`: the internal token, on every call (the embedders refuse calls without it).
         self._stub = embedder_pb2_grpc.EmbedderStub(with_token(self._channel, token))
+
+    def _state_changed(self, state: grpc.ChannelConnectivity) -> None:
+        self.state = state
+        for changed in self.on_state_change:
+            with changed:
+                changed.notify_all()
+
+    @property
+    def ready(self) -> bool:
+        return self.state == grpc.ChannelConnectivity.READY
 
     def model_info(self, backend: str = "") -> embedder_pb2.ModelInfo:
         """The model, and the backend that would embed for a run asking for `backend`.
@@ -51,7 +76,7 @@ class EmbedderReplica:
         FAILED_PRECONDITION / INVALID_ARGUMENT: this replica cannot run that backend.
         """
         request = embedder_pb2.GetModelInfoRequest(backend=backend)
-        return self._stub.GetModelInfo(request, timeout=UNARY_DEADLINE_S)
+        return self._stub.GetModelInfo(request, timeout=REPLICA_WAIT_S, wait_for_ready=True)
 
     def backend_refusal(self, backend: str) -> grpc.RpcError | None:
         """Why this replica refuses to embed with `backend` now, or None if it does not.
@@ -80,13 +105,16 @@ class EmbedderReplica:
             backend=backend,
             sampling=sampling_pb(sampling),
         )
-        yield from self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S)
+        yield from self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S, wait_for_ready=True)
 
     def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
-        return list(self._stub.RenderFrames(request, timeout=RENDER_DEADLINE_S).written_keys)
+        response = self._stub.RenderFrames(request, timeout=RENDER_DEADLINE_S, wait_for_ready=True)
+        return list(response.written_keys)
 
     def close(self) -> None:
+        self._channel.unsubscribe(self._state_changed)
         self._channel.close()
+        self._state_changed(grpc.ChannelConnectivity.SHUTDOWN)
 
 
 class EmbedderPool:
@@ -105,6 +133,10 @@ class EmbedderPool:
         self.streams = streams or max(2, 2 * len(self.replicas))
         self._next = itertools.cycle(range(len(self.replicas)))
         self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._closed = False
+        for r in self.replicas:
+            r.on_state_change.append(self._changed)
 
     def pick(self, avoid: set[str] | None = None) -> EmbedderReplica:
         with self._lock:
@@ -114,7 +146,31 @@ class EmbedderPool:
                     return replica
             return self.replicas[next(self._next)]
 
+    def wait_ready(
+        self, avoid: set[str] | None = None, timeout: float = REPLICA_WAIT_S
+    ) -> EmbedderReplica | None:
+        """The next replica in turn that is connected, preferring those not in `avoid`; waits up
+        to `timeout` for one to come back when none is. None when none did, or on close."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            start = next(self._next)
+        order = self.replicas[start:] + self.replicas[:start]
+        with self._changed:
+            while not self._closed:
+                ready = [r for r in order if r.ready]
+                fresh = [r for r in ready if not avoid or r.address not in avoid]
+                if ready:
+                    return (fresh or ready)[0]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
+        return None
+
     def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
         for r in self.replicas:
             r.close()
 

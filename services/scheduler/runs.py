@@ -33,6 +33,10 @@ ACTIVE_STATES = (
     scheduler_pb2.SELECTING,
     scheduler_pb2.COMMITTING,
 )
+INTERRUPTED = (
+    "interrupted: the scheduler stopped during this run. The pool holds either nothing "
+    "of it or its complete commit; schedule the run again to continue"
+)
 
 
 class _DbObserver:
@@ -64,18 +68,21 @@ class RunManager:
         self.pipeline = pipeline
         self._changed = threading.Condition()
         self._executor = ThreadPoolExecutor(max_workers=max_concurrent_runs, thread_name_prefix="run")
+        # Runs accepted and not ended; on shutdown they end FAILED ("interrupted") and their
+        # threads may write nothing more (the database closes next).
+        self._lock = threading.Lock()
+        self._active: set[str] = set()
+        self._interrupted: set[str] = set()
         self._fail_interrupted_runs()
 
     def _fail_interrupted_runs(self) -> None:
+        """Runs a stopped or killed scheduler left in an active state end FAILED."""
         for row in self.db.runs_in_states(ACTIVE_STATES):
-            self.db.update_run(
-                row.id,
-                state=scheduler_pb2.FAILED,
-                message=(
-                    "interrupted: the scheduler stopped during this run. The pool holds either nothing "
-                    "of it or its complete commit; schedule the run again to continue"
-                ),
-            )
+            self._mark_interrupted(row.id)
+
+    def _mark_interrupted(self, run_id: str) -> None:
+        report = {"run_id": run_id, "state": "FAILED", "error": INTERRUPTED}
+        self.db.update_run(run_id, state=scheduler_pb2.FAILED, message=INTERRUPTED, report=report)
 
     def schedule(self, dataset_id: str, dataset_type: int, config: RunConfig) -> RunRow:
         input_loc = self.datasources.require(dataset_id, scheduler_pb2.INPUT)
@@ -84,10 +91,19 @@ class RunManager:
         spec = RunSpec(
             run_id=row.id, dataset_type=dataset_type, input=input_loc, pool=pool_loc, config=config
         )
+        with self._lock:
+            self._active.add(row.id)
         self._executor.submit(self._execute, spec)
         return row
 
     def _execute(self, spec: RunSpec) -> None:
+        try:
+            self._run(spec)
+        finally:
+            with self._lock:
+                self._active.discard(spec.run_id)
+
+    def _run(self, spec: RunSpec) -> None:
         observer = _DbObserver(self, spec.run_id)
         try:
             report = self.pipeline.execute(spec, observer)
@@ -99,6 +115,8 @@ class RunManager:
             self._end(spec.run_id, scheduler_pb2.FAILED, message, None)
             return
         except Exception as e:
+            if spec.run_id in self._interrupted:
+                return  # the channels closed under it at shutdown; it already ended "interrupted"
             log.exception("run %s crashed", spec.run_id)
             self._end(spec.run_id, scheduler_pb2.FAILED, f"internal error: {type(e).__name__}: {e}", None)
             return
@@ -118,6 +136,8 @@ class RunManager:
         self._end(spec.run_id, scheduler_pb2.COMPLETED, message, report)
 
     def _end(self, run_id: str, state: int, message: str, report: dict[str, Any] | None) -> None:
+        if run_id in self._interrupted:
+            return
         row = self.db.get_run(run_id)
         # The last line of defence: whatever a storage SDK put into an error, no
         # credential reaches the database, a client or the report.
@@ -134,8 +154,12 @@ class RunManager:
         version = int(report.get("pool_after", {}).get("version", row.pool_version))
         self.update(run_id, state=state, message=message, report=report, tag_names=tags, pool_version=version)
 
-    def update(self, run_id: str, **fields: Any) -> RunRow:
-        row = self.db.update_run(run_id, **fields)
+    def update(self, run_id: str, **fields: Any) -> RunRow | None:
+        """Writes the run's fields and wakes watchers; None for a run ended by shutdown."""
+        with self._lock:
+            if run_id in self._interrupted:
+                return None
+            row = self.db.update_run(run_id, **fields)
         with self._changed:
             self._changed.notify_all()
         return row
@@ -145,4 +169,12 @@ class RunManager:
             self._changed.wait(timeout)
 
     def shutdown(self) -> None:
+        """Ends every run still in progress FAILED ("interrupted") before the scheduler's
+        channels and database close under their threads."""
+        with self._lock:
+            for run_id in sorted(self._active - self._interrupted):
+                self._mark_interrupted(run_id)
+            self._interrupted |= self._active
+        with self._changed:
+            self._changed.notify_all()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import cast
 
 import grpc
@@ -17,6 +18,9 @@ from services.scheduler.runs import END_STATES, RunManager
 from services.scheduler.tags import TagCatalog
 
 WATCH_POLL_S = 0.5
+# WatchRun repeats an unchanged run this often, so a client can tell a quiet run from a
+# frozen scheduler (datapool.client's idle_timeout_s, 60 s by default).
+WATCH_KEEPALIVE_S = 10.0
 
 
 def _dataset_msg(row: DatasetRow) -> scheduler_pb2.Dataset:
@@ -99,6 +103,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def WatchRun(self, request: scheduler_pb2.GetRunRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
         last: scheduler_pb2.Run | None = None
+        sent = 0.0
         while context.is_active():
             msg = run_msg(self.db.get_run(request.run_id))
             if (
@@ -106,9 +111,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 or msg.state != last.state
                 or msg.message != last.message
                 or msg.progress != last.progress
+                or time.monotonic() - sent >= WATCH_KEEPALIVE_S
             ):
                 yield msg
                 last = msg
+                sent = time.monotonic()
             if msg.state in END_STATES:
                 return
             self.runs.wait_for_change(WATCH_POLL_S)

@@ -129,7 +129,8 @@ class PoolCommitter:
                 fault_point("selector.commit.lost_race")
                 discard_commit(repo, commit_id, version)  # the version is taken: never ours
                 return None
-        return Committed(version, list(session.picks), tag, session.attempts)
+        pool_frames = len(session.pool.frames) + len(pooled)
+        return Committed(version, list(session.picks), tag, session.attempts, pool_frames)
 
     def _catch_up(self, session: SelectionSession) -> None:
         """Loads only the segments committed since the session's base and redoes the picks."""

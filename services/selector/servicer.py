@@ -122,6 +122,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
                     picks=[_pick_message(p) for p in outcome.picks],
                     tag_name=outcome.tag_name,
                     attempts=outcome.attempts,
+                    pool_frame_count=outcome.pool_frame_count,
                 )
             )
         return selector_pb2.CommitResponse(

@@ -37,6 +37,8 @@ class Committed:
     picks: list[Pick]
     tag_name: str
     attempts: int
+    # Frames in the pool at `version`; after a lost race more than the session's base held.
+    pool_frame_count: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)

@@ -115,3 +115,16 @@ def wait_end(client: ApiWorkflowClient, run_id: str) -> Any:
     for _ in client.compute_worker_run_info_generator(run_id):
         pass
     return client.get_compute_worker_run_info(run_id)
+
+
+def service_pid(stack: RunningStack, module: str) -> int:
+    """The pid of the stack's child process running `python -m <module>` now."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == stack.proc.pid and module.encode() in cmdline:
+            return int(stat.parent.name)
+    raise LookupError(f"no {module} process under datapool up (pid {stack.proc.pid})")

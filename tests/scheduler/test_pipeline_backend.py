@@ -169,14 +169,20 @@ def test_vectors_of_another_model_are_dropped_and_the_file_embedded_elsewhere(
     assert selector.items == ["spec", "batch", "file_dropped", "batch", "file_complete"]
 
 
-def test_a_file_only_other_models_embed_is_skipped_naming_both_model_ids(
+def test_a_file_only_other_models_embed_fails_the_run_naming_both_model_ids(
     torch_cpu: ModelBackend, mixed_models: tuple[str, list[str]], tmp_path: Path
 ) -> None:
+    # Misconfigured embedders are not a broken file: the run fails rather than skip it.
     usual, odd = mixed_models
-    report, selector = run_on([usual, *odd], tmp_path)
-    assert report["files"]["processed"] == []
-    (skipped,) = report["files"]["skipped"]
-    assert skipped["path"] == "clip.mp4"
+    embedders = EmbedderPool([usual, *odd])
+    selector = Selector()
+    try:
+        with pytest.raises(RunFailed) as failed:
+            RunPipeline(embedders, selector).execute(run_spec(tmp_path, "auto"), Observer())  # type: ignore[arg-type]
+    finally:
+        embedders.close()
     odd_id = torch_cpu.model_id + GPU_RESIZE_SUFFIX
-    assert f"embedded with model {odd_id!r}, not the run's model {torch_cpu.model_id!r}" in skipped["reason"]
+    message = str(failed.value)
+    assert message.startswith(f"the embedders failed {FILE_ATTEMPTS} times on clip.mp4; last: 127.0.0.1:")
+    assert f"embedded with model {odd_id!r}, not the run's model {torch_cpu.model_id!r}" in message
     assert selector.items == ["spec"] + ["batch", "file_dropped"] * FILE_ATTEMPTS

@@ -37,8 +37,12 @@ class Replica:
 
 class Embedders:
     replicas = [Replica()]
+    streams = 2
 
     def pick(self, avoid: Any = None) -> Replica:
+        return self.replicas[0]
+
+    def wait_ready(self, avoid: Any = None, timeout: float = 0.0) -> Replica:
         return self.replicas[0]
 
 

@@ -1,13 +1,23 @@
-"""Run lifecycle in the scheduler: a restart fails the runs it interrupted, with a message."""
+"""Run lifecycle in the scheduler: a shutdown, and a restart, fail the runs they interrupt, with a message."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+from datapool.config import parse_run_config
+from datapool.storage.locations import local_location
 from datapool.v1 import scheduler_pb2
+from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB
 from services.scheduler.runs import RunManager
+
+SELECTION = {
+    "n_samples": 1,
+    "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
+}
 
 
 def test_restart_fails_interrupted_runs_and_keeps_ended_ones(tmp_path: Path) -> None:
@@ -25,3 +35,39 @@ def test_restart_fails_interrupted_runs_and_keeps_ended_ones(tmp_path: Path) -> 
     finally:
         manager.shutdown()
         db.close()
+
+
+class HeldPipeline:
+    """Holds the run in EMBEDDING until released, then fails as a closed channel makes it fail."""
+
+    def __init__(self) -> None:
+        self.embedding = threading.Event()
+        self.release = threading.Event()
+
+    def execute(self, spec: Any, observer: Any) -> dict[str, Any]:
+        observer.set_state(scheduler_pb2.EMBEDDING, "embedding 1 new file(s)")
+        self.embedding.set()
+        self.release.wait(30)
+        observer.set_state(scheduler_pb2.SELECTING, "selecting")
+        raise ValueError("Cannot invoke RPC on closed channel!")
+
+
+def test_shutdown_ends_runs_in_progress_failed_interrupted(tmp_path: Path) -> None:
+    db = MetadataDB(tmp_path / "state.sqlite3")
+    ds = db.create_dataset("d", scheduler_pb2.VIDEOS)
+    datasources = DatasourceCatalog(db, None)
+    for purpose, folder in ((scheduler_pb2.INPUT, "in"), (scheduler_pb2.LIGHTLY, "pool")):
+        datasources.set(ds.id, purpose, local_location(str(tmp_path / folder)), verify=False)
+    pipeline = HeldPipeline()
+    manager = RunManager(db, pipeline, datasources=datasources)  # type: ignore[arg-type]
+    run = manager.schedule(ds.id, scheduler_pb2.VIDEOS, parse_run_config({}, SELECTION))
+    assert pipeline.embedding.wait(10)
+    manager.shutdown()
+    row = db.get_run(run.id)
+    assert row.state == scheduler_pb2.FAILED and row.message.startswith("interrupted: the scheduler stopped")
+    assert row.report is not None and row.report["error"] == row.message
+    # The run's thread goes on and crashes on the closed channels: the end state stays.
+    pipeline.release.set()
+    time.sleep(0.3)
+    assert db.get_run(run.id) == row
+    db.close()

@@ -103,6 +103,24 @@ def test_race_loser_redoes_selection_against_winner(service: SelectorService, re
     assert all(d >= 0.3 - TOL for d in earlier_min_distances(b_vectors)[1:])
 
 
+def test_race_loser_reports_the_pool_its_commit_produced(
+    service: SelectorService, repo: PoolRepository
+) -> None:
+    vectors = clustered_unit_vectors(seed=12, clusters=10, per_cluster=6)
+    a = select(service, repo, spec("a", n_samples=5), {file_ref("a.mp4"): vectors[:30]})
+    b = select(service, repo, spec("b", n_samples=5), {file_ref("b.mp4"): vectors[30:]})
+    won = service.commit("a", "ta", rendered_picks(a))
+    assert isinstance(won, Committed) and won.pool_frame_count == 5
+    frames = rendered_picks(b)
+    outcome = service.commit("b", "tb", frames)
+    while isinstance(outcome, NeedFrames):
+        frames |= {p.frame_name: f"frames/b/{p.frame_name}" for p in outcome.picks}
+        outcome = service.commit("b", "tb", frames)
+    assert isinstance(outcome, Committed) and outcome.version == 2
+    # b started from an empty pool; its commit produced the pool with a's frames as well.
+    assert outcome.pool_frame_count == pool_summary(repo).frame_count == 5 + len(outcome.picks)
+
+
 def _segment_runs(repo: PoolRepository) -> list[str]:
     manifest = repo.newest_manifest()
     assert manifest is not None

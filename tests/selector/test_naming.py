@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from datapool.errors import InvalidArgument
-from services.selector.naming import frame_name
+from services.selector.naming import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, frame_name
 
 
 @pytest.mark.parametrize(
@@ -30,3 +30,33 @@ def test_same_stem_different_extension_do_not_collide() -> None:
 def test_unknown_kind_is_rejected() -> None:
     with pytest.raises(InvalidArgument, match="kind"):
         frame_name("a.mp4", 0, 1, "audio")
+
+
+def _byte_lengths(name: str) -> list[int]:
+    return [len(part.encode()) for part in name.split("/")]
+
+
+def test_a_name_too_long_for_a_local_folder_is_shortened_deterministically_and_stays_unique() -> None:
+    path = "é" * 123 + "x.mp4"  # 250 bytes: its frame names, plus a temporary suffix, pass 255
+    names = [frame_name(path, i, 100) for i in range(100)]
+    assert len(set(names)) == 100
+    assert names == [frame_name(path, i, 100) for i in range(100)]
+    assert all(max(_byte_lengths(n)) <= MAX_COMPONENT_BYTES for n in names)
+    assert MAX_COMPONENT_BYTES + len(".datapool-tmp-") + 32 <= 255
+    assert names[7].startswith("é" * 20) and names[7].endswith("-007-mp4.png")
+    # Another long name with the same prefix does not collide.
+    assert frame_name("é" * 123 + "y.mp4", 7, 100) != names[7]
+
+
+def test_a_name_too_long_for_an_object_store_key_is_shortened() -> None:
+    folders = "/".join(f"{i:02d}" + "d" * 150 for i in range(8))  # 1231 bytes of folders
+    a, b = frame_name(folders + "/a.mp4", 1, 2), frame_name(folders + "/b.mp4", 1, 2)
+    assert a != b
+    for name in (a, b):
+        assert len(f"frames/{'0' * 32}/{name}".encode()) <= 1024
+        assert len(name.encode()) <= MAX_NAME_BYTES and max(_byte_lengths(name)) <= MAX_COMPONENT_BYTES
+
+
+def test_names_that_fit_are_unchanged() -> None:
+    path = "d" * 189 + ".mp4"
+    assert frame_name(path, 3, 10) == "d" * 189 + "-03-mp4.png"
