@@ -74,6 +74,13 @@ def _top_shares(scene: F64, window: int) -> list[float]:
     return shares
 
 
+def pairwise(x: F64) -> F64:
+    """Distances between all rows of ``x`` (Gram form: no rows x rows x dim temporary)."""
+    sq = np.einsum("ij,ij->i", x, x)
+    out: F64 = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0))
+    return out
+
+
 def raw_statistics(
     rows: F32, lengths: Sequence[int], seed: int = 0, pairs: int = 4000, window: int = WINDOW
 ) -> dict[str, F64]:
@@ -101,9 +108,7 @@ def raw_statistics(
         rb = starts[b] + (rng.random(pairs) * np.asarray(lengths)[b]).astype(np.int64)
         x = rows.astype(np.float64)
         out["cross_scene"] = np.linalg.norm(x[ra] - x[rb], axis=1)
-        iu = np.triu_indices(n_scenes, 1)
-        diff = means[:, None, :] - means[None, :, :]
-        out["scene_means"] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))[iu]
+        out["scene_means"] = pairwise(means)[np.triu_indices(n_scenes, 1)]
     else:
         out["cross_scene"] = out["scene_means"] = np.empty(0)
     return out

@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 
 from datapool import rough_shape
-from datapool.embedding_stats import raw_statistics, statistics
+from datapool.embedding_stats import pairwise, statistics
 from datapool.synthetic_embeddings import (
     ROUGH,
     pool_and_candidates,
@@ -142,13 +142,15 @@ def test_the_smooth_shape_is_smoother_than_any_real_clip() -> None:
 
 def scene_means_and_radius(shape: str) -> tuple[float, float]:
     """Median distance of a scene mean to the nearest other one, and median frame-to-mean distance."""
-    rows = video_like(12_000, 1280, 4, shape=shape)
-    lengths = scene_lengths(12_000, 4, shape)
+    rows = video_like(6_000, 1280, 4, shape=shape)
+    lengths = scene_lengths(6_000, 4, shape)
     starts = np.cumsum([0, *lengths])
-    means = np.stack([rows[a:b].mean(axis=0) for a, b in itertools.pairwise(starts)])
-    gaps = [nearest(means[i : i + 1], np.delete(means, i, axis=0))[0] for i in range(len(means))]
-    radius = float(np.median(raw_statistics(rows, lengths)["to_scene_mean"]))
-    return float(np.median(gaps)), radius
+    means = np.stack([rows[a:b].astype(np.float64).mean(axis=0) for a, b in itertools.pairwise(starts)])
+    gaps = pairwise(means)
+    np.fill_diagonal(gaps, np.inf)
+    to_mean = rows - np.repeat(means, lengths, axis=0)
+    radius = float(np.median(np.linalg.norm(to_mean, axis=1)))
+    return float(np.median(gaps.min(axis=1))), radius
 
 
 def test_hard_scenes_overlap_their_neighbours_while_rough_scenes_stand_apart() -> None:
@@ -159,6 +161,6 @@ def test_hard_scenes_overlap_their_neighbours_while_rough_scenes_stand_apart() -
 
 
 def test_rough_revisits_land_near_their_pool_scene() -> None:
-    pool, cands = pool_and_candidates(4_000, 2_000, 1280, 5, shape="rough", revisit=1.0)
-    _, fresh = pool_and_candidates(4_000, 2_000, 1280, 5, shape="rough", revisit=0.0)
+    pool, cands = pool_and_candidates(2_000, 500, 1280, 5, shape="rough", revisit=1.0)
+    _, fresh = pool_and_candidates(2_000, 500, 1280, 5, shape="rough", revisit=0.0)
     assert np.median(nearest(cands, pool)) < 0.6 < np.median(nearest(fresh, pool))
