@@ -97,9 +97,17 @@ _ERRNO_CODES = {
 }
 
 
+# Status details travel in a trailer, which clients refuse over 16 KiB ("metadata size exceeds
+# hard limit") instead of showing the error: a message that echoes a huge input is cut.
+MAX_DETAILS_CHARS = 4000
+
+
 def _abort(context: grpc.ServicerContext, e: Exception) -> None:
     if isinstance(e, DatapoolError):
-        context.abort(e.code, str(e))
+        text = str(e)
+        if len(text) > MAX_DETAILS_CHARS:
+            text = f"{text[:MAX_DETAILS_CHARS]}... (cut; {len(text)} characters in all)"
+        context.abort(e.code, text)
     assert isinstance(e, OSError)
     where = f": {e.filename}" if e.filename else ""
     what = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or type(e).__name__)

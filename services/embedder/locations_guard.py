@@ -22,17 +22,18 @@ FRAMES_FOLDER = "frames"
 
 
 def check_frame_key(key: str) -> None:
-    """A rendered frame's key must be `frames/<run>/<name>.png`, nothing else."""
+    """A rendered frame's key must be `frames/<run id>/<frame name>.png`, where the frame name
+    keeps the video's folders (`sub/img0-jpg.png`) but no '.', '..' or empty segment."""
     parts = key.split("/")
     if (
-        len(parts) != 3
+        len(parts) < 3
         or parts[0] != FRAMES_FOLDER
-        or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts)
-        or not parts[2].endswith(".png")
+        or any(p in ("", ".", "..") or "\0" in p for p in parts)
+        or not key.endswith(".png")
     ):
         raise InvalidArgument(
             f"target_keys: {key[:200]!r} is not a frame key: frames are written only as "
-            "'frames/<run id>/<name>.png', names without path separators or '..'"
+            "'frames/<run id>/<frame name>.png', without '.', '..' or empty path segments"
         )
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from datapool.grpc_server import ServiceServer, make_channel
+from datapool.errors import InvalidArgument
+from datapool.grpc_server import MAX_DETAILS_CHARS, ServiceServer, make_channel
 from datapool.storage import StoreAccessDenied, StoreFull
 
 RAISES: dict[str, Exception] = {
@@ -19,6 +20,7 @@ RAISES: dict[str, Exception] = {
     "store-full": StoreFull(
         "disk full writing /pool/.datapool/data/c/entries.json (No space left on device)"
     ),
+    "huge-message": InvalidArgument("worker_config.model_backend: unknown model backend " + "x" * 100_000),
     "store-denied": StoreAccessDenied(
         "access denied: missing permission to write /pool/a", permission="write", path="/pool/a"
     ),
@@ -73,3 +75,15 @@ def test_storage_failures_get_the_status_of_their_kind(
     assert error.code() == code
     assert details in (error.details() or "")
     assert "Exception calling application" not in (error.details() or "")
+
+
+def test_a_huge_message_is_cut_so_the_caller_still_gets_the_status(
+    call: Callable[[str], grpc.RpcError],
+) -> None:
+    error = call("huge-message")
+    assert isinstance(error, grpc.Call)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = error.details() or ""
+    assert details.startswith("worker_config.model_backend: unknown model backend xxx")
+    assert details.endswith("... (cut; 100051 characters in all)")
+    assert len(details) < MAX_DETAILS_CHARS + 100
