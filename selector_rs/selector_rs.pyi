@@ -1,14 +1,17 @@
 """Exact greedy farthest-point selection of the most diverse rows, in Rust."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["IncrementalSelector", "__version__", "kernel", "select_diverse"]
+__all__ = ["Cancelled", "IncrementalSelector", "__version__", "kernel", "select_diverse"]
 
 __version__: str
+
+class Cancelled(Exception):
+    """The caller's ``stop`` callable returned true: the call gave up and returned nothing."""
 
 kernel: str
 """The instruction set the distance kernel uses on this machine ("avx512", "avx2+fma"
@@ -97,6 +100,7 @@ class IncrementalSelector:
         n_samples: int,
         min_distance: float,
         order: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
+        stop: Callable[[], object] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Greedy picks over the blocks in ``order``, as ``select_diverse`` would make them.
 
@@ -107,6 +111,11 @@ class IncrementalSelector:
                 each at most once, in the order their rows are concatenated (this order
                 decides ties, and the first pick when there is no pool). Default: every
                 block, in the order added. A subset leaves the other blocks out.
+            stop: called about every 50 ms while the selection runs (with the GIL
+                held, from the calling thread); once it returns a true value the call
+                raises ``Cancelled``. Signal handlers only run on the main thread, so
+                this is how a server thread ends a selection whose request was
+                cancelled.
 
         Returns:
             ``(indices, distances)``: int64 row indices into the chosen blocks
@@ -120,6 +129,8 @@ class IncrementalSelector:
                 naming a block twice.
             KeyboardInterrupt: Ctrl-C during the selection, promptly (signals are
                 checked about every 50 ms).
+            Cancelled: ``stop()`` returned true; an exception ``stop`` raises
+                propagates instead.
         """
 
     @property

@@ -85,21 +85,43 @@ fn extract_min_distance(obj: &Bound<'_, PyAny>) -> PyResult<f64> {
     })
 }
 
-/// Polls Python for pending signals (Ctrl-C) at most every `INTERVAL`, from the thread
-/// that released the GIL, and keeps the exception a signal handler raised.
+pyo3::create_exception!(
+    selector_rs,
+    Cancelled,
+    pyo3::exceptions::PyException,
+    "The caller's `stop` callable returned true: the call gave up and returned nothing."
+);
+
+/// Polls Python for pending signals (Ctrl-C) and the caller's `stop` callable at most
+/// every `INTERVAL`, from the thread that released the GIL, and keeps the exception a
+/// signal handler (or `stop`) raised. Signal handlers only run on the main thread, so
+/// `stop` is how a server thread (a cancelled RPC) ends a long call.
 struct Interrupt {
     last: Cell<Instant>,
     error: RefCell<Option<PyErr>>,
+    stop: Option<Py<PyAny>>,
 }
 
 impl Interrupt {
     const INTERVAL: Duration = Duration::from_millis(50);
 
-    fn new() -> Self {
+    fn new(stop: Option<Py<PyAny>>) -> Self {
         Self {
             last: Cell::new(Instant::now()),
             error: RefCell::new(None),
+            stop,
         }
+    }
+
+    /// Pending signals, then `stop()`: `Err` with the exception to raise.
+    fn poll(&self, py: Python<'_>) -> PyResult<()> {
+        py.check_signals()?;
+        if let Some(stop) = &self.stop {
+            if stop.bind(py).call0()?.is_truthy()? {
+                return Err(Cancelled::new_err("stopped by the caller's stop()"));
+            }
+        }
+        Ok(())
     }
 
     fn requested(&self) -> bool {
@@ -110,9 +132,7 @@ impl Interrupt {
             return false;
         }
         self.last.set(Instant::now());
-        #[allow(clippy::redundant_closure_for_method_calls)]
-        // the method's lifetime is too specific
-        let pending = Python::attach(|py| py.check_signals());
+        let pending = Python::attach(|py| self.poll(py));
         match pending {
             Ok(()) => false,
             Err(e) => {
@@ -137,9 +157,18 @@ fn run_detached<T: Send>(
     py: Python<'_>,
     work: impl FnOnce(selector_core::Cancel<'_>) -> Result<T, SelectError> + Send,
 ) -> PyResult<T> {
+    run_stoppable(py, None, work)
+}
+
+/// [`run_detached`], also giving up once `stop()` returns true.
+fn run_stoppable<T: Send>(
+    py: Python<'_>,
+    stop: Option<Py<PyAny>>,
+    work: impl FnOnce(selector_core::Cancel<'_>) -> Result<T, SelectError> + Send,
+) -> PyResult<T> {
     // The closure runs on this thread; only `Send` data crosses `detach`.
     py.detach(|| {
-        let interrupt = Interrupt::new();
+        let interrupt = Interrupt::new(stop);
         work(&|| interrupt.requested()).map_err(|e| interrupt.into_error(&e))
     })
 }
@@ -271,13 +300,16 @@ impl IncrementalSelector {
     /// Greedy picks over the blocks in `order` (default: every block, in the order
     /// added). Returns `(indices, distances)`: int64 rows of the blocks concatenated in
     /// that order, and float64 distances of each pick to the pool and earlier picks.
-    #[pyo3(signature = (n_samples, min_distance, order=None))]
+    /// `stop`, if given, is called about every 50 ms; once it returns true the call
+    /// raises `Cancelled`.
+    #[pyo3(signature = (n_samples, min_distance, order=None, stop=None))]
     fn select<'py>(
         &self,
         py: Python<'py>,
         n_samples: &Bound<'py, PyAny>,
         min_distance: &Bound<'py, PyAny>,
         order: Option<Vec<i64>>,
+        stop: Option<Py<PyAny>>,
     ) -> PyResult<Picks<'py>> {
         let n_samples = extract_n_samples(n_samples)?;
         let min_distance = extract_min_distance(min_distance)?;
@@ -285,7 +317,7 @@ impl IncrementalSelector {
         let dim = self.dim.unwrap_or(0);
         let rows: usize = order.iter().map(|&b| self.blocks[b].rows).sum();
         let pool = self.pool_matrix()?;
-        let picks = run_detached(py, |cancel| {
+        let picks = run_stoppable(py, stop, |cancel| {
             let mut data = Vec::with_capacity(rows * dim);
             let mut parts = Vec::with_capacity(order.len());
             for &b in &order {
@@ -360,5 +392,6 @@ fn selector_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("kernel", selector_core::kernel_name())?;
     m.add_function(wrap_pyfunction!(select_diverse, m)?)?;
     m.add_class::<IncrementalSelector>()?;
+    m.add("Cancelled", m.py().get_type::<Cancelled>())?;
     Ok(())
 }

@@ -8,7 +8,7 @@ and earlier picks itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -69,10 +69,19 @@ class StreamingSelection:
         """Candidates of the added files that are not pooled yet."""
         return sum(len(b.rows) for b in self._files.values())
 
-    def select(self, candidates: CandidateSet, n_samples: int, min_distance: float) -> list[Pick]:
+    def select(
+        self,
+        candidates: CandidateSet,
+        n_samples: int,
+        min_distance: float,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[Pick]:
         """Picks among the added files' open candidates.
 
         `candidates`: the collector's set, built after the last file was added or dropped.
+        `stop`: polled about every 50 ms while selector_rs runs (without the GIL, so the
+        service's other calls go on); once it returns True, `selector_rs.Cancelled` is
+        raised.
         """
         if n_samples == 0 or not self._files:
             return []
@@ -80,7 +89,7 @@ class StreamingSelection:
         files = sorted(self._files)
         order = [self._files[f].block for f in files]
         rows = np.concatenate([_candidate_rows(candidates, f, self._files[f]) for f in files])
-        return _run_select(self._selector, order, rows, candidates, n_samples, min_distance)
+        return _run_select(self._selector, order, rows, candidates, n_samples, min_distance, stop)
 
 
 def _candidate_rows(candidates: CandidateSet, file: FileRef, added: _FileBlock) -> npt.NDArray[np.int64]:
@@ -114,10 +123,11 @@ def _run_select(
     candidates: CandidateSet,
     n_samples: int,
     min_distance: float,
+    stop: Callable[[], bool] | None = None,
 ) -> list[Pick]:
     """`rows`: the CandidateSet row of each row of the blocks concatenated in `order`."""
     with _rejecting_bad_input("its input"):
-        chosen, distances = selector.select(n_samples, min_distance, order)
+        chosen, distances = selector.select(n_samples, min_distance, order, stop=stop)
     picks = []
     for local, distance in zip(chosen.tolist(), distances.tolist(), strict=True):
         row = int(rows[local])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from datapool.errors import FailedPrecondition, InvalidArgument
 from services.selector.cache_entry import CacheEntry, CacheScope
@@ -164,13 +164,16 @@ class SelectorService:
             stream.cache_writer.abandon()
         self.sessions.close(stream.spec.session_id)
 
-    def finish_select(self, stream: SelectStream) -> SelectionSession:
+    def finish_select(self, stream: SelectStream, stop: Callable[[], bool] | None = None) -> SelectionSession:
+        """Runs the greedy selection and installs the session. `stop` (e.g. "the RPC has
+        ended") is polled while it runs; once it returns True the selection gives up
+        within about 50 ms with `selector_rs.Cancelled` (pair with abandon_select)."""
         spec = stream.spec
         candidates = stream.collector.build()
         started = time.perf_counter()
         open_count = stream.selection.open_count
         n = sample_count(spec.n_samples, spec.proportion_samples, open_count)
-        picks = stream.selection.select(candidates, n, spec.min_distance)
+        picks = stream.selection.select(candidates, n, spec.min_distance, stop)
         if stream.cache_writer is not None:
             stream.cache_writes = stream.cache_writer.finish()
         session = SelectionSession(

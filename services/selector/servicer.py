@@ -64,7 +64,9 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         try:
             for request in request_iterator:
                 _apply(stream, request)
-            session = self.service.finish_select(stream)
+            # A cancelled or expired call stops the selection (it runs without the GIL,
+            # so GetPool and the other calls are served meanwhile).
+            session = self.service.finish_select(stream, stop=lambda: not context.is_active())
         except BaseException:
             self.service.abandon_select(stream)
             raise

@@ -116,6 +116,45 @@ def test_incremental_select(cands: F32) -> None:
     assert idx.tolist() == [int(i) for i in selector_rs.select_diverse(cands, no_pool(), 3, 0.0)]
 
 
+def test_incremental_select_stops_when_stop_says_so_from_any_thread(cands: F32) -> None:
+    sel = selector_rs.IncrementalSelector(no_pool())
+    sel.add(cands)
+    asked = threading.Event()
+    threading.Timer(DELAY, asked.set).start()
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        # Not the main thread: signal handlers never run here, only `stop` can end it.
+        try:
+            sel.select(ROWS, 0.0, stop=asked.is_set)
+        except selector_rs.Cancelled as e:
+            outcome["at"] = time.perf_counter()
+            outcome["error"] = e
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert asked.wait(timeout=5)
+    set_at = time.perf_counter()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "select went on after stop() returned True"
+    assert isinstance(outcome.get("error"), selector_rs.Cancelled)
+    at = outcome["at"]
+    assert isinstance(at, float) and at - set_at < LATENCY
+    # The selector still works.
+    assert len(sel.select(3, 0.0, stop=lambda: False)[0]) == 3
+
+
+def test_an_exception_from_stop_propagates(cands: F32) -> None:
+    sel = selector_rs.IncrementalSelector(no_pool())
+    sel.add(cands[:50_000])
+
+    def stop() -> bool:
+        raise LookupError("from stop")
+
+    with pytest.raises(LookupError, match="from stop"):
+        sel.select(50_000, 0.0, stop=stop)
+
+
 def ticks_during(call: Callable[[], object]) -> tuple[int, float]:
     """Runs ``call`` here while another thread counts loop iterations (each needs the GIL);
     returns the iterations counted strictly inside the call, and the call's duration."""
