@@ -162,7 +162,11 @@ def test_render_frames_errors(stub: embedder_pb2_grpc.EmbedderStub, media: Media
         source=media.location(), file=ref, frame_indices=[1, 2], target=target, target_keys=["a.png"]
     )
     beyond = embedder_pb2.RenderFramesRequest(
-        source=media.location(), file=ref, frame_indices=[N_FRAMES], target=target, target_keys=["frames/run1/b.png"]
+        source=media.location(),
+        file=ref,
+        frame_indices=[N_FRAMES],
+        target=target,
+        target_keys=["frames/run1/b.png"],
     )
     broken = embedder_pb2.RenderFramesRequest(
         source=media.location(),
