@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_secrets import SAS, SECRET, azure_location, s3_location
+from secret_locations import SAS, SECRET, azure_location, s3_location
 
 from datapool.errors import FailedPrecondition, InvalidArgument
 from datapool.secrets import Scrubber, SecretBox
