@@ -1,5 +1,5 @@
 """A real `datapool up` against what breaks runs: odd file names, a killed embedder, a frozen
-scheduler."""
+scheduler, and `datapool up` stopped during a run."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_support import RunningStack, pool_embeddings, service_pid, tag_names, wait_end
+from e2e_support import RunningStack, pool_embeddings, running_stack, service_pid, tag_names, wait_end
 from test_workflow import selection
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool.faults import held, hold, release
 from datapool.samples import make_video
+from datapool.v1 import scheduler_pb2
+from services.scheduler.db import MetadataDB
+from services.scheduler.runs import ACTIVE_STATES, RunManager
 
 pytestmark = pytest.mark.e2e
 
@@ -129,3 +133,43 @@ def test_a_frozen_scheduler_ends_the_watch_within_its_idle_limit(stack: RunningS
     assert elapsed < 4.0
     assert f"no word from the scheduler at {stack.address} for 2s (idle_timeout_s)" in error.message
     assert wait_end(client, run_id).ended_successfully()
+
+
+HELD = "scheduler.run.after_cache_load"
+
+
+def test_stopping_datapool_up_during_a_run_ends_it_failed_interrupted(tmp_path: Path) -> None:
+    token = "stop-test-token"
+    with running_stack(tmp_path / "stack", token) as own:
+        client, videos = dataset(own, tmp_path, "stopped")
+        make_video(videos / "v.mp4", scene_seed=70, n_frames=8)
+        hold(own.fault_dir, HELD)
+        run_id = client.schedule_compute_worker_run(worker_config={}, selection_config=selection(0.0, 10))
+        deadline = time.monotonic() + 60
+        while held(own.fault_dir, HELD) == 0:
+            assert time.monotonic() < deadline, "the run never reached the held step"
+            time.sleep(0.05)
+        # The run's thread goes on once the scheduler's server has stopped, into channels that
+        # are closing under it: the moment `datapool up`'s stop hits a running pipeline.
+        log = own.state_dir / "logs" / "scheduler.log"
+
+        def release_once_stopping() -> None:
+            deadline = time.monotonic() + 30
+            while "scheduler stopped" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            release(own.fault_dir, HELD)
+
+        threading.Thread(target=release_once_stopping, daemon=True).start()
+    db = MetadataDB(own.state_dir / "datapool.sqlite3")
+    try:
+        row = db.get_run(run_id)
+        if "scheduler stopped" not in log.read_text():
+            # On a loaded machine the scheduler may not get to its SIGTERM handler within
+            # `datapool up`'s grace and is SIGKILLed: then the next start ends the run.
+            assert row.state in ACTIVE_STATES
+            RunManager(db, pipeline=None).shutdown()  # type: ignore[arg-type]
+            row = db.get_run(run_id)
+    finally:
+        db.close()
+    assert row.state == scheduler_pb2.FAILED
+    assert row.message.startswith("interrupted: the scheduler stopped during this run"), row.message
