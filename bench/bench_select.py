@@ -148,7 +148,7 @@ def sampled(case: Case, seed: int, sample: int) -> I64:
 
 
 def check_ours(
-    cands: F32, pool: F32, case: Case, seed: int, sample: int, ours: Result
+    cands: F32, pool: F32, case: Case, seed: int, sample: int, ours: Result, stop_check: bool = True
 ) -> tuple[str, npt.NDArray[np.float64]]:
     """The float64 check of every pick, then of the stopping rule; (summary, our pick distances)."""
     assert ours.picks is not None
@@ -162,7 +162,7 @@ def check_ours(
     pd = ref.pick_distances
     if len(pd):
         print(f"  our pick distances: first {pd[0]:.4f}, median {np.median(pd):.4f}, last {pd[-1]:.4f}")
-    if len(pd) < 4:
+    if len(pd) < 4 or not stop_check:
         return picks_ok, pd
     # The stopping rule: a min_distance between two picks' D near the middle, away from both
     # (no tie within float32 error), must stop the selection exactly there.
@@ -211,7 +211,7 @@ def run_shape(data: str, case: Case, args: argparse.Namespace) -> list[str]:
     check, ours_d = (
         ("not checked", np.empty(0))
         if args.no_check
-        else check_ours(cands, pool, case, args.seed, args.check_sample, ours)
+        else check_ours(cands, pool, case, args.seed, args.check_sample, ours, not args.no_stop_check)
     )
     for other in results.values():
         if other.name == "ours" or args.no_check or other.picks is None:
@@ -271,6 +271,9 @@ def main() -> None:
         "--with-big", nargs="*", choices=BASELINES, default=[], help="baselines to run at target2 too"
     )
     parser.add_argument("--no-check", action="store_true", help="skip the float64 checks")
+    parser.add_argument(
+        "--no-stop-check", action="store_true", help="skip the stopping-rule run (a second selection)"
+    )
     parser.add_argument(
         "--check-sample", type=int, default=5_000, help="at target2, candidates (besides the picks) checked"
     )
