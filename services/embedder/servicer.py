@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal, overload
 
 import grpc
 
@@ -13,10 +14,12 @@ from datapool.errors import InvalidArgument, reworded
 from datapool.storage import StoreError
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
-from services.embedder.backend_set import BackendSet
+from services.common.refusals import BACKEND_REFUSED_KEY
+from services.embedder.backend_set import BackendChoice, BackendSet
 from services.embedder.decode import MediaInfo, UndecodableFile, numbering_key
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
 from services.embedder.locations_guard import AllowedRoots, check_frame_key
+from services.embedder.model import BackendUnavailable, ModelBackend, UnknownBackend
 from services.embedder.render import render_frames
 from services.embedder.sampling import Sampling
 from services.embedder.source import (
@@ -88,7 +91,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         except ValueError as e:
             raise InvalidArgument(f"dtype: {e}") from None
         sampling = _sampling(request.sampling)
-        backend = self.backends.get(request.backend)
+        backend = self._backend(request.backend, context)
         listed = ListedFile.from_pb(request.file)
         self.allowed.check_location(request.source, "source")
         store = open_location(request.source, "source")
@@ -154,6 +157,23 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                     written.add(key)
         return embedder_pb2.RenderFramesResponse(written_keys=[k for k in keys if k in written])
 
+    @overload
+    def _backend(self, name: str, context: grpc.ServicerContext) -> ModelBackend: ...
+
+    @overload
+    def _backend(self, name: str, context: grpc.ServicerContext, load: Literal[False]) -> BackendChoice: ...
+
+    def _backend(
+        self, name: str, context: grpc.ServicerContext, load: bool = True
+    ) -> ModelBackend | BackendChoice:
+        """The backend a request names (`load=False`: only what it would be), marking a refusal
+        as one: the same codes also answer a bad request, and the scheduler must tell them apart."""
+        try:
+            return self.backends.get(name) if load else self.backends.describe(name)
+        except (UnknownBackend, BackendUnavailable):
+            context.set_trailing_metadata(((BACKEND_REFUSED_KEY, "1"),))
+            raise
+
     def _allowed(self, path: Path, source: common_pb2.StoreLocation) -> Path:
         # A symlink inside a local datasource may point anywhere; the file read is what counts.
         # (An object store's file arrives as a temporary download: nothing to check.)
@@ -166,7 +186,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     ) -> embedder_pb2.ModelInfo:
         # The model id is the one EmbedFile with this backend puts in `done.model`: a GPU
         # backend resizing on the GPU names other vectors than the default's.
-        choice = self.backends.describe(request.backend)
+        choice = self._backend(request.backend, context, load=False)
         return embedder_pb2.ModelInfo(
             model=choice.model_id,
             dim=choice.dim,

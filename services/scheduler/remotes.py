@@ -1,7 +1,9 @@
-"""Adapters for the services the scheduler drives: embedder replicas and the selector.
+"""The gRPC boundary: embedder replicas and the selector as the run stages see them.
 
-The run pipeline talks to these small classes, not to stubs, so that deadlines,
-retries and replica choice live in one place.
+The stages talk to these small classes through the Protocols in `run.interfaces`, not
+to stubs, so that deadlines, retries and replica choice live in one place, and every
+failed call leaves here as a domain error (`EmbedderError`, `BackendRefused`,
+`SelectorError`): no stage catches `grpc.RpcError`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,20 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import grpc
 
+from datapool.channels import make_channel, retry_service_config
 from datapool.config import FrameSampling
-from datapool.grpc_server import make_channel, retry_service_config
+from datapool.run_report import ModelInfo
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token
+from services.common.refusals import BACKEND_REFUSED_KEY
+from services.scheduler.run.interfaces import BackendRefused, EmbedderError, RemoteError, SelectorError
+
+T = TypeVar("T")
 
 UNARY_DEADLINE_S = 30.0
 # A file's stream may take long (a long video on a slow CPU); the deadline only
@@ -70,26 +78,22 @@ class EmbedderReplica:
     def ready(self) -> bool:
         return self.state == grpc.ChannelConnectivity.READY
 
-    def model_info(self, backend: str = "") -> embedder_pb2.ModelInfo:
+    def model_info(self, backend: str = "") -> ModelInfo:
         """The model, and the backend that would embed for a run asking for `backend`.
 
-        FAILED_PRECONDITION / INVALID_ARGUMENT: this replica cannot run that backend.
+        Raises BackendRefused when this replica cannot run that backend.
         """
         request = embedder_pb2.GetModelInfoRequest(backend=backend)
-        return self._stub.GetModelInfo(request, timeout=REPLICA_WAIT_S, wait_for_ready=True)
-
-    def backend_refusal(self, backend: str) -> grpc.RpcError | None:
-        """Why this replica refuses to embed with `backend` now, or None if it does not.
-
-        EmbedFile answers an unusable backend (and a recent failure to load it) with the
-        codes it also uses for a bad request; GetModelInfo answers only about the backend.
-        """
-        try:
-            self.model_info(backend)
-        except grpc.RpcError as e:
-            if is_refusal(e):
-                return e
-        return None
+        info = _embedder_call(
+            lambda: self._stub.GetModelInfo(request, timeout=REPLICA_WAIT_S, wait_for_ready=True)
+        )
+        return ModelInfo(
+            name=info.model,
+            dim=info.dim,
+            backend=info.backend,
+            backend_reason=info.backend_reason,
+            numbering=info.numbering,
+        )
 
     def embed_file(
         self,
@@ -105,10 +109,15 @@ class EmbedderReplica:
             backend=backend,
             sampling=sampling_pb(sampling),
         )
-        yield from self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S, wait_for_ready=True)
+        try:
+            yield from self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S, wait_for_ready=True)
+        except grpc.RpcError as e:
+            raise _embedder_error(e) from None
 
     def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
-        response = self._stub.RenderFrames(request, timeout=RENDER_DEADLINE_S, wait_for_ready=True)
+        response = _embedder_call(
+            lambda: self._stub.RenderFrames(request, timeout=RENDER_DEADLINE_S, wait_for_ready=True)
+        )
         return list(response.written_keys)
 
     def close(self) -> None:
@@ -185,26 +194,33 @@ class SelectorClient:
         self._stub = selector_pb2_grpc.SelectorStub(with_token(self._channel, token))
 
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
-        return self._stub.GetPool(selector_pb2.GetPoolRequest(pool=pool), timeout=UNARY_DEADLINE_S)
+        request = selector_pb2.GetPoolRequest(pool=pool)
+        return _selector_call(lambda: self._stub.GetPool(request, timeout=UNARY_DEADLINE_S))
 
     def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]:
-        for chunk in self._stub.ListProcessedFiles(
-            selector_pb2.GetPoolRequest(pool=pool), timeout=EMBED_FILE_DEADLINE_S
-        ):
-            yield from chunk.files
+        try:
+            for chunk in self._stub.ListProcessedFiles(
+                selector_pb2.GetPoolRequest(pool=pool), timeout=EMBED_FILE_DEADLINE_S
+            ):
+                yield from chunk.files
+        except grpc.RpcError as e:
+            raise _remote_error(SelectorError, e) from None
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
-        return self._stub.Select(requests, timeout=SELECT_DEADLINE_S)
+        return _selector_call(lambda: self._stub.Select(requests, timeout=SELECT_DEADLINE_S))
 
     def load_cached(
         self, requests: Iterator[selector_pb2.LoadCachedRequest]
     ) -> Iterator[selector_pb2.CachedFiles]:
-        yield from self._stub.LoadCachedEmbeddings(requests, timeout=EMBED_FILE_DEADLINE_S)
+        try:
+            yield from self._stub.LoadCachedEmbeddings(requests, timeout=EMBED_FILE_DEADLINE_S)
+        except grpc.RpcError as e:
+            raise _remote_error(SelectorError, e) from None
 
     def commit(self, request: selector_pb2.CommitRequest) -> selector_pb2.CommitResponse:
         # Not retried by the channel: a retried commit is resolved by the selector
         # through the commit id, and the pipeline decides whether to call again.
-        return self._stub.Commit(request, timeout=SELECT_DEADLINE_S)
+        return _selector_call(lambda: self._stub.Commit(request, timeout=SELECT_DEADLINE_S))
 
     def close_session(self, session_id: str) -> None:
         # Sessions expire on their own; closing is only a courtesy.
@@ -213,6 +229,7 @@ class SelectorClient:
                 selector_pb2.CloseSessionRequest(session_id=session_id), timeout=UNARY_DEADLINE_S
             )
 
+    # Not part of a run: the servicer's tag calls use it, and their errors travel back to the caller.
     def export_pool(
         self, pool: common_pb2.StoreLocation, tag_name: str, with_vectors: bool
     ) -> Iterator[selector_pb2.PoolEntries]:
@@ -223,16 +240,30 @@ class SelectorClient:
         self._channel.close()
 
 
-_REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
-
-
-def is_refusal(e: grpc.RpcError) -> bool:
-    """A refusal of the request as asked (FAILED_PRECONDITION, INVALID_ARGUMENT), not a failing replica."""
-    return isinstance(e, grpc.Call) and e.code() in _REFUSALS
-
-
-def rpc_text(e: grpc.RpcError) -> str:
-    """ "CODE: details" of a failed call, for messages a person reads."""
+def _remote_error(kind: type[RemoteError], e: grpc.RpcError) -> RemoteError:
     if isinstance(e, grpc.Call):
-        return f"{e.code().name}: {e.details()}"
-    return str(e)
+        return kind(e.code().name, e.details() or "")
+    return kind("UNKNOWN", str(e))
+
+
+def _embedder_error(e: grpc.RpcError) -> RemoteError:
+    """BackendRefused when the embedder marked the error so (services.common.refusals)."""
+    if isinstance(e, grpc.Call):
+        trailing = e.trailing_metadata() or ()
+        if any(key == BACKEND_REFUSED_KEY for key, _ in trailing):
+            return _remote_error(BackendRefused, e)
+    return _remote_error(EmbedderError, e)
+
+
+def _embedder_call(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except grpc.RpcError as e:
+        raise _embedder_error(e) from None
+
+
+def _selector_call(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except grpc.RpcError as e:
+        raise _remote_error(SelectorError, e) from None

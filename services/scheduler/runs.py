@@ -13,16 +13,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-import grpc
-
 from datapool.config import RunConfig
 from datapool.errors import DatapoolError
+from datapool.run_report import RunReport
 from datapool.secrets import SCRUBBER, Scrubber
 from datapool.v1 import scheduler_pb2
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB, RunRow
 from services.scheduler.pipeline import RunPipeline, RunSpec
-from services.scheduler.remotes import rpc_text
+from services.scheduler.run.interfaces import RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ class RunManager:
             self._mark_interrupted(row.id)
 
     def _mark_interrupted(self, run_id: str) -> None:
-        report = {"run_id": run_id, "state": "FAILED", "error": INTERRUPTED}
+        report = RunReport(run_id, state="FAILED", error=INTERRUPTED).to_json()
         self.db.update_run(run_id, state=scheduler_pb2.FAILED, message=INTERRUPTED, report=report)
 
     def schedule(self, dataset_id: str, dataset_type: int, config: RunConfig) -> RunRow:
@@ -110,8 +109,8 @@ class RunManager:
         except DatapoolError as e:
             self._end(spec.run_id, scheduler_pb2.FAILED, str(e), None)
             return
-        except grpc.RpcError as e:
-            message = f"a service the scheduler depends on failed: {rpc_text(e)}; the pool is unchanged"
+        except RemoteError as e:
+            message = f"a service the scheduler depends on failed: {e}; the pool is unchanged"
             self._end(spec.run_id, scheduler_pb2.FAILED, message, None)
             return
         except Exception as e:
@@ -120,39 +119,27 @@ class RunManager:
             log.exception("run %s crashed", spec.run_id)
             self._end(spec.run_id, scheduler_pb2.FAILED, f"internal error: {type(e).__name__}: {e}", None)
             return
-        frames = report["frames"]["selected"]
-        tag = report["tag"]
-        skipped = len(report["files"]["skipped"])
-        pooled = report["pool_after"]["frames"]
-        if tag:
-            message = f"added {frames} frame(s) to the pool in tag {tag}; pool has {pooled} frame(s)"
-        elif report["files"]["new"] == 0:
-            message = f"no new files: {report['files']['note']}; pool has {pooled} frame(s)"
-        else:
-            message = f"no frames added; pool has {pooled} frame(s)"
-        if skipped:
-            message += f"; {skipped} file(s) skipped (see the run report)"
-        report["state"] = "COMPLETED"
-        self._end(spec.run_id, scheduler_pb2.COMPLETED, message, report)
+        self._end(spec.run_id, scheduler_pb2.COMPLETED, _completed_message(report), report)
 
-    def _end(self, run_id: str, state: int, message: str, report: dict[str, Any] | None) -> None:
+    def _end(self, run_id: str, state: int, message: str, report: RunReport | None) -> None:
         if run_id in self._interrupted:
             return
         row = self.db.get_run(run_id)
         # The last line of defence: whatever a storage SDK put into an error, no
         # credential reaches the database, a client or the report.
         message = self.scrubber.scrub(message)
-        if report is not None:
-            report = json.loads(self.scrubber.scrub(json.dumps(report)))
+        tags: list[str] = []
+        version = row.pool_version
         if report is None:
-            report = {
-                "run_id": run_id,
-                "state": scheduler_pb2.RunState.Name(cast("scheduler_pb2.RunState.ValueType", state)),
-                "error": message,
-            }
-        tags = [report["tag"]] if report.get("tag") else []
-        version = int(report.get("pool_after", {}).get("version", row.pool_version))
-        self.update(run_id, state=state, message=message, report=report, tag_names=tags, pool_version=version)
+            name = scheduler_pb2.RunState.Name(cast("scheduler_pb2.RunState.ValueType", state))
+            report = RunReport(run_id, state=name, error=message)
+        else:
+            report.state = "COMPLETED"
+            tags = [report.tag] if report.tag else []
+            if report.pool_after is not None:
+                version = report.pool_after.version
+        stored = json.loads(self.scrubber.scrub(json.dumps(report.to_json())))
+        self.update(run_id, state=state, message=message, report=stored, tag_names=tags, pool_version=version)
 
     def update(self, run_id: str, **fields: Any) -> RunRow | None:
         """Writes the run's fields and wakes watchers; None for a run ended by shutdown."""
@@ -178,3 +165,17 @@ class RunManager:
         with self._changed:
             self._changed.notify_all()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _completed_message(report: RunReport) -> str:
+    pooled = report.pool_after.frames if report.pool_after is not None else 0
+    if report.tag:
+        added = f"added {report.frames.selected} frame(s) to the pool in tag {report.tag}"
+        message = f"{added}; pool has {pooled} frame(s)"
+    elif report.files.new == 0:
+        message = f"no new files: {report.files.note}; pool has {pooled} frame(s)"
+    else:
+        message = f"no frames added; pool has {pooled} frame(s)"
+    if report.files.skipped:
+        message += f"; {len(report.files.skipped)} file(s) skipped (see the run report)"
+    return message

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from datapool.config import parse_run_config
+from datapool.run_report import SkippedFile
 from datapool.storage import ObjectInfo
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, scheduler_pb2
 from services.scheduler.diff import StreamOrderError, new_objects
-from services.scheduler.pipeline import RunFailed, RunPipeline, RunSpec
+from services.scheduler.pipeline import RunFailed, RunSpec
+from services.scheduler.run.listing import Listing, list_new_files
 from services.selector.model import FileRef
 
 
@@ -104,9 +105,8 @@ def spec(root: Path, process_all: bool = False) -> RunSpec:
     )
 
 
-def listing_of(tmp_path: Path, processed: list[FileRef], process_all: bool = False) -> Any:
-    pipeline: Any = RunPipeline(embedders=None, selector=FakeSelector(processed))  # type: ignore[arg-type]
-    return pipeline._list_and_diff(spec(tmp_path, process_all))
+def listing_of(tmp_path: Path, processed: list[FileRef], process_all: bool = False) -> Listing:
+    return list_new_files(spec(tmp_path, process_all), FakeSelector(processed))
 
 
 def test_listing_stage_skips_pool_and_non_media(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_listing_stage_skips_pool_and_non_media(tmp_path: Path) -> None:
     listing = listing_of(tmp_path, [FileRef(b.key, b.size, b.etag)])
     assert [f.path for f in listing.new] == ["a.mp4"]
     assert (listing.listed, listing.media) == (3, 2)
-    assert listing.not_media == [{"path": "notes.txt", "reason": "not a video file (extension .txt)"}]
+    assert listing.not_media == [SkippedFile(path="notes.txt", reason="not a video file (extension .txt)")]
     everything = listing_of(tmp_path, [FileRef(b.key, b.size, b.etag)], process_all=True)
     assert [f.path for f in everything.new] == ["a.mp4", "b.mp4"]
 

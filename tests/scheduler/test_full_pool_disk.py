@@ -4,7 +4,6 @@ as a permission to fix or a check to bypass."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
 
 import grpc
 import pytest
@@ -15,7 +14,8 @@ from datapool.errors import ResourceExhausted
 from datapool.storage import local_location
 from datapool.v1 import scheduler_pb2
 from services.scheduler.datasources import verify_datasource
-from services.scheduler.pipeline import RunFailed, RunPipeline, RunSpec
+from services.scheduler.pipeline import RunFailed, RunSpec
+from services.scheduler.run.verify import verify_access
 
 SELECTION = {
     "n_samples": 1,
@@ -44,9 +44,8 @@ def test_a_run_on_a_full_pool_disk_fails_saying_so(tmp_path: Path) -> None:
             pool=local_location(str(disk / "pool")),
             config=parse_run_config({}, SELECTION),
         )
-        pipeline = RunPipeline(cast(Any, None), cast(Any, None))
         with pytest.raises(RunFailed) as caught:
-            pipeline._verify(spec)
+            verify_access(spec)
     message = str(caught.value)
     assert message.startswith("the LIGHTLY datasource has no space left: disk full writing")
     assert "Fix the permissions" not in message and "bypass_verify" not in message

@@ -17,9 +17,9 @@ from test_diff import spec
 from test_pipeline_skips import Observer
 
 from datapool.config import parse_run_config
-from datapool.grpc_server import ServiceServer
 from datapool.samples import make_video
 from datapool.v1 import selector_pb2
+from services.common.server import ServiceServer
 from services.embedder.backends import BackendOptions, backend_model_id, load_backend
 from services.embedder.backends.cuda import GPU_RESIZE_SUFFIX
 from services.embedder.model import ModelBackend
@@ -89,7 +89,8 @@ def run_spec(tmp_path: Path, backend: str) -> RunSpec:
 
 def test_the_run_embeds_with_the_backend_it_asks_for(embedders: EmbedderPool, tmp_path: Path) -> None:
     selector = Selector()
-    report = RunPipeline(embedders, selector).execute(run_spec(tmp_path, "onnxruntime-cpu"), Observer())  # type: ignore[arg-type]
+    spec = run_spec(tmp_path, "onnxruntime-cpu")
+    report = RunPipeline(embedders, selector).execute(spec, Observer()).to_json()
     assert report["model"]["backend"] == "onnxruntime-cpu"
     assert "worker_config.model_backend='onnxruntime-cpu'" in report["model"]["backend_reason"]
     assert sum(len(b.vectors.frame_indices) for b in selector.batches) == 6
@@ -101,7 +102,7 @@ def test_a_backend_the_embedders_cannot_run_fails_the_run_up_front(
 ) -> None:
     selector = Selector()
     with pytest.raises(RunFailed) as failed:
-        RunPipeline(embedders, selector).execute(run_spec(tmp_path, "torch-cuda"), Observer())  # type: ignore[arg-type]
+        RunPipeline(embedders, selector).execute(run_spec(tmp_path, "torch-cuda"), Observer())
     message = str(failed.value)
     assert message.startswith("worker_config.model_backend='torch-cuda' cannot be used: FAILED_PRECONDITION")
     assert "no CUDA GPU" in message
@@ -116,14 +117,14 @@ def test_a_backend_that_fails_to_load_fails_the_run_and_refuses_the_next(tmp_pat
     try:
         selector = Selector()
         with pytest.raises(RunFailed) as failed:
-            RunPipeline(embedders, selector).execute(run_spec(tmp_path, "torch-cpu"), Observer())  # type: ignore[arg-type]
+            RunPipeline(embedders, selector).execute(run_spec(tmp_path, "torch-cpu"), Observer())
         message = str(failed.value)
         assert f"worker_config.model_backend='torch-cpu' cannot be used: 127.0.0.1:{server.port}: " in message
         assert "failed to load: RuntimeError: set_num_threads expects a positive integer" in message
         assert "file_complete" not in selector.items
         # The embedder remembers the failure: the next run is refused before it embeds.
         with pytest.raises(RunFailed) as refused:
-            RunPipeline(embedders, Selector()).execute(run_spec(tmp_path, "torch-cpu"), Observer())  # type: ignore[arg-type]
+            RunPipeline(embedders, Selector()).execute(run_spec(tmp_path, "torch-cpu"), Observer())
         assert str(refused.value).startswith(
             "worker_config.model_backend='torch-cpu' cannot be used: FAILED_PRECONDITION: "
         )
@@ -152,7 +153,7 @@ def run_on(addresses: list[str], tmp_path: Path) -> tuple[dict[str, Any], Select
     embedders = EmbedderPool(addresses)
     selector = Selector()
     try:
-        report = RunPipeline(embedders, selector).execute(run_spec(tmp_path, "auto"), Observer())  # type: ignore[arg-type]
+        report = RunPipeline(embedders, selector).execute(run_spec(tmp_path, "auto"), Observer()).to_json()
     finally:
         embedders.close()
     return report, selector
@@ -178,7 +179,7 @@ def test_a_file_only_other_models_embed_fails_the_run_naming_both_model_ids(
     selector = Selector()
     try:
         with pytest.raises(RunFailed) as failed:
-            RunPipeline(embedders, selector).execute(run_spec(tmp_path, "auto"), Observer())  # type: ignore[arg-type]
+            RunPipeline(embedders, selector).execute(run_spec(tmp_path, "auto"), Observer())
     finally:
         embedders.close()
     odd_id = torch_cpu.model_id + GPU_RESIZE_SUFFIX

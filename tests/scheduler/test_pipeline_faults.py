@@ -9,47 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 from test_diff import spec
 from test_pipeline_skips import Observer
 
+from datapool.run_report import ModelInfo
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 from services.scheduler.pipeline import FILE_ATTEMPTS, RunFailed, RunPipeline
+from services.scheduler.run.interfaces import EmbedderError
 
 MODEL = "m"
 BATCHES = 3
 PER_BATCH = 4
-
-
-class Unavailable(grpc.RpcError, grpc.Call):
-    """What a call to a replica killed mid-stream raises."""
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self) -> str:
-        return "Socket closed"
-
-    def initial_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
-        return ()
-
-    # grpc-stubs type this differently on RpcError and on Call.
-    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:  # type: ignore[override]
-        return ()
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self) -> float:
-        return 0.0
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback: Any) -> bool:
-        return False
 
 
 class Replica:
@@ -62,15 +34,15 @@ class Replica:
         self.observer: ProgressLog | None = None
         self.progress_seen: list[tuple[int, int]] = []
 
-    def model_info(self, backend: str = "") -> embedder_pb2.ModelInfo:
-        return embedder_pb2.ModelInfo(model=MODEL, backend="cpu", dim=2)
+    def model_info(self, backend: str = "") -> ModelInfo:
+        return ModelInfo(name=MODEL, dim=2, backend="cpu", backend_reason="", numbering="")
 
     def embed_file(
         self, source: Any, file: common_pb2.FileRef, sampling: Any, backend: str = ""
     ) -> Iterator[embedder_pb2.EmbedFileResponse]:
         self.calls += 1
-        if self.broken:
-            raise Unavailable()
+        if self.broken:  # what a call to a replica killed mid-stream raises
+            raise EmbedderError("UNAVAILABLE", "Socket closed")
         yield embedder_pb2.EmbedFileResponse(info=embedder_pb2.MediaInfo(kind="video"))
         for b in range(BATCHES):
             vectors = np.ones((PER_BATCH, 2), dtype=np.float16).tobytes()
@@ -89,6 +61,9 @@ class Replica:
                 )
         done = embedder_pb2.EmbedSummary(frame_count=BATCHES * PER_BATCH, model=MODEL)
         yield embedder_pb2.EmbedFileResponse(done=done)
+
+    def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
+        return list(request.target_keys)
 
 
 class Embedders:
@@ -150,8 +125,7 @@ class RacedSelector(Selector):
 
 
 class Renderer(Replica):
-    def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
-        return list(request.target_keys)
+    """A replica that embeds and renders (every Replica renders; the name says what a test uses)."""
 
 
 class ProgressLog(Observer):
@@ -167,9 +141,9 @@ def run(
     tmp_path: Path, replica: Replica, observer: Observer | None = None, selector: Selector | None = None
 ) -> tuple[dict[str, Any], Selector]:
     selector = selector or Selector()
-    pipeline = RunPipeline(Embedders(replica), selector)  # type: ignore[arg-type]
+    pipeline = RunPipeline(Embedders(replica), selector)
     pipeline.progress_interval_s = 0  # every batch's frames reach the observer
-    return pipeline.execute(spec(tmp_path), observer or Observer()), selector
+    return pipeline.execute(spec(tmp_path), observer or Observer()).to_json(), selector
 
 
 def test_files_a_run_cannot_carry_are_skipped_naming_them_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from test_diff import spec
 
+from datapool.run_report import ModelInfo
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 from services.scheduler.pipeline import RunPipeline
 
@@ -26,13 +27,16 @@ class Observer:
 class Replica:
     address = "fake"
 
-    def model_info(self, backend: str = "") -> embedder_pb2.ModelInfo:
-        return embedder_pb2.ModelInfo(model="m", backend="cpu")
+    def model_info(self, backend: str = "") -> ModelInfo:
+        return ModelInfo(name="m", dim=0, backend="cpu", backend_reason="", numbering="")
 
     def embed_file(
         self, source: Any, file: common_pb2.FileRef, sampling: Any, backend: str = ""
     ) -> Iterator[embedder_pb2.EmbedFileResponse]:
         yield embedder_pb2.EmbedFileResponse(skipped=embedder_pb2.FileSkipped(reason="deleted since listing"))
+
+    def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
+        raise AssertionError("nothing to render")
 
 
 class Embedders:
@@ -67,7 +71,7 @@ class Selector:
         self.requests = list(requests)
         return selector_pb2.SelectResponse(base_version=3)
 
-    def commit(self, request: Any) -> Any:
+    def commit(self, request: selector_pb2.CommitRequest) -> selector_pb2.CommitResponse:
         self.commits += 1
         raise AssertionError("nothing to commit")
 
@@ -79,8 +83,8 @@ def test_deleted_since_listing_is_a_skip_and_no_commit(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "gone.mp4").write_bytes(b"video")
     selector = Selector()
-    pipeline = RunPipeline(Embedders(), selector)  # type: ignore[arg-type]
-    report = pipeline.execute(spec(tmp_path), Observer())
+    pipeline = RunPipeline(Embedders(), selector)
+    report = pipeline.execute(spec(tmp_path), Observer()).to_json()
     assert report["files"]["skipped"] == [{"path": "gone.mp4", "reason": "deleted since listing"}]
     assert report["files"]["processed"] == []
     assert selector.commits == 0

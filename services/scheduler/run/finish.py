@@ -1,0 +1,55 @@
+"""Stage 8, finish: the report's counts, picks, tag and timings, whether the run committed or not.
+
+After a lost commit race the pool holds other runs' frames too, so the report names the
+pool the commit produced, not the one the run started from.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from datapool.run_report import CacheCounts, FrameCounts, PoolPoint, RunReport, SelectedFrame
+from datapool.v1 import selector_pb2
+from services.scheduler.run.context import RunContext
+
+
+def finish(ctx: RunContext, committed: selector_pb2.Committed | None = None) -> RunReport:
+    """The run's report; `committed` is None for a run that committed nothing."""
+    report, tally = ctx.report, ctx.tally
+    ctx.timings["total"] = time.monotonic() - ctx.started
+    picks = list(committed.picks) if committed is not None else []
+    report.files.processed = sorted(tally.processed, key=lambda f: f.path)
+    report.files.skipped = sorted(tally.skipped, key=lambda f: f.path)
+    report.frames = FrameCounts(
+        decoded=tally.frames_decoded,
+        embedded=tally.frames_embedded,
+        from_cache=tally.frames_from_cache,
+        selected=len(picks),
+    )
+    report.embedding_cache = CacheCounts(
+        files_from_cache=tally.files_from_cache,
+        frames_from_cache=tally.frames_from_cache,
+        files_embedded=sum(1 for f in tally.processed if not f.from_cache),
+        unusable_entries=tally.cache_unreadable,
+        entries_written=tally.cache_written,
+        write_failures=tally.cache_write_failures,
+    )
+    report.selected = [
+        SelectedFrame(
+            frame_name=p.frame_name, source=p.file.path, frame_index=p.frame_index, distance=p.distance
+        )
+        for p in picks
+    ]
+    before = report.pool_before or PoolPoint()
+    if committed is not None:
+        report.tag = committed.tag_name
+        report.pool_after = PoolPoint(version=committed.version, frames=committed.pool_frame_count)
+        report.commit_attempts = committed.attempts
+    else:
+        report.pool_after = before
+    report.seconds = {k: round(v, 4) for k, v in ctx.timings.items()}
+    report.seconds["decode_in_embedder"] = round(tally.decode_s, 4)
+    report.seconds["model_in_embedder"] = round(tally.embed_s, 4)
+    report.finished_at = datetime.now(UTC).isoformat()
+    return report

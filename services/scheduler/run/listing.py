@@ -1,0 +1,108 @@
+"""Stage 2, list and diff: one streaming pass over the INPUT listing, media vs. the rest,
+then new vs. processed.
+
+Memory is bounded by the new files (the run's work list) and the skipped ones, never by
+the whole listing or by the files the pool has processed (see `diff`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from datapool import media_types
+from datapool.run_report import PoolPoint, SkippedFile
+from datapool.storage import ObjectInfo, StoreError, open_store
+from datapool.storage.nesting import prefix_within
+from datapool.v1 import common_pb2, scheduler_pb2
+from services.scheduler.diff import StreamOrderError, new_objects
+from services.scheduler.file_names import name_problem, printable
+from services.scheduler.run.context import RunContext, RunFailed, RunSpec
+from services.scheduler.run.interfaces import SelectorError
+
+
+class ProcessedFiles(Protocol):
+    """The one selector call listing needs (a `Selector` is one)."""
+
+    def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]: ...
+
+
+@dataclass
+class Listing:
+    where: str
+    kind: str
+    listed: int = 0
+    media: int = 0
+    new: list[common_pb2.FileRef] = field(default_factory=list)
+    not_media: list[SkippedFile] = field(default_factory=list)
+
+    def nothing_new_note(self) -> str:
+        if self.listed == 0:
+            return f"the INPUT datasource {self.where} is empty"
+        if self.media == 0:
+            return f"the INPUT datasource {self.where} has no {self.kind} files ({self.listed} other file(s))"
+        return f"the pool has processed all {self.media} {self.kind} file(s) in {self.where}"
+
+
+def list_and_diff(ctx: RunContext) -> Listing:
+    """The run's new files; the report learns the pool it starts from and the file counts."""
+    spec = ctx.spec
+    with ctx.timed("list_and_diff"):
+        # A failure here ends the run as "a service the scheduler depends on failed" (runs.py).
+        before = ctx.selector.get_pool(spec.pool)
+        listing = list_new_files(spec, ctx.selector)
+    ctx.report.pool_before = PoolPoint(version=before.version, frames=before.frame_count)
+    files = ctx.report.files
+    files.listed, files.media, files.new = listing.listed, listing.media, len(listing.new)
+    files.process_all = spec.config.process_all
+    ctx.tally.skipped.extend(listing.not_media)
+    ctx.observer.set_progress(files_total=len(listing.new), files_skipped=len(listing.not_media))
+    return listing
+
+
+def list_new_files(spec: RunSpec, selector: ProcessedFiles) -> Listing:
+    store = open_store(spec.input)
+    videos = spec.dataset_type == scheduler_pb2.VIDEOS
+    takes = media_types.is_video if videos else media_types.is_image
+    kind = "a video" if videos else "an image"
+    exclude = nested_pool_prefix(spec.input, spec.pool)
+    result = Listing(where=store.describe(), kind="video" if videos else "image")
+
+    def media() -> Iterator[ObjectInfo]:
+        for obj in store.list():
+            if exclude is not None and obj.key.startswith(exclude):
+                continue
+            result.listed += 1
+            problem = obj.unreadable or name_problem(obj.key)
+            if problem:
+                result.not_media.append(SkippedFile(path=printable(obj.key), reason=problem))
+            elif takes(obj.key):
+                result.media += 1
+                yield obj
+            else:
+                ext = media_types.extension(obj.key) or "(none)"
+                result.not_media.append(
+                    SkippedFile(path=obj.key, reason=f"not {kind} file (extension {ext})")
+                )
+
+    processed = () if spec.config.process_all else selector.processed_files(spec.pool)
+    try:
+        for obj in new_objects(media(), processed):
+            result.new.append(common_pb2.FileRef(path=obj.key, size=obj.size, etag=obj.etag))
+    except StoreError as e:
+        raise RunFailed(f"cannot list the INPUT datasource: {e}") from None
+    except StreamOrderError as e:
+        raise RunFailed(f"cannot tell new files from processed ones: {e}") from None
+    except SelectorError as e:
+        raise RunFailed(f"cannot read the pool's processed files: {e}") from None
+    return result
+
+
+def nested_pool_prefix(inp: common_pb2.StoreLocation, pool: common_pb2.StoreLocation) -> str | None:
+    """The key prefix of the pool inside the INPUT datasource, when the input holds the pool.
+
+    The pool's own frames and state must never be listed as input, whatever the store.
+    """
+    # Normalised (`..`, symlinks) so that `in/sub/../pool` is excluded as `pool/`.
+    return prefix_within(inp, pool) or None

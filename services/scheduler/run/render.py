@@ -1,0 +1,50 @@
+"""Stage 6, render: the embedders write the picked frames into the pool as PNGs.
+
+Frames are grouped by source file (one decode each) and written under a prefix unique
+to the run, so a crashed or lost commit can never overwrite a frame a manifest names.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
+from services.scheduler.run.cache_lookup import file_key
+from services.scheduler.run.context import RunContext, RunFailed
+from services.scheduler.run.interfaces import EmbedderError
+
+
+def frame_key(run_id: str, frame_name: str) -> str:
+    # The pool's frames/ prefix (LAYERS gives the pool layout one home under datapool/).
+    return f"frames/{run_id}/{frame_name}"
+
+
+def render(ctx: RunContext, picks: list[selector_pb2.Pick], rendered: dict[str, str]) -> None:
+    """Writes the frames of `picks` not yet in `rendered`, adding each frame name's key to it."""
+    by_file: dict[tuple[str, int, str], list[selector_pb2.Pick]] = defaultdict(list)
+    files: dict[tuple[str, int, str], common_pb2.FileRef] = {}
+    for p in picks:
+        if p.frame_name not in rendered:
+            by_file[file_key(p.file)].append(p)
+            files[file_key(p.file)] = p.file
+    spec = ctx.spec
+
+    def render_one(key: tuple[str, int, str]) -> None:
+        group = by_file[key]
+        request = embedder_pb2.RenderFramesRequest(
+            source=spec.input,
+            file=files[key],
+            frame_indices=[p.frame_index for p in group],
+            target=spec.pool,
+            target_keys=[frame_key(spec.run_id, p.frame_name) for p in group],
+        )
+        try:
+            written = ctx.replica().render_frames(request)
+        except EmbedderError as e:
+            raise RunFailed(f"cannot write frames of {files[key].path}: {e}") from None
+        for p, k in zip(group, written, strict=True):
+            rendered[p.frame_name] = k
+
+    with ctx.timed("render"), ThreadPoolExecutor(max_workers=max(2, len(ctx.embedders.replicas))) as ex:
+        list(ex.map(render_one, list(by_file)))
