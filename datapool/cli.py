@@ -8,10 +8,12 @@ import shutil
 import signal
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from datapool.client import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose, RunState
+from datapool.run_report import RunReport
 from datapool.stack import Stack
 from datapool.v1 import common_pb2
 
@@ -115,24 +117,25 @@ def follow_run(client: ApiWorkflowClient, run_id: str, quiet: bool = False) -> d
     return client.download_compute_worker_run_report_json(run_id)
 
 
-def print_summary(report: dict[str, Any]) -> None:
-    files = report.get("files", {})
-    frames = report.get("frames", {})
-    secs = report.get("seconds", {})
+def print_summary(report_json: dict[str, Any]) -> None:
+    """The run report in a few lines; a failed run's report has only its error, so counts show 0."""
+    report = RunReport.from_json(report_json)
+    files, frames = report.files, report.frames
     print("run summary")
     print(
-        f"  files listed {files.get('listed', 0)}, new {files.get('new', 0)}, "
-        f"processed {len(files.get('processed', []))}, skipped {len(files.get('skipped', []))}"
+        f"  files listed {files.listed}, new {files.new}, "
+        f"processed {len(files.processed)}, skipped {len(files.skipped)}"
     )
-    for s in files.get("skipped", []):
-        print(f"    skipped {s['path']}: {s['reason']}")
+    for s in files.skipped:
+        print(f"    skipped {s.path}: {s.reason}")
     print(
-        f"  frames embedded {frames.get('embedded', 0)}, from the embedding cache "
-        f"{frames.get('from_cache', 0)}, selected {frames.get('selected', 0)}"
+        f"  frames embedded {frames.embedded}, from the embedding cache "
+        f"{frames.from_cache}, selected {frames.selected}"
     )
-    print(f"  tag {report.get('tag') or '(none: no frames added)'}; pool now {report.get('pool_after', {})}")
-    if secs:
-        print("  seconds " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()))
+    pool = asdict(report.pool_after) if report.pool_after is not None else {}
+    print(f"  tag {report.tag or '(none: no frames added)'}; pool now {pool}")
+    if report.seconds:
+        print("  seconds " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()))
 
 
 def _ensure_dataset(client: ApiWorkflowClient, name: str, dataset_type: DatasetType) -> None:
