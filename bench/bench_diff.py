@@ -6,7 +6,7 @@ synthesised in key order by an in-process Store, as a cloud listing would arrive
 
 Measured, each in this process:
   (a) listing alone: every object through the media-type filter (what any run does);
-  (b) listing + diff: the scheduler's real `_list_and_diff`, merge-joining the listing
+  (b) listing + diff: the scheduler's real listing stage (`list_new_files`), merge-joining the listing
       with the selector's sorted processed-files stream (synthesised lazily, as the
       gRPC stream arrives);
   (c) the selector producing that stream from the nine stored segments
@@ -39,8 +39,8 @@ from datapool.config import parse_run_config
 from datapool.storage import ObjectInfo, Store
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, scheduler_pb2, selector_pb2
-from services.scheduler import pipeline as pipeline_module
-from services.scheduler.pipeline import RunPipeline, RunSpec
+from services.scheduler.pipeline import RunSpec
+from services.scheduler.run import listing as listing_module
 from services.selector.layout import PoolManifest, PoolSegment
 from services.selector.model import FileRef
 from services.selector.queries import processed_file_chunks
@@ -190,8 +190,10 @@ def main() -> None:
     store = SyntheticListing(args.objects)
     indices = processed_indices(args.objects, args.processed)
     rows = processed_rows(indices)
-    pipeline: Any = RunPipeline(embedders=None, selector=FakeSelector(rows))  # type: ignore[arg-type]
-    pipeline_module.open_store = lambda _loc: store  # type: ignore[assignment]
+    selector = FakeSelector(rows)
+    # The listing stage opens this synthetic store instead of the INPUT location.
+    patched: Any = listing_module
+    patched.open_store = lambda _loc: store
     config = parse_run_config(
         {},
         {
@@ -209,7 +211,7 @@ def main() -> None:
         return sum(1 for o in store.list() if media_types.is_video(o.key))
 
     def listing_and_diff() -> int:
-        return len(pipeline._list_and_diff(spec).new)
+        return len(listing_module.list_new_files(spec, selector).new)
 
     def selector_stream() -> int:
         n = 0
