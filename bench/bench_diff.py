@@ -36,15 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datapool import media_types
 from datapool.config import parse_run_config
+from datapool.pool.files import FileRef
+from datapool.pool.layout import PoolManifest, PoolSegment
+from datapool.pool.repository import PoolRepository
 from datapool.storage import ObjectInfo, Store
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, scheduler_pb2, selector_pb2
 from services.scheduler.pipeline import RunSpec
 from services.scheduler.run import listing as listing_module
-from services.selector.layout import PoolManifest, PoolSegment
-from services.selector.model import FileRef
 from services.selector.queries import processed_file_chunks
-from services.selector.repository import PoolRepository
 
 SEGMENTS = 9
 REPLACED = 1_000

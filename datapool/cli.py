@@ -290,8 +290,8 @@ def pool_location(url: str, args: argparse.Namespace) -> common_pb2.StoreLocatio
 
 def cmd_gc(args: argparse.Namespace) -> int:
     from datapool.errors import DatapoolError
+    from datapool.pool.gc import collect_garbage
     from datapool.storage import StoreError, describe_location, open_store
-    from services.selector.gc import collect_garbage
 
     try:
         location = pool_location(args.pool, args)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from datapool.grpc_server import make_channel, retry_service_config
+from datapool.channels import make_channel, retry_service_config
 from datapool.idle_watchdog import IdleWatchdog
 from datapool.storage.locations import (
     InvalidLocation,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from datapool.grpc_server import wait_healthy
+from datapool.channels import wait_healthy
 from datapool.internal_token import TOKEN_FILE_ENV, TOKEN_FILE_OPTION, ensure_token_file
 from datapool.secrets import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION, ensure_key_file
 

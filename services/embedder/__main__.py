@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from datapool.errors import DatapoolError
-from datapool.grpc_server import setup_logging
+from services.common.server import setup_logging
 from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.embedder.backends import BACKEND_NAMES, BackendOptions, load_backend
 from services.embedder.backends.tensorrt_engine import CACHE_ENV

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-from datapool.grpc_server import ServiceServer
 from datapool.v1 import embedder_pb2_grpc
 from services.common.auth import internal_token_interceptor
+from services.common.server import ServiceServer
 from services.embedder.backend_set import BackendSet
 from services.embedder.backends import BackendOptions
 from services.embedder.locations_guard import AllowedRoots

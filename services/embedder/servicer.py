@@ -11,6 +11,7 @@ from typing import Literal, overload
 import grpc
 
 from datapool.errors import InvalidArgument, reworded
+from datapool.pool.files import FileRef
 from datapool.storage import StoreError
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
@@ -23,7 +24,6 @@ from services.embedder.model import BackendUnavailable, ModelBackend, UnknownBac
 from services.embedder.render import render_frames
 from services.embedder.sampling import Sampling
 from services.embedder.source import (
-    ListedFile,
     SourceFileChanged,
     SourceFileDeleted,
     check_unchanged,
@@ -92,7 +92,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             raise InvalidArgument(f"dtype: {e}") from None
         sampling = _sampling(request.sampling)
         backend = self._backend(request.backend, context)
-        listed = ListedFile.from_pb(request.file)
+        listed = FileRef.from_proto(request.file)
         self.allowed.check_location(request.source, "source")
         store = open_location(request.source, "source")
         try:
@@ -104,7 +104,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             ):
                 for event in events:
                     if not context.is_active():
-                        log.info("EmbedFile %s: client went away, stopping", listed.key)
+                        log.info("EmbedFile %s: client went away, stopping", listed.path)
                         return
                     if isinstance(event, MediaInfo):
                         yield embedder_pb2.EmbedFileResponse(info=_info_pb(event))
@@ -115,14 +115,14 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                         check_unchanged(store, listed, when="while embedding")
                         log.info(
                             "embedded %s: %d frames, decode %.2fs, embed %.2fs",
-                            listed.key,
+                            listed.path,
                             event.frame_count,
                             event.decode_seconds,
                             event.embed_seconds,
                         )
                         yield embedder_pb2.EmbedFileResponse(done=_summary_pb(event))
         except (UndecodableFile, SourceFileChanged, SourceFileDeleted) as e:
-            log.info("skipped %s: %s", listed.key, e.reason)
+            log.info("skipped %s: %s", listed.path, e.reason)
             yield _skipped(e.reason)
 
     def RenderFrames(
@@ -136,7 +136,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             )
         for key in keys:
             check_frame_key(key)
-        listed = ListedFile.from_pb(request.file)
+        listed = FileRef.from_proto(request.file)
         self.allowed.check_location(request.source, "source")
         self.allowed.check_location(request.target, "target")
         source = open_location(request.source, "source")

@@ -1,17 +1,18 @@
 """The one file a request names, checked against what the scheduler's listing saw.
 
-A file is identified by (path, size, etag). If it changed or vanished since the
-listing, embedding it would attach vectors to a version nobody asked about.
+A file is identified by (path, size, etag) (`datapool.pool.files.FileRef`; an empty etag:
+the caller did not list the file, so there is nothing to compare). If it changed or vanished
+since the listing, embedding it would attach vectors to a version nobody asked about.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from datapool.errors import FailedPrecondition, InvalidArgument, NotFound
+from datapool.pool.files import FileRef
 from datapool.storage import ObjectNotFound, Store, StoreError, open_store
 from datapool.v1 import common_pb2
 
@@ -28,19 +29,6 @@ class SourceFileChanged(FailedPrecondition):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class ListedFile:
-    key: str
-    size: int
-    etag: str  # empty: the caller did not list the file, so there is nothing to compare
-
-    @classmethod
-    def from_pb(cls, ref: common_pb2.FileRef, field: str = "file") -> ListedFile:
-        if not ref.path:
-            raise InvalidArgument(f"{field}.path is empty")
-        return cls(key=ref.path, size=ref.size, etag=ref.etag)
-
-
 def open_location(location: common_pb2.StoreLocation, field: str) -> Store:
     try:
         return open_store(location)
@@ -48,8 +36,8 @@ def open_location(location: common_pb2.StoreLocation, field: str) -> Store:
         raise InvalidArgument(f"{field}: {e}") from None
 
 
-def check_unchanged(store: Store, listed: ListedFile, when: str = "since listing") -> None:
-    info = store.stat(listed.key)
+def check_unchanged(store: Store, listed: FileRef, when: str = "since listing") -> None:
+    info = store.stat(listed.path)
     if info is None:
         raise SourceFileDeleted(f"deleted {when}")
     if listed.etag and (info.size, info.etag) != (listed.size, listed.etag):
@@ -57,12 +45,12 @@ def check_unchanged(store: Store, listed: ListedFile, when: str = "since listing
 
 
 @contextlib.contextmanager
-def listed_file_path(store: Store, listed: ListedFile) -> Iterator[Path]:
+def listed_file_path(store: Store, listed: FileRef) -> Iterator[Path]:
     """A local path to the object, after checking it is still the listed version."""
     check_unchanged(store, listed)
     with contextlib.ExitStack() as stack:
         try:
-            path = stack.enter_context(store.local_path(listed.key))
+            path = stack.enter_context(store.local_path(listed.path))
         except ObjectNotFound:
             raise SourceFileDeleted("deleted since listing") from None
         yield path

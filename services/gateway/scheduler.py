@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from datapool.grpc_server import make_channel, retry_service_config
+from datapool.channels import make_channel, retry_service_config
 from datapool.v1 import scheduler_pb2_grpc
 
 T = TypeVar("T")

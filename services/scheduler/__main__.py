@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpc
 
-from datapool.grpc_server import ServiceServer, setup_logging
 from datapool.secrets import (
     KEY_ENV,
     KEY_FILE_ENV,
@@ -19,6 +18,7 @@ from datapool.secrets import (
     load_secret_box,
 )
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.common.server import ServiceServer, setup_logging
 from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.scheduler.auth import user_token_interceptor
 from services.scheduler.datasources import DatasourceCatalog

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import functools
 
-from datapool.grpc_server import ServiceServer, setup_logging
 from services.common.auth import internal_token_interceptor
+from services.common.server import ServiceServer, setup_logging
 from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.selector.cached_loads import DEFAULT_MAX_STAGED_BYTES, StagedCacheLoads
 from services.selector.service import SelectorService

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from datapool.pool.files import FileRef
+from datapool.pool.naming import FILE_KINDS
+from datapool.pool.repository import compact_embeddings
+from datapool.pool.state import Vectors
 from datapool.vectors import WIRE_DTYPES
-from services.selector.model import FileRef
-from services.selector.naming import FILE_KINDS
-from services.selector.repository import compact_embeddings
-from services.selector.state import Vectors
 
 ENTRY_FORMAT = 1
 _INDEX_DTYPE = np.dtype("<i8")

@@ -10,10 +10,10 @@ import numpy as np
 import numpy.typing as npt
 
 from datapool.errors import FailedPrecondition, InvalidArgument
+from datapool.pool.files import FileRef, FrameIdentity
+from datapool.pool.naming import FILE_KINDS, frame_name
+from datapool.pool.state import Vectors, empty_vectors
 from datapool.vectors import unpack
-from services.selector.model import FileRef, FrameIdentity
-from services.selector.naming import FILE_KINDS, frame_name
-from services.selector.state import Vectors, empty_vectors
 
 
 def decode_vectors(data: bytes, count: int, dim: int, dtype: str, file: FileRef) -> Vectors:

@@ -4,7 +4,7 @@ Rule order matters for crash safety: data objects first (fresh names, so a crash
 only orphans), then the manifest created only if absent, which is the single step that
 makes the commit visible.
 
-Fault points (see `datapool.faults`), in the order a commit reaches them:
+Fault points (see `services.common.faults`), in the order a commit reaches them:
 
 - `selector.commit.before_data`: picks final, nothing written yet.
 - `selector.commit.after_data.<name>`: after each data object of the commit is written,
@@ -19,25 +19,26 @@ Fault points (see `datapool.faults`), in the order a commit reaches them:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
 import uuid
+from collections.abc import Iterator
 
-from datapool import faults
 from datapool.errors import FailedPrecondition, InvalidArgument
-from datapool.faults import fault_point
+from datapool.pool.gc import discard_commit
+from datapool.pool.layout import DATA_PREFIX, INITIAL_TAG, PoolManifest, PoolSegment, run_frames_prefix
+from datapool.pool.repository import PoolRepository
+from datapool.pool.state import PoolFrame, empty_vectors
 from datapool.storage import ForwardingStore
+from services.common import faults
+from services.common.faults import fault_point
 from services.selector.errors import CommitAborted
-from services.selector.gc import discard_commit, given_up_on_failure
-from services.selector.layout import DATA_PREFIX, PoolManifest, PoolSegment
-from services.selector.repository import PoolRepository
 from services.selector.selection import select_picks
 from services.selector.session import CommitOutcome, Committed, NeedFrames, SelectionSession
-from services.selector.state import PoolFrame, empty_vectors
 
 MAX_COMMIT_ATTEMPTS = 50
-RESERVED_TAG = "initial-tag"
 
 FAULT_POINTS = (
     "selector.commit.before_data",
@@ -65,8 +66,8 @@ class PoolCommitter:
                     f"session {session.spec.session_id!r}: its commit failed writing the pool and its "
                     "frames were deleted; run again"
                 )
-            if tag_name == RESERVED_TAG:
-                raise InvalidArgument(f"tag_name {RESERVED_TAG!r} is reserved: it names the whole pool")
+            if tag_name == INITIAL_TAG:
+                raise InvalidArgument(f"tag_name {INITIAL_TAG!r} is reserved: it names the whole pool")
             session.frames.update(frames)
             for _ in range(self.max_attempts):
                 if session.repository.newest_version() != session.base_version:
@@ -152,6 +153,22 @@ class PoolCommitter:
         added = repo.load_segments(newest.segments_after(session.base_version), newest.dim)
         session.pool = session.pool.extended(newest, added)
         session.picks = select_picks(session.candidates, session.pool, session.n_samples, spec.min_distance)
+
+
+@contextlib.contextmanager
+def given_up_on_failure(session: SelectionSession, commit_id: str, version: int) -> Iterator[None]:
+    """Around the writes of a commit before its manifest put: if they raise, the session's
+    commit is given up (a later Commit on it is refused) and what it wrote, the run's
+    frames included, is deleted right away instead of waiting for gc."""
+    try:
+        yield
+    except Exception:
+        session.failed_commit = commit_id
+        run_frames = run_frames_prefix(session.spec.run_id)
+        # Only this run's own frames: keys come from the request and must not reach others'.
+        frames = [k for k in session.frames.values() if session.spec.run_id and k.startswith(run_frames)]
+        discard_commit(session.repository, commit_id, version, frames)
+        raise
 
 
 def _with_data_fault_points(repo: PoolRepository) -> PoolRepository:

@@ -1,33 +1,12 @@
-"""Plain value types shared by the selector's domain modules (no gRPC, no storage)."""
+"""Plain value types of selection (no gRPC, no storage): a pick and the identities it names."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from datapool.pool.files import FileRef, FrameIdentity
 
-@dataclass(frozen=True, order=True)
-class FileRef:
-    """A source object as listed; all three fields together say which bytes were processed."""
-
-    path: str
-    size: int
-    etag: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "etag": self.etag}
-
-    @staticmethod
-    def from_json(obj: dict[str, Any]) -> FileRef:
-        return FileRef(path=str(obj["path"]), size=int(obj["size"]), etag=str(obj["etag"]))
-
-
-@dataclass(frozen=True, order=True)
-class FrameIdentity:
-    """One frame of one exact file version; the pool never holds the same identity twice."""
-
-    file: FileRef
-    frame_index: int
+__all__ = ["FileRef", "FrameIdentity", "Pick"]
 
 
 @dataclass(frozen=True)

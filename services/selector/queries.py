@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from datapool.errors import NotFound
-from services.selector.commit import RESERVED_TAG
-from services.selector.layout import PoolSegment
-from services.selector.model import FileRef
-from services.selector.repository import PoolRepository
-from services.selector.state import PoolFrame, Vectors
+from datapool.pool.files import FileRef
+from datapool.pool.layout import INITIAL_TAG, PoolSegment
+from datapool.pool.repository import PoolRepository
+from datapool.pool.state import PoolFrame, Vectors
 
 PROCESSED_CHUNK = 10_000
 EXPORT_CHUNK = 1_000
@@ -75,7 +74,7 @@ def export_chunks(
 ) -> Iterator[ExportChunk]:
     """Pool rows in pool order; one tag's rows only unless the tag names the whole pool."""
     manifest = repo.newest_manifest()
-    whole_pool = tag_name in ("", RESERVED_TAG)
+    whole_pool = tag_name in ("", INITIAL_TAG)
     segments = [] if manifest is None else [s for s in manifest.segments if whole_pool or s.tag == tag_name]
     if not whole_pool and not segments:
         raise NotFound(f"tag {tag_name!r} not found in the pool in {repo.describe()}")

@@ -17,9 +17,9 @@ import numpy.typing as npt
 
 import selector_rs
 from datapool.errors import InvalidArgument
+from datapool.pool.state import PoolState, Vectors
 from services.selector.candidates import CandidateSet, FileCandidates
 from services.selector.model import FileRef, FrameIdentity, Pick
-from services.selector.state import PoolState, Vectors
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from datapool.errors import FailedPrecondition, InvalidArgument
+from datapool.pool.files import FileRef
+from datapool.pool.repository import PoolRepository
+from datapool.pool.state import PoolState
 from services.selector.cache_entry import CacheEntry, CacheScope
 from services.selector.cached_loads import StagedCacheLoads
 from services.selector.candidates import CandidateCollector, decode_vectors, sample_count
 from services.selector.commit import PoolCommitter
 from services.selector.embedding_cache import CacheLoad, CacheWriter, EmbeddingCache
-from services.selector.model import FileRef
 from services.selector.queries import (
     ExportChunk,
     PoolSummary,
@@ -21,10 +23,8 @@ from services.selector.queries import (
     pool_summary,
     processed_file_chunks,
 )
-from services.selector.repository import PoolRepository
 from services.selector.selection import StreamingSelection
 from services.selector.session import CommitOutcome, SelectionSession, SelectionSpec, SessionRegistry
-from services.selector.state import PoolState
 
 log = logging.getLogger(__name__)
 

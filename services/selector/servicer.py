@@ -7,12 +7,13 @@ from collections.abc import Iterator
 import grpc
 
 from datapool.errors import InvalidArgument
+from datapool.pool.files import FileRef
+from datapool.pool.repository import PoolRepository
 from datapool.storage import StoreError, open_store
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
 from services.selector.cache_entry import CacheScope
-from services.selector.model import FileRef, Pick
-from services.selector.repository import PoolRepository
+from services.selector.model import Pick
 from services.selector.service import SelectorService, SelectStream
 from services.selector.session import Committed, SelectionSpec
 
@@ -51,7 +52,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         self, request: selector_pb2.GetPoolRequest, context: grpc.ServicerContext
     ) -> Iterator[selector_pb2.ProcessedFiles]:
         for chunk in self.service.processed_files(_repository(request.pool)):
-            yield selector_pb2.ProcessedFiles(files=[_file_message(f) for f in chunk])
+            yield selector_pb2.ProcessedFiles(files=[f.to_proto() for f in chunk])
 
     def Select(
         self, request_iterator: Iterator[selector_pb2.SelectRequest], context: grpc.ServicerContext
@@ -86,16 +87,16 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         first = next(request_iterator, None)
         if first is None:
             raise InvalidArgument("LoadCachedEmbeddings needs at least one request")
-        files = [_file(f) for f in first.files]
+        files = [FileRef.from_proto(f) for f in first.files]
         for request in request_iterator:
-            files.extend(_file(f) for f in request.files)
+            files.extend(FileRef.from_proto(f) for f in request.files)
         scope = CacheScope(first.scope.model, first.scope.sampling_key)
         load = self.service.load_cached(
             first.session_id, _repository(first.pool), scope, first.scope.dim, files
         )
         hits = [
             selector_pb2.CachedFile(
-                file=_file_message(e.file),
+                file=e.file.to_proto(),
                 frame_count=e.frame_count,
                 kind=e.kind,
                 vector_count=len(e.frame_indices),
@@ -196,7 +197,7 @@ def _apply(stream: SelectStream, request: selector_pb2.SelectRequest) -> None:
         except ValueError as e:
             raise InvalidArgument(f"batch.vectors.dtype: {e}") from None
         stream.add_batch(
-            _file(batch.file),
+            FileRef.from_proto(batch.file),
             list(batch.vectors.frame_indices),
             batch.vectors.vectors,
             batch.vectors.dim,
@@ -204,26 +205,16 @@ def _apply(stream: SelectStream, request: selector_pb2.SelectRequest) -> None:
         )
     elif item == "file_complete":
         done = request.file_complete
-        stream.complete_file(_file(done.file), done.frame_count, done.kind)
+        stream.complete_file(FileRef.from_proto(done.file), done.frame_count, done.kind)
     elif item == "file_dropped":
-        stream.drop_file(_file(request.file_dropped.file))
+        stream.drop_file(FileRef.from_proto(request.file_dropped.file))
     else:
         raise InvalidArgument(f"SelectRequest item {item!r} is only allowed as the first message")
 
 
-def _file(message: common_pb2.FileRef) -> FileRef:
-    if not message.path:
-        raise InvalidArgument("file.path is empty")
-    return FileRef(message.path, message.size, message.etag)
-
-
-def _file_message(file: FileRef) -> common_pb2.FileRef:
-    return common_pb2.FileRef(path=file.path, size=file.size, etag=file.etag)
-
-
 def _pick_message(pick: Pick) -> selector_pb2.Pick:
     return selector_pb2.Pick(
-        file=_file_message(pick.file),
+        file=pick.file.to_proto(),
         frame_index=pick.frame_index,
         frame_name=pick.frame_name,
         distance=pick.distance,

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from datapool.errors import AlreadyExists, InvalidArgument, NotFound
+from datapool.pool.repository import PoolRepository
+from datapool.pool.state import PoolState
 from services.selector.candidates import CandidateSet
 from services.selector.model import FileRef, Pick
-from services.selector.repository import PoolRepository
-from services.selector.state import PoolState
 
 SESSION_TTL_SECONDS = 3600.0
 

@@ -20,11 +20,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from datapool import faults
+from datapool.pool.files import FileRef
+from datapool.pool.layout import (
+    DATA_PREFIX,
+    FRAMES_PREFIX,
+    MANIFESTS_PREFIX,
+    ROOT,
+    PoolManifest,
+    manifest_version,
+)
+from datapool.pool.repository import PoolRepository
 from datapool.storage import ForwardingStore, ObjectInfo, ObjectNotFound, Store
-from services.selector.layout import DATA_PREFIX, MANIFESTS_PREFIX, ROOT, PoolManifest, manifest_version
-from services.selector.model import FileRef
-from services.selector.repository import PoolRepository
+from services.common import faults
 from services.selector.service import SelectorService
 from services.selector.session import Committed, NeedFrames, SelectionSession, SelectionSpec
 
@@ -33,7 +40,6 @@ DIM = 16
 MODEL = "commit-test-model"
 MIN_DISTANCE = 0.3
 TOL = 1e-5
-FRAMES_PREFIX = "frames/"
 FAKE_PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -112,9 +112,9 @@ class ForkServer:
 def _child(request: dict[str, Any], ready_fd: int) -> None:
     from commit_support import Scenario, run_scenario
 
-    from datapool import faults
     from datapool.storage import open_store
     from datapool.v1 import common_pb2
+    from services.common import faults
 
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)

@@ -18,9 +18,9 @@ from fork_trials import ForkServer
 from trial_driver import PoolTrials
 
 from datapool.errors import DatapoolError
+from datapool.pool.repository import PoolRepository
 from datapool.storage import StoreError, open_store
 from datapool.v1 import common_pb2
-from services.selector.repository import PoolRepository
 
 COMMITS = 6
 KILLED_TRIALS = 8

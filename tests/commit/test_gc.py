@@ -11,11 +11,11 @@ from fork_trials import ForkServer
 from trial_driver import PoolTrials
 
 from datapool import cli
+from datapool.pool.gc import collect_garbage
+from datapool.pool.layout import DATA_PREFIX
+from datapool.pool.repository import PoolRepository
 from datapool.storage import ObjectInfo, Store
 from datapool.v1 import common_pb2
-from services.selector.gc import collect_garbage
-from services.selector.layout import DATA_PREFIX
-from services.selector.repository import PoolRepository
 
 # Crashes that leave orphans: frames only, part of the data objects, all of them, a lost race's.
 ORPHANING_CRASHES = [

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from commit_stores import NewPool
 from commit_support import check_invariants, pool_view, writer_run
 
+from datapool.pool.repository import PoolRepository
 from datapool.storage import open_store
-from services.selector.repository import PoolRepository
 from services.selector.session import Committed
 
 WRITERS = 6

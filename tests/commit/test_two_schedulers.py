@@ -15,12 +15,12 @@ from commit_support import TOL, check_manifests, min_pairwise_distance
 from datasource_setup import set_location
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
-from datapool.faults import ENV, held, hold, release
+from datapool.pool.repository import PoolRepository
 from datapool.samples import make_video
 from datapool.stack import Stack, free_port
 from datapool.storage import open_store
 from datapool.v1 import common_pb2
-from services.selector.repository import PoolRepository
+from services.common.faults import ENV, held, hold, release
 
 MIN_DISTANCE = 0.15
 RUNS_PER_STACK = 2

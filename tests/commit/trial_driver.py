@@ -17,9 +17,9 @@ from commit_support import (
 )
 from fork_trials import ForkServer, TrialResult
 
+from datapool.pool.repository import PoolRepository
 from datapool.storage import Store
 from datapool.v1 import common_pb2
-from services.selector.repository import PoolRepository
 
 # (fault point, rival mode) -> the pool a crash there must leave: the version before the
 # commit ("old"), the rival's version ("rival") or the commit's own ("new").

@@ -17,7 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from datapool.grpc_server import make_channel
+from datapool.channels import make_channel
 
 
 class _CountingInterceptor(grpc.ServerInterceptor):

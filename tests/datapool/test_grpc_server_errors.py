@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
+from datapool.channels import make_channel
 from datapool.errors import InvalidArgument
-from datapool.grpc_server import MAX_DETAILS_CHARS, ServiceServer, make_channel
 from datapool.storage import StoreAccessDenied, StoreFull
+from services.common.server import ServiceServer
+from services.common.status import MAX_DETAILS_CHARS
 
 RAISES: dict[str, Exception] = {
     "enospc": OSError(errno.ENOSPC, "No space left on device", "/pool/frames/r/a.png"),

@@ -8,7 +8,7 @@ import pytest
 from e2e_support import RunningStack
 
 from datapool import ApiWorkflowClient, DatasetType
-from datapool.grpc_server import make_channel
+from datapool.channels import make_channel
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 STRATEGIES = '"strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]'

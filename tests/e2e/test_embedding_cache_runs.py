@@ -21,17 +21,17 @@ from e2e_support import RunningStack, pool_embeddings, wait_end
 from test_workflow import processed_paths, run, selection
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool.channels import wait_healthy
 from datapool.config import FrameSampling
-from datapool.faults import held, hold, release
-from datapool.grpc_server import wait_healthy
+from datapool.pool.files import FileRef
+from datapool.pool.layout import EMBEDDING_CACHE_PREFIX
 from datapool.samples import make_video
 from datapool.storage import Store, open_store
 from datapool.v1 import common_pb2
+from services.common.faults import held, hold, release
 from services.scheduler.pipeline import cache_sampling_key
 from services.selector.cache_entry import CacheScope
 from services.selector.embedding_cache import EmbeddingCache
-from services.selector.layout import EMBEDDING_CACHE_PREFIX
-from services.selector.model import FileRef
 
 pytestmark = pytest.mark.e2e
 FRAMES = 6

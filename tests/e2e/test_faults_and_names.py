@@ -15,9 +15,9 @@ from e2e_support import RunningStack, pool_embeddings, running_stack, service_pi
 from test_workflow import selection
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
-from datapool.faults import held, hold, release
 from datapool.samples import make_video
 from datapool.v1 import scheduler_pb2
+from services.common.faults import held, hold, release
 from services.scheduler.db import MetadataDB
 from services.scheduler.runs import ACTIVE_STATES, RunManager
 

@@ -13,8 +13,8 @@ from e2e_support import RunningStack, min_pairwise_distance, pool_embeddings, wa
 from test_workflow import selection
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
-from datapool.faults import arm
 from datapool.samples import make_video
+from services.common.faults import arm
 
 pytestmark = pytest.mark.e2e
 

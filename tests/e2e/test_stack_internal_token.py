@@ -10,7 +10,7 @@ import grpc
 import pytest
 from e2e_support import RunningStack
 
-from datapool.grpc_server import make_channel
+from datapool.channels import make_channel
 from datapool.internal_token import read_token_file
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token

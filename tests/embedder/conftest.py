@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from embedder_media import Media, build_media
 
-from datapool.grpc_server import make_channel
+from datapool.channels import make_channel
 from datapool.v1 import embedder_pb2_grpc
 from services.embedder.backends import load_backend
 from services.embedder.backends.torch_cpu import TorchCpuBackend

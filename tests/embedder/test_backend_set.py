@@ -14,7 +14,7 @@ import pytest
 import torch
 from embedder_media import Media
 
-from datapool.grpc_server import make_channel
+from datapool.channels import make_channel
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.embedder.backend_set import BackendChoice, BackendSet
 from services.embedder.backends import BackendOptions, backend_model_id, load_backend

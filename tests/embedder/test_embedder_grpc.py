@@ -15,7 +15,7 @@ from embedder_media import N_FRAMES, SIZE, Media
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
-from datapool.grpc_server import make_channel
+from datapool.channels import make_channel
 from datapool.samples import CorruptKind, make_video
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from auth_calls import EMBEDDER, call, every_method, health_and_reflection_answer
 
-from datapool.grpc_server import make_channel
+from datapool.channels import make_channel
 from services.embedder.backends.torch_cpu import TorchCpuBackend
 from services.embedder.server import make_server
 

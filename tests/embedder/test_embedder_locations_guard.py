@@ -14,7 +14,7 @@ import pytest
 from embedder_media import Media
 from small_disk import fill, tmpfs
 
-from datapool.grpc_server import make_channel
+from datapool.channels import make_channel
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.embedder.backends.torch_cpu import TorchCpuBackend

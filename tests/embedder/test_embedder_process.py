@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from embedder_media import N_FRAMES, Media
 
-from datapool.grpc_server import make_channel, wait_healthy
+from datapool.channels import make_channel, wait_healthy
 from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.v1 import embedder_pb2, embedder_pb2_grpc
 from services.common.auth import with_token

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from datapool.config import parse_run_config
+from datapool.pool.files import FileRef
 from datapool.run_report import SkippedFile
 from datapool.storage import ObjectInfo
 from datapool.storage.locations import local_location
@@ -15,7 +16,6 @@ from datapool.v1 import common_pb2, scheduler_pb2
 from services.scheduler.diff import StreamOrderError, new_objects
 from services.scheduler.pipeline import RunFailed, RunSpec
 from services.scheduler.run.listing import Listing, list_new_files
-from services.selector.model import FileRef
 
 
 def obj(key: str, size: int = 1, etag: str = "e") -> ObjectInfo:

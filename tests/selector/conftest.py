@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from datapool.pool.repository import PoolRepository
 from datapool.storage import LocalStore
-from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService
 
 

@@ -6,8 +6,8 @@ import sys
 
 from selector_helpers import clustered_unit_vectors, file_ref, rendered_picks, select, spec
 
+from datapool.pool.repository import PoolRepository
 from datapool.storage import LocalStore
-from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService
 
 CRASH_FILE = "crash.mp4"

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from services.selector.model import FileRef
-from services.selector.repository import PoolRepository
+from datapool.pool.files import FileRef
+from datapool.pool.repository import PoolRepository
 from services.selector.service import SelectorService
 from services.selector.session import SelectionSession, SelectionSpec
 

@@ -14,12 +14,12 @@ from selector_helpers import file_ref, select
 from test_embedding_cache import DIM, SCOPE, caching_spec, files_and_vectors, stream
 
 from datapool.errors import FailedPrecondition
+from datapool.pool.repository import PoolRepository
 from datapool.storage import ForwardingStore, Store
 from services.selector import cached_loads
 from services.selector import service as service_module
 from services.selector.cache_entry import CacheEntry
 from services.selector.cached_loads import StagedCacheLoads, entry_bytes
-from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService
 
 

@@ -16,10 +16,10 @@ from selector_helpers import (
 )
 
 from datapool.errors import InvalidArgument, NotFound
+from datapool.pool.repository import PoolRepository
 from datapool.storage import ForwardingStore, Store, StoreError
 from services.selector.errors import CommitAborted
 from services.selector.queries import pool_summary, processed_file_chunks
-from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService
 from services.selector.session import Committed, NeedFrames, SessionRegistry
 

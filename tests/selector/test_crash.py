@@ -10,9 +10,9 @@ import pytest
 from selector_crash_child import CRASH_FILE
 from selector_helpers import clustered_unit_vectors, file_ref, rendered_picks, select, spec
 
-from datapool import faults
+from datapool.pool.repository import PoolRepository
+from services.common import faults
 from services.selector.queries import pool_summary, processed_file_chunks
-from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService
 from services.selector.session import Committed
 

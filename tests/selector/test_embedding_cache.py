@@ -16,6 +16,10 @@ from selector_helpers import F32, clustered_unit_vectors, file_ref, rendered_pic
 
 from datapool.config import FrameSampling
 from datapool.errors import InvalidArgument
+from datapool.pool.files import FileRef
+from datapool.pool.gc import collect_garbage
+from datapool.pool.layout import DATA_PREFIX, EMBEDDING_CACHE_PREFIX
+from datapool.pool.repository import PoolRepository
 from datapool.storage import ForwardingStore, LocalStore, ObjectInfo, Store, open_store
 from datapool.v1 import common_pb2, selector_pb2
 from services.embedder import decode
@@ -23,10 +27,6 @@ from services.scheduler.pipeline import cache_sampling_key
 from services.selector import embedding_cache, servicer
 from services.selector.cache_entry import CacheScope
 from services.selector.embedding_cache import EmbeddingCache
-from services.selector.gc import collect_garbage
-from services.selector.layout import DATA_PREFIX, EMBEDDING_CACHE_PREFIX
-from services.selector.model import FileRef
-from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService
 from services.selector.servicer import SelectorServicer
 from services.selector.session import Committed, SelectionSession, SelectionSpec

@@ -12,9 +12,9 @@ from selector_helpers import clustered_unit_vectors, file_ref, rendered_picks, s
 from small_disk import fill, tmpfs
 
 from datapool.errors import DatapoolError, FailedPrecondition
+from datapool.pool.gc import collect_garbage, discard_commit
+from datapool.pool.repository import PoolRepository
 from datapool.storage import LocalStore
-from services.selector.gc import collect_garbage, discard_commit
-from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService
 
 

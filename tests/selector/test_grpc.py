@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from selector_helpers import clustered_unit_vectors
 
-from datapool.grpc_server import wait_healthy
+from datapool.channels import wait_healthy
 from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token

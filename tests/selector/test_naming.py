@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from datapool.errors import InvalidArgument
-from services.selector.naming import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, frame_name
+from datapool.pool.naming import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, frame_name
 
 
 @pytest.mark.parametrize(

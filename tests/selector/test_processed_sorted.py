@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from datapool.errors import FailedPrecondition
+from datapool.pool.files import FileRef
+from datapool.pool.layout import PoolManifest, PoolSegment, SegmentKeys
+from datapool.pool.repository import PoolRepository
 from datapool.storage import LocalStore
-from services.selector.layout import PoolManifest, PoolSegment, SegmentKeys
-from services.selector.model import FileRef
 from services.selector.queries import processed_file_chunks, processed_files_sorted
-from services.selector.repository import PoolRepository
 
 
 def commit(repo: PoolRepository, segments: list[PoolSegment], files: list[FileRef]) -> None:

@@ -8,14 +8,14 @@ import pytest
 from selector_helpers import clustered_unit_vectors, file_ref, rendered_picks, select, spec
 
 from datapool.errors import FailedPrecondition
+from datapool.pool.files import FileRef
+from datapool.pool.layout import PoolManifest, PoolSegment, SegmentKeys, manifest_key, manifest_version
+from datapool.pool.repository import PoolRepository
+from datapool.pool.state import PoolFrame
 from datapool.storage import LocalStore
-from services.selector.layout import PoolManifest, PoolSegment, SegmentKeys, manifest_key, manifest_version
-from services.selector.model import FileRef
 from services.selector.queries import export_chunks, pool_summary, processed_file_chunks
-from services.selector.repository import PoolRepository
 from services.selector.service import SelectorService
 from services.selector.session import Committed
-from services.selector.state import PoolFrame
 
 
 def _segment(version: int, frames: int, tag: str = "t") -> PoolSegment:

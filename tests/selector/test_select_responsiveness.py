@@ -21,7 +21,7 @@ import grpc
 import numpy as np
 import pytest
 
-from datapool.grpc_server import wait_healthy
+from datapool.channels import wait_healthy
 from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token

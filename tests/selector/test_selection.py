@@ -16,7 +16,7 @@ from selector_helpers import (
 )
 
 from datapool.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from services.selector.repository import PoolRepository
+from datapool.pool.repository import PoolRepository
 from services.selector.service import SelectorService
 from services.selector.session import Committed, SelectionSession
 

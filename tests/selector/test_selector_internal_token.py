@@ -11,7 +11,7 @@ import grpc
 import pytest
 from auth_calls import SELECTOR, call, every_method, health_and_reflection_answer
 
-from datapool.grpc_server import make_channel, wait_healthy
+from datapool.channels import make_channel, wait_healthy
 from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.stack import free_port
 

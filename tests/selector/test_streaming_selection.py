@@ -20,13 +20,13 @@ from selector_helpers import (
 )
 
 from datapool.errors import InvalidArgument
-from services.selector.layout import PoolManifest, PoolSegment
+from datapool.pool.layout import PoolManifest, PoolSegment
+from datapool.pool.repository import PoolRepository
+from datapool.pool.state import PoolFrame
 from services.selector.model import FileRef, FrameIdentity, Pick
-from services.selector.repository import PoolRepository
 from services.selector.selection import select_picks
 from services.selector.service import SelectorService, SelectStream
 from services.selector.session import Committed, SelectionSession, SelectionSpec
-from services.selector.state import PoolFrame
 
 DIM = 32
 

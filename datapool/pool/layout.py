@@ -1,7 +1,8 @@
 """Where the pool lives in its datasource, and the JSON shape of its manifests.
 
-All keys sit under `.datapool/`. Manifests are numbered and created only if absent;
-everything a manifest points at is immutable and named by the commit that wrote it.
+All bookkeeping keys sit under `.datapool/`, rendered frames under `frames/<run id>/`.
+Manifests are numbered and created only if absent; everything a manifest points at is
+immutable and named by the commit that wrote it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ DATA_PREFIX = ROOT + "data/"
 # Embeddings per (file identity, model, sampling rule); outside the commit protocol: no
 # manifest names an entry, so gc never collects one and deleting them only costs re-embedding.
 EMBEDDING_CACHE_PREFIX = ROOT + "cache/embeddings/"
+# Rendered frames, one folder per run: `frames/<run id>/<frame name>`. A run's frames are
+# written before its commit, so gc (and a failed commit) can tell whose they are.
+FRAMES_PREFIX = "frames/"
+# The tag name that means the whole pool; no commit may take it.
+INITIAL_TAG = "initial-tag"
 MANIFEST_FORMAT = 1
 # Processed files of one segment: gzip'd JSON lines `[path, size, etag]`, sorted, so that
 # segments merge into one sorted stream without loading a set. Segments written before
@@ -24,6 +30,15 @@ PROCESSED_NAME = "processed.jsonl.gz"
 LEGACY_PROCESSED_SUFFIX = ".json"
 # Zero-padding makes key order equal version order, so a listing finds the newest.
 _MANIFEST_NAME = re.compile(r"^(\d{20})\.json$")
+
+
+def frame_key(run_id: str, frame_name: str) -> str:
+    """Where run `run_id` renders the frame named `frame_name`."""
+    return f"{FRAMES_PREFIX}{run_id}/{frame_name}"
+
+
+def run_frames_prefix(run_id: str) -> str:
+    return f"{FRAMES_PREFIX}{run_id}/"
 
 
 def manifest_key(version: int) -> str:

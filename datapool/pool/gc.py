@@ -12,11 +12,11 @@ any time and only costs embedding those files again.
 
 A commit that is known to have failed does not wait for gc: `discard_commit` deletes
 its data objects (and, when the whole commit is given up, the run's frames) at once.
+The selector calls it; the CLI's `datapool gc` calls `collect_garbage`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -26,14 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datapool.errors import FailedPrecondition, Unavailable
+from datapool.pool.layout import DATA_PREFIX, FRAMES_PREFIX, MANIFESTS_PREFIX, PoolSegment, manifest_version
+from datapool.pool.repository import PoolRepository
 from datapool.storage import LocalStore, ObjectInfo, Store, StoreError
-from services.selector.layout import DATA_PREFIX, MANIFESTS_PREFIX, PoolSegment, manifest_version
-from services.selector.repository import PoolRepository
-from services.selector.session import SelectionSession
 
 log = logging.getLogger(__name__)
 
-FRAMES_PREFIX = "frames/"
 # A commit writes its frames and data objects first and its manifest last, so for a
 # while every object of an in-flight commit looks orphaned. Only objects older than
 # this are deleted: long enough for any commit to finish (its data objects are written
@@ -162,22 +160,6 @@ def discard_commit(repo: PoolRepository, commit_id: str, version: int, frame_key
     _remove_empty_data_folders(repo.store, deleted)
     log.info("commit %s failed: deleted its %d object(s)", commit_id, len(deleted))
     return len(deleted)
-
-
-@contextlib.contextmanager
-def given_up_on_failure(session: SelectionSession, commit_id: str, version: int) -> Iterator[None]:
-    """Around the writes of a commit before its manifest put: if they raise, the session's
-    commit is given up (a later Commit on it is refused) and what it wrote, the run's
-    frames included, is deleted right away instead of waiting for gc."""
-    try:
-        yield
-    except Exception:
-        session.failed_commit = commit_id
-        run_frames = f"{FRAMES_PREFIX}{session.spec.run_id}/"
-        # Only this run's own frames: keys come from the request and must not reach others'.
-        frames = [k for k in session.frames.values() if session.spec.run_id and k.startswith(run_frames)]
-        discard_commit(session.repository, commit_id, version, frames)
-        raise
 
 
 def _listing(store: Store, prefix: str) -> Iterator[ObjectInfo]:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.selector.layout import PoolManifest, PoolSegment
-from services.selector.model import FileRef, FrameIdentity
+from datapool.pool.files import FileRef, FrameIdentity
+from datapool.pool.layout import PoolManifest, PoolSegment
 
 Vectors = npt.NDArray[np.float32]
 

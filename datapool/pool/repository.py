@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from datapool.errors import FailedPrecondition, Unavailable, reworded
-from datapool.storage import ObjectNotFound, Store, StoreAccessDenied, StoreError, StoreFull
-from services.selector.layout import (
+from datapool.pool.files import FileRef
+from datapool.pool.layout import (
     LEGACY_PROCESSED_SUFFIX,
     MANIFESTS_PREFIX,
     PoolManifest,
@@ -27,8 +27,8 @@ from services.selector.layout import (
     manifest_key,
     manifest_version,
 )
-from services.selector.model import FileRef
-from services.selector.state import PoolFrame, PoolState, SegmentData, Vectors
+from datapool.pool.state import PoolFrame, PoolState, SegmentData, Vectors
+from datapool.storage import ObjectNotFound, Store, StoreAccessDenied, StoreError, StoreFull
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,107 @@
+"""The servers' half of the transport settings, shared by the three services.
+
+Every server gets: explicit message-size limits, keepalive, the standard health
+service, reflection, the domain-error interceptor, and graceful shutdown on
+SIGTERM/SIGINT (health turns NOT_SERVING, in-flight calls get `grace` seconds).
+Clients open channels with `datapool.channels`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from datapool.channels import COMMON_OPTIONS
+from services.common.status import DomainErrorInterceptor
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 5.0
+
+# A client balancing over a DNS name (round_robin) re-resolves it only when a connection
+# closes; closing each connection after this age (calls in flight finish first: no grace limit)
+# lets it find pods added since, e.g. embedders the autoscaler started.
+MAX_CONNECTION_AGE_MS = 300_000
+
+SERVER_OPTIONS: list[tuple[str, Any]] = [
+    *COMMON_OPTIONS,
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+]
+
+
+class ServiceServer:
+    """A started gRPC server with health and reflection, stoppable gracefully."""
+
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        register: Callable[[grpc.Server], None],
+        service_names: list[str],
+        max_workers: int = 16,
+        interceptors: Sequence[grpc.ServerInterceptor] = (),
+    ) -> None:
+        self.name = name
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name),
+            options=SERVER_OPTIONS,
+            interceptors=[*interceptors, DomainErrorInterceptor()],
+        )
+        register(self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [
+                *service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            self.server,
+        )
+        self.port = self.server.add_insecure_port(address)
+        if self.port == 0:
+            raise RuntimeError(f"{name}: cannot bind {address}")
+        self._service_names = service_names
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        self.server.start()
+        for service in ["", *self._service_names]:
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s listening on port %d", self.name, self.port)
+
+    def stop(self, grace: float = GRACE_SECONDS) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        log.info("%s stopped", self.name)
+
+    def serve_until_signal(self, grace: float = GRACE_SECONDS) -> None:
+        """Blocks until SIGTERM or SIGINT, then stops gracefully."""
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("%s: signal %d, shutting down", self.name, signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        stop.wait()
+        self.stop(grace)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
