@@ -1,4 +1,4 @@
-"""Reading a pool back through the client, for assertions."""
+"""Running `datapool up`, scheduling runs and reading a pool back through the client, for assertions."""
 
 from __future__ import annotations
 
@@ -43,6 +43,35 @@ def pool_embeddings(client: ApiWorkflowClient, tmp: Path) -> dict[str, np.ndarra
         assert row[0] not in out, f"frame {row[0]} is in the pool twice"
         out[row[0]] = np.array([float(x) for x in row[1:-1]], dtype=np.float64)
     return out
+
+
+def selection(min_distance: float, n: int = 100) -> dict[str, Any]:
+    return {
+        "n_samples": n,
+        "strategies": [
+            {
+                "input": {"type": "EMBEDDINGS"},
+                "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": min_distance},
+            }
+        ],
+    }
+
+
+def run(client: ApiWorkflowClient, worker: dict[str, Any], sel: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    run_id = client.schedule_compute_worker_run(worker_config=worker, selection_config=sel)
+    states = [info.state for info in client.compute_worker_run_info_generator(scheduled_run_id=run_id)]
+    info = client.get_compute_worker_run_info(run_id)
+    assert info.in_end_state()
+    assert info.ended_successfully(), info.message
+    assert states[-1] == "COMPLETED"
+    report = client.download_compute_worker_run_report_json(
+        client.get_compute_worker_run_from_scheduled_run(run_id)
+    )
+    return run_id, report
+
+
+def processed_paths(report: dict[str, Any]) -> set[str]:
+    return {f["path"] for f in report["files"]["processed"]}
 
 
 def tag_names(client: ApiWorkflowClient, tag: str) -> list[str]:

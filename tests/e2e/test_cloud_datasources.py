@@ -17,11 +17,13 @@ from e2e_support import (
     min_cross_distance,
     min_pairwise_distance,
     pool_embeddings,
+    processed_paths,
+    run,
     running_stack,
+    selection,
     tag_names,
     wait_end,
 )
-from test_workflow import processed_paths, run, selection
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_video

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from datasource_setup import set_location
-from e2e_support import RunningStack, pool_embeddings, wait_end
-from test_workflow import processed_paths, run, selection
+from e2e_support import RunningStack, pool_embeddings, processed_paths, run, selection, wait_end
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.channels import wait_healthy

@@ -11,8 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_support import RunningStack, pool_embeddings, running_stack, service_pid, tag_names, wait_end
-from test_workflow import selection
+from e2e_support import (
+    RunningStack,
+    pool_embeddings,
+    running_stack,
+    selection,
+    service_pid,
+    tag_names,
+    wait_end,
+)
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_video

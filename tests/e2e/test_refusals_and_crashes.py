@@ -9,8 +9,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from e2e_support import RunningStack, min_pairwise_distance, pool_embeddings, wait_end
-from test_workflow import selection
+from e2e_support import RunningStack, min_pairwise_distance, pool_embeddings, selection, wait_end
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_video

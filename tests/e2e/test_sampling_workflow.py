@@ -11,9 +11,8 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from e2e_support import RunningStack
+from e2e_support import RunningStack, run, selection
 from PIL import Image
-from test_workflow import run, selection
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_video

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from e2e_support import RunningStack, min_cross_distance, min_pairwise_distance, pool_embeddings, tag_names
+from e2e_support import (
+    RunningStack,
+    min_cross_distance,
+    min_pairwise_distance,
+    pool_embeddings,
+    processed_paths,
+    run,
+    selection,
+    tag_names,
+)
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_corrupt_file, make_video
@@ -16,35 +24,6 @@ from datapool.samples import make_corrupt_file, make_video
 pytestmark = pytest.mark.e2e
 FRAMES = 24
 TOL = 1e-5
-
-
-def selection(min_distance: float, n: int = 100) -> dict[str, Any]:
-    return {
-        "n_samples": n,
-        "strategies": [
-            {
-                "input": {"type": "EMBEDDINGS"},
-                "strategy": {"type": "DIVERSITY", "stopping_condition_minimum_distance": min_distance},
-            }
-        ],
-    }
-
-
-def run(client: ApiWorkflowClient, worker: dict[str, Any], sel: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    run_id = client.schedule_compute_worker_run(worker_config=worker, selection_config=sel)
-    states = [info.state for info in client.compute_worker_run_info_generator(scheduled_run_id=run_id)]
-    info = client.get_compute_worker_run_info(run_id)
-    assert info.in_end_state()
-    assert info.ended_successfully(), info.message
-    assert states[-1] == "COMPLETED"
-    report = client.download_compute_worker_run_report_json(
-        client.get_compute_worker_run_from_scheduled_run(run_id)
-    )
-    return run_id, report
-
-
-def processed_paths(report: dict[str, Any]) -> set[str]:
-    return {f["path"] for f in report["files"]["processed"]}
 
 
 def test_three_run_workflow(stack: RunningStack, tmp_path: Path) -> None:
