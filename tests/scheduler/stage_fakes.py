@@ -22,6 +22,24 @@ MODEL = ModelInfo(name="m", dim=2, backend="cpu", backend_reason="default", numb
 FRAMES_PER_FILE = 4
 
 
+def spec(root: Path, process_all: bool = False) -> RunSpec:
+    """A run over root/in whose pool, root/in/pool, lies inside the input."""
+    config = parse_run_config(
+        {"datasource": {"process_all": process_all}},
+        {
+            "n_samples": 1,
+            "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
+        },
+    )
+    return RunSpec(
+        "r",
+        scheduler_pb2.VIDEOS,
+        local_location(str(root / "in")),
+        local_location(str(root / "in" / "pool")),
+        config,
+    )
+
+
 def video_run(root: Path, names: Sequence[str], model_backend: str = "auto") -> RunSpec:
     """A run over `names` (tiny files in root/in) into root/pool."""
     (root / "in").mkdir(exist_ok=True)

@@ -6,15 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stage_fakes import spec
 
-from datapool.config import parse_run_config
 from datapool.pool.files import FileRef
 from datapool.run_report import SkippedFile
 from datapool.storage import ObjectInfo
-from datapool.storage.locations import local_location
-from datapool.v1 import common_pb2, scheduler_pb2
+from datapool.v1 import common_pb2
 from services.scheduler.diff import StreamOrderError, new_objects
-from services.scheduler.pipeline import RunFailed, RunSpec
+from services.scheduler.pipeline import RunFailed
 from services.scheduler.run.listing import Listing, list_new_files
 
 
@@ -86,23 +85,6 @@ class FakeSelector:
     def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]:
         for f in self.processed:
             yield common_pb2.FileRef(path=f.path, size=f.size, etag=f.etag)
-
-
-def spec(root: Path, process_all: bool = False) -> RunSpec:
-    config = parse_run_config(
-        {"datasource": {"process_all": process_all}},
-        {
-            "n_samples": 1,
-            "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
-        },
-    )
-    return RunSpec(
-        "r",
-        scheduler_pb2.VIDEOS,
-        local_location(str(root / "in")),
-        local_location(str(root / "in" / "pool")),
-        config,
-    )
 
 
 def listing_of(tmp_path: Path, processed: list[FileRef], process_all: bool = False) -> Listing:

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-from test_diff import spec
-from test_pipeline_skips import Observer
+from stage_fakes import Observer, spec
 
 from datapool.config import parse_run_config
 from datapool.samples import make_video

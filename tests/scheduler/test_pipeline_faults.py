@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_diff import spec
-from test_pipeline_skips import Observer
+from stage_fakes import Observer, spec
 
 from datapool.run_report import ModelInfo
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2

@@ -6,22 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from test_diff import spec
+from stage_fakes import Observer, spec
 
 from datapool.run_report import ModelInfo
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 from services.scheduler.pipeline import RunPipeline
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.states: list[str] = []
-
-    def set_state(self, state: int, message: str) -> None:
-        self.states.append(message)
-
-    def set_progress(self, **counts: int) -> None:
-        pass
 
 
 class Replica:
