@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from cache_support import DIM, SCOPE, caching_spec, files_and_vectors, stream
 from selector_helpers import file_ref, select
-from test_embedding_cache import DIM, SCOPE, caching_spec, files_and_vectors, stream
 
 from datapool.errors import FailedPrecondition
 from datapool.pool.repository import PoolRepository

@@ -1,84 +1,42 @@
-"""The pool's embedding cache in the selector: entries written as files complete, hits loaded
-into the next session, misses for changed files, other models and other sampling rules,
-unusable entries as misses, picks unchanged by the cache, and gc leaving entries alone."""
+"""The pool's embedding cache in the selector: entries written as files complete and found by
+the next lookup, misses for changed files, other models, sampling rules and decoders, unusable
+entries as misses, lookups that read only what they need, and gc leaving entries alone."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from selector_helpers import F32, clustered_unit_vectors, file_ref, rendered_picks, select, spec
+from cache_support import (
+    DIM,
+    SAMPLING,
+    SCOPE,
+    CountingStore,
+    cache_keys,
+    caching_spec,
+    files_and_vectors,
+    from_cache,
+    stream,
+)
+from selector_helpers import file_ref, rendered_picks, select, spec
 
 from datapool.config import FrameSampling
-from datapool.errors import InvalidArgument
-from datapool.pool.files import FileRef
 from datapool.pool.gc import collect_garbage
-from datapool.pool.layout import DATA_PREFIX, EMBEDDING_CACHE_PREFIX
+from datapool.pool.layout import DATA_PREFIX
 from datapool.pool.repository import PoolRepository
-from datapool.storage import ForwardingStore, LocalStore, ObjectInfo, Store, open_store
-from datapool.v1 import common_pb2, selector_pb2
+from datapool.storage import LocalStore, open_store
+from datapool.v1 import common_pb2
 from services.embedder import decode
 from services.scheduler.pipeline import cache_sampling_key
-from services.selector import embedding_cache, servicer
+from services.selector import embedding_cache
 from services.selector.cache_entry import CacheScope
 from services.selector.embedding_cache import EmbeddingCache
 from services.selector.service import SelectorService
-from services.selector.servicer import SelectorServicer
-from services.selector.session import Committed, SelectionSession, SelectionSpec
-
-DIM = 32
-SAMPLING = "all"
-SCOPE = CacheScope("test-model", SAMPLING)
-
-
-def files_and_vectors(count: int, frames: int = 9, first_seed: int = 0) -> dict[FileRef, F32]:
-    # float16 values, as the embedders send them: the cache keeps them exactly.
-    return {
-        file_ref(f"cam{first_seed + i}.mp4"): clustered_unit_vectors(first_seed + i, 3, frames // 3, DIM)
-        .astype(np.float16)
-        .astype(np.float32)
-        for i in range(count)
-    }
-
-
-def caching_spec(
-    session_id: str, n_samples: int = 0, sampling_key: str = SAMPLING, cached_files: int = 0
-) -> SelectionSpec:
-    return dataclasses.replace(
-        spec(session_id, n_samples=n_samples), sampling_key=sampling_key, cached_files=cached_files
-    )
-
-
-def stream(
-    service: SelectorService, repo: PoolRepository, session_id: str, files: Mapping[FileRef, F32]
-) -> None:
-    """Streams the files in as the embedders would, which writes their cache entries."""
-    select(service, repo, caching_spec(session_id), files, dtype="float16")
-    service.close_session(session_id)
-
-
-def cache_keys(store: Store) -> list[str]:
-    return [i.key for i in store.list(EMBEDDING_CACHE_PREFIX)]
-
-
-def from_cache(
-    service: SelectorService,
-    repo: PoolRepository,
-    session_id: str,
-    files: Mapping[FileRef, F32],
-    n_samples: int,
-) -> SelectionSession:
-    """A Select whose files all come from the cache: no batch is streamed."""
-    load = service.load_cached(session_id, repo, SCOPE, DIM, list(files))
-    assert sorted(e.file for e in load.hits) == sorted(files)
-    return service.finish_select(
-        service.open_select(caching_spec(session_id, n_samples, cached_files=len(files)), repo)
-    )
 
 
 def test_completed_files_are_written_and_a_later_session_loads_them(
@@ -201,83 +159,6 @@ def test_wrong_width_entry_for_the_same_key_is_unusable(
     assert load.hits == [] and load.unreadable == 1
 
 
-@pytest.mark.parametrize("cached_share", ["all", "half"])
-def test_picks_from_cached_vectors_equal_picks_from_streamed_ones(
-    service: SelectorService, repo: PoolRepository, cached_share: str
-) -> None:
-    files = files_and_vectors(6)
-    streamed = select(service, repo, caching_spec("streamed", n_samples=7), files, dtype="float16")
-    if cached_share == "all":
-        cached = from_cache(service, repo, "cached", files, n_samples=7)
-    else:
-        # Half from the cache, half streamed in, as in a run that added files.
-        half = dict(list(files.items())[:3])
-        service.load_cached("cached", repo, SCOPE, DIM, list(half))
-        rest = {f: v for f, v in files.items() if f not in half}
-        stream_ = service.open_select(caching_spec("cached", n_samples=7, cached_files=3), repo)
-        for file, vectors in rest.items():
-            stream_.add_batch(
-                file, list(range(len(vectors))), vectors.astype("<f2").tobytes(), DIM, "float16"
-            )
-            stream_.complete_file(file, len(vectors), "video")
-        cached = service.finish_select(stream_)
-    assert len(streamed.picks) == 7
-    assert [(p.frame_name, p.distance) for p in cached.picks] == [
-        (p.frame_name, p.distance) for p in streamed.picks
-    ]
-    assert cached.candidate_count == streamed.candidate_count
-    # A session fed from the cache commits like any other.
-    committed = service.commit("cached", "cached-tag", rendered_picks(cached))
-    assert isinstance(committed, Committed) and committed.picks == cached.picks
-    manifest = repo.newest_manifest()
-    assert manifest is not None
-    assert sorted(repo.load_processed(manifest.segments[0])) == sorted(files)
-
-
-def one_file_loaded_for(service: SelectorService, repo: PoolRepository, session_id: str) -> list[FileRef]:
-    files = files_and_vectors(1)
-    stream(service, repo, "streamed", files)
-    assert len(service.load_cached(session_id, repo, SCOPE, DIM, list(files)).hits) == 1
-    return list(files)
-
-
-def test_loads_are_for_the_select_with_the_same_model_and_rule(
-    service: SelectorService, repo: PoolRepository
-) -> None:
-    files = one_file_loaded_for(service, repo, "s2")
-    with pytest.raises(InvalidArgument, match="sampling_key"):
-        service.open_select(caching_spec("s2", sampling_key="every_nth=2", cached_files=1), repo)
-    with pytest.raises(InvalidArgument, match=r"scope\.dim"):
-        service.load_cached("s3", repo, SCOPE, 0, files)
-    with pytest.raises(InvalidArgument, match="sampling_key"):
-        service.load_cached("s3", repo, CacheScope(SCOPE.model, ""), DIM, files)
-
-
-def test_close_session_drops_a_load(service: SelectorService, repo: PoolRepository) -> None:
-    one_file_loaded_for(service, repo, "s2")
-    assert service.cached_loads.staged_bytes > 0
-    service.close_session("s2")
-    assert service.cached_loads.staged_bytes == 0
-    # Nothing staged: a Select that expects no cached file sees no candidates at all.
-    assert service.finish_select(service.open_select(caching_spec("s2", n_samples=1), repo)).picks == []
-
-
-class CountingStore(ForwardingStore):
-    def __init__(self, inner: Store) -> None:
-        super().__init__(inner)
-        self.listed = 0
-        self.reads: list[str] = []
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        for info in self.inner.list(prefix):
-            self.listed += 1
-            yield info
-
-    def read(self, key: str) -> bytes:
-        self.reads.append(key)
-        return self.inner.read(key)
-
-
 def test_lookup_reads_only_listed_entries(
     service: SelectorService, repo: PoolRepository, tmp_path: Path
 ) -> None:
@@ -344,30 +225,3 @@ def test_cache_on_every_store(
     stream(service, repo, "s3", {first: files[first]})
     cached = from_cache(service, repo, "s4", files, n_samples=4)
     assert [p.frame_name for p in cached.picks] == [p.frame_name for p in streamed.picks]
-
-
-def test_load_cached_embeddings_message_answers_hits_in_chunks(
-    service: SelectorService, repo: PoolRepository, pool_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    files = files_and_vectors(5, frames=3)
-    stream(service, repo, "s1", files)
-    bad = next(iter(files))
-    repo.store.put(EmbeddingCache(repo.store, SCOPE).key(bad), b"corrupt")
-    monkeypatch.setattr(servicer, "_CACHED_FILES_CHUNK", 3)
-    refs = [common_pb2.FileRef(path=f.path, size=f.size, etag=f.etag) for f in [*files, file_ref("new.mp4")]]
-    requests = [
-        selector_pb2.LoadCachedRequest(
-            session_id="s2",
-            pool=common_pb2.StoreLocation(local=common_pb2.LocalLocation(root=str(pool_root))),
-            scope=selector_pb2.EmbeddingScope(model=SCOPE.model, dim=DIM, sampling_key=SAMPLING),
-            files=refs[:2],
-        ),
-        selector_pb2.LoadCachedRequest(files=refs[2:]),
-    ]
-    answers = list(SelectorServicer(service).LoadCachedEmbeddings(iter(requests), None))  # type: ignore[arg-type]
-    assert [len(a.hits) for a in answers] == [3, 1] and [a.unreadable for a in answers] == [0, 1]
-    hits = sorted((h.file.path, h.frame_count, h.kind, h.vector_count) for a in answers for h in a.hits)
-    assert hits == sorted((f.path, 3, "video", 3) for f in list(files)[1:])
-    # The loaded files are the Select's candidates, though no batch streams in.
-    session = service.finish_select(service.open_select(caching_spec("s2", 2, cached_files=4), repo))
-    assert session.candidate_count == 4 * 3 and len(session.picks) == 2
