@@ -5,20 +5,29 @@ workflow, so existing scripts move over by changing one import.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from datapool.channels import make_channel, retry_service_config
-from datapool.idle_watchdog import IdleWatchdog
+from datapool.client_models import (
+    ApiError,
+    ComputeWorkerRun,
+    ComputeWorkerRunInfo,
+    DatasetType,
+    DatasourcePurpose,
+    RunState,
+    TagData,
+    api_error,
+    run_info,
+    run_record,
+)
+from datapool.embeddings_csv import write_embeddings_csv
+from datapool.run_watch import WATCH_IDLE_TIMEOUT_S, watch_run
 from datapool.storage.locations import (
     InvalidLocation,
     azure_location,
@@ -28,14 +37,25 @@ from datapool.storage.locations import (
     s3_location,
 )
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
-from datapool.vectors import from_batch
+
+__all__ = [
+    "ApiError",
+    "ApiWorkflowClient",
+    "ComputeWorkerRun",
+    "ComputeWorkerRunInfo",
+    "DatasetType",
+    "DatasourcePurpose",
+    "RunState",
+    "TagData",
+]
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-WATCH_DEADLINE_S = 600.0
-WATCH_RECONNECTS = 8
-# A watch raises ApiError after this long without a word from the scheduler, which sends
-# the run's state at least every 10 s while it runs (services/scheduler/servicer.py).
-WATCH_IDLE_TIMEOUT_S = 60.0
+# Deadlines, per call: every unary call unless named below (the client's `timeout`), then
+# the calls that may do more work. SetDatasource probes the location (a put and a delete).
+DEFAULT_CALL_DEADLINE_S = 30.0
+SET_DATASOURCE_DEADLINE_S = 120.0
+EXPORT_FILENAMES_DEADLINE_S = 600.0
+EXPORT_EMBEDDINGS_DEADLINE_S = 3600.0
 # Pings on an open stream find a dead connection within 20 + 10 s, inside the idle limit.
 _CLIENT_KEEPALIVE = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 10_000)]
 _IDEMPOTENT = [
@@ -51,78 +71,15 @@ _IDEMPOTENT = [
 T = TypeVar("T")
 
 
-class DatasetType(StrEnum):
-    VIDEOS = "VIDEOS"
-    IMAGES = "IMAGES"
-
-
-class DatasourcePurpose(StrEnum):
-    INPUT = "INPUT"
-    LIGHTLY = "LIGHTLY"
-
-
-class RunState(StrEnum):
-    OPEN = "OPEN"
-    EMBEDDING = "EMBEDDING"
-    SELECTING = "SELECTING"
-    COMMITTING = "COMMITTING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-
-
-class ApiError(Exception):
-    """A call the scheduler refused or could not serve; `code` is the gRPC status code."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class ComputeWorkerRunInfo:
-    state: RunState
-    message: str
-    progress: dict[str, int] = field(default_factory=dict)
-
-    def in_end_state(self) -> bool:
-        return self.state in (RunState.COMPLETED, RunState.FAILED)
-
-    def ended_successfully(self) -> bool:
-        return self.state == RunState.COMPLETED
-
-
-@dataclass(frozen=True)
-class ComputeWorkerRun:
-    id: str
-    dataset_id: str
-    state: RunState
-    message: str
-    created_at: int
-    last_modified_at: int
-    tag_names: list[str]
-    pool_version: int
-
-
-@dataclass(frozen=True)
-class TagData:
-    name: str
-    run_id: str
-    frame_count: int
-    created_at: int
-
-
-def _run_state(value: int) -> RunState:
-    return RunState(scheduler_pb2.RunState.Name(value))  # type: ignore[arg-type]
-
-
 class ApiWorkflowClient:
     """Talks to the datapool scheduler over gRPC.
 
     `address` defaults to $DATAPOOL_ADDRESS, then 127.0.0.1:50051; `token` to $DATAPOOL_TOKEN.
     """
 
-    def __init__(self, token: str | None = None, address: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, token: str | None = None, address: str | None = None, timeout: float = DEFAULT_CALL_DEADLINE_S
+    ) -> None:
         self.address = address or os.environ.get("DATAPOOL_ADDRESS") or DEFAULT_ADDRESS
         token = token if token is not None else os.environ.get("DATAPOOL_TOKEN")
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
@@ -146,7 +103,7 @@ class ApiWorkflowClient:
         try:
             return fn(request, timeout=timeout or self._timeout, metadata=self._metadata)
         except grpc.RpcError as e:
-            raise _api_error(e) from None
+            raise api_error(e) from None
 
     def _stream(
         self, fn: Callable[..., Iterator[T]], request: Any, timeout: float | None = None
@@ -154,7 +111,7 @@ class ApiWorkflowClient:
         try:
             yield from fn(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
-            raise _api_error(e) from None
+            raise api_error(e) from None
 
     # datasets
 
@@ -284,7 +241,7 @@ class ApiWorkflowClient:
         request = scheduler_pb2.SetDatasourceRequest(
             dataset_id=self.dataset_id, purpose=value, location=location, bypass_verify=bypass_verify
         )
-        self._call(self._stub.SetDatasource, request, timeout=120.0)
+        self._call(self._stub.SetDatasource, request, timeout=SET_DATASOURCE_DEADLINE_S)
 
     # runs
 
@@ -303,7 +260,7 @@ class ApiWorkflowClient:
 
     def get_compute_worker_run_info(self, scheduled_run_id: str) -> ComputeWorkerRunInfo:
         run = self._call(self._stub.GetRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id))
-        return _info(run)
+        return run_info(run)
 
     def compute_worker_run_info_generator(
         self, scheduled_run_id: str, idle_timeout_s: float = WATCH_IDLE_TIMEOUT_S
@@ -324,63 +281,15 @@ class ApiWorkflowClient:
     ) -> Iterator[ComputeWorkerRunInfo]:
         """Like compute_worker_run_info_generator, but also yields on every progress change.
 
-        Each stream has a deadline; when it passes, or the scheduler restarts, the watch
-        resubscribes, so a run of any length is followed to its end. The scheduler sends the
-        run's state at least every 10 s; after `idle_timeout_s` seconds without a word from it,
-        reconnects included, the watch raises ApiError (DEADLINE_EXCEEDED).
+        Streams that end or break are resubscribed (see `datapool.run_watch`); after
+        `idle_timeout_s` seconds without a word from the scheduler, reconnects included, the
+        watch raises ApiError (DEADLINE_EXCEEDED).
         """
-        request = scheduler_pb2.GetRunRequest(run_id=scheduled_run_id)
-        reconnects = 0
-        last_heard = time.monotonic()
-        last: ComputeWorkerRunInfo | None = None
-        while True:
-            call = self._stub.WatchRun(request, timeout=WATCH_DEADLINE_S, metadata=self._metadata)
-            watchdog = IdleWatchdog(call, idle_timeout_s, last_heard)
-            try:
-                for run in call:
-                    watchdog.heard()
-                    reconnects = 0
-                    info = _info(run)
-                    if info != last:  # the scheduler's keep-alive repeats an unchanged run
-                        last = info
-                        yield info
-                    if info.in_end_state():
-                        return
-                return
-            except grpc.RpcError as e:
-                if watchdog.fired:
-                    raise ApiError(
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
-                        f"no word from the scheduler at {self.address} for {idle_timeout_s:g}s "
-                        f"(idle_timeout_s) while watching run {scheduled_run_id}: it is frozen, overloaded "
-                        "or unreachable. The run may still be going on; watch it again later",
-                    ) from None
-                code = e.code() if isinstance(e, grpc.Call) else None
-                if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    continue
-                if code == grpc.StatusCode.UNAVAILABLE and reconnects < WATCH_RECONNECTS:
-                    reconnects += 1
-                    # Never past the idle limit: the next stream's watchdog then fires at once.
-                    left = watchdog.last_heard + idle_timeout_s - time.monotonic()
-                    time.sleep(max(0.0, min(5.0, 0.2 * 2**reconnects, left)))
-                    continue
-                raise _api_error(e) from None
-            finally:
-                watchdog.stop()
-                last_heard = watchdog.last_heard
+        return watch_run(self._stub, self._metadata, self.address, scheduled_run_id, idle_timeout_s)
 
     def get_compute_worker_run_from_scheduled_run(self, scheduled_run_id: str) -> ComputeWorkerRun:
         run = self._call(self._stub.GetRun, scheduler_pb2.GetRunRequest(run_id=scheduled_run_id))
-        return ComputeWorkerRun(
-            id=run.id,
-            dataset_id=run.dataset_id,
-            state=_run_state(run.state),
-            message=run.message,
-            created_at=run.created_unix_ms,
-            last_modified_at=run.updated_unix_ms,
-            tag_names=list(run.tag_names),
-            pool_version=run.pool_version,
-        )
+        return run_record(run)
 
     def download_compute_worker_run_report_json(self, run: ComputeWorkerRun | str) -> dict[str, Any]:
         """The run report: processed and skipped files, frame counts, picks, seconds per stage."""
@@ -401,26 +310,15 @@ class ApiWorkflowClient:
 
     def export_filenames_by_tag_name(self, tag_name: str) -> str:
         request = scheduler_pb2.ExportFilenamesRequest(dataset_id=self.dataset_id, tag_name=tag_name)
-        return "\n".join(self._call(self._stub.ExportFilenames, request, timeout=600.0).filenames)
+        return "\n".join(
+            self._call(self._stub.ExportFilenames, request, timeout=EXPORT_FILENAMES_DEADLINE_S).filenames
+        )
 
     def download_embeddings_csv(self, output_path: str | os.PathLike[str], tag_name: str = "") -> None:
         """Writes `filenames,embedding_0..embedding_{d-1},labels`, one row per pooled frame."""
         request = scheduler_pb2.ExportEmbeddingsRequest(dataset_id=self.dataset_id, tag_name=tag_name)
-        out = Path(output_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        header_written = False
-        with open(out, "w", newline="") as f:
-            writer = csv.writer(f)
-            for rows in self._stream(self._stub.ExportEmbeddings, request, timeout=3600.0):
-                dim = rows.vectors.dim
-                vectors = from_batch(rows.vectors, len(rows.filenames))
-                if not header_written:
-                    writer.writerow(["filenames", *(f"embedding_{i}" for i in range(dim)), "labels"])
-                    header_written = True
-                for name, vec in zip(rows.filenames, vectors, strict=True):
-                    writer.writerow([name, *(repr(float(x)) for x in vec), 0])
-            if not header_written:
-                writer.writerow(["filenames", "labels"])
+        chunks = self._stream(self._stub.ExportEmbeddings, request, timeout=EXPORT_EMBEDDINGS_DEADLINE_S)
+        write_embeddings_csv(output_path, chunks)
 
 
 @contextlib.contextmanager
@@ -430,19 +328,3 @@ def _named(argument: str) -> Iterator[None]:
         yield
     except InvalidLocation as e:
         raise ValueError(f"{argument}: {e}") from None
-
-
-def _info(run: scheduler_pb2.Run) -> ComputeWorkerRunInfo:
-    progress = {
-        "files_total": run.progress.files_total,
-        "files_done": run.progress.files_done,
-        "files_skipped": run.progress.files_skipped,
-        "frames_embedded": run.progress.frames_embedded,
-    }
-    return ComputeWorkerRunInfo(state=_run_state(run.state), message=run.message, progress=progress)
-
-
-def _api_error(e: grpc.RpcError) -> ApiError:
-    if isinstance(e, grpc.Call):
-        return ApiError(e.code(), e.details() or "")
-    return ApiError(grpc.StatusCode.UNKNOWN, str(e))

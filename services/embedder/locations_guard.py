@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datapool.errors import InvalidArgument, PermissionDenied
+from datapool.pool.layout import FRAMES_PREFIX
 from datapool.storage.nesting import resolved_root
 from datapool.v1 import common_pb2
 
 ALLOWED_ROOTS_ENV = "DATAPOOL_ALLOWED_ROOTS"
-FRAMES_FOLDER = "frames"
 
 
 def check_frame_key(key: str) -> None:
@@ -27,7 +27,7 @@ def check_frame_key(key: str) -> None:
     parts = key.split("/")
     if (
         len(parts) < 3
-        or parts[0] != FRAMES_FOLDER
+        or not key.startswith(FRAMES_PREFIX)
         or any(p in ("", ".", "..") or "\0" in p for p in parts)
         or not key.endswith(".png")
     ):

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from datapool.pool.layout import INITIAL_TAG
 from datapool.v1 import common_pb2, scheduler_pb2
 from services.scheduler.remotes import SelectorClient
-
-INITIAL_TAG = "initial-tag"
 
 
 class TagCatalog:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datapool.cli import print_summary
+from datapool.cli_runs import print_summary
 from datapool.run_report import (
     FileCounts,
     FrameCounts,

@@ -9,15 +9,11 @@ from __future__ import annotations
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+from datapool.pool.layout import frame_key
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 from services.scheduler.run.cache_lookup import file_key
 from services.scheduler.run.context import RunContext, RunFailed
 from services.scheduler.run.interfaces import EmbedderError
-
-
-def frame_key(run_id: str, frame_name: str) -> str:
-    # The pool's frames/ prefix (LAYERS gives the pool layout one home under datapool/).
-    return f"frames/{run_id}/{frame_name}"
 
 
 def render(ctx: RunContext, picks: list[selector_pb2.Pick], rendered: dict[str, str]) -> None:
