@@ -19,13 +19,8 @@ from azure.storage.blob import BlobClient, ContainerClient, ExponentialRetry
 
 from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError, StoreUnavailable, check_range
 from datapool.storage.endpoints import azure_account_url
-from datapool.storage.remote import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_READ_TIMEOUT_S,
-    RemoteStore,
-)
+from datapool.storage.remote import DEFAULT_OPTIONS, RemoteOptions, RemoteStore
+from datapool.v1 import common_pb2
 
 _DENIED_CODES = frozenset(
     {
@@ -43,35 +38,25 @@ BLOCK_SIZE = 4 << 20
 
 
 class AzureStore(RemoteStore):
-    def __init__(
-        self,
-        account_name: str,
-        container: str,
-        prefix: str = "",
-        *,
-        sas_token: str = "",
-        endpoint_url: str = "",
-        page_size: int = DEFAULT_PAGE_SIZE,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
-    ) -> None:
-        super().__init__(prefix)
+    def __init__(self, location: common_pb2.AzureLocation, options: RemoteOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(location.prefix, options)
+        account_name, container = location.account_name, location.container
         if not account_name or not container:
             raise StoreError("Azure location needs both account_name and container")
         self.account_name = account_name
         self.container = container
+        endpoint_url, sas_token = location.endpoint_url, location.sas_token
         # Without an endpoint in the location: $DATAPOOL_AZURE_BLOB_ENDPOINT, else Azure's own.
         self.account_url = azure_account_url(endpoint_url, account_name).rstrip("/")
-        self.page_size = page_size
-        self.max_attempts = max_attempts
         self._client = ContainerClient(
             self.account_url,
             container,
             credential=sas_token.lstrip("?") or None,
-            retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=max_attempts - 1),
-            connection_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
+            retry_policy=ExponentialRetry(
+                initial_backoff=1, increment_base=2, retry_total=options.max_attempts - 1
+            ),
+            connection_timeout=options.connect_timeout_s,
+            read_timeout=options.read_timeout_s,
             max_single_put_size=MAX_SINGLE_PUT,
             max_block_size=BLOCK_SIZE,
         )
@@ -85,7 +70,7 @@ class AzureStore(RemoteStore):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self._errors("list", prefix):
             pages = self._client.list_blobs(
-                name_starts_with=self.prefix + prefix, results_per_page=self.page_size
+                name_starts_with=self.prefix + prefix, results_per_page=self.options.page_size
             ).by_page()
             for page in pages:
                 for blob in page:
@@ -163,7 +148,7 @@ class AzureStore(RemoteStore):
         except (ServiceRequestError, ServiceResponseError) as e:
             raise StoreUnavailable(
                 f"cannot reach {self.describe()} ({self.account_url}) to {op} {key!r} "
-                f"after {self.max_attempts} attempts: {type(e).__name__}"
+                f"after {self.options.max_attempts} attempts: {type(e).__name__}"
             ) from e
         except AzureError as e:
             raise StoreError(f"{op} of {key!r} in {self.describe()} failed: {type(e).__name__}") from e
@@ -187,7 +172,8 @@ class AzureStore(RemoteStore):
             )
         if status >= 500 or status == 429:
             return StoreUnavailable(
-                f"{self.describe()} did not {op} {key!r} after {self.max_attempts} attempts: {code or status}"
+                f"{self.describe()} did not {op} {key!r} after {self.options.max_attempts} attempts: "
+                f"{code or status}"
             )
         return StoreError(f"{op} of {key!r} in {self.describe()} failed: {code or status}")
 

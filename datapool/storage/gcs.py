@@ -17,15 +17,10 @@ from google.oauth2 import service_account
 
 from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError, StoreUnavailable, check_range
 from datapool.storage.endpoints import gcs_emulator
-from datapool.storage.remote import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_READ_TIMEOUT_S,
-    RemoteStore,
-)
+from datapool.storage.remote import DEFAULT_OPTIONS, RemoteOptions, RemoteStore
+from datapool.v1 import common_pb2
 
 _SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]
-DEFAULT_RETRY_TIMEOUT_S = 120.0
 # Above this an upload is resumable in chunks of this size, so a retry resends one chunk.
 CHUNK_SIZE = 8 << 20
 _UNAVAILABLE = (
@@ -53,27 +48,15 @@ def _credentials(credentials_json: str, where: str) -> Credentials:
 
 
 class GcsStore(RemoteStore):
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = "",
-        *,
-        project_id: str = "",
-        credentials_json: str = "",
-        endpoint_url: str = "",
-        page_size: int = DEFAULT_PAGE_SIZE,
-        retry_timeout_s: float = DEFAULT_RETRY_TIMEOUT_S,
-        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
-    ) -> None:
-        super().__init__(prefix)
-        if not bucket:
+    def __init__(self, location: common_pb2.GcsLocation, options: RemoteOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(location.prefix, options)
+        if not location.bucket:
             raise StoreError("GCS location has no bucket")
-        self.bucket_name = bucket
-        self.endpoint_url = endpoint_url
-        self.page_size = page_size
-        self.retry_timeout_s = retry_timeout_s
-        self._timeout = (connect_timeout_s, read_timeout_s)
+        self.bucket_name = bucket = location.bucket
+        self.endpoint_url = endpoint_url = location.endpoint_url
+        project_id, credentials_json = location.project_id, location.credentials_json
+        retry_timeout_s = options.retry_timeout_s
+        self._timeout = (options.connect_timeout_s, options.read_timeout_s)
         # Uploads are retried too: a plain put rewrites the same bytes, and a conditional put with
         # if_generation_match=0 is idempotent (a replay sees 412, which put_if_absent reports as False).
         self._retry = DEFAULT_RETRY.with_timeout(retry_timeout_s)
@@ -96,7 +79,7 @@ class GcsStore(RemoteStore):
             blobs = self._client.list_blobs(
                 self._bucket,
                 prefix=self.prefix + prefix,
-                page_size=self.page_size,
+                page_size=self.options.page_size,
                 fields="items(name,size,generation),nextPageToken",
                 retry=self._retry,
                 timeout=self._timeout,
@@ -199,7 +182,7 @@ class GcsStore(RemoteStore):
         except _UNAVAILABLE as e:
             raise StoreUnavailable(
                 f"cannot reach {self.describe()} ({self.endpoint_url or 'Google Cloud Storage'}) to {op} "
-                f"{key!r} within {self.retry_timeout_s:.0f}s of retries: {type(e).__name__}"
+                f"{key!r} within {self.options.retry_timeout_s:.0f}s of retries: {type(e).__name__}"
             ) from e
         except gexc.GoogleAPICallError as e:
             raise StoreError(f"{op} of {key!r} in {self.describe()} failed: {e.code} {e.message}") from e

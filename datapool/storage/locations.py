@@ -8,7 +8,7 @@ import grpc
 
 from datapool.storage.base import Store, StoreError
 from datapool.storage.local import LocalStore
-from datapool.storage.remote import DEFAULT_PAGE_SIZE, normalize_prefix
+from datapool.storage.remote import DEFAULT_OPTIONS, RemoteOptions, normalize_prefix
 from datapool.v1 import common_pb2
 
 
@@ -23,8 +23,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _CONTAINER = re.compile(r"^(\$root|[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9])$")
 
 
-def open_store(location: common_pb2.StoreLocation, *, page_size: int = DEFAULT_PAGE_SIZE) -> Store:
-    """The adapter for `location`; `page_size` bounds each listing request of an object store."""
+def open_store(location: common_pb2.StoreLocation, options: RemoteOptions = DEFAULT_OPTIONS) -> Store:
+    """The adapter for `location`; `options` (listing page size, retries, timeouts) apply to object stores."""
     kind = location.WhichOneof("kind")
     if kind == "local":
         if not location.local.root:
@@ -33,45 +33,29 @@ def open_store(location: common_pb2.StoreLocation, *, page_size: int = DEFAULT_P
     if kind == "s3":
         from datapool.storage.s3 import S3Store
 
-        s3 = location.s3
-        auth = s3.WhichOneof("auth")
-        return S3Store(
-            _checked_bucket(s3.bucket, "location.s3.bucket"),
-            _checked_prefix(s3.prefix, "location.s3.prefix"),
-            region=s3.region,
-            endpoint_url=s3.endpoint_url,
-            access_key_id=s3.access_key.access_key_id if auth == "access_key" else "",
-            secret_access_key=s3.access_key.secret_access_key if auth == "access_key" else "",
-            role_arn=s3.delegated_role.role_arn if auth == "delegated_role" else "",
-            external_id=s3.delegated_role.external_id if auth == "delegated_role" else "",
-            page_size=page_size,
-        )
+        s3 = common_pb2.S3Location()
+        s3.CopyFrom(location.s3)
+        s3.bucket = _checked_bucket(s3.bucket, "location.s3.bucket")
+        s3.prefix = _checked_prefix(s3.prefix, "location.s3.prefix")
+        return S3Store(s3, options)
     if kind == "gcs":
         from datapool.storage.gcs import GcsStore
 
-        gcs = location.gcs
-        return GcsStore(
-            _checked_bucket(gcs.bucket, "location.gcs.bucket"),
-            _checked_prefix(gcs.prefix, "location.gcs.prefix"),
-            project_id=gcs.project_id,
-            credentials_json=gcs.credentials_json,
-            endpoint_url=gcs.endpoint_url,
-            page_size=page_size,
-        )
+        gcs = common_pb2.GcsLocation()
+        gcs.CopyFrom(location.gcs)
+        gcs.bucket = _checked_bucket(gcs.bucket, "location.gcs.bucket")
+        gcs.prefix = _checked_prefix(gcs.prefix, "location.gcs.prefix")
+        return GcsStore(gcs, options)
     if kind == "azure":
         from datapool.storage.azure import AzureStore
 
-        az = location.azure
+        az = common_pb2.AzureLocation()
+        az.CopyFrom(location.azure)
         if not az.account_name:
             raise InvalidLocation("location.azure.account_name is empty")
-        return AzureStore(
-            az.account_name,
-            _checked_container(az.container, "location.azure.container"),
-            _checked_prefix(az.prefix, "location.azure.prefix"),
-            sas_token=az.sas_token,
-            endpoint_url=az.endpoint_url,
-            page_size=page_size,
-        )
+        az.container = _checked_container(az.container, "location.azure.container")
+        az.prefix = _checked_prefix(az.prefix, "location.azure.prefix")
+        return AzureStore(az, options)
     raise InvalidLocation(f"unsupported datasource location kind: {kind!r}")
 
 

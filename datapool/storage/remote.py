@@ -6,6 +6,7 @@ import abc
 import contextlib
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -31,6 +32,29 @@ DEFAULT_PAGE_SIZE = 1000
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 120.0
 DEFAULT_MAX_ATTEMPTS = 5
+# GCS retries by total time rather than by count.
+DEFAULT_RETRY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How an object-store adapter talks to its service, the same for every backend.
+
+    Where the store is and how it authenticates come from the location message
+    (`common_pb2.S3Location`, `GcsLocation`, `AzureLocation`), built by `datapool.storage.locations`.
+    """
+
+    # Keys per listing request.
+    page_size: int = DEFAULT_PAGE_SIZE
+    # Tries per request (S3, Azure).
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # Seconds of retrying one request (GCS).
+    retry_timeout_s: float = DEFAULT_RETRY_TIMEOUT_S
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+
+
+DEFAULT_OPTIONS = RemoteOptions()
 
 
 def normalize_prefix(prefix: str) -> str:
@@ -51,8 +75,9 @@ def is_valid_key(key: str) -> bool:
 class RemoteStore(Store):
     """An object store whose keys live under `prefix` inside one bucket or container."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, options: RemoteOptions) -> None:
         self.prefix = normalize_prefix(prefix)
+        self.options = options
         # Set once the bucket is known to exist, so a 404 afterwards means "no such object".
         self._bucket_seen = False
 

@@ -28,14 +28,9 @@ from datapool.storage.base import (
     check_range,
 )
 from datapool.storage.endpoints import s3_endpoint
-from datapool.storage.remote import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PAGE_SIZE,
-    DEFAULT_READ_TIMEOUT_S,
-    RemoteStore,
-)
+from datapool.storage.remote import DEFAULT_OPTIONS, RemoteOptions, RemoteStore
 from datapool.storage.s3_auth import role_session
+from datapool.v1 import common_pb2
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,40 +59,30 @@ _CHUNK = 1 << 20
 
 
 class S3Store(RemoteStore):
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = "",
-        *,
-        region: str = "",
-        endpoint_url: str = "",
-        access_key_id: str = "",
-        secret_access_key: str = "",
-        role_arn: str = "",
-        external_id: str = "",
-        page_size: int = DEFAULT_PAGE_SIZE,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
-    ) -> None:
-        super().__init__(prefix)
-        if not bucket:
+    def __init__(self, location: common_pb2.S3Location, options: RemoteOptions = DEFAULT_OPTIONS) -> None:
+        super().__init__(location.prefix, options)
+        if not location.bucket:
             raise StoreError("S3 location has no bucket")
-        self.bucket = bucket
-        self.region = region
+        self.bucket = location.bucket
+        self.region = region = location.region
+        endpoint_url = location.endpoint_url
+        auth = location.WhichOneof("auth")
+        role_arn = location.delegated_role.role_arn if auth == "delegated_role" else ""
+        external_id = location.delegated_role.external_id if auth == "delegated_role" else ""
+        access_key_id = location.access_key.access_key_id if auth == "access_key" else ""
+        secret_access_key = location.access_key.secret_access_key if auth == "access_key" else ""
+        max_attempts = options.max_attempts
         # Without an endpoint in the location: $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL. STS gets only
         # the location's own endpoint; without one boto3 reads $AWS_ENDPOINT_URL_STS / $AWS_ENDPOINT_URL.
         sts_url = endpoint_url
         endpoint_url = s3_endpoint(endpoint_url)
         self.endpoint_url = endpoint_url
         self.role_arn = role_arn
-        self.page_size = page_size
-        self.max_attempts = max_attempts
         config = Config(
             region_name=region or None,
             retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
+            connect_timeout=options.connect_timeout_s,
+            read_timeout=options.read_timeout_s,
             # Emulators and S3-compatible stores rarely resolve bucket subdomains.
             s3={"addressing_style": "path"} if endpoint_url else None,
             max_pool_connections=32,
@@ -123,7 +108,7 @@ class S3Store(RemoteStore):
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket,
             Prefix=self.prefix + prefix,
-            PaginationConfig={"PageSize": self.page_size},
+            PaginationConfig={"PageSize": self.options.page_size},
         )
         with self._errors("list", prefix):
             for page in pages:
@@ -211,7 +196,7 @@ class S3Store(RemoteStore):
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         name = self._name(key)
-        for attempt in range(self.max_attempts):
+        for attempt in range(self.options.max_attempts):
             try:
                 with self._errors("put", key):
                     self._client.put_object(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
@@ -222,7 +207,7 @@ class S3Store(RemoteStore):
                     return False
                 # 409 ConditionalRequestConflict: a concurrent conditional write to the same key is in
                 # flight; S3 asks the client to retry, and the retry sees 412 or wins.
-                if _code(cause) == "ConditionalRequestConflict" and attempt + 1 < self.max_attempts:
+                if _code(cause) == "ConditionalRequestConflict" and attempt + 1 < self.options.max_attempts:
                     time.sleep(0.05 * 2**attempt)
                     continue
                 raise
@@ -258,7 +243,7 @@ class S3Store(RemoteStore):
         except _CONNECTION_ERRORS as e:
             raise StoreUnavailable(
                 f"cannot reach {self.describe()} ({self.endpoint_url or 'AWS'}) to {op} {key!r} "
-                f"after {self.max_attempts} attempts: {type(e).__name__}"
+                f"after {self.options.max_attempts} attempts: {type(e).__name__}"
             ) from e
         except BotoCoreError as e:
             raise StoreError(f"{op} of {key!r} in {self.describe()} failed: {type(e).__name__}") from e
@@ -284,7 +269,7 @@ class S3Store(RemoteStore):
             return self._not_found(key)
         if status >= 500 or code in _UNAVAILABLE_CODES:
             return StoreUnavailable(
-                f"{self.describe()} did not {op} {key!r} after {self.max_attempts} attempts: {code}"
+                f"{self.describe()} did not {op} {key!r} after {self.options.max_attempts} attempts: {code}"
             )
         return StoreError(f"{op} of {key!r} in {self.describe()} failed: {code} {message}")
 

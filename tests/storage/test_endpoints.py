@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from datapool.storage.endpoints import azure_account_url, gcs_emulator, s3_endpoint
+from datapool.storage.locations import s3_location
 from datapool.storage.s3 import S3Store
 
 
@@ -19,7 +20,7 @@ def test_s3_takes_the_service_variable_then_the_global_one_and_the_location_wins
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3:2")
     assert s3_endpoint("") == "http://s3:2"
     assert s3_endpoint("http://own:3") == "http://own:3"
-    store = S3Store("bucket", region="us-east-1", access_key_id="a", secret_access_key="s")
+    store = S3Store(s3_location("bucket", region="us-east-1", access_key_id="a", secret_access_key="s").s3)
     assert store.endpoint_url == "http://s3:2"
     # Emulators need path-style addressing, which an endpoint from the environment gets too.
     assert store._client.meta.config.s3 == {"addressing_style": "path"}  # type: ignore[attr-defined]

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from botocore.stub import Stubber
 
+from datapool.storage.locations import s3_location
 from datapool.storage.s3 import S3Store
 
 
 def _store() -> S3Store:
-    return S3Store("bucket", "pool/", region="us-east-1", access_key_id="a", secret_access_key="b")
+    return S3Store(
+        s3_location("bucket", "pool/", region="us-east-1", access_key_id="a", secret_access_key="b").s3
+    )
 
 
 def _conflict(stub: Stubber) -> None:

@@ -10,6 +10,7 @@ import pytest
 from storage_support import EmulatorsApi, MakeLocation, with_bucket, with_prefix
 
 from datapool.storage import ObjectNotFound, Store, StoreError, StoreNotFoundError, open_store
+from datapool.storage.remote import RemoteOptions
 
 KEYS = ["b.mp4", "a/x.mp4", "a.txt", "a/b/c.mp4", "ü name.mp4", "c d/e f.mp4", "a/ä/z.bin"]
 
@@ -39,7 +40,7 @@ def test_list_is_in_key_order_and_limited_to_prefixes(make_location: MakeLocatio
 
 def test_listing_pages_through_many_objects(make_location: MakeLocation, store_kind: str) -> None:
     location = make_location(store_kind, "pool/")
-    store = open_store(location, page_size=4)
+    store = open_store(location, RemoteOptions(page_size=4))
     keys = [f"{'d' if i % 3 else 'e'}/{i:03d}.bin" for i in range(25)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda k: store.put(k, b"v"), keys))

@@ -14,12 +14,16 @@ from datapool.storage import (
     StoreAuthError,
     StoreError,
     StoreUnavailable,
+    azure_location,
     describe_location,
+    gcs_location,
     open_store,
+    s3_location,
     verify_access,
 )
 from datapool.storage.azure import AzureStore
 from datapool.storage.gcs import GcsStore
+from datapool.storage.remote import RemoteOptions
 from datapool.storage.s3 import S3Store
 
 
@@ -84,9 +88,15 @@ def test_s3_wrong_region_names_both_regions(make_location: MakeLocation) -> None
 def test_unreachable_stores_say_so() -> None:
     url = _closed_port_url()
     stores = [
-        S3Store("bucket", "p/", endpoint_url=url, access_key_id="a", secret_access_key="b", max_attempts=2),
-        GcsStore("bucket", "p/", endpoint_url=url, retry_timeout_s=1.0),
-        AzureStore("acct", "container", "p/", endpoint_url=url, sas_token="sv=x&sig=secret", max_attempts=1),
+        S3Store(
+            s3_location("bucket", "p/", endpoint_url=url, access_key_id="a", secret_access_key="b").s3,
+            RemoteOptions(max_attempts=2),
+        ),
+        GcsStore(gcs_location("bucket", "p/", endpoint_url=url).gcs, RemoteOptions(retry_timeout_s=1.0)),
+        AzureStore(
+            azure_location("acct", "container", "p/", endpoint_url=url, sas_token="sv=x&sig=secret").azure,
+            RemoteOptions(max_attempts=1),
+        ),
     ]
     for store in stores:
         with pytest.raises(StoreUnavailable, match="cannot reach") as info:
