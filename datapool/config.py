@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from datapool.errors import InvalidArgument
+from datapool.sampling import Sampling
 
 # The embedder's model backends (services/embedder/backends); names a run may ask for.
 MODEL_BACKENDS = ("auto", "tensorrt", "torch-cuda", "onnxruntime-cpu", "torch-cpu")
@@ -62,17 +63,17 @@ class FrameSampling(_Strict):
 
     @model_validator(mode="after")
     def _one_rule(self) -> FrameSampling:
+        # The config names the keys; the rule's own checks are datapool.sampling's.
         if self.every_nth is not None and self.target_fps is not None:
             raise ValueError("set only one of every_nth and target_fps")
         return self
 
+    def rule(self) -> Sampling:
+        """The sampling rule these keys describe."""
+        return Sampling(every_nth=self.every_nth or 1, target_fps=self.target_fps)
+
     def cache_key(self) -> str:
-        """Names the rule in cache keys: embeddings made under one rule never serve another."""
-        if self.every_nth is not None and self.every_nth > 1:
-            return f"every_nth={self.every_nth}"
-        if self.target_fps is not None:
-            return f"target_fps={self.target_fps!r}"
-        return "all"
+        return self.rule().cache_key()
 
 
 class WorkerConfig(_Strict):

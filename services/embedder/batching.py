@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from datapool.sampling import Sampling
 from services.embedder.decode import FrameDecoder, Stopped
 from services.embedder.model import ModelBackend
-from services.embedder.sampling import Sampling
 
 # Batches decoded ahead of the model: enough to hide decode time behind inference,
 # few enough to bound memory.

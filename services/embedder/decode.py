@@ -28,10 +28,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from datapool import media_types
 from datapool.errors import FailedPrecondition
+from datapool.sampling import Sampling
 from services.embedder.hwdecode import cuda_present, open_on_gpu
 from services.embedder.orientation import Orientation, orientation_of
 from services.embedder.packets import TooManyErrors, numbered_frames
-from services.embedder.sampling import Sampling
+from services.embedder.sampling import FramePicker
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,9 @@ class FrameDecoder:
     ) -> Iterator[tuple[int, Frame]]:
         if self._container is None:
             raise RuntimeError("FrameDecoder is closed")
-        picker = sampling.picker(self.info.fps) if sampling is not None and not sampling.keeps_all else None
+        picker = (
+            FramePicker(sampling, self.info.fps) if sampling is not None and not sampling.keeps_all else None
+        )
         time_base: Fraction | None = self._container.streams.video[0].time_base
         decoded = self._decoded(stop)
         index = -1

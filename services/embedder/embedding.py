@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from datapool.sampling import Sampling
 from services.embedder.batching import BatchDecoder, Done
 from services.embedder.decode import FrameDecoder, MediaInfo
 from services.embedder.model import ModelBackend
-from services.embedder.sampling import Sampling
 
 DEFAULT_BATCH_SIZE = 64
 

@@ -1,50 +1,11 @@
-"""Which frames of a video get embedded: every frame, every n-th, or a target rate in time.
-
-Sampling never renumbers: a kept frame keeps its index among all decoded frames,
-so its name and RenderFrames see the same picture whatever rule embedded it.
-"""
+"""Applying a sampling rule (`datapool.sampling.Sampling`) to one video, frame by frame."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from fractions import Fraction
 
-from datapool.v1 import embedder_pb2
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """`every_nth` > 1 keeps frames 0, n, 2n, ...; `target_fps` keeps the first frame at or
-    after each multiple of 1/target_fps seconds after the first frame. At most one is set."""
-
-    every_nth: int = 1
-    target_fps: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.every_nth < 1:
-            raise ValueError(f"every_nth must be >= 1, got {self.every_nth}")
-        if self.target_fps is not None:
-            if not (math.isfinite(self.target_fps) and self.target_fps > 0):
-                raise ValueError(f"target_fps must be a finite number > 0, got {self.target_fps}")
-            if self.every_nth != 1:
-                raise ValueError("every_nth: set only one of every_nth and target_fps")
-
-    @classmethod
-    def from_pb(cls, pb: embedder_pb2.FrameSampling) -> Sampling:
-        """The request's rule (0 means unset); ValueError names the bad field."""
-        return cls(every_nth=pb.every_nth or 1, target_fps=pb.target_fps or None)
-
-    @property
-    def keeps_all(self) -> bool:
-        return self.every_nth == 1 and self.target_fps is None
-
-    def picker(self, fps: float) -> FramePicker:
-        """A fresh picker for one pass over one video whose nominal rate is `fps` (0: unknown)."""
-        return FramePicker(self, fps)
-
-
-EVERY_FRAME = Sampling()
+from datapool.sampling import Sampling
 
 
 class FramePicker:

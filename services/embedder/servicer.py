@@ -12,6 +12,7 @@ import grpc
 
 from datapool.errors import InvalidArgument, reworded
 from datapool.pool.files import FileRef
+from datapool.sampling import Sampling
 from datapool.storage import StoreError
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
@@ -22,7 +23,6 @@ from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameB
 from services.embedder.locations_guard import AllowedRoots, check_frame_key
 from services.embedder.model import BackendUnavailable, ModelBackend, UnknownBackend
 from services.embedder.render import render_frames
-from services.embedder.sampling import Sampling
 from services.embedder.source import (
     SourceFileChanged,
     SourceFileDeleted,

@@ -50,9 +50,7 @@ _EMBEDDER_IDEMPOTENT = ["GetModelInfo", "RenderFrames"]
 
 def sampling_pb(sampling: FrameSampling) -> embedder_pb2.FrameSampling:
     """The run's frame_sampling as the embedder request carries it (0: unset)."""
-    return embedder_pb2.FrameSampling(
-        every_nth=sampling.every_nth or 0, target_fps=sampling.target_fps or 0.0
-    )
+    return sampling.rule().to_pb()
 
 
 class EmbedderReplica:

@@ -9,8 +9,8 @@ from embedder_media import N_FRAMES, SIZE, Media
 
 from datapool.errors import FailedPrecondition
 from datapool.samples import CorruptKind
+from datapool.sampling import Sampling
 from services.embedder.decode import FrameDecoder, Stopped, UndecodableFile, media_kind
-from services.embedder.sampling import Sampling
 
 
 def decode(path: Path, size: tuple[int, int] | None = None) -> tuple[list[int], list[np.ndarray]]:

@@ -15,12 +15,13 @@ from odd_media import VFR_PTS_MS, OddVideo
 
 from datapool.config import parse_run_config
 from datapool.errors import InvalidArgument
+from datapool.sampling import Sampling
 from datapool.storage.locations import local_location
 from datapool.v1 import embedder_pb2, embedder_pb2_grpc
 from services.embedder.backends.torch_cpu import TorchCpuBackend
 from services.embedder.decode import FrameDecoder
 from services.embedder.embedding import EmbedSummary, FrameBatch, embed_file
-from services.embedder.sampling import Sampling
+from services.embedder.sampling import FramePicker
 from services.scheduler.remotes import sampling_pb
 
 TIMEOUT = 30.0
@@ -40,7 +41,7 @@ def first_at_or_after_each_multiple(times: list[Fraction], rate: Fraction) -> li
 
 
 def picked(sampling: Sampling, pts: list[int | None], time_base: Fraction | None, fps: float) -> list[int]:
-    picker = sampling.picker(fps)
+    picker = FramePicker(sampling, fps)
     return [i for i, p in enumerate(pts) if picker.keep(i, p, time_base)]
 
 
