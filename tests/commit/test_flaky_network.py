@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from commit_stores import MakeLocation
-from commit_support import CachingReads, MemoryStore, Scenario, check_invariants, pool_view, run_scenario
+from commit_stores import CachingReads, MakeLocation, MemoryStore
+from commit_support import Scenario, run_scenario
 from flaky_proxy import Faults, FlakyProxy
 from fork_trials import ForkServer
+from pool_checks import check_invariants, pool_view
 from trial_driver import PoolTrials
 
 from datapool.errors import DatapoolError

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from commit_stores import NewPool
-from commit_support import CachingReads, check_invariants, pool_view, writer_run
+from commit_stores import CachingReads, NewPool
+from commit_support import writer_run
 from fork_trials import ForkServer
+from pool_checks import check_invariants, pool_view
 from trial_driver import PoolTrials
 
 from datapool import cli

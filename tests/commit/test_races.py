@@ -6,7 +6,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from commit_stores import NewPool
-from commit_support import check_invariants, pool_view, writer_run
+from commit_support import writer_run
+from pool_checks import check_invariants, pool_view
 
 from datapool.pool.repository import PoolRepository
 from datapool.storage import open_store

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from commit_support import TOL, check_manifests, min_pairwise_distance
+from commit_support import TOL
 from datasource_setup import set_location
+from pool_checks import check_manifests, min_pairwise_distance
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.pool.repository import PoolRepository

@@ -6,16 +6,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from commit_support import (
-    CachingReads,
-    MemoryStore,
-    PoolView,
-    Scenario,
-    check_invariants,
-    pool_view,
-    run_scenario,
-)
+from commit_stores import CachingReads, MemoryStore
+from commit_support import Scenario, run_scenario
 from fork_trials import ForkServer, TrialResult
+from pool_checks import PoolView, check_invariants, pool_view
 
 from datapool.pool.repository import PoolRepository
 from datapool.storage import Store
