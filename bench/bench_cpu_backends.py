@@ -21,7 +21,7 @@ import torch
 from datapool.samples import Scene
 from services.embedder.backends.onnx_cpu import OnnxRuntimeCpuBackend
 from services.embedder.backends.torch_cpu import TorchCpuBackend
-from services.embedder.model import PooledFeatures, load_network, normalise_pixels, unit_rows
+from services.embedder.network import PooledFeatures, load_network, normalise_pixels, unit_rows
 
 Embed = Callable[[np.ndarray], np.ndarray]
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from datapool.samples import make_video
 from services.embedder.backends import BACKEND_NAMES, BackendOptions, load_backend
 from services.embedder.embedding import EmbedSummary, embed_file
-from services.embedder.model import PooledFeatures, load_network
+from services.embedder.network import PooledFeatures, load_network
 
 SIZE = (1280, 720)
 BATCH = 64

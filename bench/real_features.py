@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datapool.embedding_stats import raw_statistics, summarise, table
 from services.embedder.backends import BackendOptions, load_backend
+from services.embedder.backends.base import ModelBackend
 from services.embedder.embedding import FrameBatch, embed_file
-from services.embedder.model import ModelBackend
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]

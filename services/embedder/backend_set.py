@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 
 from services.embedder.backends import BackendOptions, backend_model_id, check_available, known, load_backend
-from services.embedder.model import EMBEDDING_DIM, BackendUnavailable, ModelBackend
+from services.embedder.backends.base import BackendUnavailable, ModelBackend
+from services.embedder.network import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
 

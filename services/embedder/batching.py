@@ -26,8 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from datapool.sampling import Sampling
+from services.embedder.backends.base import ModelBackend
 from services.embedder.decode import FrameDecoder, Stopped
-from services.embedder.model import ModelBackend
 
 # Batches decoded ahead of the model: enough to hide decode time behind inference,
 # few enough to bound memory.

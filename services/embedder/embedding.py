@@ -17,9 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from datapool.sampling import Sampling
+from services.embedder.backends.base import ModelBackend
 from services.embedder.batching import BatchDecoder, Done
 from services.embedder.decode import FrameDecoder, MediaInfo
-from services.embedder.model import ModelBackend
 
 DEFAULT_BATCH_SIZE = 64
 

@@ -9,8 +9,8 @@ from services.common.auth import internal_token_interceptor
 from services.common.server import ServiceServer
 from services.embedder.backend_set import BackendSet
 from services.embedder.backends import BackendOptions
+from services.embedder.backends.base import ModelBackend
 from services.embedder.locations_guard import AllowedRoots
-from services.embedder.model import ModelBackend
 from services.embedder.servicer import SERVICE_NAME, EmbedderServicer
 
 

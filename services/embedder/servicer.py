@@ -18,10 +18,10 @@ from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
 from services.common.refusals import BACKEND_REFUSED_KEY
 from services.embedder.backend_set import BackendChoice, BackendSet
+from services.embedder.backends.base import BackendUnavailable, ModelBackend, UnknownBackend
 from services.embedder.decode import MediaInfo, UndecodableFile, numbering_key
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
 from services.embedder.locations_guard import AllowedRoots, check_frame_key
-from services.embedder.model import BackendUnavailable, ModelBackend, UnknownBackend
 from services.embedder.render import render_frames
 from services.embedder.source import (
     SourceFileChanged,

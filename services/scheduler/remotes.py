@@ -27,12 +27,18 @@ from services.scheduler.run.interfaces import BackendRefused, EmbedderError, Rem
 
 T = TypeVar("T")
 
-UNARY_DEADLINE_S = 30.0
-# A file's stream may take long (a long video on a slow CPU); the deadline only
-# bounds a hung replica.
+# Deadlines, named after the call each bounds. Streams may take long (a long video on a
+# slow CPU, a million processed files, a large pool); their deadlines only bound a hung peer.
+GET_POOL_DEADLINE_S = 30.0
+CLOSE_SESSION_DEADLINE_S = 30.0
 EMBED_FILE_DEADLINE_S = 3600.0
+LIST_PROCESSED_FILES_DEADLINE_S = 3600.0
+LOAD_CACHED_EMBEDDINGS_DEADLINE_S = 3600.0
+EXPORT_POOL_DEADLINE_S = 3600.0
 SELECT_DEADLINE_S = 6 * 3600.0
-RENDER_DEADLINE_S = 1800.0
+# A commit may wait for the selection it commits.
+COMMIT_DEADLINE_S = 6 * 3600.0
+RENDER_FRAMES_DEADLINE_S = 1800.0
 # How long a run waits for an embedder replica that is down (crashed, restarting) to come
 # back before it fails naming the replica. The waiting is gRPC's own: the channel reconnects
 # with exponential backoff (capped at 2 s, so a restarted replica is found soon) and calls
@@ -114,7 +120,7 @@ class EmbedderReplica:
 
     def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
         response = _embedder_call(
-            lambda: self._stub.RenderFrames(request, timeout=RENDER_DEADLINE_S, wait_for_ready=True)
+            lambda: self._stub.RenderFrames(request, timeout=RENDER_FRAMES_DEADLINE_S, wait_for_ready=True)
         )
         return list(response.written_keys)
 
@@ -193,12 +199,12 @@ class SelectorClient:
 
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
         request = selector_pb2.GetPoolRequest(pool=pool)
-        return _selector_call(lambda: self._stub.GetPool(request, timeout=UNARY_DEADLINE_S))
+        return _selector_call(lambda: self._stub.GetPool(request, timeout=GET_POOL_DEADLINE_S))
 
     def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]:
         try:
             for chunk in self._stub.ListProcessedFiles(
-                selector_pb2.GetPoolRequest(pool=pool), timeout=EMBED_FILE_DEADLINE_S
+                selector_pb2.GetPoolRequest(pool=pool), timeout=LIST_PROCESSED_FILES_DEADLINE_S
             ):
                 yield from chunk.files
         except grpc.RpcError as e:
@@ -211,20 +217,20 @@ class SelectorClient:
         self, requests: Iterator[selector_pb2.LoadCachedRequest]
     ) -> Iterator[selector_pb2.CachedFiles]:
         try:
-            yield from self._stub.LoadCachedEmbeddings(requests, timeout=EMBED_FILE_DEADLINE_S)
+            yield from self._stub.LoadCachedEmbeddings(requests, timeout=LOAD_CACHED_EMBEDDINGS_DEADLINE_S)
         except grpc.RpcError as e:
             raise _remote_error(SelectorError, e) from None
 
     def commit(self, request: selector_pb2.CommitRequest) -> selector_pb2.CommitResponse:
         # Not retried by the channel: a retried commit is resolved by the selector
         # through the commit id, and the pipeline decides whether to call again.
-        return _selector_call(lambda: self._stub.Commit(request, timeout=SELECT_DEADLINE_S))
+        return _selector_call(lambda: self._stub.Commit(request, timeout=COMMIT_DEADLINE_S))
 
     def close_session(self, session_id: str) -> None:
         # Sessions expire on their own; closing is only a courtesy.
         with contextlib.suppress(grpc.RpcError):
             self._stub.CloseSession(
-                selector_pb2.CloseSessionRequest(session_id=session_id), timeout=UNARY_DEADLINE_S
+                selector_pb2.CloseSessionRequest(session_id=session_id), timeout=CLOSE_SESSION_DEADLINE_S
             )
 
     # Not part of a run: the servicer's tag calls use it, and their errors travel back to the caller.
@@ -232,7 +238,7 @@ class SelectorClient:
         self, pool: common_pb2.StoreLocation, tag_name: str, with_vectors: bool
     ) -> Iterator[selector_pb2.PoolEntries]:
         request = selector_pb2.ExportPoolRequest(pool=pool, tag_name=tag_name, with_vectors=with_vectors)
-        yield from self._stub.ExportPool(request, timeout=EMBED_FILE_DEADLINE_S)
+        yield from self._stub.ExportPool(request, timeout=EXPORT_POOL_DEADLINE_S)
 
     def close(self) -> None:
         self._channel.close()

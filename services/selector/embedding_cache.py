@@ -136,6 +136,14 @@ class EmbeddingCache:
             return True
 
 
+@dataclass(frozen=True)
+class CacheWrites:
+    """What a run's background cache writes came to, once they are all done."""
+
+    written: int = 0
+    failed: int = 0
+
+
 class CacheWriter:
     """Writes entries in the background, so a slow store never holds up the Select stream."""
 
@@ -149,11 +157,11 @@ class CacheWriter:
     def submit(self, entry: CacheEntry) -> None:
         self._pool.submit(self._write, entry)
 
-    def finish(self) -> tuple[int, int]:
-        """Waits for every write; (written, failed)."""
+    def finish(self) -> CacheWrites:
+        """Waits for every write."""
         self._pool.shutdown(wait=True)
         with self._lock:
-            return self.written, self.failed
+            return CacheWrites(self.written, self.failed)
 
     def abandon(self) -> None:
         """Lets queued writes finish in the background: entries of completed files stay

@@ -15,7 +15,7 @@ from services.selector.cache_entry import CacheEntry, CacheScope
 from services.selector.cached_loads import StagedCacheLoads
 from services.selector.candidates import CandidateCollector, decode_vectors, sample_count
 from services.selector.commit import PoolCommitter
-from services.selector.embedding_cache import CacheLoad, CacheWriter, EmbeddingCache
+from services.selector.embedding_cache import CacheLoad, CacheWriter, CacheWrites, EmbeddingCache
 from services.selector.queries import (
     ExportChunk,
     PoolSummary,
@@ -48,8 +48,8 @@ class SelectStream:
             if spec.sampling_key
             else None
         )
-        # (written, failed), once finish_select has waited for the writes.
-        self.cache_writes = (0, 0)
+        # Set once finish_select has waited for the writes.
+        self.cache_writes = CacheWrites()
 
     def add_cached(self, entry: CacheEntry) -> None:
         """A file loaded from the embedding cache, taken as if its vectors had streamed in."""

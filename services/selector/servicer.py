@@ -77,8 +77,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             picks=[_pick_message(p) for p in session.picks],
             candidate_count=session.candidate_count,
             select_seconds=session.select_seconds,
-            cache_entries_written=stream.cache_writes[0],
-            cache_write_failures=stream.cache_writes[1],
+            cache_entries_written=stream.cache_writes.written,
+            cache_write_failures=stream.cache_writes.failed,
         )
 
     def LoadCachedEmbeddings(

@@ -11,9 +11,9 @@ import torch
 from datapool.config import MODEL_BACKENDS, parse_run_config
 from datapool.errors import InvalidArgument
 from services.embedder.backends import BACKEND_NAMES, auto_choice, check_available, load_backend
+from services.embedder.backends.base import BackendUnavailable, UnknownBackend
 from services.embedder.backends.onnx_cpu import OnnxRuntimeCpuBackend
 from services.embedder.backends.torch_cpu import TorchCpuBackend
-from services.embedder.model import BackendUnavailable, UnknownBackend
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="expects a machine without a CUDA GPU")
 SELECTION = {

@@ -18,10 +18,11 @@ from datapool.channels import make_channel
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.embedder.backend_set import BackendChoice, BackendSet
 from services.embedder.backends import BackendOptions, backend_model_id, load_backend
+from services.embedder.backends.base import BackendUnavailable, ModelBackend, UnknownBackend
 from services.embedder.backends.cuda import GPU_RESIZE_SUFFIX
 from services.embedder.backends.onnx_cpu import OnnxRuntimeCpuBackend
 from services.embedder.backends.torch_cpu import TorchCpuBackend
-from services.embedder.model import BackendUnavailable, ModelBackend, UnknownBackend, model_id
+from services.embedder.network import model_id
 from services.embedder.server import make_server
 
 TIMEOUT = 60.0

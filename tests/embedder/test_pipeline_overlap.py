@@ -21,9 +21,9 @@ from datapool.sampling import Sampling
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.embedder import batching, decode
+from services.embedder.backends.base import ModelBackend
 from services.embedder.backends.torch_cpu import TorchCpuBackend
 from services.embedder.embedding import FrameBatch, embed_file
-from services.embedder.model import ModelBackend
 from services.embedder.server import make_server
 
 LONG_FRAMES = 400

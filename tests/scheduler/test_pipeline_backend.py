@@ -20,8 +20,8 @@ from datapool.samples import make_video
 from datapool.v1 import selector_pb2
 from services.common.server import ServiceServer
 from services.embedder.backends import BackendOptions, backend_model_id, load_backend
+from services.embedder.backends.base import ModelBackend
 from services.embedder.backends.cuda import GPU_RESIZE_SUFFIX
-from services.embedder.model import ModelBackend
 from services.embedder.server import make_server
 from services.scheduler.pipeline import FILE_ATTEMPTS, RunFailed, RunPipeline, RunSpec
 from services.scheduler.remotes import EmbedderPool

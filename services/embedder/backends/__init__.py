@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from datapool.config import MODEL_BACKENDS
-from services.embedder.model import BackendUnavailable, ModelBackend, UnknownBackend, model_id
+from services.embedder.backends.base import BackendUnavailable, ModelBackend, UnknownBackend
+from services.embedder.network import model_id
 
 log = logging.getLogger(__name__)
 

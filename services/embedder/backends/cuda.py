@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
+from services.embedder.backends.base import ModelBackend
 from services.embedder.backends.preprocess import to_model_input
-from services.embedder.model import INPUT_SIZE, ModelBackend, fold_batchnorm, load_network, model_id
+from services.embedder.network import INPUT_SIZE, fold_batchnorm, load_network, model_id
 
 GPU_RESIZE_SUFFIX = "+gpu-resize"
 # Source pixels resized per step: bounds the float32 working set of the resize

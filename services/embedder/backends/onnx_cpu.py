@@ -16,15 +16,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from services.embedder.backends.base import ModelBackend, available_cpus
 from services.embedder.backends.onnx_export import INPUT_NAME, export_onnx
-from services.embedder.model import (
-    ModelBackend,
-    UInt8Features,
-    available_cpus,
-    fold_batchnorm,
-    load_network,
-    model_id,
-)
+from services.embedder.network import UInt8Features, fold_batchnorm, load_network, model_id
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from services.embedder.model import normalise_pixels
+from services.embedder.network import normalise_pixels
 
 
 def to_model_input(frames: torch.Tensor, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 
 from services.embedder.backends.cuda import CudaBackend, fp16_network
 from services.embedder.backends.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
-from services.embedder.model import PooledFeatures, model_id
+from services.embedder.network import PooledFeatures, model_id
 
 log = logging.getLogger(__name__)
 

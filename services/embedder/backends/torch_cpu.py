@@ -9,10 +9,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from services.embedder.model import (
-    ModelBackend,
+from services.embedder.backends.base import ModelBackend, available_cpus
+from services.embedder.network import (
     PooledFeatures,
-    available_cpus,
     fold_batchnorm,
     load_network,
     model_id,

