@@ -11,6 +11,8 @@ import os
 import secrets
 from pathlib import Path
 
+from datapool.private_file import ensure_private_file
+
 TOKEN_FILE_OPTION = "--internal-token-file"
 TOKEN_FILE_ENV = "DATAPOOL_INTERNAL_TOKEN_FILE"
 INSECURE_OPTION = "--insecure-no-internal-token"
@@ -24,15 +26,7 @@ class InternalTokenError(Exception):
 
 def ensure_token_file(path: Path) -> Path:
     """Creates a fresh token file readable only by its owner, unless one exists (then it is reused)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL + mode at creation: the token is never readable by others, not even briefly.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
-    return path
+    return ensure_private_file(path, lambda: (secrets.token_urlsafe(32) + "\n").encode())
 
 
 def read_token_file(path: str | os.PathLike[str]) -> str:

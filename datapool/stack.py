@@ -21,7 +21,7 @@ from typing import IO
 
 from datapool.channels import wait_healthy
 from datapool.internal_token import TOKEN_FILE_ENV, TOKEN_FILE_OPTION, ensure_token_file
-from datapool.secrets import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION, ensure_key_file
+from datapool.secret_key import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION, ensure_key_file
 
 log = logging.getLogger(__name__)
 

@@ -9,15 +9,9 @@ from pathlib import Path
 
 import grpc
 
-from datapool.secrets import (
-    KEY_ENV,
-    KEY_FILE_ENV,
-    KEY_FILE_OPTION,
-    SecretKeyError,
-    install_log_scrubbing,
-    load_secret_box,
-)
+from datapool.secret_key import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.common.secrets import SecretKeyError, install_log_scrubbing, load_secret_box
 from services.common.server import ServiceServer, setup_logging
 from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.scheduler.auth import user_token_interceptor

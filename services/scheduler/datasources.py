@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 
 from datapool.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
-from datapool.secrets import (
-    KEY_ENV,
-    KEY_FILE_OPTION,
+from datapool.secret_key import KEY_ENV, KEY_FILE_OPTION
+from datapool.storage import StoreError, StoreFull, describe_location, open_store, verify_access
+from datapool.storage.nesting import prefix_within, resolved_root
+from datapool.v1 import common_pb2, scheduler_pb2
+from services.common.secrets import (
     SCRUBBER,
     Scrubber,
     SecretBox,
@@ -19,9 +21,6 @@ from datapool.secrets import (
     has_credentials,
     is_sealed,
 )
-from datapool.storage import StoreError, StoreFull, describe_location, open_store, verify_access
-from datapool.storage.nesting import prefix_within, resolved_root
-from datapool.v1 import common_pb2, scheduler_pb2
 from services.scheduler.db import MetadataDB
 
 log = logging.getLogger(__name__)

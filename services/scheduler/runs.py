@@ -16,8 +16,8 @@ from typing import Any, cast
 from datapool.config import RunConfig
 from datapool.errors import DatapoolError
 from datapool.run_report import RunReport
-from datapool.secrets import SCRUBBER, Scrubber
 from datapool.v1 import scheduler_pb2
+from services.common.secrets import SCRUBBER, Scrubber
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB, RunRow
 from services.scheduler.pipeline import RunPipeline, RunSpec

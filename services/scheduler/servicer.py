@@ -9,8 +9,8 @@ import grpc
 
 from datapool.config import parse_run_config_json
 from datapool.errors import FailedPrecondition, InvalidArgument, NotFound
-from datapool.secrets import redacted
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+from services.common.secrets import redacted
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import DatasetRow, MetadataDB, RunRow
 from services.scheduler.remotes import SelectorClient

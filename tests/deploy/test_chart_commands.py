@@ -15,7 +15,7 @@ import pytest
 from chart import ROOT, Settings, arg, component, containers, of_kind, render, workload
 
 from datapool.internal_token import TOKEN_FILE_ENV
-from datapool.secrets import KEY_FILE_OPTION
+from datapool.secret_key import KEY_FILE_OPTION
 
 EVERYTHING_ON: Settings = {
     "gateway.enabled": True,

@@ -27,9 +27,9 @@ from e2e_support import (
 
 from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_video
-from datapool.secrets import secret_values
 from datapool.storage import open_store
 from datapool.v1 import common_pb2
+from services.common.secrets import secret_values
 
 pytestmark = pytest.mark.e2e
 FRAMES = 12

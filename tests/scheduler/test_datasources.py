@@ -9,9 +9,9 @@ import pytest
 from secret_locations import SAS, SECRET, azure_location, s3_location
 
 from datapool.errors import FailedPrecondition, InvalidArgument
-from datapool.secrets import Scrubber, SecretBox
 from datapool.storage import LocalStore, ObjectInfo
 from datapool.v1 import common_pb2, scheduler_pb2
+from services.common.secrets import Scrubber, SecretBox
 from services.scheduler import datasources as datasources_module
 from services.scheduler.datasources import DatasourceCatalog, verify_datasource
 from services.scheduler.db import MetadataDB

@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 from secret_locations import SECRET, azure_location, gcs_location, s3_location
 
-from datapool.secrets import (
+from datapool.secret_key import ensure_key_file
+from datapool.v1 import common_pb2
+from services.common.secrets import (
     MASK,
     Scrubber,
     ScrubbingFilter,
     SecretBox,
     SecretKeyError,
-    ensure_key_file,
     has_credentials,
     load_secret_box,
     redacted,
     secret_values,
 )
-from datapool.v1 import common_pb2
 
 
 def test_seal_and_open_round_trip() -> None:

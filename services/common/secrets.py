@@ -2,7 +2,8 @@
 scrubbed from every message, report and log line.
 
 The scheduler encrypts the whole serialized `StoreLocation` (not single fields), so a
-field added to the protos later cannot leak by being forgotten here.
+field added to the protos later cannot leak by being forgotten here. Where the key comes
+from (and creating one for `datapool up`) is `datapool.secret_key`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from datapool.secret_key import KEY_ENV, KEY_FILE_ENV
 from datapool.v1 import common_pb2
 
-KEY_ENV = "DATAPOOL_SECRET_KEY"
-KEY_FILE_ENV = "DATAPOOL_SECRET_KEY_FILE"
-KEY_FILE_OPTION = "--secret-key-file"
 # Marks an encrypted row; a serialized StoreLocation starts with a field tag byte
 # (0x0a..0x22), never with this.
 _ENCRYPTED_PREFIX = b"enc1:"
@@ -89,19 +88,6 @@ def load_secret_box(key_file: str | os.PathLike[str] | None = None) -> SecretBox
         except SecretKeyError as e:
             raise SecretKeyError(f"${KEY_ENV}: {e}") from None
     return None
-
-
-def ensure_key_file(path: Path) -> Path:
-    """Creates a fresh key file readable only by its owner, unless one exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL + mode at creation: the key is never readable by others, not even briefly.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "wb") as f:
-        f.write(SecretBox.generate_key() + b"\n")
-    return path
 
 
 # -- what is secret in a location -------------------------------------------------
