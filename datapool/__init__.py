@@ -1,8 +1,8 @@
 """datapool: grow a training dataset of the most diverse frames from raw video."""
 
-from datapool.client import (
+from datapool.client import ApiWorkflowClient
+from datapool.client_models import (
     ApiError,
-    ApiWorkflowClient,
     ComputeWorkerRun,
     ComputeWorkerRunInfo,
     DatasetType,

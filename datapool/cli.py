@@ -10,7 +10,7 @@ from pathlib import Path
 
 from datapool.cli_gc import add_gc_args, cmd_gc
 from datapool.cli_runs import cmd_demo, cmd_run, stack_from_args
-from datapool.client import ApiError
+from datapool.client_models import ApiError
 
 DEFAULT_STATE_DIR = Path(".datapool-state")
 

@@ -13,7 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from datapool.client import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose, RunState
+from datapool.client import ApiWorkflowClient
+from datapool.client_models import ApiError, DatasetType, DatasourcePurpose, RunState
 from datapool.run_report import RunReport
 from datapool.stack import Stack
 

@@ -15,7 +15,6 @@ import grpc
 
 from datapool.channels import make_channel, retry_service_config
 from datapool.client_models import (
-    ApiError,
     ComputeWorkerRun,
     ComputeWorkerRunInfo,
     DatasetType,
@@ -37,17 +36,6 @@ from datapool.storage.locations import (
     s3_location,
 )
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
-
-__all__ = [
-    "ApiError",
-    "ApiWorkflowClient",
-    "ComputeWorkerRun",
-    "ComputeWorkerRunInfo",
-    "DatasetType",
-    "DatasourcePurpose",
-    "RunState",
-    "TagData",
-]
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 # Deadlines, per call: every unary call unless named below (the client's `timeout`), then

@@ -17,7 +17,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, ContainerClient, ExponentialRetry
 
-from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError, StoreUnavailable, check_range
+from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError, StoreUnavailable
 from datapool.storage.endpoints import azure_account_url
 from datapool.storage.remote import DEFAULT_OPTIONS, RemoteOptions, RemoteStore
 from datapool.v1 import common_pb2
@@ -94,10 +94,7 @@ class AzureStore(RemoteStore):
             return self._blob(key).download_blob(max_concurrency=2).readall()
 
     def read_range(self, key: str, start: int, end: int | None = None) -> bytes:
-        check_range(start, end)
-        if end == start:
-            if self.stat(key) is None:
-                raise self._not_found(key)
+        if self._empty_range(key, start, end):
             return b""
         length = None if end is None else end - start
         try:
@@ -146,12 +143,9 @@ class AzureStore(RemoteStore):
         except HttpResponseError as e:
             raise self._translate(e, op, key) from e
         except (ServiceRequestError, ServiceResponseError) as e:
-            raise StoreUnavailable(
-                f"cannot reach {self.describe()} ({self.account_url}) to {op} {key!r} "
-                f"after {self.options.max_attempts} attempts: {type(e).__name__}"
-            ) from e
+            raise self._unreachable(op, key, self.account_url, e) from e
         except AzureError as e:
-            raise StoreError(f"{op} of {key!r} in {self.describe()} failed: {type(e).__name__}") from e
+            raise self._failed(op, key, e) from e
 
     def _translate(self, e: HttpResponseError, op: str, key: str) -> StoreError:
         code, status = _code(e), _status(e)

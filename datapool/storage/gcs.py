@@ -15,7 +15,7 @@ from google.cloud import storage  # type: ignore[import-untyped]
 from google.cloud.storage.retry import DEFAULT_RETRY  # type: ignore[import-untyped]
 from google.oauth2 import service_account
 
-from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError, StoreUnavailable, check_range
+from datapool.storage.base import ObjectInfo, StoreAuthError, StoreError
 from datapool.storage.endpoints import gcs_emulator
 from datapool.storage.remote import DEFAULT_OPTIONS, RemoteOptions, RemoteStore
 from datapool.v1 import common_pb2
@@ -104,10 +104,7 @@ class GcsStore(RemoteStore):
             return data
 
     def read_range(self, key: str, start: int, end: int | None = None) -> bytes:
-        check_range(start, end)
-        if end == start:
-            if self.stat(key) is None:
-                raise self._not_found(key)
+        if self._empty_range(key, start, end):
             return b""
         try:
             with self._errors("read", key):
@@ -180,10 +177,9 @@ class GcsStore(RemoteStore):
         except google.auth.exceptions.DefaultCredentialsError as e:
             raise StoreAuthError(f"no usable Google credentials for {self.describe()}") from e
         except _UNAVAILABLE as e:
-            raise StoreUnavailable(
-                f"cannot reach {self.describe()} ({self.endpoint_url or 'Google Cloud Storage'}) to {op} "
-                f"{key!r} within {self.options.retry_timeout_s:.0f}s of retries: {type(e).__name__}"
-            ) from e
+            service = self.endpoint_url or "Google Cloud Storage"
+            tried = f"within {self.options.retry_timeout_s:.0f}s of retries"
+            raise self._unreachable(op, key, service, e, tried) from e
         except gexc.GoogleAPICallError as e:
             raise StoreError(f"{op} of {key!r} in {self.describe()} failed: {e.code} {e.message}") from e
 

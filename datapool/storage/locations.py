@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 import grpc
 
@@ -20,6 +21,7 @@ class InvalidLocation(StoreError, ValueError):
 
 # Deliberately loose (dots, underscores): the service itself rejects what it does not host.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_BucketLocation = TypeVar("_BucketLocation", common_pb2.S3Location, common_pb2.GcsLocation)
 _CONTAINER = re.compile(r"^(\$root|[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9])$")
 
 
@@ -33,19 +35,11 @@ def open_store(location: common_pb2.StoreLocation, options: RemoteOptions = DEFA
     if kind == "s3":
         from datapool.storage.s3 import S3Store
 
-        s3 = common_pb2.S3Location()
-        s3.CopyFrom(location.s3)
-        s3.bucket = _checked_bucket(s3.bucket, "location.s3.bucket")
-        s3.prefix = _checked_prefix(s3.prefix, "location.s3.prefix")
-        return S3Store(s3, options)
+        return S3Store(_checked_bucket_location(location.s3, "s3"), options)
     if kind == "gcs":
         from datapool.storage.gcs import GcsStore
 
-        gcs = common_pb2.GcsLocation()
-        gcs.CopyFrom(location.gcs)
-        gcs.bucket = _checked_bucket(gcs.bucket, "location.gcs.bucket")
-        gcs.prefix = _checked_prefix(gcs.prefix, "location.gcs.prefix")
-        return GcsStore(gcs, options)
+        return GcsStore(_checked_bucket_location(location.gcs, "gcs"), options)
     if kind == "azure":
         from datapool.storage.azure import AzureStore
 
@@ -158,6 +152,15 @@ def parse_container_path(container_name: str) -> tuple[str, str]:
         _checked_container(container, f"container in {container_name!r}"),
         _checked_prefix(prefix, f"prefix in {container_name!r}"),
     )
+
+
+def _checked_bucket_location(message: _BucketLocation, kind: str) -> _BucketLocation:
+    """A copy of an S3 or GCS location with its bucket checked and its prefix normalised."""
+    checked = type(message)()
+    checked.CopyFrom(message)
+    checked.bucket = _checked_bucket(message.bucket, f"location.{kind}.bucket")
+    checked.prefix = _checked_prefix(message.prefix, f"location.{kind}.prefix")
+    return checked
 
 
 def _checked_bucket(bucket: str, what: str) -> str:

@@ -16,6 +16,8 @@ from datapool.storage.base import (
     StoreAccessDenied,
     StoreError,
     StoreNotFoundError,
+    StoreUnavailable,
+    check_range,
 )
 
 # The permission each operation needs, as verify_access and StoreAccessDenied name it.
@@ -111,6 +113,27 @@ class RemoteStore(Store):
             permission=permission,
             path=path,
         )
+
+    def _empty_range(self, key: str, start: int, end: int | None) -> bool:
+        """Checks the range of a read_range; True when it is empty (and the object exists)."""
+        check_range(start, end)
+        if end != start:
+            return False
+        if self.stat(key) is None:
+            raise self._not_found(key)
+        return True
+
+    def _unreachable(
+        self, op: str, key: str, service: str, e: Exception, tried: str = ""
+    ) -> StoreUnavailable:
+        """The service did not answer; `tried` says how long it was tried (default: attempts)."""
+        tried = tried or f"after {self.options.max_attempts} attempts"
+        return StoreUnavailable(
+            f"cannot reach {self.describe()} ({service}) to {op} {key!r} {tried}: {type(e).__name__}"
+        )
+
+    def _failed(self, op: str, key: str, e: Exception) -> StoreError:
+        return StoreError(f"{op} of {key!r} in {self.describe()} failed: {type(e).__name__}")
 
     def _not_found(self, key: str) -> ObjectNotFound:
         return ObjectNotFound(f"object {key!r} not found in {self.describe()}")

@@ -25,7 +25,6 @@ from datapool.storage.base import (
     StoreAuthError,
     StoreError,
     StoreUnavailable,
-    check_range,
 )
 from datapool.storage.endpoints import s3_endpoint
 from datapool.storage.remote import DEFAULT_OPTIONS, RemoteOptions, RemoteStore
@@ -140,10 +139,7 @@ class S3Store(RemoteStore):
             return self._client.get_object(Bucket=self.bucket, Key=self._name(key))["Body"].read()
 
     def read_range(self, key: str, start: int, end: int | None = None) -> bytes:
-        check_range(start, end)
-        if end == start:
-            if self.stat(key) is None:
-                raise self._not_found(key)
+        if self._empty_range(key, start, end):
             return b""
         last = "" if end is None else str(end - 1)
         try:
@@ -241,12 +237,9 @@ class S3Store(RemoteStore):
                 "standard chain (environment, config files, instance or task role)"
             ) from e
         except _CONNECTION_ERRORS as e:
-            raise StoreUnavailable(
-                f"cannot reach {self.describe()} ({self.endpoint_url or 'AWS'}) to {op} {key!r} "
-                f"after {self.options.max_attempts} attempts: {type(e).__name__}"
-            ) from e
+            raise self._unreachable(op, key, self.endpoint_url or "AWS", e) from e
         except BotoCoreError as e:
-            raise StoreError(f"{op} of {key!r} in {self.describe()} failed: {type(e).__name__}") from e
+            raise self._failed(op, key, e) from e
 
     def _translate(self, e: ClientError, op: str, key: str) -> StoreError:
         code, status = _code(e), _status(e)
