@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,15 +41,8 @@ SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
 
 
 def _info_pb(info: MediaInfo) -> embedder_pb2.MediaInfo:
-    return embedder_pb2.MediaInfo(
-        kind=info.kind,
-        frame_count_hint=info.frame_count_hint,
-        width=info.width,
-        height=info.height,
-        fps=info.fps,
-        codec=info.codec,
-        decoder=info.decoder,
-    )
+    # The dataclass mirrors the message field for field.
+    return embedder_pb2.MediaInfo(**dataclasses.asdict(info))
 
 
 def _sampling(pb: embedder_pb2.FrameSampling) -> Sampling:
@@ -63,12 +57,7 @@ def _batch_pb(batch: FrameBatch, dtype: str) -> common_pb2.VectorBatch:
 
 
 def _summary_pb(summary: EmbedSummary) -> embedder_pb2.EmbedSummary:
-    return embedder_pb2.EmbedSummary(
-        frame_count=summary.frame_count,
-        decode_seconds=summary.decode_seconds,
-        embed_seconds=summary.embed_seconds,
-        model=summary.model,
-    )
+    return embedder_pb2.EmbedSummary(**dataclasses.asdict(summary))
 
 
 def _skipped(reason: str) -> embedder_pb2.EmbedFileResponse:
