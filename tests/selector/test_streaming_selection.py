@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import numpy.typing as npt
 import pytest
+from greedy_reference import pick_distances64
 from selector_helpers import (
     F32,
     MODEL,
@@ -61,17 +61,6 @@ def _stream(
 
 def _summary(picks: Sequence[Pick]) -> list[tuple[str, int, str, float, int]]:
     return [(p.file.path, p.frame_index, p.frame_name, p.distance, p.row) for p in picks]
-
-
-def _true_distances(picked: npt.NDArray[np.float32], pool: npt.NDArray[np.float32]) -> list[float]:
-    """Each pick's float64 distance to the pool and all earlier picks."""
-    rows = picked.astype(np.float64)
-    others = pool.astype(np.float64)
-    out = []
-    for row in rows:
-        out.append(float(np.sqrt(((others - row) ** 2).sum(axis=1)).min()) if len(others) else math.inf)
-        others = np.vstack([others, row[None, :]])
-    return out
 
 
 def _files(seed: int, sizes: Sequence[int]) -> dict[FileRef, F32]:
@@ -193,7 +182,7 @@ def test_reported_distances_are_true_distances(service: SelectorService, repo: P
     assert isinstance(service.commit("first", "t1", rendered_picks(first)), Committed)
     session = select(service, repo, spec("d", n_samples=40), files, dtype="float16")
     picked = session.candidates.vectors[[p.row for p in session.picks]]
-    true = _true_distances(picked, session.pool.embeddings)
+    true = pick_distances64(picked, session.pool.embeddings, range(len(picked)))
     assert len(session.picks) == 40
     np.testing.assert_allclose([p.distance for p in session.picks], true, rtol=0, atol=1e-4)
 
@@ -211,7 +200,7 @@ def test_redone_picks_after_a_lost_race_report_true_distances(
     assert session.base_version == 1
     assert not {p.identity for p in session.picks} & {p.identity for p in a.picks}
     picked = session.candidates.vectors[[p.row for p in session.picks]]
-    true = _true_distances(picked, session.pool.embeddings)
+    true = pick_distances64(picked, session.pool.embeddings, range(len(picked)))
     np.testing.assert_allclose([p.distance for p in session.picks], true, rtol=0, atol=1e-4)
 
 
