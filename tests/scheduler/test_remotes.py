@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from datapool.config import FrameSampling
-from services.common.server import ServiceServer
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.common.refusals import BACKEND_REFUSED_KEY
+from services.common.server import ServiceServer
 from services.scheduler.remotes import EmbedderReplica, SelectorClient
 from services.scheduler.run.interfaces import BackendRefused, EmbedderError, SelectorError
 
