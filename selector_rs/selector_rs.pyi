@@ -61,9 +61,12 @@ def select_diverse(
 class IncrementalSelector:
     """Greedy selection over candidates that arrive in blocks.
 
-    Each ``add`` copies a block, checks it and measures it against the pool right away
-    (without the GIL), so that by the time the last block is in only the greedy loop is
-    left for ``select``. ``select`` gives the same picks as ``select_diverse`` over the
+    Each ``add`` keeps a reference to the caller's block, without copying it (a block
+    may be a ``numpy.memmap`` of a file larger than RAM), checks it and measures it
+    against the pool right away (without the GIL), so that by the time the last block is
+    in only the greedy loop is left for ``select``, which reads the blocks where they
+    are. The pool is kept by reference too. Neither may be written to afterwards: the
+    measurements made in ``add`` would no longer hold. ``select`` gives the same picks as ``select_diverse`` over the
     chosen blocks concatenated, and can be called any number of times, with any blocks.
 
     Args:
@@ -79,7 +82,8 @@ class IncrementalSelector:
 
     def __new__(cls, pool: npt.NDArray[np.float32]) -> IncrementalSelector: ...
     def add(self, vectors: npt.NDArray[np.float32]) -> int:
-        """Copy ``vectors`` (float32, C-contiguous, shape (N, d)) in as the next block.
+        """Keep ``vectors`` (float32, C-contiguous, shape (N, d)) as the next block, by
+        reference: no copy is made, and the array must not be written to afterwards.
 
         The block is checked and measured against the pool before this returns, with
         the GIL released. A block may have no rows.

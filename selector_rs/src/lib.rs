@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use selector_core::validate::{self, ArrayLayout};
-use selector_core::{Matrix, Pick, PoolIndex, Prepared, SelectError};
+use selector_core::{Blocks, Matrix, Pick, PoolIndex, Prepared, SelectError};
 
 fn value_error(err: &SelectError) -> PyErr {
     PyValueError::new_err(err.to_string())
@@ -217,18 +217,21 @@ type Picks<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>);
 /// A block of candidates added to an `IncrementalSelector`, with what is known of it.
 struct Block {
     rows: usize,
-    data: Vec<f32>,
+    /// The caller's array itself, not a copy: read in place by every later call.
+    array: Py<PyArray2<f32>>,
     prepared: Prepared,
 }
 
 /// Greedy selection over candidates that arrive in blocks.
 ///
-/// Each `add` copies a block, checks it and measures it against the pool right away
-/// (without the GIL), so that by the time the last block is in only the greedy loop is
-/// left for `select`.
+/// Each `add` keeps a reference to the caller's block (no copy: a block may be a
+/// memory-mapped file much larger than RAM), checks it and measures it against the
+/// pool right away (without the GIL), so that by the time the last block is in only
+/// the greedy loop is left for `select`, which reads the blocks where they are. The
+/// pool is referenced the same way. The arrays must not be written to afterwards.
 #[pyclass(module = "selector_rs")]
 struct IncrementalSelector {
-    pool: Vec<f32>,
+    pool: Py<PyArray2<f32>>,
     pool_rows: usize,
     /// Row width; `None` until known (no pool rows and no block yet).
     dim: Option<usize>,
@@ -236,14 +239,25 @@ struct IncrementalSelector {
     blocks: Vec<Block>,
 }
 
+/// Borrows a kept array again; it was checked (float32, C-contiguous, aligned) when kept.
+fn reborrow<'py>(
+    py: Python<'py>,
+    array: &Py<PyArray2<f32>>,
+) -> PyResult<PyReadonlyArray2<'py, f32>> {
+    array
+        .bind(py)
+        .try_readonly()
+        .map_err(|e| PyValueError::new_err(format!("a kept array cannot be read: {e}")))
+}
+
 impl IncrementalSelector {
-    fn pool_matrix(&self) -> PyResult<Matrix<'_>> {
+    fn pool_matrix<'a>(&self, pool: &'a PyReadonlyArray2<'_, f32>) -> PyResult<Matrix<'a>> {
         let cols = if self.pool_rows == 0 {
             0
         } else {
             self.dim.unwrap_or(0)
         };
-        Matrix::new("pool", &self.pool, self.pool_rows, cols).map_err(|e| value_error(&e))
+        Matrix::new("pool", pool.as_slice()?, self.pool_rows, cols).map_err(|e| value_error(&e))
     }
 }
 
@@ -254,14 +268,14 @@ impl IncrementalSelector {
         let array = read_matrix("pool", pool)?;
         let shape = array.shape();
         let (rows, cols) = (shape[0], shape[1]);
-        let data = array.as_slice()?.to_vec();
+        let data = array.as_slice()?;
         let dim = (rows > 0 || cols > 0).then_some(cols);
         let index = run_detached(py, |cancel| {
-            let m = Matrix::new("pool", &data, rows, cols)?;
+            let m = Matrix::new("pool", data, rows, cols)?;
             PoolIndex::build(&m, cancel)
         })?;
         Ok(Self {
-            pool: data,
+            pool: array.as_unbound().clone_ref(py),
             pool_rows: rows,
             dim,
             index,
@@ -269,7 +283,9 @@ impl IncrementalSelector {
         })
     }
 
-    /// Copies `vectors` (float32, N x d) in as the next block; returns its id (0, 1, ...).
+    /// Keeps `vectors` (float32, N x d, C-contiguous) as the next block, by reference
+    /// and without copying it; returns its id (0, 1, ...). Do not write to `vectors`
+    /// afterwards.
     fn add(&mut self, py: Python<'_>, vectors: &Bound<'_, PyAny>) -> PyResult<usize> {
         let array = read_matrix("vectors", vectors)?;
         let shape = array.shape();
@@ -281,17 +297,18 @@ impl IncrementalSelector {
                 )));
             }
         }
-        let data = array.as_slice()?.to_vec();
-        let pool = self.pool_matrix()?;
+        let data = array.as_slice()?;
+        let pool_array = reborrow(py, &self.pool)?;
+        let pool = self.pool_matrix(&pool_array)?;
         let index = &self.index;
         let prepared = run_detached(py, |cancel| {
-            let m = Matrix::new("vectors", &data, rows, cols)?;
+            let m = Matrix::new("vectors", data, rows, cols)?;
             selector_core::prepare(&m, &pool, index, cancel)
         })?;
         self.dim = Some(cols);
         self.blocks.push(Block {
             rows,
-            data,
+            array: array.as_unbound().clone_ref(py),
             prepared,
         });
         Ok(self.blocks.len() - 1)
@@ -315,19 +332,31 @@ impl IncrementalSelector {
         let min_distance = extract_min_distance(min_distance)?;
         let order = block_order(order, self.blocks.len())?;
         let dim = self.dim.unwrap_or(0);
-        let rows: usize = order.iter().map(|&b| self.blocks[b].rows).sum();
-        let pool = self.pool_matrix()?;
+        let pool_array = reborrow(py, &self.pool)?;
+        let pool = self.pool_matrix(&pool_array)?;
+        // The blocks are read where they are (no joined copy): borrowed here, under the
+        // GIL, and only their slices cross into the detached loop.
+        let arrays = order
+            .iter()
+            .map(|&b| reborrow(py, &self.blocks[b].array))
+            .collect::<PyResult<Vec<_>>>()?;
+        let matrices = arrays
+            .iter()
+            .zip(&order)
+            .map(|(a, &b)| {
+                Matrix::new("candidates", a.as_slice()?, self.blocks[b].rows, dim)
+                    .map_err(|e| value_error(&e))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let candidates = Blocks::new(&matrices, dim).map_err(|e| value_error(&e))?;
         let picks = run_stoppable(py, stop, |cancel| {
-            let mut data = Vec::with_capacity(rows * dim);
-            let mut parts = Vec::with_capacity(order.len());
-            for &b in &order {
-                data.extend_from_slice(&self.blocks[b].data);
-                parts.push(self.blocks[b].prepared.clone());
-            }
-            let m = Matrix::new("candidates", &data, rows, dim)?;
+            let parts = order
+                .iter()
+                .map(|&b| self.blocks[b].prepared.clone())
+                .collect();
             let prepared = Prepared::concat(parts);
-            selector_core::select_prepared(
-                &m,
+            selector_core::select_prepared_blocks(
+                &candidates,
                 &pool,
                 &self.index,
                 prepared,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 
 from services.common.auth import internal_token_interceptor
 from services.common.server import ServiceServer, setup_logging
 from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.selector.cached_loads import DEFAULT_MAX_STAGED_BYTES, StagedCacheLoads
+from services.selector.run_vectors import DEFAULT_MAX_RUN_MEMORY_BYTES
 from services.selector.service import SelectorService
 from services.selector.servicer import SERVICE_NAME, SelectorServicer, register
 
@@ -25,14 +27,31 @@ def main(argv: list[str] | None = None) -> None:
         help="embedding cache vectors held at once between LoadCachedEmbeddings and Select, all "
         "sessions together; files over it are embedded instead (default: %(default)s)",
     )
+    parser.add_argument(
+        "--max-run-memory-mb",
+        type=int,
+        default=DEFAULT_MAX_RUN_MEMORY_BYTES >> 20,
+        help="candidate vectors one Select holds in memory; the rest go to an unnamed spill file "
+        "in --spill-dir, read through memory maps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--spill-dir", default=None, help="directory of the spill files (default: the system's temp dir)"
+    )
     add_internal_token_args(parser)
     args = parser.parse_args(argv)
     if args.max_staged_cache_mb < 0:
         parser.error(f"--max-staged-cache-mb must be >= 0, got {args.max_staged_cache_mb}")
+    if args.max_run_memory_mb < 0:
+        parser.error(f"--max-run-memory-mb must be >= 0, got {args.max_run_memory_mb}")
+    if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
+        parser.error(f"--spill-dir {args.spill_dir!r} is not a directory")
     setup_logging(args.log_level)
     token = internal_token_from_args(parser, args)
     loads = StagedCacheLoads(max_bytes=args.max_staged_cache_mb << 20)
-    servicer = SelectorServicer(SelectorService(cached_loads=loads))
+    service = SelectorService(
+        cached_loads=loads, max_run_memory_bytes=args.max_run_memory_mb << 20, spill_dir=args.spill_dir
+    )
+    servicer = SelectorServicer(service)
     serve = functools.partial(register, servicer=servicer)
     interceptors = [internal_token_interceptor(token, "selector")] if token else []
     server = ServiceServer(

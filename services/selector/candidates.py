@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence, Set
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +14,7 @@ from datapool.pool.files import FileRef, FrameIdentity
 from datapool.pool.naming import FILE_KINDS, frame_name
 from datapool.pool.state import Vectors, empty_vectors
 from datapool.vectors import unpack
+from services.selector.row_blocks import RowBlocks
 
 
 def decode_vectors(data: bytes, count: int, dim: int, dtype: str, file: FileRef) -> Vectors:
@@ -62,7 +63,8 @@ class CandidateSet:
 
     identities: list[FrameIdentity]
     frame_names: list[str]
-    vectors: Vectors
+    # The files' own blocks, not a joined copy (they may live in the run's spill file).
+    vectors: RowBlocks
     files: list[FileRef]
     # Each file's first row; its rows are contiguous, in frame_index order.
     file_starts: dict[FileRef, int] = field(default_factory=dict)
@@ -80,9 +82,11 @@ class CandidateSet:
 
 
 class CandidateCollector:
-    def __init__(self, pool_dim: int) -> None:
+    def __init__(self, pool_dim: int, keep: Callable[[Vectors], Vectors] | None = None) -> None:
         # 0: the pool has no vectors yet, so the first batch sets the dimension.
         self.pool_dim = pool_dim
+        # Where a complete file's vectors are stored (RunVectors.keep: memory or spill file).
+        self._keep = keep if keep is not None else _in_memory
         self.dim = pool_dim
         self._files: dict[FileRef, _StagedFile] = {}
 
@@ -127,7 +131,7 @@ class CandidateCollector:
             # A file moved to another replica is streamed again: keep each frame's last vector.
             unique, first_in_reversed = np.unique(indices[::-1], return_index=True)
             rows = len(indices) - 1 - first_in_reversed
-            vectors = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+            vectors = self._keep(np.ascontiguousarray(vectors[rows], dtype=np.float32))
         else:
             unique, vectors = np.zeros(0, dtype=np.int64), empty_vectors(self.dim)
         indices_list = unique.tolist()
@@ -161,8 +165,11 @@ class CandidateCollector:
             blocks.append(final.vectors)
             identities.extend(final.identities)
             names.extend(final.frame_names)
-        vectors = np.concatenate(blocks, axis=0) if blocks else empty_vectors(self.dim)
-        return CandidateSet(identities, names, np.ascontiguousarray(vectors, dtype=np.float32), files, starts)
+        return CandidateSet(identities, names, RowBlocks(blocks, self.dim), files, starts)
+
+
+def _in_memory(vectors: Vectors) -> Vectors:
+    return vectors
 
 
 def sample_count(n_samples: int, proportion_samples: float, candidate_count: int) -> int:

@@ -3,7 +3,8 @@
 Candidates are measured against the pool while the embedders still stream: each file's
 open candidates go to selector_rs as one block when the file completes, so that Select's
 last step is only the greedy loop. selector_rs reports each pick's distance to the pool
-and earlier picks itself.
+and earlier picks itself. It keeps references to the blocks, not copies: the vectors are
+held once, where RunVectors put them (memory or the run's spill file).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datapool.errors import InvalidArgument
 from datapool.pool.state import PoolState, Vectors
 from services.selector.candidates import CandidateSet, FileCandidates
 from services.selector.model import FileRef, FrameIdentity, Pick
+from services.selector.row_blocks import RowBlocks
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,10 @@ class StreamingSelection:
     picks do not depend on the order the files completed in.
     """
 
-    def __init__(self, pool: PoolState) -> None:
+    def __init__(self, pool: PoolState, keep: Callable[[Vectors], Vectors] | None = None) -> None:
         self._pooled: Set[FrameIdentity] = pool.identities
+        # Stores the open rows of a partly pooled file (the file's own block holds them all).
+        self._keep = keep if keep is not None else np.ascontiguousarray
         with _rejecting_bad_input("the pool"):
             self._selector = selector_rs.IncrementalSelector(_pool_vectors(pool))
         self._files: dict[FileRef, _FileBlock] = {}
@@ -56,8 +60,11 @@ class StreamingSelection:
         )
         if len(open_rows) == 0:
             return
-        vectors = candidates.vectors if len(open_rows) == len(candidates) else candidates.vectors[open_rows]
+        vectors = candidates.vectors
+        if len(open_rows) < len(candidates):
+            vectors = self._keep(vectors[open_rows])
         with _rejecting_bad_input(f"batch.vectors for {file.path!r}"):
+            # Kept by reference: `vectors` is never written to again.
             block = self._selector.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self._files[file] = _FileBlock(block, open_rows, candidates.frame_indices[open_rows])
 
@@ -112,8 +119,24 @@ def select_picks(
     with _rejecting_bad_input("the pool"):
         selector = selector_rs.IncrementalSelector(_pool_vectors(pool))
     with _rejecting_bad_input("the candidates"):
-        block = selector.add(np.ascontiguousarray(candidates.vectors[open_rows]))
-    return _run_select(selector, [block], open_rows, candidates, n_samples, min_distance)
+        order = _add_open_rows(selector, candidates.vectors, open_rows)
+    return _run_select(selector, order, open_rows, candidates, n_samples, min_distance)
+
+
+def _add_open_rows(
+    selector: selector_rs.IncrementalSelector, vectors: RowBlocks, open_rows: npt.NDArray[np.int64]
+) -> list[int]:
+    """Adds the open rows block by block, in row order: a wholly open block by reference
+    (no copy of the run's vectors), the open rows of another as a copy of just those."""
+    order = []
+    for start, block in vectors.blocks():
+        lo, hi = np.searchsorted(open_rows, [start, start + len(block)])
+        if lo == hi:
+            continue
+        local = open_rows[lo:hi] - start
+        rows = block if len(local) == len(block) else np.ascontiguousarray(block[local])
+        order.append(selector.add(np.ascontiguousarray(rows, dtype=np.float32)))
+    return order
 
 
 def _run_select(

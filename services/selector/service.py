@@ -23,6 +23,7 @@ from services.selector.queries import (
     pool_summary,
     processed_file_chunks,
 )
+from services.selector.run_vectors import DEFAULT_MAX_RUN_MEMORY_BYTES, RunVectors
 from services.selector.selection import StreamingSelection
 from services.selector.session import CommitOutcome, SelectionSession, SelectionSpec, SessionRegistry
 
@@ -37,12 +38,21 @@ class SelectStream:
     to the embedding cache when it completes, unless the spec names no sampling rule.
     """
 
-    def __init__(self, spec: SelectionSpec, repository: PoolRepository, pool: PoolState) -> None:
+    def __init__(
+        self,
+        spec: SelectionSpec,
+        repository: PoolRepository,
+        pool: PoolState,
+        run_vectors: RunVectors | None = None,
+    ) -> None:
         self.spec = spec
         self.repository = repository
         self.pool = pool
-        self.collector = CandidateCollector(pool_dim=pool.dim)
-        self.selection = StreamingSelection(pool)
+        # The run's one copy of its vectors (memory, then the spill file), read in place by
+        # the collector, selector_rs and Commit.
+        self.run_vectors = run_vectors if run_vectors is not None else RunVectors()
+        self.collector = CandidateCollector(pool_dim=pool.dim, keep=self.run_vectors.keep)
+        self.selection = StreamingSelection(pool, keep=self.run_vectors.keep)
         self.cache_writer = (
             CacheWriter(EmbeddingCache(repository.store, CacheScope(spec.model, spec.sampling_key)))
             if spec.sampling_key
@@ -81,8 +91,13 @@ class SelectorService:
         sessions: SessionRegistry | None = None,
         committer: PoolCommitter | None = None,
         cached_loads: StagedCacheLoads | None = None,
+        max_run_memory_bytes: int = DEFAULT_MAX_RUN_MEMORY_BYTES,
+        spill_dir: str | None = None,
     ) -> None:
         self.sessions = sessions if sessions is not None else SessionRegistry()
+        # Per Select: its vectors beyond this go to a spill file in spill_dir.
+        self.max_run_memory_bytes = max_run_memory_bytes
+        self.spill_dir = spill_dir
         self.committer = committer if committer is not None else PoolCommitter()
         self.cached_loads = cached_loads if cached_loads is not None else StagedCacheLoads()
 
@@ -139,7 +154,9 @@ class SelectorService:
                     f"spec.model {spec.model!r} differs from the pool's model {pool.model!r}"
                 )
             # Indexes the pool for measuring candidates as they arrive.
-            stream = SelectStream(spec, repository, pool)
+            stream = SelectStream(
+                spec, repository, pool, RunVectors(self.max_run_memory_bytes, self.spill_dir)
+            )
             staged = self.cached_loads.take(spec.session_id)
             if staged is not None and staged.scope != CacheScope(spec.model, spec.sampling_key):
                 raise InvalidArgument(

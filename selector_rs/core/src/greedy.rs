@@ -30,7 +30,7 @@ use rayon::prelude::*;
 
 use crate::distance::l2;
 use crate::groups::{self, Group};
-use crate::matrix::Matrix;
+use crate::matrix::{Blocks, Matrix};
 use std::sync::OnceLock;
 
 use crate::pool::{beyond, raised, Hint, PoolIndex, SLACK};
@@ -279,7 +279,7 @@ impl State {
 }
 
 struct Selection<'a, 'b> {
-    candidates: &'b Matrix<'a>,
+    candidates: &'b Blocks<'a>,
     pool: &'b Matrix<'a>,
     index: &'b PoolIndex,
     prep: Prepared,
@@ -487,7 +487,7 @@ impl Selection<'_, '_> {
 
 /// The greedy loop over prepared candidates.
 pub(crate) fn select(
-    candidates: &Matrix<'_>,
+    candidates: &Blocks<'_>,
     pool: &Matrix<'_>,
     index: &PoolIndex,
     prep: Prepared,
@@ -590,7 +590,7 @@ mod tests {
     fn run(c: &Matrix<'_>, p: &Matrix<'_>, n: usize, min_d: f64) -> Vec<usize> {
         let index = PoolIndex::build(p, &never).unwrap();
         let prep = prepare(c, p, &index, &never).unwrap();
-        select(c, p, &index, prep, n, min_d, &never)
+        select(&Blocks::from(c), p, &index, prep, n, min_d, &never)
             .unwrap()
             .iter()
             .map(|p| p.index)
@@ -632,7 +632,7 @@ mod tests {
         let (c, p) = (m("c", &c, 1), m("p", &p, 1));
         let index = PoolIndex::build(&p, &never).unwrap();
         let prep = prepare(&c, &p, &index, &never).unwrap();
-        let picks = select(&c, &p, &index, prep, 3, 0.0, &never).unwrap();
+        let picks = select(&Blocks::from(&c), &p, &index, prep, 3, 0.0, &never).unwrap();
         let d: Vec<f64> = picks.iter().map(|p| p.distance).collect();
         assert_eq!(d, vec![4.0, 1.0, 0.0]);
     }
@@ -691,9 +691,34 @@ mod tests {
         ];
         let joined = Prepared::concat(parts);
         assert_eq!(joined.rows(), 200);
-        let got = select(&whole, &pool, &index, joined, 50, 0.0, &never).unwrap();
+        let got = select(
+            &Blocks::from(&whole),
+            &pool,
+            &index,
+            joined,
+            50,
+            0.0,
+            &never,
+        )
+        .unwrap();
         let want = run(&whole, &pool, 50, 0.0);
         assert_eq!(got.iter().map(|p| p.index).collect::<Vec<_>>(), want);
+        // The same blocks read in place, without joining their rows into one buffer.
+        let parts = vec![
+            prepare(&a, &pool, &index, &never).unwrap(),
+            prepare(&b, &pool, &index, &never).unwrap(),
+        ];
+        let borrowed = Blocks::new(&[a, b], 3).unwrap();
+        let in_place = select(
+            &borrowed,
+            &pool,
+            &index,
+            Prepared::concat(parts),
+            50,
+            0.0,
+            &never,
+        );
+        assert_eq!(in_place.unwrap(), got);
     }
 
     #[test]
@@ -703,7 +728,7 @@ mod tests {
         let p = no_pool();
         let index = PoolIndex::build(&p, &never).unwrap();
         let prep = prepare(&c, &p, &index, &never).unwrap();
-        let err = select(&c, &p, &index, prep, 3, 0.0, &|| true).unwrap_err();
+        let err = select(&Blocks::from(&c), &p, &index, prep, 3, 0.0, &|| true).unwrap_err();
         assert_eq!(err, SelectError::Cancelled);
     }
 
@@ -754,7 +779,7 @@ mod tests {
             "{} runs",
             prep.runs.len()
         );
-        let picks = select(&c, &pool, &index, prep, 40, 0.0, &never).unwrap();
+        let picks = select(&Blocks::from(&c), &pool, &index, prep, 40, 0.0, &never).unwrap();
         let picks: Vec<usize> = picks.iter().map(|p| p.index).collect();
         crate::proptests::check_path(&c, &pool, 40, 0.0, &picks).unwrap();
     }

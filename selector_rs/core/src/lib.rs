@@ -20,7 +20,7 @@ mod proptests;
 
 pub use distance::{kernel_name, l2, squared_l2};
 pub use greedy::{Pick, Prepared};
-pub use matrix::Matrix;
+pub use matrix::{Blocks, Matrix};
 pub use pool::PoolIndex;
 pub use validate::SelectError;
 
@@ -121,12 +121,44 @@ pub fn select_prepared(
     min_distance: f64,
     cancel: Cancel<'_>,
 ) -> Result<Vec<Pick>, SelectError> {
+    validate::same_width(candidates, pool)?;
+    select_prepared_blocks(
+        &Blocks::from(candidates),
+        pool,
+        index,
+        prepared,
+        n_samples,
+        min_distance,
+        cancel,
+    )
+}
+
+/// [`select_prepared`] over blocks read where they are: `candidates` holds the blocks'
+/// rows in the order their [`Prepared`] parts were concatenated, and nothing is copied.
+///
+/// # Errors
+/// As [`select_prepared`].
+pub fn select_prepared_blocks(
+    candidates: &Blocks<'_>,
+    pool: &Matrix<'_>,
+    index: &PoolIndex,
+    prepared: Prepared,
+    n_samples: i64,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<Pick>, SelectError> {
     let n_samples = validate::n_samples(n_samples)?;
     let min_distance = validate::min_distance(min_distance)?;
-    validate::same_width(candidates, pool)?;
+    let no_pool = pool.rows() == 0 && pool.cols() == 0;
+    if !no_pool && candidates.rows() > 0 && candidates.cols() != pool.cols() {
+        return Err(SelectError::WidthMismatch {
+            candidates: candidates.cols(),
+            pool: pool.cols(),
+        });
+    }
     if prepared.rows() != candidates.rows() || index.rows() != pool.rows() {
         return Err(SelectError::ShapeMismatch {
-            arg: candidates.name(),
+            arg: "candidates",
             len: prepared.rows(),
             rows: candidates.rows(),
             cols: candidates.cols(),

@@ -69,6 +69,80 @@ impl<'a> Matrix<'a> {
     }
 }
 
+/// Rows of several borrowed matrices of one width, read as one matrix: the blocks'
+/// rows one after another.
+///
+/// Selection over blocks that arrived one by one reads them where they are (the
+/// caller's arrays, memory-mapped files) instead of copying them into one buffer: it
+/// keeps only each block's first row.
+#[derive(Debug, Clone)]
+pub struct Blocks<'a> {
+    parts: Vec<&'a [f32]>,
+    /// `starts[b]`: the first row of block `b`; one more entry, the total row count.
+    starts: Vec<usize>,
+    cols: usize,
+}
+
+impl<'a> Blocks<'a> {
+    /// The rows of `parts`, in that order.
+    ///
+    /// # Errors
+    /// [`SelectError::WidthMismatch`] when a block's width is not `cols` (the pool's, or
+    /// the first block's); the zero-row blocks of any width are accepted.
+    pub fn new(parts: &[Matrix<'a>], cols: usize) -> Result<Self, SelectError> {
+        let mut starts = Vec::with_capacity(parts.len() + 1);
+        let mut rows = 0;
+        starts.push(0);
+        for m in parts {
+            if m.rows() > 0 && m.cols() != cols {
+                return Err(SelectError::WidthMismatch {
+                    candidates: m.cols(),
+                    pool: cols,
+                });
+            }
+            rows += m.rows();
+            starts.push(rows);
+        }
+        Ok(Self {
+            parts: parts.iter().map(Matrix::data).collect(),
+            starts,
+            cols,
+        })
+    }
+
+    #[must_use]
+    pub fn rows(&self) -> usize {
+        self.starts[self.starts.len() - 1]
+    }
+
+    #[must_use]
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Row `i` of the blocks' rows one after another.
+    ///
+    /// # Panics
+    /// When `i >= rows`.
+    #[must_use]
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        // The last block whose first row is at or before `i`; `starts[0] == 0`.
+        let b = self.starts.partition_point(|&s| s <= i) - 1;
+        let local = i - self.starts[b];
+        &self.parts[b][local * self.cols..(local + 1) * self.cols]
+    }
+}
+
+impl<'a> From<&Matrix<'a>> for Blocks<'a> {
+    fn from(m: &Matrix<'a>) -> Self {
+        Self {
+            parts: vec![m.data()],
+            starts: vec![0, m.rows()],
+            cols: m.cols(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +171,29 @@ mod tests {
     #[test]
     fn overflowing_shape_is_an_error() {
         assert!(Matrix::new("pool", &[], usize::MAX, 2).is_err());
+    }
+
+    #[test]
+    fn blocks_read_their_rows_in_place_one_after_another() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [5.0, 6.0];
+        let parts = [
+            Matrix::new("a", &a, 2, 2).unwrap(),
+            Matrix::new("e", &[], 0, 7).unwrap(),
+            Matrix::new("b", &b, 1, 2).unwrap(),
+        ];
+        let blocks = Blocks::new(&parts, 2).unwrap();
+        assert_eq!(blocks.rows(), 3);
+        assert_eq!(blocks.row(1), &[3.0, 4.0]);
+        assert_eq!(blocks.row(2), &[5.0, 6.0]);
+        // Borrowed, not copied: the row is the caller's memory.
+        assert!(std::ptr::eq(blocks.row(2).as_ptr(), b.as_ptr()));
+        assert!(std::ptr::eq(blocks.row(0).as_ptr(), a.as_ptr()));
+    }
+
+    #[test]
+    fn blocks_of_another_width_are_refused() {
+        let parts = [Matrix::new("a", &[1.0; 6], 2, 3).unwrap()];
+        assert!(Blocks::new(&parts, 2).is_err());
     }
 }
