@@ -15,6 +15,7 @@ from typing import IO
 
 import numpy as np
 
+from datapool.errors import ResourceExhausted
 from datapool.pool.state import Vectors
 
 # `python -m services.selector --max-run-memory-mb`: per Select, not for all together.
@@ -83,6 +84,15 @@ class RunVectors:
             # Closed with this object: it lives as long as the run, not a `with` block.
             self._file = tempfile.TemporaryFile(dir=self.directory, prefix="datapool-spill-")  # noqa: SIM115
         offset = self.spill_file_bytes
-        os.ftruncate(self._file.fileno(), offset + nbytes)
+        try:
+            # Reserved before it is mapped: a write through the map to a full disk would be
+            # SIGBUS, the end of the process, where this is an error for this Select only.
+            os.posix_fallocate(self._file.fileno(), offset, nbytes)
+        except OSError as e:
+            where = self.directory or tempfile.gettempdir()
+            raise ResourceExhausted(
+                f"the Select's spill file in {where!r} cannot grow by {nbytes >> 20} MiB ({e.strerror}): "
+                "free space there, choose another --spill-dir, or raise --max-run-memory-mb"
+            ) from e
         self._chunk = np.memmap(self._file, dtype=np.uint8, mode="r+", offset=offset, shape=(nbytes,))
         self._chunk_used = 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from selector_helpers import F32, clustered_unit_vectors, file_ref, rendered_picks, spec
 
+from datapool.errors import ResourceExhausted
 from datapool.pool.repository import PoolRepository
 from services.selector.model import FileRef, Pick
 from services.selector.row_blocks import RowBlocks
@@ -98,6 +101,20 @@ def test_blocks_within_the_budget_stay_in_memory_and_the_rest_spill(tmp_path: Pa
         spilled[0, 0] = 3.0
     with pytest.raises(ValueError, match="read-only"):
         kept[0, 0] = 3.0
+
+
+def test_a_full_spill_disk_fails_the_select_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # A full disk cannot be made here; what matters is that it is found before any write.
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    run = RunVectors(max_memory_bytes=0, directory=str(tmp_path))
+    with pytest.raises(ResourceExhausted, match=r"spill file in .*No space left.*--spill-dir"):
+        run.keep(np.ones((3, 4), dtype=np.float32))
+    assert run.spilled_bytes == 0
 
 
 def test_row_blocks_read_like_their_concatenation() -> None:
