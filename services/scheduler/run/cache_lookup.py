@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from datapool.pool.files import FileRef
 from datapool.run_report import ProcessedFile
 from datapool.v1 import common_pb2, selector_pb2
 from services.scheduler.run.context import RunContext, RunFailed
@@ -17,8 +18,9 @@ from services.scheduler.run.interfaces import SelectorError
 CACHE_LOOKUP_CHUNK = 10_000
 
 
-def file_key(f: common_pb2.FileRef) -> tuple[str, int, str]:
-    return (f.path, f.size, f.etag)
+def file_key(f: common_pb2.FileRef) -> FileRef:
+    """The file's identity, to compare and group files by (messages compare by object)."""
+    return FileRef(f.path, f.size, f.etag)
 
 
 def load_cached(ctx: RunContext, files: list[common_pb2.FileRef]) -> list[common_pb2.FileRef]:
@@ -34,7 +36,7 @@ def load_cached(ctx: RunContext, files: list[common_pb2.FileRef]) -> list[common
             yield selector_pb2.LoadCachedRequest(files=files[start : start + CACHE_LOOKUP_CHUNK])
 
     tally = ctx.tally
-    hits: set[tuple[str, int, str]] = set()
+    hits: set[FileRef] = set()
     with ctx.timed("cache_lookup"):
         try:
             for chunk in ctx.selector.load_cached(requests()):

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+from datapool.pool.files import FileRef
 from datapool.pool.layout import frame_key
-from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
+from datapool.v1 import embedder_pb2, selector_pb2
 from services.scheduler.run.cache_lookup import file_key
 from services.scheduler.run.context import RunContext, RunFailed
 from services.scheduler.run.interfaces import EmbedderError
@@ -18,19 +19,17 @@ from services.scheduler.run.interfaces import EmbedderError
 
 def render(ctx: RunContext, picks: list[selector_pb2.Pick], rendered: dict[str, str]) -> None:
     """Writes the frames of `picks` not yet in `rendered`, adding each frame name's key to it."""
-    by_file: dict[tuple[str, int, str], list[selector_pb2.Pick]] = defaultdict(list)
-    files: dict[tuple[str, int, str], common_pb2.FileRef] = {}
+    by_file: dict[FileRef, list[selector_pb2.Pick]] = defaultdict(list)
     for p in picks:
         if p.frame_name not in rendered:
             by_file[file_key(p.file)].append(p)
-            files[file_key(p.file)] = p.file
     spec = ctx.spec
 
-    def render_one(key: tuple[str, int, str]) -> None:
+    def render_one(key: FileRef) -> None:
         group = by_file[key]
         request = embedder_pb2.RenderFramesRequest(
             source=spec.input,
-            file=files[key],
+            file=key.to_proto(),
             frame_indices=[p.frame_index for p in group],
             target=spec.pool,
             target_keys=[frame_key(spec.run_id, p.frame_name) for p in group],
@@ -38,7 +37,7 @@ def render(ctx: RunContext, picks: list[selector_pb2.Pick], rendered: dict[str, 
         try:
             written = ctx.replica().render_frames(request)
         except EmbedderError as e:
-            raise RunFailed(f"cannot write frames of {files[key].path}: {e}") from None
+            raise RunFailed(f"cannot write frames of {key.path}: {e}") from None
         for p, k in zip(group, written, strict=True):
             rendered[p.frame_name] = k
 
