@@ -131,7 +131,10 @@ class CandidateCollector:
             # A file moved to another replica is streamed again: keep each frame's last vector.
             unique, first_in_reversed = np.unique(indices[::-1], return_index=True)
             rows = len(indices) - 1 - first_in_reversed
-            vectors = self._keep(np.ascontiguousarray(vectors[rows], dtype=np.float32))
+            if len(rows) < len(indices) or (np.diff(rows) < 0).any():
+                # Only then gather: for a one-hour video, a second copy of its vectors.
+                vectors = vectors[rows]
+            vectors = self._keep(np.ascontiguousarray(vectors, dtype=np.float32))
         else:
             unique, vectors = np.zeros(0, dtype=np.int64), empty_vectors(self.dim)
         indices_list = unique.tolist()
