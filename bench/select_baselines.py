@@ -1,4 +1,4 @@
-"""Baselines for `selector_rs.select_diverse`, and a float64 check of any pick sequence.
+"""Baselines for `selector_rs.select_diverse`.
 
 The rule (see selector_rs.pyi): ``D(i)`` is the Euclidean distance from candidate ``i``
 to its nearest row among the pool and the candidates picked so far (+inf with neither);
@@ -21,9 +21,8 @@ the largest ``D`` is below ``min_distance``.
   diversifying strategy (Euclidean farthest-point; its ``stopping_condition_minimum_distance``
   stops before a pick closer than that, as our ``min_distance`` does), and the pool passed as
   preselected indices. Its result starts with those indices; it reports no distances, so they
-  are computed in float64 (`pick_distances64`), outside the timed call.
-- `float64_reference_check` (in float64_check.py, re-exported here): replays a pick sequence
-  against float64 distances computed block by block, and reports the worst violation of the rule.
+  are computed in float64 (`pick_distances64` of tests/greedy_reference.py, the float64
+  reference of the rule that the tests use too), outside the timed call.
 
 The baselines return (indices int64, distances float64 of each pick to the pool and the
 earlier picks).
@@ -42,15 +41,11 @@ import faiss
 import lightly_mundig  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
-from float64_check import ReferenceCheck, float64_reference_check, pick_distances64
 
 __all__ = [
-    "ReferenceCheck",
     "faiss_select",
-    "float64_reference_check",
     "lightly_select",
     "numpy_select",
-    "pick_distances64",
 ]
 
 F32 = npt.NDArray[np.float32]
