@@ -1,21 +1,22 @@
 """selector_rs.IncrementalSelector: the same picks as select_diverse over the blocks concatenated.
 
-Distances are checked against a float64 recomputation: the core sums squares in float32,
-and the tolerance the selection promises is 2e-4 relative.
+Distances are checked against the float64 reference (tests/greedy_reference.py): the core
+sums squares in float32, and the tolerance the selection promises is 2e-4 relative.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from greedy_reference import replay64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from selector_rs_support import f32, incremental, no_pool
 
 import selector_rs
 from datapool.synthetic_embeddings import pool_and_candidates
@@ -34,25 +35,6 @@ def close(got: float, want: float) -> bool:
     return got == want or abs(got - want) <= RTOL * max(abs(got), abs(want)) + ATOL
 
 
-def no_pool() -> F32:
-    return np.empty((0, 0), dtype=np.float32)
-
-
-def nearest64(rows: F32, others: F32) -> F64:
-    """Float64 distance from each of ``rows`` to its nearest row of ``others`` (inf if none)."""
-    if others.shape[0] == 0:
-        return np.full(rows.shape[0], np.inf)
-    a, b = rows.astype(np.float64), others.astype(np.float64)
-    if a.shape[0] * b.shape[0] * a.shape[1] <= 4_000_000:
-        # Exact differences: near-duplicate rows keep their tiny distances.
-        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)
-    else:
-        # Unit-norm rows at distances >= ~1e-2: the Gram form is accurate to ~1e-11 here.
-        d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    out: F64 = np.sqrt(np.maximum(d2, 0.0)).min(axis=1)
-    return out
-
-
 def check_exact(
     cands: F32, pool: F32, n_samples: int, min_distance: float, picks: list[int], distances: list[float]
 ) -> None:
@@ -63,28 +45,16 @@ def check_exact(
     assert len(picks) == len(distances) <= min(n_samples, n)
     assert len(set(picks)) == len(picks), f"repeated pick in {picks}"
     assert all(0 <= i < n for i in picks)
-    pool_rows = pool if pool.shape[0] else np.empty((0, cands.shape[1]), dtype=np.float32)
-    dist = nearest64(cands, pool_rows)
-    alive = np.ones(n, dtype=bool)
+    replay = replay64(cands, pool, picks)
     for step, (i, reported) in enumerate(zip(picks, distances, strict=True)):
-        best = float(dist[alive].max())
-        got = float(dist[i])
-        assert alive[i]
+        got = float(replay.pick_distances[step])
+        best = max(got, float(replay.remaining_max[step]))
         assert close(got, best), f"step {step}: picked {i} at D={got}, max remaining {best}"
         assert close(reported, got), f"step {step}: reported {reported}, float64 {got}"
         assert reported >= min_distance, f"step {step}: D={reported} < min_distance {min_distance}"
-        alive[i] = False
-        dist = np.minimum(dist, nearest64(cands, cands[i : i + 1]))
     if len(picks) < min(n_samples, n):
-        left = float(dist[alive].max())
+        left = float(replay.remaining_max[len(picks)])
         assert left < min_distance or close(left, min_distance), f"stopped with D={left} left"
-
-
-def incremental(pool: F32, blocks: list[F32]) -> selector_rs.IncrementalSelector:
-    sel = selector_rs.IncrementalSelector(pool)
-    for b, block in enumerate(blocks):
-        assert sel.add(block) == b
-    return sel
 
 
 def run_select(
@@ -193,10 +163,6 @@ def test_order_selects_over_those_blocks_in_that_order(
     check_exact(chosen, pool, n_samples, min_distance, picks, distances)
 
 
-def f32(rows: list[list[float]]) -> F32:
-    return np.array(rows, dtype=np.float32)
-
-
 def test_explicit_order_and_subset() -> None:
     a, b, c = f32([[0, 0], [1, 0]]), f32([[10, 0]]), f32([[0, 7], [0, 3]])
     sel = incremental(f32([[0, 0]]), [a, b, c])
@@ -237,89 +203,6 @@ def test_zero_by_zero_pool_takes_its_width_from_the_first_block() -> None:
     idx, dist = sel.select(3, 0.0)
     assert idx.tolist() == [0, 2, 1]
     np.testing.assert_allclose(dist, [np.inf, np.sqrt(26.0), 1.0])
-
-
-def test_empty_pool_with_columns_fixes_the_width() -> None:
-    sel = selector_rs.IncrementalSelector(np.empty((0, 4), dtype=np.float32))
-    with pytest.raises(ValueError, match="vectors has 3 columns, but this selector's rows have 4"):
-        sel.add(np.zeros((2, 3), dtype=np.float32))
-    assert sel.blocks == 0
-    assert sel.add(np.zeros((2, 4), dtype=np.float32)) == 0
-
-
-def _with_value(rows: int, cols: int, row: int, col: int, value: float) -> F32:
-    a = np.zeros((rows, cols), dtype=np.float32)
-    a[row, col] = value
-    return a
-
-
-ADD_ERRORS: list[tuple[str, Any, str]] = [
-    ("width", np.zeros((2, 3), dtype=np.float32), "vectors has 3 columns, but this selector's rows have 2"),
-    ("NaN", _with_value(5, 2, 3, 1, np.nan), "vectors must be finite, but row 3 has NaN in column 1"),
-    ("-inf", _with_value(2, 2, 1, 0, -np.inf), "vectors must be finite, but row 1 has -inf in column 0"),
-    ("huge", _with_value(4, 2, 2, 1, 3e15), "vectors values must lie within ±1e15"),
-    ("float64", np.zeros((2, 2)), "vectors must be float32, got float64"),
-    ("1-D", np.zeros(2, dtype=np.float32), "vectors must be a 2-D array, got a 1-D array"),
-    ("Fortran", np.asfortranarray(np.ones((3, 2), dtype=np.float32)), "vectors must be C-contiguous"),
-    ("list", [[0.0, 0.0]], "vectors must be a numpy.ndarray, got list"),
-]
-
-
-@pytest.mark.parametrize(
-    ("vectors", "message"), [(v, m) for _, v, m in ADD_ERRORS], ids=[i for i, _, _ in ADD_ERRORS]
-)
-def test_bad_block_is_refused_and_not_added(vectors: Any, message: str) -> None:
-    sel = incremental(f32([[1, 1]]), [f32([[0, 0]])])
-    with pytest.raises(ValueError, match=re.escape(message)):
-        sel.add(vectors)
-    assert (sel.blocks, sel.rows) == (1, 1)
-    assert sel.select(5, 0.0)[0].tolist() == [0]
-
-
-def test_huge_value_in_row_is_named() -> None:
-    sel = selector_rs.IncrementalSelector(no_pool())
-    with pytest.raises(ValueError, match=r"row 2 has -2e16 in column 1"):
-        sel.add(_with_value(3, 2, 2, 1, -2e16))
-    # Exactly the limit is accepted.
-    assert sel.add(_with_value(3, 2, 2, 1, -1e15)) == 0
-
-
-POOL_ERRORS: list[tuple[str, Any, str]] = [
-    ("NaN", _with_value(3, 2, 1, 0, np.nan), "pool must be finite, but row 1 has NaN in column 0"),
-    ("huge", _with_value(3, 2, 2, 0, 1e16), "pool values must lie within ±1e15"),
-    ("int", np.zeros((1, 2), dtype=np.int32), "pool must be float32, got int32"),
-    ("None", None, "pool must be a numpy.ndarray, got NoneType"),
-]
-
-
-@pytest.mark.parametrize(
-    ("pool", "message"), [(p, m) for _, p, m in POOL_ERRORS], ids=[i for i, _, _ in POOL_ERRORS]
-)
-def test_bad_pool_is_refused(pool: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        selector_rs.IncrementalSelector(pool)
-
-
-SELECT_ERRORS: list[tuple[str, dict[str, Any], str]] = [
-    ("block out of range", {"order": [0, 2]}, "order names block 2, but only blocks 0..2 were added"),
-    ("negative block", {"order": [-1]}, "order names block -1, but only blocks 0..2 were added"),
-    ("repeated block", {"order": [1, 0, 1]}, "order names block 1 twice"),
-    ("negative n_samples", {"n_samples": -1}, "n_samples must be >= 0, got -1"),
-    ("float n_samples", {"n_samples": 1.0}, "n_samples must be an int, got float"),
-    ("NaN min_distance", {"min_distance": float("nan")}, "min_distance must be finite and >= 0"),
-    ("negative min_distance", {"min_distance": -1.0}, "min_distance must be finite and >= 0"),
-]
-
-
-@pytest.mark.parametrize(
-    ("changes", "message"), [(c, m) for _, c, m in SELECT_ERRORS], ids=[i for i, _, _ in SELECT_ERRORS]
-)
-def test_bad_select_arguments(changes: dict[str, Any], message: str) -> None:
-    sel = incremental(no_pool(), [f32([[0, 0]]), f32([[1, 1]])])
-    args: dict[str, Any] = {"n_samples": 2, "min_distance": 0.0, "order": None}
-    args.update(changes)
-    with pytest.raises(ValueError, match=re.escape(message)):
-        sel.select(**args)
 
 
 def rss_anon_bytes() -> int:

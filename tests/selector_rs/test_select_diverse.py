@@ -1,4 +1,4 @@
-"""selector_rs.select_diverse against a float64 NumPy reference of the same greedy rule.
+"""selector_rs.select_diverse against the float64 reference of its greedy rule (tests/greedy_reference.py).
 
 The core sums squared differences in float32 (the square root is taken in float64), so
 its distances differ from the reference's by float32 rounding; the selection promises
@@ -7,15 +7,13 @@ each pick's distance is the largest remaining to 2e-4 relative.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pytest
+from greedy_reference import pool_distances64, reference_select, replay64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -37,31 +35,6 @@ TIE = RTOL
 ATOL = 1e-18
 
 
-def remaining_distances(cands: F32, pool: F32, picks: list[int]) -> F64:
-    """D(i) in float64 for every candidate, from scratch; -inf marks those already picked."""
-    c = cands.astype(np.float64)
-    d = c.shape[1]
-    pool64 = pool.astype(np.float64) if pool.shape[0] else np.empty((0, d))
-    others = np.concatenate([pool64, c[picks]])
-    if others.shape[0] == 0:
-        dist = np.full(c.shape[0], np.inf)
-    else:
-        dist = np.sqrt(((c[:, None, :] - others[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
-    dist[picks] = -np.inf
-    return dist
-
-
-def reference_select(cands: F32, pool: F32, n_samples: int, min_distance: float) -> list[int]:
-    picks: list[int] = []
-    while len(picks) < min(n_samples, cands.shape[0]):
-        dist = remaining_distances(cands, pool, picks)
-        best = int(np.argmax(dist))  # first maximum: the lowest index wins ties
-        if dist[best] < min_distance:
-            break
-        picks.append(best)
-    return picks
-
-
 def close(a: float, b: float, rtol: float) -> bool:
     return a == b or abs(a - b) <= rtol * max(abs(a), abs(b)) + ATOL
 
@@ -75,15 +48,16 @@ def check_path(cands: F32, pool: F32, n_samples: int, min_distance: float, picks
     budget = min(n_samples, cands.shape[0])
     assert len(picks) <= budget
     assert len(set(picks)) == len(picks), f"repeated pick in {picks}"
+    replay = replay64(cands, pool, picks)
     for step, i in enumerate(picks):
-        dist = remaining_distances(cands, pool, picks[:step])
-        want = int(np.argmax(dist))
-        got_d, want_d = float(dist[i]), float(dist[want])
+        got_d = float(replay.pick_distances[step])
+        # The largest D before this step, this pick's included.
+        want_d = max(got_d, float(replay.remaining_max[step]))
         assert close(got_d, want_d, RTOL), f"step {step}: D={got_d}, max remaining {want_d}"
-        assert i == want or close(got_d, want_d, TIE), f"step {step}: picked {i}, reference {want}"
+        assert got_d == want_d or close(got_d, want_d, TIE), f"step {step}: picked {i} below the largest D"
         assert got_d >= min_distance or close(got_d, min_distance, TIE)
     if len(picks) < budget:
-        left = float(remaining_distances(cands, pool, picks).max())
+        left = float(replay.remaining_max[len(picks)])
         assert left < min_distance or close(left, min_distance, TIE), f"stopped with D={left} left"
 
 
@@ -110,7 +84,7 @@ def problems(draw: st.DrawFn) -> tuple[F32, F32, int, float, bool]:
     n_samples = draw(st.integers(0, 70))
     # Thresholds taken from the distances the selection actually meets (including
     # exactly at one of them) make the min_distance stop happen often.
-    seen = remaining_distances(cands, pool, [])
+    seen = pool_distances64(cands, pool)
     finite = seen[np.isfinite(seen)]
     scale = float(finite.max()) if finite.size else 5.0
     min_distance = draw(
@@ -212,139 +186,6 @@ def test_values_up_to_1e15_are_accepted() -> None:
     assert select(cands, pool, 3, 0.0) == [2, 0, 1]
     # The same in units of 1e15, where every distance is exact.
     assert select(cands / np.float32(1e15), pool / np.float32(1e15), 3, 0.0) == [2, 0, 1]
-
-
-def _bad(**changes: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "candidates": f32([[0, 0], [1, 1], [2, 2]]),
-        "pool": f32([[5, 5]]),
-        "n_samples": 2,
-        "min_distance": 0.0,
-    }
-    args.update(changes)
-    return args
-
-
-def _with_nan(row: int) -> F32:
-    a = np.zeros((4, 2), dtype=np.float32)
-    a[row, 1] = np.nan
-    return a
-
-
-def _with_inf(row: int) -> F32:
-    a = np.zeros((3, 2), dtype=np.float32)
-    a[row, 0] = -np.inf
-    return a
-
-
-def _with_value(rows: int, row: int, col: int, value: float) -> F32:
-    a = np.zeros((rows, 2), dtype=np.float32)
-    a[row, col] = value
-    return a
-
-
-def _misaligned() -> F32:
-    raw = np.frombuffer(bytearray(4 * 6 + 1), dtype=np.float32, offset=1, count=6).reshape(3, 2)
-    assert not raw.flags.aligned
-    return raw
-
-
-BAD_INPUTS: list[tuple[str, Callable[[], dict[str, Any]], str]] = [
-    (
-        "candidates float64",
-        lambda: _bad(candidates=np.zeros((3, 2))),
-        "candidates must be float32, got float64",
-    ),
-    ("pool float64", lambda: _bad(pool=np.zeros((1, 2))), "pool must be float32, got float64"),
-    ("pool int", lambda: _bad(pool=np.zeros((1, 2), dtype=np.int32)), "pool must be float32, got int32"),
-    (
-        "big-endian",
-        lambda: _bad(candidates=np.zeros((3, 2), dtype=">f4")),
-        "candidates must be float32, got >f4",
-    ),
-    (
-        "candidates 1-D",
-        lambda: _bad(candidates=np.zeros(3, dtype=np.float32)),
-        "candidates must be a 2-D array, got a 1-D array",
-    ),
-    (
-        "pool 3-D",
-        lambda: _bad(pool=np.zeros((1, 1, 2), dtype=np.float32)),
-        "pool must be a 2-D array, got a 3-D array",
-    ),
-    (
-        "candidates Fortran order",
-        lambda: _bad(candidates=np.asfortranarray(np.ones((3, 2), dtype=np.float32))),
-        "candidates must be C-contiguous",
-    ),
-    (
-        "pool strided view",
-        lambda: _bad(pool=np.ones((2, 4), dtype=np.float32)[:, ::2]),
-        "pool must be C-contiguous",
-    ),
-    ("candidates misaligned", lambda: _bad(candidates=_misaligned()), "candidates must be aligned"),
-    (
-        "candidates list",
-        lambda: _bad(candidates=[[0.0, 0.0]]),
-        "candidates must be a numpy.ndarray, got list",
-    ),
-    ("pool None", lambda: _bad(pool=None), "pool must be a numpy.ndarray, got NoneType"),
-    ("NaN in candidates", lambda: _bad(candidates=_with_nan(2)), "candidates must be finite, but row 2"),
-    ("inf in pool", lambda: _bad(pool=_with_inf(1)), "pool must be finite, but row 1"),
-    (
-        "huge candidate",
-        lambda: _bad(candidates=_with_value(3, 1, 1, 2e15)),
-        "candidates values must lie within ±1e15 (distances are summed in float32), "
-        "but row 1 has 2e15 in column 1",
-    ),
-    (
-        "huge negative pool value",
-        lambda: _bad(pool=_with_value(2, 1, 0, -3.5e20)),
-        "pool values must lie within ±1e15",
-    ),
-    (
-        "float32 max in pool",
-        lambda: _bad(pool=_with_value(1, 0, 1, float(np.finfo(np.float32).max))),
-        "pool values must lie within ±1e15",
-    ),
-    # The first bad value by position is the one reported.
-    (
-        "huge before NaN",
-        lambda: _bad(candidates=np.array([[0, 0], [-5e15, np.nan], [np.inf, 0]], dtype=np.float32)),
-        "candidates values must lie within ±1e15 (distances are summed in float32), "
-        "but row 1 has -5e15 in column 0",
-    ),
-    (
-        "NaN before huge",
-        lambda: _bad(candidates=np.array([[0, 0], [np.nan, -5e15], [0, 0]], dtype=np.float32)),
-        "candidates must be finite, but row 1 has NaN in column 0",
-    ),
-    (
-        "width mismatch",
-        lambda: _bad(pool=np.zeros((1, 3), dtype=np.float32)),
-        "candidates and pool must have the same number of columns",
-    ),
-    (
-        "empty pool of another width",
-        lambda: _bad(pool=np.zeros((0, 3), dtype=np.float32)),
-        "candidates has 2 and pool has 3",
-    ),
-    ("negative n_samples", lambda: _bad(n_samples=-1), "n_samples must be >= 0, got -1"),
-    ("huge negative n_samples", lambda: _bad(n_samples=-(2**70)), "n_samples must be >= 0"),
-    ("float n_samples", lambda: _bad(n_samples=2.0), "n_samples must be an int, got float"),
-    ("NaN min_distance", lambda: _bad(min_distance=float("nan")), "min_distance must be finite and >= 0"),
-    ("negative min_distance", lambda: _bad(min_distance=-0.5), "min_distance must be finite and >= 0"),
-    ("inf min_distance", lambda: _bad(min_distance=float("inf")), "min_distance must be finite and >= 0"),
-    ("str min_distance", lambda: _bad(min_distance="1"), "min_distance must be a float, got str"),
-]
-
-
-@pytest.mark.parametrize(
-    ("make_args", "message"), [(m, s) for _, m, s in BAD_INPUTS], ids=[i for i, _, _ in BAD_INPUTS]
-)
-def test_bad_input_raises_value_error(make_args: Callable[[], dict[str, Any]], message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        selector_rs.select_diverse(**make_args())
 
 
 def test_gil_is_released_during_selection() -> None:
