@@ -17,6 +17,14 @@ echo "== mypy"
 for d in tests/*/; do
     .venv/bin/mypy "$d"
 done
+echo "== stubtest: selector_rs/selector_rs.pyi against the built extension"
+# The committed stub, not the copy pip installed, is what is checked: stubtest finds stubs on
+# MYPYPATH before site-packages.
+stubs=$(mktemp -d)
+trap 'rm -rf "$stubs"' EXIT
+mkdir "$stubs/selector_rs"
+cp selector_rs/selector_rs.pyi "$stubs/selector_rs/__init__.pyi"
+MYPYPATH="$stubs" .venv/bin/python -m mypy.stubtest --allowlist scripts/stubtest-allowlist.txt selector_rs
 echo "== deploy: hadolint, helm lint + template, Kubernetes schemas"
 ./deploy/check.sh
 echo "== rustfmt, clippy, cargo test"
