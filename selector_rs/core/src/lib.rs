@@ -17,6 +17,10 @@ pub mod validate;
 
 #[cfg(test)]
 mod proptests;
+// The f64 reference the integration tests use too: one copy for both.
+#[cfg(test)]
+#[path = "../tests/reference/mod.rs"]
+mod reference;
 
 pub use distance::{kernel_name, l2, squared_l2};
 pub use greedy::{Pick, Prepared};

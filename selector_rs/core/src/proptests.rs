@@ -1,56 +1,27 @@
-//! Property tests against a deliberately naive f64 reference that recomputes every
-//! distance from scratch at every step.
+//! Property tests against the naive f64 reference (`tests/reference/mod.rs`, shared with
+//! `tests/fuzz.rs`); each step of a pick path is judged on distances recomputed from scratch.
 
 use proptest::prelude::*;
 
+use crate::reference::{self, farthest};
 use crate::{prepare, select_diverse, select_prepared, Matrix, PoolIndex};
 
 /// Relative gap under which two candidates count as tied: f64 sums in a different
 /// order may rank them either way.
 const TIE: f64 = 1e-5;
 
-fn dist(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        .sqrt()
+/// A matrix's rows, as the reference takes them.
+fn rows<'a>(m: &Matrix<'a>) -> Vec<&'a [f32]> {
+    (0..m.rows()).map(|i| m.row(i)).collect()
 }
 
 /// D(i) for every unpicked candidate, given the pool and the picks so far.
 fn reference_d(c: &Matrix<'_>, pool: &Matrix<'_>, picks: &[usize]) -> Vec<Option<f64>> {
-    (0..c.rows())
-        .map(|i| {
-            if picks.contains(&i) {
-                return None;
-            }
-            let to_pool = (0..pool.rows()).map(|p| dist(c.row(i), pool.row(p)));
-            let to_picks = picks.iter().map(|&j| dist(c.row(i), c.row(j)));
-            Some(to_pool.chain(to_picks).fold(f64::INFINITY, f64::min))
-        })
-        .collect()
-}
-
-/// The reference's own choice: largest D, lowest index on ties.
-fn reference_argmax(d: &[Option<f64>]) -> Option<(usize, f64)> {
-    d.iter()
-        .enumerate()
-        .filter_map(|(i, v)| v.map(|v| (i, v)))
-        .fold(None, |best, (i, v)| match best {
-            Some((_, bv)) if bv >= v => best,
-            _ => Some((i, v)),
-        })
+    reference::remaining(&rows(c), &rows(pool), picks)
 }
 
 fn reference(c: &Matrix<'_>, pool: &Matrix<'_>, n_samples: usize, min_d: f64) -> Vec<usize> {
-    let mut picks = Vec::new();
-    while picks.len() < n_samples {
-        match reference_argmax(&reference_d(c, pool, &picks)) {
-            Some((i, d)) if d >= min_d => picks.push(i),
-            _ => break,
-        }
-    }
-    picks
+    reference::reference(&rows(c), &rows(pool), n_samples, min_d)
 }
 
 // Exact equality first so that two infinite distances (no pool, no picks) count as close.
@@ -71,7 +42,7 @@ pub(crate) fn check_path(
     prop_assert!(picks.len() <= n_samples.min(c.rows()));
     for (step, &i) in picks.iter().enumerate() {
         let d = reference_d(c, pool, &picks[..step]);
-        let Some((want, want_d)) = reference_argmax(&d) else {
+        let Some((want, want_d)) = farthest(&d) else {
             return Err(TestCaseError::fail(format!("step {step}: nothing left")));
         };
         let Some(got_d) = d.get(i).copied().flatten() else {
@@ -87,7 +58,7 @@ pub(crate) fn check_path(
         );
     }
     if picks.len() < n_samples.min(c.rows()) {
-        let after = reference_argmax(&reference_d(c, pool, picks));
+        let after = farthest(&reference_d(c, pool, picks));
         if let Some((_, left_d)) = after {
             prop_assert!(
                 left_d < min_d || close(left_d, min_d),

@@ -22,7 +22,10 @@
 
 use std::cell::Cell;
 
+mod reference;
+
 use proptest::prelude::*;
+use reference::dist64;
 use selector_core::validate::MAX_ABS;
 use selector_core::{
     l2, prepare, select_diverse, select_diverse_with, select_prepared, Matrix, Pick, PoolIndex,
@@ -458,14 +461,6 @@ fn same<T: std::fmt::Debug>(a: &T, b: &T) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn dist64(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        .sqrt()
-}
-
 fn tolerance(d: f64) -> f64 {
     RTOL * d.abs() + ATOL
 }
@@ -545,43 +540,20 @@ fn check_picks(inp: &Input, picks: &[Pick]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A matrix's rows, as the reference takes them.
+fn rows<'a>(m: &Matrix<'a>) -> Vec<&'a [f32]> {
+    (0..m.rows()).map(|i| m.row(i)).collect()
+}
+
 /// Every candidate's f64 distance to its nearest pool row (inf without a pool).
 fn pool_distances(inp: &Input) -> Vec<f64> {
-    let (c, p) = (inp.candidates(), inp.pool());
-    (0..c.rows())
-        .map(|i| {
-            (0..p.rows())
-                .map(|j| dist64(c.row(i), p.row(j)))
-                .fold(f64::INFINITY, f64::min)
-        })
-        .collect()
+    reference::pool_distances(&rows(&inp.candidates()), &rows(&inp.pool()))
 }
 
 /// The greedy rule in f64, lowest index on ties: exact for small-integer data.
 fn reference(inp: &Input) -> Vec<usize> {
-    let c = inp.candidates();
-    let mut dist = pool_distances(inp);
-    let mut alive = vec![true; c.rows()];
-    let mut picks = Vec::new();
-    while picks.len() < inp.budget() {
-        let mut best: Option<(usize, f64)> = None;
-        for k in (0..c.rows()).filter(|&k| alive[k]) {
-            if best.is_none_or(|(_, d)| dist[k] > d) {
-                best = Some((k, dist[k]));
-            }
-        }
-        match best {
-            Some((k, d)) if d >= inp.min_distance => {
-                picks.push(k);
-                alive[k] = false;
-                for (j, dj) in dist.iter_mut().enumerate() {
-                    *dj = dj.min(dist64(c.row(j), c.row(k)));
-                }
-            }
-            _ => break,
-        }
-    }
-    picks
+    let (c, p) = (inp.candidates(), inp.pool());
+    reference::reference(&rows(&c), &rows(&p), inp.budget(), inp.min_distance)
 }
 
 /// Row ranges of the blocks the candidates are cut into.
