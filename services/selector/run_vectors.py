@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import weakref
 from typing import IO
 
 import numpy as np
@@ -81,8 +82,10 @@ class RunVectors:
 
     def _new_chunk(self, nbytes: int) -> None:
         if self._file is None:
-            # Closed with this object: it lives as long as the run, not a `with` block.
+            # Closed with this object: it lives as long as the run, not a `with` block. The
+            # finalizer closes it; left to the file's own __del__ it would warn (ResourceWarning).
             self._file = tempfile.TemporaryFile(dir=self.directory, prefix="datapool-spill-")  # noqa: SIM115
+            weakref.finalize(self, self._file.close)
         offset = self.spill_file_bytes
         try:
             # Reserved before it is mapped: a write through the map to a full disk would be
