@@ -66,7 +66,8 @@ def gateway_stack(base: Path, token: str, extra_env: dict[str, str]) -> Iterator
             if "ready" in line:
                 ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
     if not ready.wait(READY_TIMEOUT_S):
         proc.kill()
         pytest.fail("datapool up --http-port did not print ready:\n" + "".join(output))
@@ -76,6 +77,9 @@ def gateway_stack(base: Path, token: str, extra_env: dict[str, str]) -> Iterator
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
+        pumping.join(timeout=10)  # the pipe is at its end once the process is gone
+        assert proc.stdout is not None
+        proc.stdout.close()
         assert code == 0, "".join(output)
 
 
@@ -119,3 +123,5 @@ class LightlyRunner:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
