@@ -5,7 +5,7 @@ Cases (d = 1280, float32, min_distance 0): ``n1k`` N = 1,000 candidates, P = 100
 5,000 / 500; ``target2`` 1,000,000 / 100,000 / 1,000 (ours only unless ``--with-numpy`` /
 ``--with-faiss`` / ``--with-lightly``: a baseline takes tens of minutes there; its cells read "—").
 
-Shapes (``--data``, several at once, or ``all``), from `datapool.synthetic_embeddings`:
+Shapes (``--data``, several at once, or ``all``), from `tests/synthetic_embeddings.py`:
 ``video`` (smooth: slow near-duplicate frames), ``rough`` (calibrated to real EfficientNet-Lite0
 features, bench/real_features.py), ``hard`` (rough frames in short scenes that overlap their
 neighbours), ``uniform`` (the unit sphere). Inputs are cached as .npy in ``--cache-dir``
@@ -55,15 +55,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_measure import MiB, Result, blas_report, machine, run_method, status_kib
 from greedy_reference import float64_reference_check, pick_distances64
 from select_baselines import faiss_select, lightly_select, numpy_select
+from synthetic_embeddings import ROUGH, pool_and_candidates, uniform_sphere
 
 import selector_rs
-from datapool.synthetic_embeddings import ROUGH, pool_and_candidates, uniform_sphere
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 DIM = 1280
 DEV_SEED = 0
-# Bump when datapool.synthetic_embeddings changes its output, to invalidate cached inputs
+# Bump when synthetic_embeddings (tests/) changes its output, to invalidate cached inputs
 # (the rough and hard shapes also key their cache on their fitted parameters).
 GENERATOR_VERSION = 1
 SHAPES = ("video", "rough", "hard", "uniform")

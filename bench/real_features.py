@@ -5,7 +5,7 @@ things real footage has: camera motion (a pan along a smoothly turning path, a s
 small rotation, hand-held jitter), lighting drift (gain and gamma) and per-frame Gaussian
 sensor noise. Each clip is then embedded with the path a run takes: `embed_file` (the
 embedder servicer's decode + batch + embed core) with the onnxruntime-cpu backend, so the
-vectors are exactly those the embedder sends. The statistics of `datapool.embedding_stats`
+vectors are exactly those the embedder sends. The statistics of `tests/embedding_stats.py`
 are printed, and with ``--out`` saved as JSON together with how they were produced.
 
 Two clips per photograph, with different motion: clips of one photograph are "the same
@@ -38,8 +38,11 @@ import skimage.data
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The embedding statistics are test-support code (tests/embedding_stats.py), shared with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from datapool.embedding_stats import raw_statistics, summarise, table
+from embedding_stats import raw_statistics, summarise, table
+
 from services.embedder.backends import BackendOptions, load_backend
 from services.embedder.backends.base import ModelBackend
 from services.embedder.embedding import FrameBatch, embed_file

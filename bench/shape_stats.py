@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The generators and statistics are test-support code in tests/, shared with the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from datapool.embedding_stats import raw_statistics, statistics, summarise, table
-from datapool.synthetic_embeddings import SHAPES, scene_lengths, uniform_sphere, video_like
+from embedding_stats import raw_statistics, statistics, summarise, table
+from synthetic_embeddings import SHAPES, scene_lengths, uniform_sphere, video_like
 
 REAL = Path(__file__).resolve().parent / "data" / "real_feature_stats.json"
 DIM = 1280

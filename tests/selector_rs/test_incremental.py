@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from selector_rs_support import f32, incremental, no_pool
+from synthetic_embeddings import pool_and_candidates
 
 import selector_rs
-from datapool.synthetic_embeddings import pool_and_candidates
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-
-from datapool import rough_shape
-from datapool.embedding_stats import pairwise, statistics
-from datapool.synthetic_embeddings import (
+import rough_shape
+from embedding_stats import pairwise, statistics
+from synthetic_embeddings import (
     ROUGH,
     pool_and_candidates,
     scene_lengths,

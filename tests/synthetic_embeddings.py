@@ -2,7 +2,7 @@
 
 Three shapes (``shape=``), all scenes of an AR(1) walk plus per-frame noise around a centre:
 "video" (smooth, below: frames 0.02 apart, far smoother than real features), "rough" (every
-parameter solved from real EfficientNet-Lite0 features of H.264 clips, `datapool.rough_shape`:
+parameter solved from real EfficientNet-Lite0 features of H.264 clips, `rough_shape`:
 frames ~0.19 apart, 0.14 off their neighbours' line) and "hard" (rough frames in short scenes
 of 8-48 frames, each a scene radius from one of ``n_topics`` places, so neighbouring scenes
 overlap and no scale separates the data). `uniform_sphere` has no structure at all.
@@ -65,8 +65,7 @@ from functools import partial
 
 import numpy as np
 import numpy.typing as npt
-
-from datapool import rough_shape
+import rough_shape
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -300,7 +299,7 @@ def video_like(
     Rows come in scenes: runs of ``scene_frames`` consecutive rows (default 100-1000; 8-48
     for "hard") tracing a trajectory around a scene centre. ``shape`` "video" (smooth): slow
     near-duplicate frames, see the module docstring; "rough" and "hard": see
-    `datapool.rough_shape` (``drift_dims`` applies to "video" only, ``n_topics`` counts the
+    `rough_shape` (``drift_dims`` applies to "video" only, ``n_topics`` counts the
     topics of "video" and the places of "hard"). Deterministic per ``seed``.
     """
     _check(n, dim)

@@ -2,7 +2,7 @@
 
 Rows come in scenes (``lengths``: consecutive runs of rows, one clip or scene each, frames in
 order). The same code measures real EfficientNet-Lite0 features (bench/real_features.py) and
-the generators in `datapool.synthetic_embeddings`, so the two can be compared number for number:
+the generators in `synthetic_embeddings`, so the two can be compared number for number:
 
 - ``consecutive``: distance between consecutive frames of a scene;
 - ``scene_consecutive``: the median of ``consecutive`` per scene (how much scenes differ in

@@ -1,6 +1,6 @@
 """Parameters of the "rough" synthetic shape, derived from measured real-feature statistics.
 
-The rough shape uses the scene model of `datapool.synthetic_embeddings` (a unit centre, an
+The rough shape uses the scene model of `synthetic_embeddings` (a unit centre, an
 AR(1) walk of ``k`` coordinates along random unit directions, isotropic per-frame noise, the
 row normalised), with every parameter solved from the statistics that bench/real_features.py
 measured on real EfficientNet-Lite0 features of H.264 clips (bench/data/real_feature_stats.json).
