@@ -114,15 +114,11 @@ class AzureStore(RemoteStore):
             self._blob(key).upload_blob(data, overwrite=True, max_concurrency=4)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        try:
-            with self._errors("put", key):
-                # overwrite=False sends If-None-Match: * (on the commit, for a block upload).
-                self._blob(key).upload_blob(data, overwrite=False, max_concurrency=4)
-        except StoreError as e:
-            if isinstance(e.__cause__, ResourceExistsError):
-                return False
-            raise
-        return True
+        def put() -> None:
+            # overwrite=False sends If-None-Match: * (on the commit, for a block upload).
+            self._blob(key).upload_blob(data, overwrite=False, max_concurrency=4)
+
+        return self._put_unless_exists(key, put, ResourceExistsError)
 
     def delete(self, key: str) -> None:
         try:

@@ -132,14 +132,11 @@ class GcsStore(RemoteStore):
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         blob = self._blob(key, chunked=len(data) > CHUNK_SIZE)
-        try:
-            with self._errors("put", key):
-                blob.upload_from_string(data, if_generation_match=0, retry=self._retry, timeout=self._timeout)
-        except StoreError as e:
-            if isinstance(e.__cause__, gexc.PreconditionFailed):
-                return False
-            raise
-        return True
+
+        def put() -> None:
+            blob.upload_from_string(data, if_generation_match=0, retry=self._retry, timeout=self._timeout)
+
+        return self._put_unless_exists(key, put, gexc.PreconditionFailed)
 
     def delete(self, key: str) -> None:
         try:

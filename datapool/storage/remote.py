@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -151,6 +151,22 @@ class RemoteStore(Store):
 
     @abc.abstractmethod
     def _bucket_exists(self) -> bool: ...
+
+    @abc.abstractmethod
+    def _errors(self, op: str, key: str) -> contextlib.AbstractContextManager[None]:
+        """Turns the SDK's errors during `op` on `key` into storage errors (the SDK's as cause)."""
+
+    def _put_unless_exists(self, key: str, put: Callable[[], object], exists: type[BaseException]) -> bool:
+        """put_if_absent around a conditional write: False when the store refused it because the
+        object exists (the SDK raised `exists`)."""
+        try:
+            with self._errors("put", key):
+                put()
+        except StoreError as e:
+            if isinstance(e.__cause__, exists):
+                return False
+            raise
+        return True
 
     @abc.abstractmethod
     def _download(self, key: str, out: IO[bytes]) -> None:
