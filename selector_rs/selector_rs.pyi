@@ -66,8 +66,9 @@ class IncrementalSelector:
     against the pool right away (without the GIL), so that by the time the last block is
     in only the greedy loop is left for ``select``, which reads the blocks where they
     are. The pool is kept by reference too. Neither may be written to afterwards: the
-    measurements made in ``add`` would no longer hold. ``select`` gives the same picks as ``select_diverse`` over the
-    chosen blocks concatenated, and can be called any number of times, with any blocks.
+    measurements made in ``add`` would no longer hold. ``select`` gives the same picks as
+    ``select_diverse`` over the chosen blocks concatenated, and can be called any number
+    of times, with any blocks.
 
     Args:
         pool: float32, C-contiguous, shape (P, d); the rows the picks must be far from.
