@@ -73,6 +73,9 @@ def test_serves_then_exits_zero_on_sigterm(media: Media, tmp_path: Path) -> None
             process.kill()
             process.wait()
         assert process.stderr is not None
-        log = process.stderr.read().decode()
+        # Closed here, not by garbage collection: an unclosed pipe is a ResourceWarning, an error
+        # under filterwarnings=error in whichever later test happens to collect it.
+        with process.stderr:
+            log = process.stderr.read().decode()
     assert "embedder listening on port" in log
     assert "embedder stopped" in log
