@@ -104,6 +104,10 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        # Closed here rather than by garbage collection (a ResourceWarning, an error under pytest's
+        # filterwarnings=error in whichever test collects it).
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
 # -- the helper process ------------------------------------------------------------------

@@ -125,15 +125,28 @@ def running_stack(base: Path, token: str, extra_env: dict[str, str] | None = Non
             if "ready" in line:
                 ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+
+    def close_output() -> None:
+        # The pipe is closed here, not by garbage collection (a ResourceWarning, an error under
+        # pytest's filterwarnings=error in whichever test collects it).
+        pumping.join(timeout=10)
+        assert proc.stdout is not None
+        if not pumping.is_alive():  # a reader still inside the pipe would fail on a closed file
+            proc.stdout.close()
+
     if not ready.wait(READY_TIMEOUT_S):
         proc.kill()
+        proc.wait()
+        close_output()
         pytest.fail("datapool up did not print ready:\n" + "".join(output))
     yield RunningStack(f"127.0.0.1:{port}", token, fault_dir, base / "state", proc, output)
     t = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=30)
     elapsed = time.monotonic() - t
+    close_output()
     # `datapool up` must stop all three services cleanly within a few seconds.
     assert code == 0, "".join(output)
     assert elapsed < 15, f"stopping took {elapsed:.1f}s"
