@@ -10,6 +10,7 @@ from pathlib import Path
 
 from datapool.cli_gc import add_gc_args, cmd_gc
 from datapool.cli_runs import cmd_demo, cmd_run, stack_from_args
+from datapool.cli_view import add_view_args, cmd_view
 from datapool.client_models import ApiError
 
 DEFAULT_STATE_DIR = Path(".datapool-state")
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_gc_args(gc)
     gc.set_defaults(fn=cmd_gc, state_dir=DEFAULT_STATE_DIR)
+
+    view = sub.add_parser("view", help="serve the embedding view of a dataset's pool in a browser")
+    add_view_args(view)
+    view.set_defaults(fn=cmd_view, state_dir=DEFAULT_STATE_DIR)
     return parser
 
 

@@ -44,6 +44,26 @@ if [ "$(cat tests/emulators/node_modules/.datapool-stamp 2>/dev/null)" != "$az_s
         echo "setup: npm not found; Azure storage tests will fail until Node.js 18+ and npm are installed" >&2
     fi
 fi
+# `datapool view`'s browser code: regl-scatterplot bundled by esbuild (both pinned by the committed
+# lockfile) into datapool/view/static/dist (ignored by git), so the page needs no CDN at run time.
+view_stamp=$(stamp_of datapool/view/web/package.json datapool/view/web/package-lock.json datapool/view/web/view.js)
+if [ "$(cat datapool/view/static/dist/.datapool-stamp 2>/dev/null)" != "$view_stamp" ]; then
+    if command -v npm > /dev/null; then
+        echo "setup: bundling the embedding view (npm ci + esbuild) into datapool/view/static/dist"
+        npm ci --prefix datapool/view/web --no-audit --no-fund --loglevel=error
+        npm run --prefix datapool/view/web --silent build
+        echo "$view_stamp" > datapool/view/static/dist/.datapool-stamp
+    else
+        echo "setup: npm not found; datapool view serves no page until Node.js 18+ and npm are installed" >&2
+    fi
+fi
+# Debian's chromium for the browser tests of the view and report.html (tests/view, Playwright with
+# executable_path=/usr/bin/chromium: Playwright never downloads a browser here).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian's chromium (apt-get) for tests/view"
+    apt-get install -y --no-install-recommends chromium > /dev/null || \
+        echo "setup: could not install chromium; tests/view will be skipped" >&2
+fi
 # helm, for the chart checks of deploy/ (deploy/check.sh, tests/deploy/): built from the Go module
 # proxy into .tools/bin (ignored by git), pinned; rebuilt only when the pinned version changes.
 HELM_VERSION=v3.22.0

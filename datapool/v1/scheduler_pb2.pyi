@@ -46,12 +46,20 @@ class _DatasourcePurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Dat
     DATASOURCE_PURPOSE_UNSPECIFIED: _DatasourcePurpose.ValueType  # 0
     INPUT: _DatasourcePurpose.ValueType  # 1
     LIGHTLY: _DatasourcePurpose.ValueType  # 2
+    INPUT_OUTPUT: _DatasourcePurpose.ValueType  # 3
+    """One location for both, as Lightly's default purpose: the INPUT datasource is the
+    location and the pool (LIGHTLY) is its reserved `.lightly/` prefix, never listed as input.
+    """
 
 class DatasourcePurpose(_DatasourcePurpose, metaclass=_DatasourcePurposeEnumTypeWrapper): ...
 
 DATASOURCE_PURPOSE_UNSPECIFIED: DatasourcePurpose.ValueType  # 0
 INPUT: DatasourcePurpose.ValueType  # 1
 LIGHTLY: DatasourcePurpose.ValueType  # 2
+INPUT_OUTPUT: DatasourcePurpose.ValueType  # 3
+"""One location for both, as Lightly's default purpose: the INPUT datasource is the
+location and the pool (LIGHTLY) is its reserved `.lightly/` prefix, never listed as input.
+"""
 Global___DatasourcePurpose: _TypeAlias = DatasourcePurpose  # noqa: Y015
 
 class _RunState:
@@ -544,3 +552,155 @@ class EmbeddingRows(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EmbeddingRows: _TypeAlias = EmbeddingRows  # noqa: Y015
+
+@_typing.final
+class ExportViewFramesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    WITH_CACHE_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    with_cache: _builtins.bool
+    """Also the embedding cache's frames the pool does not hold."""
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        with_cache: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "with_cache", b"with_cache"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportViewFramesRequest: _TypeAlias = ExportViewFramesRequest  # noqa: Y015
+
+@_typing.final
+class ViewFrame(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRAME_NAME_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    SOURCE_PATH_FIELD_NUMBER: _builtins.int
+    FRAME_INDEX_FIELD_NUMBER: _builtins.int
+    TAG_NAME_FIELD_NUMBER: _builtins.int
+    POOLED_FIELD_NUMBER: _builtins.int
+    frame_name: _builtins.str
+    """Empty for a frame that is only in the embedding cache."""
+    key: _builtins.str
+    source_path: _builtins.str
+    frame_index: _builtins.int
+    tag_name: _builtins.str
+    """Empty for a frame that is only in the embedding cache."""
+    pooled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        frame_name: _builtins.str = ...,
+        key: _builtins.str = ...,
+        source_path: _builtins.str = ...,
+        frame_index: _builtins.int = ...,
+        tag_name: _builtins.str = ...,
+        pooled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frame_index", b"frame_index", "frame_name", b"frame_name", "key", b"key", "pooled", b"pooled", "source_path", b"source_path", "tag_name", b"tag_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ViewFrame: _TypeAlias = ViewFrame  # noqa: Y015
+
+@_typing.final
+class ViewFrames(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POOL_VERSION_FIELD_NUMBER: _builtins.int
+    FRAMES_FIELD_NUMBER: _builtins.int
+    VECTORS_FIELD_NUMBER: _builtins.int
+    pool_version: _builtins.int
+    """The pool version the frames were read at (the same in every message)."""
+    @_builtins.property
+    def frames(self) -> _containers.RepeatedCompositeFieldContainer[Global___ViewFrame]: ...
+    @_builtins.property
+    def vectors(self) -> _common_pb2.VectorBatch:
+        """float32, row i for frames[i]"""
+
+    def __init__(
+        self,
+        *,
+        pool_version: _builtins.int = ...,
+        frames: _abc.Iterable[Global___ViewFrame] | None = ...,
+        vectors: _common_pb2.VectorBatch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["vectors", b"vectors"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["frames", b"frames", "pool_version", b"pool_version", "vectors", b"vectors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ViewFrames: _TypeAlias = ViewFrames  # noqa: Y015
+
+@_typing.final
+class ReadFrameRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    key: _builtins.str
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadFrameRequest: _TypeAlias = ReadFrameRequest  # noqa: Y015
+
+@_typing.final
+class FrameImage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    content_type: _builtins.str
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FrameImage: _TypeAlias = FrameImage  # noqa: Y015
+
+@_typing.final
+class RunReportHtml(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HTML_FIELD_NUMBER: _builtins.int
+    html: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        html: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["html", b"html"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunReportHtml: _TypeAlias = RunReportHtml  # noqa: Y015

@@ -91,6 +91,21 @@ class SchedulerStub:
                 request_serializer=datapool_dot_v1_dot_scheduler__pb2.ExportEmbeddingsRequest.SerializeToString,
                 response_deserializer=datapool_dot_v1_dot_scheduler__pb2.EmbeddingRows.FromString,
                 _registered_method=True)
+        self.ExportViewFrames = channel.unary_stream(
+                '/datapool.v1.Scheduler/ExportViewFrames',
+                request_serializer=datapool_dot_v1_dot_scheduler__pb2.ExportViewFramesRequest.SerializeToString,
+                response_deserializer=datapool_dot_v1_dot_scheduler__pb2.ViewFrames.FromString,
+                _registered_method=True)
+        self.ReadFrame = channel.unary_unary(
+                '/datapool.v1.Scheduler/ReadFrame',
+                request_serializer=datapool_dot_v1_dot_scheduler__pb2.ReadFrameRequest.SerializeToString,
+                response_deserializer=datapool_dot_v1_dot_scheduler__pb2.FrameImage.FromString,
+                _registered_method=True)
+        self.GetRunReportHtml = channel.unary_unary(
+                '/datapool.v1.Scheduler/GetRunReportHtml',
+                request_serializer=datapool_dot_v1_dot_scheduler__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=datapool_dot_v1_dot_scheduler__pb2.RunReportHtml.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -165,6 +180,28 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportViewFrames(self, request, context):
+        """Read-only, for `datapool view`: every pooled frame (tag, source, vectors), then every
+        frame of the pool's embedding cache under the pool's model that the pool does not hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadFrame(self, request, context):
+        """A rendered frame of the pool (a key under frames/), as stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunReportHtml(self, request, context):
+        """The run's report.html as the run wrote it into the pool datasource.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +259,21 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.ExportEmbeddings,
                     request_deserializer=datapool_dot_v1_dot_scheduler__pb2.ExportEmbeddingsRequest.FromString,
                     response_serializer=datapool_dot_v1_dot_scheduler__pb2.EmbeddingRows.SerializeToString,
+            ),
+            'ExportViewFrames': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportViewFrames,
+                    request_deserializer=datapool_dot_v1_dot_scheduler__pb2.ExportViewFramesRequest.FromString,
+                    response_serializer=datapool_dot_v1_dot_scheduler__pb2.ViewFrames.SerializeToString,
+            ),
+            'ReadFrame': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadFrame,
+                    request_deserializer=datapool_dot_v1_dot_scheduler__pb2.ReadFrameRequest.FromString,
+                    response_serializer=datapool_dot_v1_dot_scheduler__pb2.FrameImage.SerializeToString,
+            ),
+            'GetRunReportHtml': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunReportHtml,
+                    request_deserializer=datapool_dot_v1_dot_scheduler__pb2.GetRunRequest.FromString,
+                    response_serializer=datapool_dot_v1_dot_scheduler__pb2.RunReportHtml.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -523,6 +575,87 @@ class Scheduler:
             '/datapool.v1.Scheduler/ExportEmbeddings',
             datapool_dot_v1_dot_scheduler__pb2.ExportEmbeddingsRequest.SerializeToString,
             datapool_dot_v1_dot_scheduler__pb2.EmbeddingRows.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportViewFrames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/datapool.v1.Scheduler/ExportViewFrames',
+            datapool_dot_v1_dot_scheduler__pb2.ExportViewFramesRequest.SerializeToString,
+            datapool_dot_v1_dot_scheduler__pb2.ViewFrames.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadFrame(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/datapool.v1.Scheduler/ReadFrame',
+            datapool_dot_v1_dot_scheduler__pb2.ReadFrameRequest.SerializeToString,
+            datapool_dot_v1_dot_scheduler__pb2.FrameImage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunReportHtml(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/datapool.v1.Scheduler/GetRunReportHtml',
+            datapool_dot_v1_dot_scheduler__pb2.GetRunRequest.SerializeToString,
+            datapool_dot_v1_dot_scheduler__pb2.RunReportHtml.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,14 @@ class SchedulerStub:
     ListTags: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListTagsRequest, _scheduler_pb2.ListTagsResponse]
     ExportFilenames: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ExportFilenamesRequest, _scheduler_pb2.ExportFilenamesResponse]
     ExportEmbeddings: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.ExportEmbeddingsRequest, _scheduler_pb2.EmbeddingRows]
+    ExportViewFrames: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.ExportViewFramesRequest, _scheduler_pb2.ViewFrames]
+    """Read-only, for `datapool view`: every pooled frame (tag, source, vectors), then every
+    frame of the pool's embedding cache under the pool's model that the pool does not hold.
+    """
+    ReadFrame: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ReadFrameRequest, _scheduler_pb2.FrameImage]
+    """A rendered frame of the pool (a key under frames/), as stored."""
+    GetRunReportHtml: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.GetRunRequest, _scheduler_pb2.RunReportHtml]
+    """The run's report.html as the run wrote it into the pool datasource."""
 
 @_typing.type_check_only
 class SchedulerAsyncStub(SchedulerStub):
@@ -67,6 +75,14 @@ class SchedulerAsyncStub(SchedulerStub):
     ListTags: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListTagsRequest, _scheduler_pb2.ListTagsResponse]  # type: ignore[assignment]
     ExportFilenames: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ExportFilenamesRequest, _scheduler_pb2.ExportFilenamesResponse]  # type: ignore[assignment]
     ExportEmbeddings: _aio.UnaryStreamMultiCallable[_scheduler_pb2.ExportEmbeddingsRequest, _scheduler_pb2.EmbeddingRows]  # type: ignore[assignment]
+    ExportViewFrames: _aio.UnaryStreamMultiCallable[_scheduler_pb2.ExportViewFramesRequest, _scheduler_pb2.ViewFrames]  # type: ignore[assignment]
+    """Read-only, for `datapool view`: every pooled frame (tag, source, vectors), then every
+    frame of the pool's embedding cache under the pool's model that the pool does not hold.
+    """
+    ReadFrame: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ReadFrameRequest, _scheduler_pb2.FrameImage]  # type: ignore[assignment]
+    """A rendered frame of the pool (a key under frames/), as stored."""
+    GetRunReportHtml: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.GetRunRequest, _scheduler_pb2.RunReportHtml]  # type: ignore[assignment]
+    """The run's report.html as the run wrote it into the pool datasource."""
 
 class SchedulerServicer(metaclass=_abc_1.ABCMeta):
     """The only service a client talks to. Keeps datasets, datasources and runs in
@@ -150,5 +166,31 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_pb2.ExportEmbeddingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.EmbeddingRows], _abc.AsyncIterator[_scheduler_pb2.EmbeddingRows]]: ...
+
+    @_abc_1.abstractmethod
+    def ExportViewFrames(
+        self,
+        request: _scheduler_pb2.ExportViewFramesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.ViewFrames], _abc.AsyncIterator[_scheduler_pb2.ViewFrames]]:
+        """Read-only, for `datapool view`: every pooled frame (tag, source, vectors), then every
+        frame of the pool's embedding cache under the pool's model that the pool does not hold.
+        """
+
+    @_abc_1.abstractmethod
+    def ReadFrame(
+        self,
+        request: _scheduler_pb2.ReadFrameRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.FrameImage, _abc.Awaitable[_scheduler_pb2.FrameImage]]:
+        """A rendered frame of the pool (a key under frames/), as stored."""
+
+    @_abc_1.abstractmethod
+    def GetRunReportHtml(
+        self,
+        request: _scheduler_pb2.GetRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.RunReportHtml, _abc.Awaitable[_scheduler_pb2.RunReportHtml]]:
+        """The run's report.html as the run wrote it into the pool datasource."""
 
 def add_SchedulerServicer_to_server(servicer: SchedulerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

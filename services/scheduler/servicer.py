@@ -13,6 +13,7 @@ from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 from services.common.secrets import redacted
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import DatasetRow, MetadataDB, RunRow
+from services.scheduler.pool_view import PoolView
 from services.scheduler.remotes import SelectorClient
 from services.scheduler.runs import END_STATES, RunManager
 from services.scheduler.tags import TagCatalog
@@ -54,6 +55,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         self.datasources = datasources
         self.runs = runs
         self.tags = TagCatalog(selector)
+        self.view = PoolView(selector)
 
     def CreateDataset(
         self, request: scheduler_pb2.CreateDatasetRequest, context: grpc.ServicerContext
@@ -143,6 +145,20 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def ExportEmbeddings(self, request: scheduler_pb2.ExportEmbeddingsRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
         yield from self.tags.embeddings(self._pool(request.dataset_id), request.tag_name)
+
+    def ExportViewFrames(self, request: scheduler_pb2.ExportViewFramesRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
+        yield from self.view.frames(self._pool(request.dataset_id), request.with_cache)
+
+    def ReadFrame(
+        self, request: scheduler_pb2.ReadFrameRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.FrameImage:
+        return self.view.frame(self._pool(request.dataset_id), request.key)
+
+    def GetRunReportHtml(
+        self, request: scheduler_pb2.GetRunRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.RunReportHtml:
+        row = self.db.get_run(request.run_id)
+        return self.view.report_html(self._pool(row.dataset_id), row.id)
 
     def _pool(self, dataset_id: str) -> common_pb2.StoreLocation:
         self.db.get_dataset(dataset_id=dataset_id)

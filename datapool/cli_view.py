@@ -1,0 +1,40 @@
+"""`datapool view`: serve the embedding view of a dataset's pool (read-only) in a browser."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+
+from datapool.view.app import create_app
+from datapool.view.data import GrpcViewSource
+from datapool.view.projection import METHODS
+
+
+def add_view_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="the scheduler (default: $DATAPOOL_ADDRESS, then 127.0.0.1:50051)")
+    p.add_argument("--token", help="the scheduler's token (default: $DATAPOOL_TOKEN)")
+    p.add_argument("--ca-cert", help="CA certificate of a TLS scheduler (default: $DATAPOOL_CA_CERT)")
+    p.add_argument("--dataset", help="open this dataset's view (default: a list of datasets)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port to serve on (default %(default)s)")
+    p.add_argument(
+        "--method", choices=METHODS, default="pca", help="default projection (default %(default)s)"
+    )
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    if args.ca_cert:
+        # The client reads it from the environment (datapool.tls), as every client does.
+        os.environ["DATAPOOL_CA_CERT"] = args.ca_cert
+    source = GrpcViewSource(args.address, args.token)
+    dataset = f"{args.dataset}?method={args.method}" if args.dataset else None
+    app = create_app(source, dataset)
+    where = f"http://{args.host}:{args.port}/" + (f"datasets/{dataset}" if dataset else "")
+    print(f"datapool view on {where} (read-only; Ctrl-C stops it)", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        source.close()
+    return 0

@@ -1,0 +1,148 @@
+"""What the embedding view draws, and where it gets it: the scheduler, over gRPC, read-only.
+
+Rows are pooled frames first (in pool order, so a tag's first row gives run order), then
+the embedding cache's frames the pool does not hold. Columns are arrays, not objects per
+point, so a million points stay a few arrays.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+import numpy as np
+import numpy.typing as npt
+
+from datapool.client import ApiWorkflowClient
+from datapool.client_models import ApiError
+from datapool.vectors import from_batch
+
+
+class UnknownDataset(LookupError):
+    """No dataset of that name; the view answers 404 naming it."""
+
+
+@dataclass
+class ViewData:
+    version: int
+    # Run tags in run order; row i is pooled in tags[tag_of[i]], or not pooled when -1.
+    tags: list[str]
+    tag_of: npt.NDArray[np.int32]
+    vectors: npt.NDArray[np.float32]
+    names: list[str]
+    keys: list[str]
+    sources: list[str]
+    frame_index: npt.NDArray[np.int64]
+    # Why there is nothing to draw (no LIGHTLY datasource); empty otherwise.
+    note: str = ""
+
+    @property
+    def pooled(self) -> int:
+        return int(np.count_nonzero(self.tag_of >= 0))
+
+    def tag_counts(self) -> list[int]:
+        counts = np.bincount(self.tag_of[self.tag_of >= 0], minlength=len(self.tags))
+        return [int(c) for c in counts]
+
+    def nearest_pool_distance(self, row: int) -> float | None:
+        """L2 distance from row `row` to the nearest other pooled frame; None if there is none."""
+        pool = self.vectors[: self.pooled]
+        if len(pool) - (1 if row < len(pool) else 0) <= 0:
+            return None
+        d = np.linalg.norm(pool - self.vectors[row], axis=1)
+        if row < len(pool):
+            d[row] = np.inf
+        return float(d.min())
+
+
+def empty(note: str = "") -> ViewData:
+    return ViewData(
+        0, [], np.zeros(0, np.int32), np.zeros((0, 0), np.float32), [], [], [], np.zeros(0, np.int64), note
+    )
+
+
+class ViewSource(Protocol):
+    def load(self, dataset: str) -> ViewData:
+        """Raises UnknownDataset."""
+        ...
+
+    def frame(self, dataset: str, key: str) -> tuple[bytes, str]:
+        """A rendered frame's bytes and content type."""
+        ...
+
+    def datasets(self) -> list[str]: ...
+
+
+class GrpcViewSource:
+    """Reads through the scheduler's read-only calls, with the client's token and TLS."""
+
+    def __init__(self, address: str | None, token: str | None) -> None:
+        self._address, self._token = address, token
+        self._clients: dict[str, ApiWorkflowClient] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, dataset: str) -> ApiWorkflowClient:
+        # One client per dataset: a client holds its current dataset.
+        with self._lock:
+            client = self._clients.get(dataset)
+            if client is None:
+                client = ApiWorkflowClient(token=self._token, address=self._address)
+                try:
+                    client.set_dataset_id_by_name(dataset)
+                except ApiError as e:
+                    client.close()
+                    if e.code == grpc.StatusCode.NOT_FOUND:
+                        raise UnknownDataset(dataset) from None
+                    raise
+                self._clients[dataset] = client
+            return client
+
+    def datasets(self) -> list[str]:
+        with ApiWorkflowClient(token=self._token, address=self._address) as client:
+            return sorted(d.name for d in client.get_datasets())
+
+    def frame(self, dataset: str, key: str) -> tuple[bytes, str]:
+        image = self._client(dataset).read_frame(key)
+        return image.data, image.content_type
+
+    def load(self, dataset: str) -> ViewData:
+        client = self._client(dataset)
+        tags: dict[str, int] = {}
+        tag_of: list[int] = []
+        names, keys, sources, index, blocks = [], [], [], [], []
+        version = 0
+        try:
+            for message in client.export_view_frames(with_cache=True):
+                version = message.pool_version
+                for f in message.frames:
+                    tag_of.append(tags.setdefault(f.tag_name, len(tags)) if f.pooled else -1)
+                    names.append(f.frame_name)
+                    keys.append(f.key)
+                    sources.append(f.source_path)
+                    index.append(f.frame_index)
+                if message.frames:
+                    blocks.append(from_batch(message.vectors, len(message.frames)))
+        except ApiError as e:
+            if e.code == grpc.StatusCode.NOT_FOUND:
+                return empty(e.message)
+            raise
+        if not blocks:
+            return empty()
+        return ViewData(
+            version=version,
+            tags=list(tags),
+            tag_of=np.asarray(tag_of, np.int32),
+            vectors=np.concatenate(blocks),
+            names=names,
+            keys=keys,
+            sources=sources,
+            frame_index=np.asarray(index, np.int64),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

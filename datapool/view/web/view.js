@@ -1,0 +1,125 @@
+// The embedding view in the browser: points from the view server (never a CDN), drawn with
+// regl-scatterplot (WebGL), which keeps a million points interactive. Category i < tags is
+// the i-th run's tag; the last category is the embedding cache's frames the pool lacks.
+import createScatterplot from 'regl-scatterplot';
+
+const plot = document.getElementById('plot');
+const canvas = document.getElementById('canvas');
+const legend = document.getElementById('legend');
+const tip = document.getElementById('tip');
+const api = plot.dataset.api;
+const method = plot.dataset.method;
+
+function hexToRgba(hex, alpha) {
+  const v = parseInt(hex.slice(1), 16);
+  return [((v >> 16) & 255) / 255, ((v >> 8) & 255) / 255, (v & 255) / 255, alpha];
+}
+
+async function load() {
+  const meta = await (await fetch(`${api}/meta?method=${method}`)).json();
+  const buf = await (await fetch(`${api}/points.bin?method=${method}`)).arrayBuffer();
+  const n = meta.total;
+  const x = new Float32Array(buf, 0, n);
+  const y = new Float32Array(buf, 4 * n, n);
+  const cat = new Uint8Array(buf, 8 * n, n);
+  const categories = [...meta.tags, meta.background];
+  const { width, height } = canvas.getBoundingClientRect();
+  const scatterplot = createScatterplot({
+    canvas,
+    width,
+    height,
+    pointSize: categories.map((c) => c.size),
+    pointColor: categories.map((c) => hexToRgba(c.color, c.alpha)),
+    colorBy: 'valueA',
+    sizeBy: 'valueA',
+    lassoOnLongPress: false,
+  });
+  // The background goes first in draw order, so pooled points stay on top of it.
+  const order = new Uint32Array(n);
+  let k = 0;
+  for (let i = 0; i < n; i += 1) if (cat[i] === meta.tags.length) order[k++] = i;
+  for (let i = 0; i < n; i += 1) if (cat[i] !== meta.tags.length) order[k++] = i;
+  const xs = new Float32Array(n);
+  const ys = new Float32Array(n);
+  const zs = new Float32Array(n);
+  for (let j = 0; j < n; j += 1) {
+    xs[j] = x[order[j]];
+    ys[j] = y[order[j]];
+    zs[j] = cat[order[j]];
+  }
+  await scatterplot.draw({ x: xs, y: ys, z: zs }, { zDataType: 'categorical' });
+
+  const shown = new Set(categories.map((_, i) => i));
+  const refilter = async () => {
+    const keep = [];
+    for (let j = 0; j < n; j += 1) if (shown.has(zs[j])) keep.push(j);
+    if (keep.length === n) await scatterplot.unfilter();
+    else await scatterplot.filter(keep);
+    plot.dataset.points = String(keep.length);
+  };
+  const entries = [...meta.tags.map((t, i) => [t, [i]])];
+  entries.push([meta.whole, meta.tags.map((_, i) => i)]);
+  entries.push([meta.background, [meta.tags.length]]);
+  for (const [entry, cats] of entries) {
+    const item = document.createElement('li');
+    item.dataset.tag = entry.name;
+    item.dataset.count = String(entry.count);
+    item.innerHTML = `<span class="swatch"></span><span class="name"></span> <span class="count"></span>`;
+    item.querySelector('.swatch').style.background = entry.color;
+    item.querySelector('.name').textContent = entry.label || entry.name;
+    item.querySelector('.count').textContent = `(${entry.count})`;
+    item.addEventListener('click', async () => {
+      const on = !cats.every((c) => shown.has(c));
+      for (const c of cats) if (on) shown.add(c); else shown.delete(c);
+      for (const li of legend.children) {
+        const liCats = JSON.parse(li.dataset.cats);
+        li.classList.toggle('off', !liCats.every((c) => shown.has(c)));
+      }
+      await refilter();
+    });
+    item.dataset.cats = JSON.stringify(cats);
+    legend.appendChild(item);
+  }
+
+  let hovered = null;
+  let mouse = [0, 0];
+  canvas.addEventListener('mousemove', (e) => { mouse = [e.clientX, e.clientY]; });
+  scatterplot.subscribe('pointOver', async (j) => {
+    hovered = order[j];
+    const target = hovered;
+    const info = await (await fetch(`${api}/points/${target}`)).json();
+    if (hovered !== target) return;
+    tip.innerHTML = '';
+    if (info.thumbnail) {
+      const img = document.createElement('img');
+      img.src = info.thumbnail;
+      img.alt = info.name;
+      tip.appendChild(img);
+    }
+    const rows = [
+      ['name', info.name || '(not pooled)'], ['video', info.video], ['frame', info.frame_index],
+      ['tag', info.tag || '(embedded, not pooled)'], ['nearest pool neighbour', info.nearest_pool_distance],
+    ];
+    for (const [label, value] of rows) {
+      const div = document.createElement('div');
+      div.textContent = `${label}: ${value === null ? '-' : value}`;
+      tip.appendChild(div);
+    }
+    tip.style.left = `${mouse[0] + 14}px`;
+    tip.style.top = `${mouse[1] + 14}px`;
+    tip.hidden = false;
+    plot.dataset.hovered = String(target);
+  });
+  scatterplot.subscribe('pointOut', () => { hovered = null; tip.hidden = true; });
+  canvas.addEventListener('click', () => {
+    if (hovered !== null && cat[hovered] !== meta.tags.length) window.open(`${api}/points/${hovered}/frame`, '_blank');
+  });
+  window.datapoolView = { scatterplot, order, hover: (i) => scatterplot.hover(order.indexOf(i)) };
+  plot.dataset.points = String(n);
+  plot.dataset.ready = 'true';
+}
+
+load().catch((e) => {
+  plot.dataset.error = String(e);
+  document.getElementById('status').textContent = `the view could not load: ${e}`;
+});
