@@ -228,6 +228,17 @@ class RenderFramesRequest(_message.Message):
     FRAME_INDICES_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
     TARGET_KEYS_FIELD_NUMBER: _builtins.int
+    IMAGE_FORMAT_FIELD_NUMBER: _builtins.int
+    JPG_QUALITY_FIELD_NUMBER: _builtins.int
+    FRAME_COUNT_FIELD_NUMBER: _builtins.int
+    image_format: _builtins.str
+    """worker_config.output_image_format: "png" (also when empty) or "jpg"; the keys end with it."""
+    jpg_quality: _builtins.int
+    """worker_config.jpg_quality, 1-100; 0 means the default (90). Used for jpg only."""
+    frame_count: _builtins.int
+    """Frames the file decoded to when it was embedded (EmbedSummary.frame_count); 0 if unknown.
+    The embedder seeks to the GOPs holding the frames only where the file's packets agree.
+    """
     @_builtins.property
     def source(self) -> _common_pb2.StoreLocation: ...
     @_builtins.property
@@ -248,10 +259,13 @@ class RenderFramesRequest(_message.Message):
         frame_indices: _abc.Iterable[_builtins.int] | None = ...,
         target: _common_pb2.StoreLocation | None = ...,
         target_keys: _abc.Iterable[_builtins.str] | None = ...,
+        image_format: _builtins.str = ...,
+        jpg_quality: _builtins.int = ...,
+        frame_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "source", b"source", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "frame_indices", b"frame_indices", "source", b"source", "target", b"target", "target_keys", b"target_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "frame_count", b"frame_count", "frame_indices", b"frame_indices", "image_format", b"image_format", "jpg_quality", b"jpg_quality", "source", b"source", "target", b"target", "target_keys", b"target_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
