@@ -108,21 +108,35 @@ Global___PoolSummary: _TypeAlias = PoolSummary  # noqa: Y015
 
 @_typing.final
 class ProcessedFiles(_message.Message):
+    """The first message names the manifest the files are read from (and carries no files):
+    a run diffs its input against that version and pins its Select to it, so it looks the
+    newest manifest up once (GetPool is not needed as well).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FILES_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    FRAME_COUNT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """Set in the first message only. 0: the pool is empty, no manifest yet."""
+    frame_count: _builtins.int
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FileRef]: ...
     def __init__(
         self,
         *,
         files: _abc.Iterable[_common_pb2.FileRef] | None = ...,
+        version: _builtins.int | None = ...,
+        frame_count: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_version", b"_version", "version", b"version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version", b"_version", "files", b"files", "frame_count", b"frame_count", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__version: _TypeAlias = _typing.Literal["version"]  # noqa: Y015
+    _WhichOneofArgType__version: _TypeAlias = _typing.Literal["_version", b"_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__version) -> _WhichOneofReturnType__version | None: ...
 
 Global___ProcessedFiles: _TypeAlias = ProcessedFiles  # noqa: Y015
 
@@ -139,6 +153,7 @@ class SelectionSpec(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     SAMPLING_KEY_FIELD_NUMBER: _builtins.int
     CACHED_FILES_FIELD_NUMBER: _builtins.int
+    BASE_VERSION_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     run_id: _builtins.str
     n_samples: _builtins.int
@@ -157,6 +172,12 @@ class SelectionSpec(_message.Message):
     fails with FAILED_PRECONDITION unless exactly that many are staged (a selector that
     restarted in between has none): those files were never streamed in.
     """
+    base_version: _builtins.int
+    """The pool version to select against: the one ListProcessedFiles named, so the run's
+    diff and its selection see the same pool. A version committed since is caught up at
+    Commit (redone picks, NeedFrames). Unset: the newest. A version the pool does not
+    hold fails with FAILED_PRECONDITION.
+    """
     @_builtins.property
     def pool(self) -> _common_pb2.StoreLocation: ...
     def __init__(
@@ -171,12 +192,15 @@ class SelectionSpec(_message.Message):
         model: _builtins.str = ...,
         sampling_key: _builtins.str = ...,
         cached_files: _builtins.int = ...,
+        base_version: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_base_version", b"_base_version", "base_version", b"base_version", "pool", b"pool"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_files", b"cached_files", "min_distance", b"min_distance", "model", b"model", "n_samples", b"n_samples", "pool", b"pool", "proportion_samples", b"proportion_samples", "run_id", b"run_id", "sampling_key", b"sampling_key", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_version", b"_base_version", "base_version", b"base_version", "cached_files", b"cached_files", "min_distance", b"min_distance", "model", b"model", "n_samples", b"n_samples", "pool", b"pool", "proportion_samples", b"proportion_samples", "run_id", b"run_id", "sampling_key", b"sampling_key", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__base_version: _TypeAlias = _typing.Literal["base_version"]  # noqa: Y015
+    _WhichOneofArgType__base_version: _TypeAlias = _typing.Literal["_base_version", b"_base_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__base_version) -> _WhichOneofReturnType__base_version | None: ...
 
 Global___SelectionSpec: _TypeAlias = SelectionSpec  # noqa: Y015
 

@@ -17,13 +17,19 @@ from typing import TypeVar
 
 import grpc
 
-from datapool.channels import make_channel, retry_service_config
+from datapool.channels import ChannelTLS, make_channel, retry_service_config
 from datapool.config import FrameSampling
-from datapool.run_report import ModelInfo
+from datapool.run_report import ModelInfo, PoolPoint
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token
 from services.common.refusals import BACKEND_REFUSED_KEY
-from services.scheduler.run.interfaces import BackendRefused, EmbedderError, RemoteError, SelectorError
+from services.scheduler.run.interfaces import (
+    BackendRefused,
+    EmbedderError,
+    ProcessedListing,
+    RemoteError,
+    SelectorError,
+)
 
 T = TypeVar("T")
 
@@ -60,10 +66,13 @@ def sampling_pb(sampling: FrameSampling) -> embedder_pb2.FrameSampling:
 
 
 class EmbedderReplica:
-    def __init__(self, address: str, token: str | None = None) -> None:
+    def __init__(self, address: str, token: str | None = None, tls: ChannelTLS | None = None) -> None:
         self.address = address
         self._channel = make_channel(
-            address, retry_service_config("datapool.v1.Embedder", _EMBEDDER_IDEMPOTENT), _RECONNECT_OPTIONS
+            address,
+            retry_service_config("datapool.v1.Embedder", _EMBEDDER_IDEMPOTENT),
+            [*_RECONNECT_OPTIONS, *(tls.options if tls else ())],
+            tls.credentials if tls else None,
         )
         # Kept current by gRPC, which also keeps reconnecting while we are subscribed.
         self.state = grpc.ChannelConnectivity.IDLE
@@ -138,9 +147,13 @@ class EmbedderPool:
     """
 
     def __init__(
-        self, addresses: Iterable[str], token: str | None = None, streams: int | None = None
+        self,
+        addresses: Iterable[str],
+        token: str | None = None,
+        streams: int | None = None,
+        tls: ChannelTLS | None = None,
     ) -> None:
-        self.replicas = [EmbedderReplica(a, token) for a in addresses]
+        self.replicas = [EmbedderReplica(a, token, tls) for a in addresses]
         if not self.replicas:
             raise ValueError("at least one embedder address is required")
         self.streams = streams or max(2, 2 * len(self.replicas))
@@ -189,10 +202,13 @@ class EmbedderPool:
 
 
 class SelectorClient:
-    def __init__(self, address: str, token: str | None = None) -> None:
+    def __init__(self, address: str, token: str | None = None, tls: ChannelTLS | None = None) -> None:
         self.address = address
         self._channel = make_channel(
-            address, retry_service_config("datapool.v1.Selector", _SELECTOR_IDEMPOTENT)
+            address,
+            retry_service_config("datapool.v1.Selector", _SELECTOR_IDEMPOTENT),
+            tls.options if tls else (),
+            tls.credentials if tls else None,
         )
         # `token`: the internal token, on every call (the selector refuses calls without it).
         self._stub = selector_pb2_grpc.SelectorStub(with_token(self._channel, token))
@@ -201,14 +217,29 @@ class SelectorClient:
         request = selector_pb2.GetPoolRequest(pool=pool)
         return _selector_call(lambda: self._stub.GetPool(request, timeout=GET_POOL_DEADLINE_S))
 
-    def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]:
-        try:
-            for chunk in self._stub.ListProcessedFiles(
-                selector_pb2.GetPoolRequest(pool=pool), timeout=LIST_PROCESSED_FILES_DEADLINE_S
-            ):
-                yield from chunk.files
-        except grpc.RpcError as e:
-            raise _remote_error(SelectorError, e) from None
+    def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing:
+        """The stream's first message (the pool version) is read here; the files as they are pulled."""
+        call = self._stub.ListProcessedFiles(
+            selector_pb2.GetPoolRequest(pool=pool), timeout=LIST_PROCESSED_FILES_DEADLINE_S
+        )
+        first = _selector_call(lambda: next(call, None))
+        if first is None or not first.HasField("version"):
+            call.cancel()
+            raise SelectorError(
+                "FAILED_PRECONDITION",
+                f"the selector at {self.address} named no pool version with the processed files: "
+                "it is older than this scheduler; run both from the same release",
+            )
+
+        def files() -> Iterator[common_pb2.FileRef]:
+            try:
+                yield from first.files
+                for chunk in call:
+                    yield from chunk.files
+            except grpc.RpcError as e:
+                raise _remote_error(SelectorError, e) from None
+
+        return ProcessedListing(PoolPoint(version=first.version, frames=first.frame_count), files())
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
         return _selector_call(lambda: self._stub.Select(requests, timeout=SELECT_DEADLINE_S))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from datapool.errors import NotFound
 from datapool.pool.files import FileRef
-from datapool.pool.layout import INITIAL_TAG, PoolSegment
+from datapool.pool.layout import INITIAL_TAG, PoolManifest, PoolSegment
 from datapool.pool.repository import PoolRepository
 from datapool.pool.state import PoolFrame, Vectors
 
@@ -23,6 +23,15 @@ class PoolSummary:
     dim: int
     model: str
     tags: tuple[PoolSegment, ...]
+
+
+@dataclass(frozen=True)
+class ProcessedListing:
+    """The processed files of one manifest, and which manifest: the version a run starts from."""
+
+    version: int
+    frame_count: int
+    chunks: Iterator[list[FileRef]]
 
 
 @dataclass(frozen=True)
@@ -42,12 +51,13 @@ def pool_summary(repo: PoolRepository) -> PoolSummary:
 
 
 def processed_files_sorted(repo: PoolRepository) -> Iterator[FileRef]:
-    """Every file the pool has processed, once, in (path, size, etag) order.
+    """Every file the newest manifest names as processed, once, in (path, size, etag) order."""
+    yield from _processed_sorted(repo, repo.newest_manifest())
 
-    Each segment is stored sorted, so a k-way merge yields the union without a set of
-    every file: the scheduler merge-joins this with the (key-ordered) listing.
-    """
-    manifest = repo.newest_manifest()
+
+def _processed_sorted(repo: PoolRepository, manifest: PoolManifest | None) -> Iterator[FileRef]:
+    """Each segment is stored sorted, so a k-way merge yields the union without a set of
+    every file: the scheduler merge-joins this with the (key-ordered) listing."""
     if manifest is None:
         return
     previous: tuple[str, int, str] | None = None
@@ -59,8 +69,20 @@ def processed_files_sorted(repo: PoolRepository) -> Iterator[FileRef]:
 
 
 def processed_file_chunks(repo: PoolRepository, chunk: int = PROCESSED_CHUNK) -> Iterator[list[FileRef]]:
+    return processed_listing(repo, chunk).chunks
+
+
+def processed_listing(repo: PoolRepository, chunk: int = PROCESSED_CHUNK) -> ProcessedListing:
+    """The newest manifest, looked up once, and its processed files in chunks."""
+    manifest = repo.newest_manifest()
+    if manifest is None:
+        return ProcessedListing(0, 0, iter(()))
+    return ProcessedListing(manifest.version, manifest.frame_count, _chunks(repo, manifest, chunk))
+
+
+def _chunks(repo: PoolRepository, manifest: PoolManifest, chunk: int) -> Iterator[list[FileRef]]:
     batch: list[FileRef] = []
-    for file in processed_files_sorted(repo):
+    for file in _processed_sorted(repo, manifest):
         batch.append(file)
         if len(batch) == chunk:
             yield batch

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from datapool.errors import FailedPrecondition, InvalidArgument
 from datapool.pool.files import FileRef
+from datapool.pool.layout import PoolManifest
 from datapool.pool.repository import PoolRepository
 from datapool.pool.state import PoolState
 from services.selector.cache_entry import CacheEntry, CacheScope
@@ -16,12 +17,14 @@ from services.selector.cached_loads import StagedCacheLoads
 from services.selector.candidates import CandidateCollector, decode_vectors, sample_count
 from services.selector.commit import PoolCommitter
 from services.selector.embedding_cache import CacheLoad, CacheWriter, CacheWrites, EmbeddingCache
+from services.selector.metrics import FRAMES_SELECTED, SELECTION_SECONDS
 from services.selector.queries import (
     ExportChunk,
     PoolSummary,
+    ProcessedListing,
     export_chunks,
     pool_summary,
-    processed_file_chunks,
+    processed_listing,
 )
 from services.selector.run_vectors import DEFAULT_MAX_RUN_MEMORY_BYTES, RunVectors
 from services.selector.selection import StreamingSelection
@@ -104,8 +107,8 @@ class SelectorService:
     def pool_summary(self, repository: PoolRepository) -> PoolSummary:
         return pool_summary(repository)
 
-    def processed_files(self, repository: PoolRepository) -> Iterator[list[FileRef]]:
-        return processed_file_chunks(repository)
+    def processed_files(self, repository: PoolRepository) -> ProcessedListing:
+        return processed_listing(repository)
 
     def export(self, repository: PoolRepository, tag_name: str, with_vectors: bool) -> Iterator[ExportChunk]:
         return export_chunks(repository, tag_name, with_vectors)
@@ -148,7 +151,7 @@ class SelectorService:
         _validate_spec(spec)
         self.sessions.reserve(spec.session_id)
         try:
-            pool = repository.load_state(repository.newest_manifest())
+            pool = repository.load_state(_base_manifest(repository, spec.base_version))
             if pool.model and spec.model != pool.model:
                 raise FailedPrecondition(
                     f"spec.model {spec.model!r} differs from the pool's model {pool.model!r}"
@@ -204,6 +207,8 @@ class SelectorService:
             select_seconds=time.perf_counter() - started,
             candidate_count=open_count,
         )
+        SELECTION_SECONDS.observe(session.select_seconds)
+        FRAMES_SELECTED.inc(len(picks))
         self.sessions.install(session)
         return session
 
@@ -228,7 +233,21 @@ def _lost_load_message(spec: SelectionSpec, found: bool, loaded: int) -> str:
     )
 
 
+def _base_manifest(repository: PoolRepository, version: int | None) -> PoolManifest | None:
+    """The manifest the Select measures against: the pinned version, or the newest."""
+    if version is None:
+        return repository.newest_manifest()
+    manifest = repository.manifest(version)
+    if version and manifest is None:
+        raise FailedPrecondition(
+            f"spec.base_version {version}: the pool in {repository.describe()} has no such version"
+        )
+    return manifest
+
+
 def _validate_spec(spec: SelectionSpec) -> None:
+    if spec.base_version is not None and spec.base_version < 0:
+        raise InvalidArgument(f"spec.base_version must be >= 0, got {spec.base_version}")
     if spec.cached_files < 0:
         raise InvalidArgument(f"spec.cached_files must be >= 0, got {spec.cached_files}")
     if spec.n_samples < 0:

@@ -51,7 +51,9 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     def ListProcessedFiles(
         self, request: selector_pb2.GetPoolRequest, context: grpc.ServicerContext
     ) -> Iterator[selector_pb2.ProcessedFiles]:
-        for chunk in self.service.processed_files(_repository(request.pool)):
+        listing = self.service.processed_files(_repository(request.pool))
+        yield selector_pb2.ProcessedFiles(version=listing.version, frame_count=listing.frame_count)
+        for chunk in listing.chunks:
             yield selector_pb2.ProcessedFiles(files=[f.to_proto() for f in chunk])
 
     def Select(
@@ -185,6 +187,7 @@ def _spec(spec: selector_pb2.SelectionSpec) -> SelectionSpec:
         model=spec.model,
         sampling_key=spec.sampling_key,
         cached_files=spec.cached_files,
+        base_version=spec.base_version if spec.HasField("base_version") else None,
     )
 
 

@@ -29,6 +29,8 @@ class SelectionSpec:
     # Files the session's LoadCachedEmbeddings answered as hits; the Select refuses to
     # open without exactly that many staged.
     cached_files: int = 0
+    # The pool version the run diffed its input against; None selects against the newest.
+    base_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from datapool.config import FrameSampling, parse_run_config
-from datapool.run_report import ModelInfo
+from datapool.run_report import ModelInfo, PoolPoint
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
 from services.scheduler.pipeline import RunSpec
-from services.scheduler.run.interfaces import BackendRefused, Embedder, EmbedderError
+from services.scheduler.run.interfaces import BackendRefused, Embedder, EmbedderError, ProcessedListing
 
 MODEL = ModelInfo(name="m", dim=2, backend="cpu", backend_reason="default", numbering="n1")
 FRAMES_PER_FILE = 4
@@ -130,8 +130,8 @@ class FakeSelector:
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
         return selector_pb2.PoolSummary(version=1, frame_count=self.other_frames)
 
-    def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]:
-        return iter(())
+    def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing:
+        return ProcessedListing(PoolPoint(version=1, frames=self.other_frames), iter(()))
 
     def load_cached(
         self, requests: Iterator[selector_pb2.LoadCachedRequest]

@@ -9,11 +9,12 @@ import pytest
 from stage_fakes import spec
 
 from datapool.pool.files import FileRef
-from datapool.run_report import SkippedFile
+from datapool.run_report import PoolPoint, SkippedFile
 from datapool.storage import ObjectInfo
-from datapool.v1 import common_pb2
+from datapool.v1 import common_pb2, selector_pb2
 from services.scheduler.diff import StreamOrderError, new_objects
 from services.scheduler.pipeline import RunFailed
+from services.scheduler.run.interfaces import ProcessedListing
 from services.scheduler.run.listing import Listing, list_new_files
 
 
@@ -82,9 +83,12 @@ class FakeSelector:
     def __init__(self, processed: list[FileRef]) -> None:
         self.processed = processed
 
-    def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]:
-        for f in self.processed:
-            yield common_pb2.FileRef(path=f.path, size=f.size, etag=f.etag)
+    def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
+        return selector_pb2.PoolSummary()
+
+    def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing:
+        files = (common_pb2.FileRef(path=f.path, size=f.size, etag=f.etag) for f in self.processed)
+        return ProcessedListing(PoolPoint(), files)
 
 
 def listing_of(tmp_path: Path, processed: list[FileRef], process_all: bool = False) -> Listing:

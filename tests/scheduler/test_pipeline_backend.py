@@ -16,6 +16,7 @@ import torch
 from stage_fakes import Observer, spec
 
 from datapool.config import parse_run_config
+from datapool.run_report import PoolPoint
 from datapool.samples import make_video
 from datapool.v1 import selector_pb2
 from services.common.server import ServiceServer
@@ -25,6 +26,7 @@ from services.embedder.backends.cuda import GPU_RESIZE_SUFFIX
 from services.embedder.server import make_server
 from services.scheduler.pipeline import FILE_ATTEMPTS, RunFailed, RunPipeline, RunSpec
 from services.scheduler.remotes import EmbedderPool
+from services.scheduler.run.interfaces import ProcessedListing
 
 
 class Selector:
@@ -37,8 +39,8 @@ class Selector:
     def get_pool(self, pool: Any) -> selector_pb2.PoolSummary:
         return selector_pb2.PoolSummary(version=0, frame_count=0)
 
-    def processed_files(self, pool: Any) -> Iterator[Any]:
-        return iter(())
+    def processed_files(self, pool: Any) -> ProcessedListing:
+        return ProcessedListing(PoolPoint(), iter(()))
 
     def load_cached(self, requests: Iterator[Any]) -> Iterator[selector_pb2.CachedFiles]:
         list(requests)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from stage_fakes import Observer, spec
 
-from datapool.run_report import ModelInfo
+from datapool.run_report import ModelInfo, PoolPoint
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 from services.scheduler.pipeline import FILE_ATTEMPTS, RunFailed, RunPipeline
-from services.scheduler.run.interfaces import EmbedderError
+from services.scheduler.run.interfaces import EmbedderError, ProcessedListing
 
 MODEL = "m"
 BATCHES = 3
@@ -87,8 +87,8 @@ class Selector:
     def get_pool(self, pool: Any) -> selector_pb2.PoolSummary:
         return selector_pb2.PoolSummary(version=0, frame_count=0)
 
-    def processed_files(self, pool: Any) -> Iterator[common_pb2.FileRef]:
-        return iter(())
+    def processed_files(self, pool: Any) -> ProcessedListing:
+        return ProcessedListing(PoolPoint(), iter(()))
 
     def load_cached(self, requests: Iterator[Any]) -> Iterator[selector_pb2.CachedFiles]:
         list(requests)

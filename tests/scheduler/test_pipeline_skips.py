@@ -8,9 +8,10 @@ from typing import Any
 
 from stage_fakes import Observer, spec
 
-from datapool.run_report import ModelInfo
+from datapool.run_report import ModelInfo, PoolPoint
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 from services.scheduler.pipeline import RunPipeline
+from services.scheduler.run.interfaces import ProcessedListing
 
 
 class Replica:
@@ -47,8 +48,8 @@ class Selector:
     def get_pool(self, pool: Any) -> selector_pb2.PoolSummary:
         return selector_pb2.PoolSummary(version=3, frame_count=7)
 
-    def processed_files(self, pool: Any) -> Iterator[common_pb2.FileRef]:
-        return iter(())
+    def processed_files(self, pool: Any) -> ProcessedListing:
+        return ProcessedListing(PoolPoint(version=3, frames=7), iter(()))
 
     def load_cached(
         self, requests: Iterator[selector_pb2.LoadCachedRequest]

@@ -98,6 +98,13 @@ class RunContext:
     def model(self, model: RunModel) -> None:
         self._model = model
 
+    @property
+    def base_version(self) -> int:
+        """The pool version the run started from: its diff and its Select read this one."""
+        if self.report.pool_before is None:
+            raise RuntimeError("the run's pool is read before the listing stage")
+        return self.report.pool_before.version
+
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         """Adds the time the block takes to `stage`'s seconds in the report."""

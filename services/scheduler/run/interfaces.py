@@ -9,10 +9,11 @@ them): they are what the selector's stream takes item by item.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from datapool.config import FrameSampling
-from datapool.run_report import ModelInfo
+from datapool.run_report import ModelInfo, PoolPoint
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "EmbedderError",
     "Embedders",
     "ModelInfo",
+    "ProcessedListing",
     "RemoteError",
     "Selector",
     "SelectorError",
@@ -46,6 +48,15 @@ class BackendRefused(EmbedderError):
 
 class SelectorError(RemoteError):
     """The selector failed a call."""
+
+
+@dataclass(frozen=True)
+class ProcessedListing:
+    """The pool a run starts from (the newest manifest, looked up once) and the files that
+    manifest names as processed, in (path, size, etag) order; `files` raises SelectorError."""
+
+    pool: PoolPoint
+    files: Iterator[common_pb2.FileRef]
 
 
 class Embedder(Protocol):
@@ -86,7 +97,7 @@ class Embedders(Protocol):
 class Selector(Protocol):
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary: ...
 
-    def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]: ...
+    def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing: ...
 
     def load_cached(
         self, requests: Iterator[selector_pb2.LoadCachedRequest]

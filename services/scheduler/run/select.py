@@ -80,6 +80,8 @@ def embed_and_select(ctx: RunContext, files: list[common_pb2.FileRef]) -> select
             model=ctx.model.info.name,
             sampling_key=ctx.model.sampling_key,
             cached_files=ctx.tally.files_from_cache,
+            # The version the listing diffed against: a commit since is caught up at Commit.
+            base_version=ctx.base_version,
         )
     )
     feeder = _Feeder(ctx, files)
