@@ -81,7 +81,8 @@ class SelectionCounts:
     picked: int
 
 
-@dataclass(frozen=True)
+# FrameCounts and CacheCounts are filled in place by the scheduler's stages while the run goes.
+@dataclass
 class FrameCounts:
     decoded: int = 0
     embedded: int = 0
@@ -89,7 +90,7 @@ class FrameCounts:
     selected: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass
 class CacheCounts:
     files_from_cache: int = 0
     frames_from_cache: int = 0

@@ -83,7 +83,7 @@ class RunPipeline:
             observer.set_state(
                 scheduler_pb2.EMBEDDING,
                 f"embedding {len(to_embed)} new file(s) of {listing.media} in the input datasource; "
-                f"{ctx.tally.files_from_cache} more came from the embedding cache",
+                f"{ctx.report.embedding_cache.files_from_cache} more came from the embedding cache",
             )
             selection = embed_and_select(ctx, to_embed)
             if not ctx.tally.processed:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from stage_fakes import FakeEmbedder, FakeEmbedders, Observer, video_run
 
-from datapool.pool.layout import MANIFESTS_PREFIX
+from datapool.pool.layout import MANIFESTS_PREFIX, manifest_key
 from datapool.run_report import PoolPoint
 from datapool.storage import LocalStore
 from services.common.server import ServiceServer
@@ -32,11 +33,12 @@ def selector() -> Iterator[SelectorClient]:
 
 
 class ManifestCalls:
-    """Counts the pool store's listings of the manifests (a newest-manifest lookup) and manifest reads."""
+    """Counts the pool store's listings of the manifests (a newest-manifest lookup) and the
+    reads of each manifest."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.lookups = 0
-        self.reads = 0
+        self.reads: Counter[str] = Counter()
         real_list, real_read = LocalStore.list, LocalStore.read
 
         @functools.wraps(real_list)
@@ -46,7 +48,8 @@ class ManifestCalls:
 
         @functools.wraps(real_read)
         def reading(store: LocalStore, key: str) -> bytes:
-            self.reads += key.startswith(MANIFESTS_PREFIX)
+            if key.startswith(MANIFESTS_PREFIX):
+                self.reads[key] += 1
             return real_read(store, key)
 
         monkeypatch.setattr(LocalStore, "list", listing)
@@ -66,5 +69,6 @@ def test_a_run_looks_up_the_newest_manifest_once_and_the_commit_checks_it_once(
     assert [f.path for f in second.files.processed] == ["c.mp4"]
     assert second.pool_after == PoolPoint(version=2, frames=2)
     # One lookup for the run (ListProcessedFiles), one by the commit before it creates the
-    # next version (commit rule 4); the Select reads the pinned version's manifest by name.
-    assert (calls.lookups, calls.reads) == (2, 2)
+    # next version (commit rule 4). The starting manifest is read by that lookup and by the
+    # Select pinned to it; GetPool reads it no more.
+    assert (calls.lookups, calls.reads[manifest_key(1)]) == (2, 2)

@@ -35,16 +35,16 @@ def load_cached(ctx: RunContext, files: list[common_pb2.FileRef]) -> list[common
         for start in range(0, len(files), CACHE_LOOKUP_CHUNK):
             yield selector_pb2.LoadCachedRequest(files=files[start : start + CACHE_LOOKUP_CHUNK])
 
-    tally = ctx.tally
+    tally, cache = ctx.tally, ctx.report.embedding_cache
     hits: set[FileRef] = set()
     with ctx.timed("cache_lookup"):
         try:
             for chunk in ctx.selector.load_cached(requests()):
-                tally.cache_unreadable += chunk.unreadable
+                cache.unusable_entries += chunk.unreadable
                 for hit in chunk.hits:
                     hits.add(file_key(hit.file))
-                    tally.files_from_cache += 1
-                    tally.frames_from_cache += hit.vector_count
+                    cache.files_from_cache += 1
+                    cache.frames_from_cache += hit.vector_count
                     tally.processed.append(
                         ProcessedFile(
                             path=hit.file.path,
@@ -57,6 +57,6 @@ def load_cached(ctx: RunContext, files: list[common_pb2.FileRef]) -> list[common
                     )
         except SelectorError as e:
             raise RunFailed(f"cannot look files up in the pool's embedding cache: {e}") from None
-    tally.files_done = tally.files_from_cache
-    ctx.observer.set_progress(files_done=tally.files_from_cache, frames_embedded=0)
+    tally.files_done = cache.files_from_cache
+    ctx.observer.set_progress(files_done=cache.files_from_cache, frames_embedded=0)
     return [f for f in files if file_key(f) not in hits]

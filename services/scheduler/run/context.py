@@ -44,24 +44,16 @@ class RunSpec:
 
 @dataclass
 class Tally:
-    """What the embedding stages learned, filled by worker threads under `lock`."""
+    """What the embedding stages learned beyond the report's counts (`RunReport.frames` and
+    `.embedding_cache`, which they fill directly), filled by worker threads under `lock`,
+    the lock that guards those counts too."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     processed: list[ProcessedFile] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
     files_done: int = 0
-    frames_embedded: int = 0
-    # Every frame of the embedded files; more than frames_embedded when frame_sampling skips some.
-    frames_decoded: int = 0
     decode_s: float = 0.0
     embed_s: float = 0.0
-    # The embedding cache: files and vectors loaded from it, entries that existed but were
-    # unusable (those files were embedded), and entries the selector wrote for this run.
-    files_from_cache: int = 0
-    frames_from_cache: int = 0
-    cache_unreadable: int = 0
-    cache_written: int = 0
-    cache_write_failures: int = 0
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ def embed_all(ctx: RunContext, files: list[common_pb2.FileRef], send: Send) -> N
         ThreadPoolExecutor(max_workers=ctx.embedders.streams, thread_name_prefix="embed") as ex,
     ):
         list(ex.map(embed_one, files))
+    frames = ctx.report.frames.embedded + ctx.report.embedding_cache.frames_from_cache
     ctx.observer.set_state(
         scheduler_pb2.SELECTING,
-        f"selecting from {tally.frames_embedded + tally.frames_from_cache} frame(s) "
-        f"of {len(tally.processed)} file(s)",
+        f"selecting from {frames} frame(s) of {len(tally.processed)} file(s)",
     )

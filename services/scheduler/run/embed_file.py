@@ -112,8 +112,8 @@ class _Attempt:
                             from_cache=False,
                         )
                     )
-                    ctx.tally.frames_embedded += self.frames
-                    ctx.tally.frames_decoded += done.frame_count
+                    ctx.report.frames.embedded += self.frames
+                    ctx.report.frames.decoded += done.frame_count
                     ctx.tally.decode_s += done.decode_seconds
                     ctx.tally.embed_s += done.embed_seconds
                 return True

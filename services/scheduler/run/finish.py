@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from datapool.run_report import CacheCounts, FrameCounts, PoolPoint, RunReport, SelectedFrame
+from datapool.run_report import PoolPoint, RunReport, SelectedFrame
 from datapool.v1 import selector_pb2
 from services.scheduler.run.context import RunContext
 
@@ -21,20 +21,10 @@ def finish(ctx: RunContext, committed: selector_pb2.Committed | None = None) -> 
     picks = list(committed.picks) if committed is not None else []
     report.files.processed = sorted(tally.processed, key=lambda f: f.path)
     report.files.skipped = sorted(tally.skipped, key=lambda f: f.path)
-    report.frames = FrameCounts(
-        decoded=tally.frames_decoded,
-        embedded=tally.frames_embedded,
-        from_cache=tally.frames_from_cache,
-        selected=len(picks),
-    )
-    report.embedding_cache = CacheCounts(
-        files_from_cache=tally.files_from_cache,
-        frames_from_cache=tally.frames_from_cache,
-        files_embedded=sum(1 for f in tally.processed if not f.from_cache),
-        unusable_entries=tally.cache_unreadable,
-        entries_written=tally.cache_written,
-        write_failures=tally.cache_write_failures,
-    )
+    # The stages filled the other counts as the run went.
+    report.frames.from_cache = report.embedding_cache.frames_from_cache
+    report.frames.selected = len(picks)
+    report.embedding_cache.files_embedded = sum(1 for f in tally.processed if not f.from_cache)
     report.selected = [
         SelectedFrame(
             frame_name=p.frame_name, source=p.file.path, frame_index=p.frame_index, distance=p.distance

@@ -79,7 +79,7 @@ def embed_and_select(ctx: RunContext, files: list[common_pb2.FileRef]) -> select
             min_distance=sel.min_distance,
             model=ctx.model.info.name,
             sampling_key=ctx.model.sampling_key,
-            cached_files=ctx.tally.files_from_cache,
+            cached_files=ctx.report.embedding_cache.files_from_cache,
             # The version the listing diffed against: a commit since is caught up at Commit.
             base_version=ctx.base_version,
         )
@@ -99,8 +99,8 @@ def embed_and_select(ctx: RunContext, files: list[common_pb2.FileRef]) -> select
         raise feeder.error  # its message already says what failed
     if feeder.error is not None:
         raise RunFailed(f"embedding failed: {feeder.error}")
-    ctx.tally.cache_written = response.cache_entries_written
-    ctx.tally.cache_write_failures = response.cache_write_failures
+    ctx.report.embedding_cache.entries_written = response.cache_entries_written
+    ctx.report.embedding_cache.write_failures = response.cache_write_failures
     ctx.report.selection = SelectionCounts(
         candidates=response.candidate_count,
         n_samples=sel.n_samples,
