@@ -22,18 +22,13 @@ from datapool.storage import ObjectNotFound, StoreError, open_store
 from datapool.v1 import common_pb2, scheduler_pb2
 from datapool.vectors import to_batch
 from services.scheduler.remotes import SelectorClient
+from services.scheduler.report import report_key
 from services.selector.cache_entry import CacheScope, UnusableEntry, decode_entry
 
 log = logging.getLogger(__name__)
 
-# The run's reports, outside frames/ (whose unreferenced objects gc collects).
-REPORTS_PREFIX = "reports/"
 _FRAME_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 _ROWS_PER_MESSAGE = 2048
-
-
-def report_key(run_id: str, name: str) -> str:
-    return f"{REPORTS_PREFIX}{run_id}/{name}"
 
 
 class PoolView:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from datapool.run_report import PoolPoint, RunReport, SelectedFrame
 from datapool.v1 import selector_pb2
+from services.scheduler.report.write import write_reports
 from services.scheduler.run.context import RunContext
 
 
@@ -42,4 +43,5 @@ def finish(ctx: RunContext, committed: selector_pb2.Committed | None = None) -> 
     report.seconds["decode_in_embedder"] = round(tally.decode_s, 4)
     report.seconds["model_in_embedder"] = round(tally.embed_s, 4)
     report.finished_at = datetime.now(UTC).isoformat()
+    write_reports(ctx, report)
     return report

@@ -1,0 +1,86 @@
+"""Writes a finished run's report.json and report.html into its pool datasource.
+
+The report is a reader's aid, not part of the pool: a report that cannot be drawn or
+written is logged and the run still completes as committed. Both files pass through the
+scrubber first, as the stored report does, so no credential reaches the pool in them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from datapool.pool.repository import PoolRepository
+from datapool.run_report import RunReport
+from datapool.storage import Store, open_store
+from datapool.view.projection import project
+from services.common.secrets import SCRUBBER
+from services.scheduler.report import report_key
+from services.scheduler.report.page import render_page
+from services.scheduler.report.plots import PoolVectors, density_figure, summary_figure, view_figure
+from services.scheduler.run.context import RunContext
+
+log = logging.getLogger(__name__)
+
+# Pools beyond this many frames get no distance histograms or 2-D view in the report: loading
+# them would cost the run more than the report is worth (`datapool view` shows them).
+MAX_POOL_FRAMES = 200_000
+THUMBNAILS = 48
+THUMBNAIL_PX = 128
+
+
+def write_reports(ctx: RunContext, report: RunReport) -> None:
+    try:
+        text = SCRUBBER.scrub(SCRUBBER.scrub(json.dumps(report.to_json()), ctx.spec.pool), ctx.spec.input)
+        data: dict[str, Any] = json.loads(text)
+        store = open_store(ctx.spec.pool)
+        html = build_html(store, data)
+        store.put(report_key(report.run_id, "report.json"), json.dumps(data, indent=1).encode())
+        store.put(report_key(report.run_id, "report.html"), html.encode())
+    except Exception as e:  # whatever breaks the report must not fail a committed run
+        log.warning("run %s: cannot write its report into the pool: %s", report.run_id, e)
+
+
+def build_html(store: Store, report: dict[str, Any]) -> str:
+    pool, keys = _pool(store, report)
+    figures = {"summary": summary_figure(report, pool), "density": density_figure(report)}
+    if len(pool.vectors) >= 3:
+        figures["view"] = view_figure(project(pool.vectors, "pca"), pool.this_run)
+    thumbnails = []
+    for pick in report["selected"][:THUMBNAILS]:
+        key = keys.get(pick["frame_name"])
+        if key is not None:
+            thumbnails.append((pick, _thumbnail(store.read(key))))
+    return render_page(report, figures, thumbnails)
+
+
+def _pool(store: Store, report: dict[str, Any]) -> tuple[PoolVectors, dict[str, str]]:
+    """The pool after the run and the keys of this run's frames by frame name."""
+    empty = PoolVectors(np.zeros((0, 1), np.float32), np.zeros(0, bool))
+    version = int(report["pool_after"]["version"])
+    repo = PoolRepository(store)
+    manifest = repo.manifest(version) if version else None
+    if manifest is None:
+        return empty, {}
+    mine = [s for s in manifest.segments if s.run_id == report["run_id"]]
+    keys = {f.frame_name: f.key for s in mine for f in repo.load_frames(s)}
+    if manifest.frame_count > MAX_POOL_FRAMES:
+        return empty, keys
+    blocks = [repo.load_embeddings(s, manifest.dim) for s in manifest.segments]
+    this_run = np.concatenate(
+        [np.full(s.frame_count, s.run_id == report["run_id"]) for s in manifest.segments]
+    )
+    return PoolVectors(np.concatenate(blocks), this_run), keys
+
+
+def _thumbnail(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as im:
+        im.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        out = io.BytesIO()
+        im.convert("RGB").save(out, "JPEG", quality=80)
+    return out.getvalue()
