@@ -1,20 +1,61 @@
-"""Shared builders for the selector tests: vectors, candidate streams, sessions."""
+"""Shared builders for the selector tests: vectors, candidate streams, sessions, and a real
+selector process."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from datapool.channels import wait_healthy
+from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.pool.files import FileRef
 from datapool.pool.repository import PoolRepository
+from datapool.stack import free_port
 from services.selector.service import SelectorService
 from services.selector.session import SelectionSession, SelectionSpec
 
 F32 = npt.NDArray[np.float32]
 DIM = 32
 MODEL = "test-model"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class SelectorProcess:
+    address: str
+    token: str
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def selector_process(tmp: Path, log_level: str = "WARNING") -> Iterator[SelectorProcess]:
+    """A real `python -m services.selector` on a free port, given its internal token by file
+    (tmp/internal.token) and logging to tmp/selector.log; killed at the end if still running."""
+    port = free_port()
+    token_file = ensure_token_file(tmp / "internal.token")
+    command = [sys.executable, "-m", "services.selector", "--internal-token-file", str(token_file)]
+    with open(tmp / "selector.log", "wb") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--log-level", log_level],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        address = f"127.0.0.1:{port}"
+        try:
+            assert wait_healthy(address, timeout=30), (tmp / "selector.log").read_text()
+            yield SelectorProcess(address, read_token_file(token_file), process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
 
 
 def clustered_unit_vectors(

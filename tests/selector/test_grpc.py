@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import math
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,55 +11,20 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from selector_helpers import clustered_unit_vectors
+from selector_helpers import clustered_unit_vectors, selector_process
 
-from datapool.channels import wait_healthy
-from datapool.internal_token import ensure_token_file, read_token_file
+from datapool.internal_token import read_token_file
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DIM = 1280
 TIMEOUT = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    log = open(tmp_path / "selector.log", "wb")  # noqa: SIM115
-    token_file = ensure_token_file(tmp_path / "internal.token")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.selector",
-            "--internal-token-file",
-            str(token_file),
-            "--port",
-            str(port),
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        assert wait_healthy(address, timeout=20), (tmp_path / "selector.log").read_text()
-        yield address, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
+    with selector_process(tmp_path) as selector:
+        yield selector.address, selector.process
 
 
 def _location(root: Path) -> common_pb2.StoreLocation:

@@ -9,9 +9,6 @@ selection must give up (its session id is free again) within about a second.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,13 +17,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from selector_helpers import selector_process
 
-from datapool.channels import wait_healthy
-from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DIM = 128
 FILES = 20
 ROWS_PER_FILE = 10_000
@@ -36,33 +31,10 @@ MAX_LATENCY = 0.5
 MAX_CANCEL = 1.5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def stub(tmp_path: Path) -> Iterator[selector_pb2_grpc.SelectorStub]:
-    port = _free_port()
-    token_file = ensure_token_file(tmp_path / "internal.token")
-    command = [sys.executable, "-m", "services.selector", "--internal-token-file", str(token_file)]
-    with open(tmp_path / "selector.log", "wb") as log:
-        process = subprocess.Popen(
-            [*command, "--port", str(port), "--log-level", "WARNING"],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        address = f"127.0.0.1:{port}"
-        try:
-            assert wait_healthy(address, timeout=20), (tmp_path / "selector.log").read_text()
-            with grpc.insecure_channel(address) as channel:
-                yield selector_pb2_grpc.SelectorStub(with_token(channel, read_token_file(token_file)))
-        finally:
-            process.kill()
-            process.wait()
+    with selector_process(tmp_path) as selector, grpc.insecure_channel(selector.address) as channel:
+        yield selector_pb2_grpc.SelectorStub(with_token(channel, selector.token))
 
 
 def _location(root: Path) -> common_pb2.StoreLocation:

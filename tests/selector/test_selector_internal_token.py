@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 from auth_calls import SELECTOR, call, every_method, health_and_reflection_answer
+from selector_helpers import selector_process
 
-from datapool.channels import make_channel, wait_healthy
-from datapool.internal_token import ensure_token_file, read_token_file
-from datapool.stack import free_port
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from datapool.channels import make_channel
 
 
 @pytest.fixture(scope="module")
 def selector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(address, token) of a real `python -m services.selector` given its token by file."""
-    tmp = tmp_path_factory.mktemp("selector")
-    token_file = ensure_token_file(tmp / "internal.token")
-    port = free_port()
-    with open(tmp / "selector.log", "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.selector",
-                "--internal-token-file",
-                str(token_file),
-                "--port",
-                str(port),
-            ],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            assert wait_healthy(f"127.0.0.1:{port}", timeout=30), (tmp / "selector.log").read_text()
-            yield f"127.0.0.1:{port}", read_token_file(token_file)
-        finally:
-            process.kill()
-            process.wait()
+    with selector_process(tmp_path_factory.mktemp("selector"), log_level="INFO") as selector:
+        yield selector.address, selector.token
 
 
 @pytest.mark.parametrize("method", every_method(SELECTOR), ids=lambda m: m.name)
