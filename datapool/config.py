@@ -27,6 +27,7 @@ MAX_EVERY_NTH = 2**31 - 1  # the int32 of EmbedFileRequest
 MIN_TARGET_FPS = 0.001  # one frame every 1000 s
 MAX_TARGET_FPS = 1000.0
 MAX_MIN_DISTANCE = 2.0
+DEFAULT_JPG_QUALITY = 90  # worker_config.jpg_quality; Pillow's scale, 1-100
 # Digits an integer in the JSON may have before it is refused without being converted
 # (Python refuses int() of over 4300 digits with an error that names no key).
 _MAX_INT_DIGITS = 30
@@ -82,6 +83,9 @@ class WorkerConfig(_Strict):
     frame_sampling: FrameSampling = Field(default_factory=FrameSampling)
     # "auto" picks the fastest backend each embedder can run; a name forces that backend.
     model_backend: str = "auto"
+    # The Lightly Worker's keys for the picked frames' files: lossless PNG, or smaller JPEGs.
+    output_image_format: Literal["png", "jpg"] = "png"
+    jpg_quality: int = Field(default=DEFAULT_JPG_QUALITY, ge=1, le=100)
 
     @field_validator("model_backend")
     @classmethod

@@ -32,9 +32,17 @@ LEGACY_PROCESSED_SUFFIX = ".json"
 _MANIFEST_NAME = re.compile(r"^(\d{20})\.json$")
 
 
-def frame_key(run_id: str, frame_name: str) -> str:
-    """Where run `run_id` renders the frame named `frame_name`."""
+def frame_key(run_id: str, frame_name: str, image_format: str = "png") -> str:
+    """Where run `run_id` renders the frame named `frame_name` (`<...>.png`): the name with the
+    suffix of the run's worker_config.output_image_format (`.png` or `.jpg`)."""
+    if image_format != "png":
+        frame_name = f"{frame_name.removesuffix('.png')}.{image_format}"
     return f"{FRAMES_PREFIX}{run_id}/{frame_name}"
+
+
+def frame_file_name(key: str) -> str:
+    """The frame's file name as users see it (exports): its key without `frames/<run id>/`."""
+    return key.removeprefix(FRAMES_PREFIX).partition("/")[2] if key.startswith(FRAMES_PREFIX) else key
 
 
 def run_frames_prefix(run_id: str) -> str:

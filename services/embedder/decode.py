@@ -5,6 +5,7 @@ presentation order. Frame names in the pool are built from it, so the same
 file must always give the same number for the same picture, on any machine:
 we never seek and never drop frames, we count what the decoder hands out, and
 the decoder settings that could change what it hands out are fixed here.
+(RenderFrames does seek, to frames numbered this way: see render.py.)
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ def _open(path: Path, fast: bool) -> Any:
         raise UndecodableFile("not a video: no video stream")
     _configure(container, fast)
     return container
+
+
+def open_video(path: str | Path) -> Any:
+    """The video with the fast pass's decoder settings (frame threads, errors raised), for
+    RenderFrames' seeking decode: it must give the same pixels as the fast pass."""
+    return _open(Path(path), fast=True)
 
 
 def _configure(container: Any, fast: bool) -> None:

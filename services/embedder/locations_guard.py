@@ -21,19 +21,20 @@ from datapool.v1 import common_pb2
 ALLOWED_ROOTS_ENV = "DATAPOOL_ALLOWED_ROOTS"
 
 
-def check_frame_key(key: str) -> None:
-    """A rendered frame's key must be `frames/<run id>/<frame name>.png`, where the frame name
-    keeps the video's folders (`sub/img0-jpg.png`) but no '.', '..' or empty segment."""
+def check_frame_key(key: str, suffix: str = ".png") -> None:
+    """A rendered frame's key must be `frames/<run id>/<frame name><suffix>` (suffix: the image
+    format's, `.png` or `.jpg`), where the frame name keeps the video's folders
+    (`sub/img0-jpg.png`) but no '.', '..' or empty segment."""
     parts = key.split("/")
     if (
         len(parts) < 3
         or not key.startswith(FRAMES_PREFIX)
         or any(p in ("", ".", "..") or "\0" in p for p in parts)
-        or not key.endswith(".png")
+        or not key.endswith(suffix)
     ):
         raise InvalidArgument(
             f"target_keys: {key[:200]!r} is not a frame key: frames are written only as "
-            "'frames/<run id>/<frame name>.png', without '.', '..' or empty path segments"
+            f"'frames/<run id>/<frame name>{suffix}', without '.', '..' or empty path segments"
         )
 
 

@@ -22,6 +22,7 @@ from services.embedder.backend_set import BackendChoice, BackendSet
 from services.embedder.backends.base import BackendUnavailable, ModelBackend, UnknownBackend
 from services.embedder.decode import MediaInfo, UndecodableFile, numbering_key
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
+from services.embedder.frame_encoding import ImageFormat
 from services.embedder.locations_guard import AllowedRoots, check_frame_key
 from services.embedder.render import render_frames
 from services.embedder.source import (
@@ -123,8 +124,9 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             raise InvalidArgument(
                 f"target_keys: {len(keys)} keys for {len(indices)} frame_indices; they must pair up"
             )
+        image_format = ImageFormat.from_request(request.image_format, request.jpg_quality)
         for key in keys:
-            check_frame_key(key)
+            check_frame_key(key, image_format.suffix)
         listed = FileRef.from_proto(request.file)
         self.allowed.check_location(request.source, "source")
         self.allowed.check_location(request.target, "target")
@@ -135,12 +137,15 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             keys_by_index.setdefault(index, []).append(key)
         written: set[str] = set()
         with listed_file_path(source, listed) as path:
-            for index, png in render_frames(self._allowed(path, request.source), indices):
+            frames = render_frames(
+                self._allowed(path, request.source), indices, image_format, request.frame_count or None
+            )
+            for index, image in frames:
                 if not context.is_active():
                     break
                 for key in keys_by_index[index]:
                     try:
-                        target.put(key, png)
+                        target.put(key, image)
                     except StoreError as e:
                         raise reworded(e, f"writing frame {index} to {key!r}: {e}") from None
                     written.add(key)

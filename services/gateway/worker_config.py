@@ -19,7 +19,7 @@ from services.gateway.errors import GatewayError, not_found, unsupported
 
 # Lightly's worker keys datapool implements; `use_datapool` is accepted because datapool always
 # grows the pool (newer Lightly workers require it to be set for that).
-_WORKER_KEYS = {"enable_training", "datasource"}
+_WORKER_KEYS = {"enable_training", "datasource", "output_image_format", "jpg_quality"}
 _ACCEPTED_AND_IMPLIED = {"use_datapool"}
 _DATASOURCE_KEYS = {"process_all", "bypass_verify", "enable_datapool_update"}
 _SELECTION_KEYS = {"n_samples", "proportion_samples", "strategies"}

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from datapool.pool.layout import INITIAL_TAG
-from datapool.v1 import common_pb2, scheduler_pb2
+from datapool.pool.layout import INITIAL_TAG, frame_file_name
+from datapool.v1 import common_pb2, scheduler_pb2, selector_pb2
 from services.scheduler.remotes import SelectorClient
+
+
+def _file_name(entry: selector_pb2.PoolEntry) -> str:
+    # The file's name, not the frame's: a run with output_image_format jpg wrote `.jpg` files.
+    return frame_file_name(entry.key) if entry.key else entry.frame_name
 
 
 class TagCatalog:
@@ -32,7 +37,7 @@ class TagCatalog:
 
     def filenames(self, pool: common_pb2.StoreLocation, tag_name: str) -> list[str]:
         return [
-            e.frame_name
+            _file_name(e)
             for chunk in self.selector.export_pool(pool, tag_name, with_vectors=False)
             for e in chunk.entries
         ]
@@ -42,5 +47,5 @@ class TagCatalog:
     ) -> Iterator[scheduler_pb2.EmbeddingRows]:
         for chunk in self.selector.export_pool(pool, tag_name, with_vectors=True):
             yield scheduler_pb2.EmbeddingRows(
-                filenames=[e.frame_name for e in chunk.entries], vectors=chunk.vectors
+                filenames=[_file_name(e) for e in chunk.entries], vectors=chunk.vectors
             )

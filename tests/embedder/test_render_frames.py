@@ -1,26 +1,137 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from embedder_media import N_FRAMES, SIZE, Media
+from gop_media import make_gop_clip
 from PIL import Image
 
 from datapool.errors import InvalidArgument
-from services.embedder.decode import FrameDecoder
+from services.embedder import render
+from services.embedder.decode import Frame, FrameDecoder
+from services.embedder.frame_encoding import ImageFormat
+from services.embedder.gop_plan import PacketIndex, Span
 from services.embedder.render import render_frames
+from services.embedder.span_decode import decode_spans
+
+GOP_FRAMES = 48
+# Keyframes 5 and 6 back to back, then GOPs of 11, 13 and 14 frames.
+VARIABLE_KEYFRAMES = {0, 5, 6, 17, 30, 44}
+
+
+def decoded(path: Path) -> dict[int, Frame]:
+    with FrameDecoder(path, gpu=False) as decoder:
+        return dict(decoder.frames())
+
+
+def pixels(data: bytes) -> Frame:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def never_from_the_start(*args: object) -> None:
+    raise AssertionError("decoded from the first frame")
+
+
+@pytest.fixture(scope="module")
+def variable_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_gop_clip(tmp_path_factory.mktemp("gop") / "variable.mp4", GOP_FRAMES, VARIABLE_KEYFRAMES)
+
+
+@pytest.fixture(scope="module")
+def open_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_gop_clip(tmp_path_factory.mktemp("gop") / "open.mp4", GOP_FRAMES, {0, 16, 32}, open_gop=True)
 
 
 def test_pngs_round_trip_to_the_decoded_frames(media: Media) -> None:
-    with FrameDecoder(media.videos[1]) as decoder:
-        full = dict(decoder.frames())
+    full = decoded(media.videos[1])
     rendered = list(render_frames(media.videos[1], [9, 0, 4, 9]))
     assert [i for i, _ in rendered] == [0, 4, 9]
     for index, png in rendered:
         image = Image.open(io.BytesIO(png))
         assert image.format == "PNG" and image.size == SIZE
         np.testing.assert_array_equal(np.asarray(image.convert("RGB")), full[index])
+
+
+@pytest.mark.parametrize(
+    "picks",
+    [
+        [0, GOP_FRAMES - 1],  # the first and the last frame
+        [5, 6, 7, 17, 18, 30, 44],  # keyframes and the frames right after them
+        [4, 16, 29, 43],  # the last frame of a GOP
+        list(range(GOP_FRAMES)),
+    ],
+)
+def test_seeking_renders_the_frames_a_full_decode_gives_on_a_variable_gop_clip(
+    variable_gop: Path, picks: list[int]
+) -> None:
+    full = decoded(variable_gop)
+    rendered = dict(render_frames(variable_gop, picks, frame_count=GOP_FRAMES))
+    assert sorted(rendered) == sorted(picks)
+    for index, png in rendered.items():
+        np.testing.assert_array_equal(pixels(png), full[index], err_msg=f"frame {index}")
+
+
+@pytest.mark.parametrize("picks", [[31], [15], [16, 31, 32, 40]])
+def test_leading_frames_of_an_open_gop_render_as_a_full_decode_gives_them(
+    open_gop: Path, picks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Frames 15 and 31 are shown before, but decoded after, the I-frames 16 and 32, and refer
+    # to the GOP before: no span may start at those I-frames (the decoder stops at such a
+    # frame's missing references), and the picks still come from seeking, with no garbage.
+    monkeypatch.setattr(render, "_from_the_start", never_from_the_start)
+    full = decoded(open_gop)
+    rendered = dict(render_frames(open_gop, picks))
+    assert sorted(rendered) == picks
+    for index, png in rendered.items():
+        np.testing.assert_array_equal(pixels(png), full[index], err_msg=f"frame {index}")
+
+
+def test_only_the_gops_holding_picks_are_decoded(variable_gop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fed: list[int] = []
+
+    def spy(container: Any, index: PacketIndex, spans: list[Span]) -> Iterator[tuple[int, Frame]]:
+        fed.extend(s.end - s.start for s in spans)
+        return decode_spans(container, index, spans)
+
+    monkeypatch.setattr(render, "decode_spans", spy)
+    monkeypatch.setattr(render, "_from_the_start", never_from_the_start)
+    assert [i for i, _ in render_frames(variable_gop, [7, 31, 32])] == [7, 31, 32]
+    assert fed == [11, 14]  # the GOPs from keyframes 6 and 30, nothing before or between
+
+
+def test_a_frame_count_other_than_the_packets_decodes_from_the_start(
+    variable_gop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: object) -> None:
+        raise AssertionError("seeked although the packets disagree with the frame count")
+
+    monkeypatch.setattr(render, "decode_spans", never)
+    full = decoded(variable_gop)
+    [(index, png)] = list(render_frames(variable_gop, [20], frame_count=GOP_FRAMES - 1))
+    np.testing.assert_array_equal(pixels(png), full[index])
+
+
+def test_jpg_frames_are_jpegs_of_the_frame_at_the_quality_asked(variable_gop: Path) -> None:
+    full = decoded(variable_gop)
+    [(_, low)] = list(render_frames(variable_gop, [20], ImageFormat("jpg", 20)))
+    [(_, high)] = list(render_frames(variable_gop, [20], ImageFormat("jpg", 95)))
+    assert Image.open(io.BytesIO(high)).format == "JPEG"
+    assert len(low) < len(high)
+    error = np.abs(pixels(high).astype(int) - full[20]).mean()
+    assert error < 3, error
+
+
+@pytest.mark.parametrize(
+    ("name", "quality", "key"), [("gif", 0, "image_format"), ("jpg", 101, "jpg_quality")]
+)
+def test_a_bad_image_format_is_refused_naming_the_field(name: str, quality: int, key: str) -> None:
+    with pytest.raises(InvalidArgument, match=key):
+        ImageFormat.from_request(name, quality)
 
 
 def test_an_image_renders_as_frame_zero(media: Media) -> None:

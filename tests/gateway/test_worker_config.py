@@ -63,6 +63,11 @@ def test_a_key_datapool_does_not_have_is_refused_by_name(
     assert err.value.message == f"not supported by datapool: {named}" or named in err.value.message
 
 
+def test_the_image_format_keys_pass_on_as_the_lightly_worker_names_them() -> None:
+    body = {"version": "V4", "config": {"docker": {"outputImageFormat": "jpg", "jpgQuality": 80}}}
+    assert from_lightly(body).worker_config == {"output_image_format": "jpg", "jpg_quality": 80}
+
+
 def test_use_datapool_must_be_a_boolean() -> None:
     body = {"version": "V4", "config": {"docker": {"useDatapool": "yes"}}}
     with pytest.raises(GatewayError, match=r"worker_config.use_datapool: expected true or false"):

@@ -1,4 +1,5 @@
-"""Stage 6, render: the embedders write the picked frames into the pool as PNGs.
+"""Stage 6, render: the embedders write the picked frames into the pool as PNGs (or JPEGs,
+with worker_config.output_image_format).
 
 Frames are grouped by source file (one decode each) and written under a prefix unique
 to the run, so a crashed or lost commit can never overwrite a frame a manifest names.
@@ -24,6 +25,9 @@ def render(ctx: RunContext, picks: list[selector_pb2.Pick], rendered: dict[str, 
         if p.frame_name not in rendered:
             by_file[file_key(p.file)].append(p)
     spec = ctx.spec
+    worker = spec.config.worker
+    # The frame counts the embedding found let the embedder seek to the picks' GOPs safely.
+    frame_counts = {(f.path, f.size): f.frames for f in ctx.tally.processed}
 
     def render_one(key: FileRef) -> None:
         group = by_file[key]
@@ -32,7 +36,10 @@ def render(ctx: RunContext, picks: list[selector_pb2.Pick], rendered: dict[str, 
             file=key.to_proto(),
             frame_indices=[p.frame_index for p in group],
             target=spec.pool,
-            target_keys=[frame_key(spec.run_id, p.frame_name) for p in group],
+            target_keys=[frame_key(spec.run_id, p.frame_name, worker.output_image_format) for p in group],
+            image_format=worker.output_image_format,
+            jpg_quality=worker.jpg_quality,
+            frame_count=frame_counts.get((key.path, key.size), 0),
         )
         try:
             written = ctx.replica().render_frames(request)

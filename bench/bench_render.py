@@ -1,0 +1,201 @@
+"""Render time (writing the picked frames) against embed time, measured in one process.
+
+The case of issue 15: 720 frames of 720p H.264 with 100 picks. The clips are made once (PyAV,
+libx264 veryfast, crf 23, B-frames) from photographs scikit-image ships: four scenes of 180
+frames, each a slow pan and zoom over one photograph with sensor noise, and cached in the temp
+folder. Two encodings of the same frames: `long` GOPs (x264's defaults: a keyframe at each
+scene cut and every 250 frames) and `short` GOPs (a keyframe every 15 frames).
+
+- embed: `embed_file` (the embedder's decode + batch + model core) with the `auto` backend.
+- render (baseline): what RenderFrames did before issue 15, re-created here: decode from the
+  first frame to the last pick, PNG at zlib level 6, one frame after another.
+- render: `services.embedder.render.render_frames` as the embedder runs it now.
+Each render writes its files into a temporary folder (a local pool). Picks are `even` (100
+frames spread over the clip) or `clustered` (4 runs of 25 neighbouring frames). The share is
+render / (embed + render): the whole run also selects and commits, so the true share is lower.
+
+`--png-levels` compares PNG zlib levels (and JPEG) by time and size on 25 of the picks.
+
+Run: .venv/bin/python bench/bench_render.py [--repeat 3] [--skip-baseline] [--png-levels]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import skimage.data
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.embedder.backends import BackendOptions, load_backend
+from services.embedder.decode import FrameDecoder
+from services.embedder.embedding import EmbedSummary, embed_file
+from services.embedder.frame_encoding import PNG, ImageFormat
+from services.embedder.render import render_frames
+
+SIZE = (1280, 720)
+FRAMES = 720
+PICKS = 100
+SCENES = ("astronaut", "coffee", "chelsea", "rocket")
+Renderer = Callable[[Path, list[int]], Iterator[tuple[int, bytes]]]
+GOPS = {"long": {}, "short": {"x264-params": "keyint=15:min-keyint=15:scenecut=0"}}
+
+
+def _photo(name: str) -> Image.Image:
+    image = np.asarray(getattr(skimage.data, name)())
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return Image.fromarray(np.ascontiguousarray(image[..., :3]).astype(np.uint8))
+
+
+def _frames(rng: np.random.Generator) -> Iterator[np.ndarray]:
+    per_scene = FRAMES // len(SCENES)
+    out_w, out_h = SIZE
+    for name in SCENES:
+        src = _photo(name)
+        w, h = src.size
+        heading = rng.uniform(0, 2 * math.pi)
+        for t in range(per_scene):
+            # A window of 60% of the photo's width, panning ~1 window per 6 s and zooming slowly.
+            scale = 0.6 * w * math.exp(-0.0015 * t) / out_w
+            cx = w / 2 + 0.15 * w * math.cos(heading + t / 120)
+            cy = h / 2 + 0.15 * h * math.sin(heading + t / 90)
+            c, f = cx - scale * out_w / 2, cy - scale * out_h / 2
+            view = src.transform(
+                SIZE, Image.Transform.AFFINE, (scale, 0, c, 0, scale, f), Image.Resampling.BILINEAR
+            )
+            noisy = np.asarray(view, dtype=np.int16) + rng.integers(-4, 5, (out_h, out_w, 3), dtype=np.int16)
+            yield np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def clips() -> dict[str, Path]:
+    """The clip per GOP shape, made once (all shapes from the same frames)."""
+    folder = Path(tempfile.gettempdir()) / "datapool-render-bench"
+    paths = {gop: folder / f"clip-{gop}-{SIZE[0]}x{SIZE[1]}-{FRAMES}.mp4" for gop in GOPS}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    print(f"generating {len(paths)} clips in {folder} (once)...", file=sys.stderr, flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = {gop: p.with_name(f".{p.name}.partial.mp4") for gop, p in paths.items()}
+    containers = {gop: av.open(str(p), mode="w") for gop, p in partial.items()}
+    streams = {}
+    for gop, container in containers.items():
+        stream = container.add_stream("libx264", rate=Fraction(30))
+        stream.width, stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.options = {"preset": "veryfast", "crf": "23", **GOPS[gop]}
+        streams[gop] = stream
+    for t, pixels in enumerate(_frames(np.random.default_rng(0))):
+        for gop, container in containers.items():
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = t
+            container.mux(streams[gop].encode(frame))
+    for gop, container in containers.items():
+        container.mux(streams[gop].encode(None))
+        container.close()
+        partial[gop].rename(paths[gop])
+    return paths
+
+
+def baseline_render(path: Path, indices: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    """RenderFrames' core before issue 15: one decode from frame 0, PNG level 6, serial."""
+    wanted = sorted(set(indices))
+    with FrameDecoder(path, size=None) as decoder:
+        for index, frame in decoder.frames(only=frozenset(wanted)):
+            buffer = io.BytesIO()
+            Image.fromarray(frame, mode="RGB").save(buffer, format="PNG", compress_level=6)
+            yield index, buffer.getvalue()
+            if index == wanted[-1]:
+                return
+
+
+def picks(shape: str) -> list[int]:
+    if shape == "even":
+        return [round(i * (FRAMES - 1) / (PICKS - 1)) for i in range(PICKS)]
+    starts = (40, 230, 400, 610)  # clustered: 4 runs of 25 frames
+    return [s + i for s in starts for i in range(PICKS // len(starts))]
+
+
+def time_render(render: Renderer, path: Path, shape: str) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        written = 0
+        for index, data in render(path, picks(shape)):
+            (Path(out) / f"{index:04d}.png").write_bytes(data)
+            written += len(data)
+        return time.perf_counter() - started, written
+
+
+def time_embed(path: Path, backend_name: str) -> float:
+    backend = load_backend(backend_name, BackendOptions())
+    backend.warm_up()
+    started = time.perf_counter()
+    summary = [e for e in embed_file(path, backend) if isinstance(e, EmbedSummary)]
+    assert summary and summary[0].frame_count == FRAMES, summary
+    return time.perf_counter() - started
+
+
+def png_levels(path: Path) -> None:
+    """Seconds per frame (one thread) and bytes per frame of each PNG zlib level, and of JPEG."""
+    with FrameDecoder(path, size=None) as decoder:
+        frames = [f for _, f in decoder.frames(only=frozenset(picks("even")[::4]))]
+    print(f"{len(frames)} frames of {SIZE[0]}x{SIZE[1]}: encode ms/frame, KiB/frame")
+    cases: list[tuple[str, ImageFormat, int]] = [(f"png {lv}", PNG, lv) for lv in (0, 1, 2, 3, 6, 9)]
+    cases += [(f"jpg {q}", ImageFormat("jpg", q), 0) for q in (90, 95)]
+    for label, fmt, level in cases:
+        started = time.perf_counter()
+        size = 0
+        for frame in frames:
+            if fmt.name == "png":
+                buffer = io.BytesIO()
+                Image.fromarray(frame, mode="RGB").save(buffer, format="PNG", compress_level=level)
+                size += len(buffer.getvalue())
+            else:
+                size += len(fmt.encode(frame))
+        ms = (time.perf_counter() - started) / len(frames) * 1000
+        print(f"{label:7} {ms:7.1f} ms {size / len(frames) / 1024:8.0f} KiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="runs per case; the best is reported")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--png-levels", action="store_true", help="only compare PNG levels and JPEG")
+    args = parser.parse_args()
+    paths = clips()
+    if args.png_levels:
+        png_levels(paths["long"])
+        return
+    embed_s = min(time_embed(paths["long"], args.backend) for _ in range(args.repeat))
+    print(f"embed ({args.backend}), {FRAMES} frames of {SIZE[0]}x{SIZE[1]}: {embed_s:.2f} s")
+    renders: dict[str, Renderer] = {"render": render_frames}
+    if not args.skip_baseline:
+        renders = {"baseline": baseline_render, **renders}
+    print(f"{'gop':6} {'picks':10} {'how':9} {'render s':>9} {'share':>6} {'MiB':>6}")
+    for gop, path in paths.items():
+        for shape in ("even", "clustered"):
+            for how, render in renders.items():
+                runs = [time_render(render, path, shape) for _ in range(args.repeat)]
+                seconds, size = min(runs)
+                share = seconds / (embed_s + seconds)
+                print(
+                    f"{gop:6} {shape:10} {how:9} {seconds:9.2f} {share:6.1%} {size / 2**20:6.1f}", flush=True
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Which stretches of a video to decode to reach chosen frames: the GOPs that hold them.
+
+A frame's number is its position among the decoded frames in presentation order (decode.py).
+Reading the packets without decoding them gives every frame's pts: when each packet is one
+frame, frame n is the packet with the n-th smallest pts, so decoding can start at the keyframe
+before a frame instead of at the first frame. Whatever could break that (a packet without pts,
+two packets with one pts, a first packet that is not a keyframe, a packet count other than the
+frame count a run found) makes `plan` return None, and the caller decodes from the start.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PacketIndex:
+    """The video stream's packets in decode order: their pts, and where the keyframes are."""
+
+    pts: list[int]
+    keyframes: list[int]  # positions in `pts`, increasing
+
+
+@dataclass
+class Span:
+    """Decode packets [start, end) from a keyframe; keep the frames whose pts `wanted` maps to an index."""
+
+    start: int
+    end: int
+    wanted: dict[int, int] = field(default_factory=dict)
+    start_pts: int = 0
+
+
+def read_index(container: Any) -> PacketIndex | None:
+    """Demuxes (does not decode) the first video stream; None where a packet has no pts."""
+    stream = container.streams.video[0]
+    pts: list[int] = []
+    keyframes: list[int] = []
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue  # the demuxer's end-of-stream marker
+        if packet.pts is None:
+            return None
+        if packet.is_keyframe:
+            keyframes.append(len(pts))
+        pts.append(int(packet.pts))
+    return PacketIndex(pts, keyframes)
+
+
+def plan(index: PacketIndex, frames: Sequence[int], frame_count: int | None = None) -> list[Span] | None:
+    """The spans to decode for `frames` (distinct, sorted, >= 0), merged where GOPs meet or overlap.
+
+    None when the packets cannot be trusted to number the frames: see the module's docstring.
+    A frame past the last packet is left to the caller's full decode too, which names it.
+    """
+    pts, keys = index.pts, index.keyframes
+    if not keys or keys[0] != 0 or len(set(pts)) != len(pts) or min(pts) != pts[0]:
+        return None
+    if frame_count is not None and frame_count != len(pts):
+        return None
+    if frames and frames[-1] >= len(pts):
+        return None
+    ordered = sorted(pts)
+    position = {p: i for i, p in enumerate(pts)}
+    bounds = [*keys, len(pts)]
+    # GOPs whose keyframe is shown after some of their frames (open GOPs). Those leading
+    # frames refer to the GOP before, and the decoder, made to stop at errors as in the
+    # embedder's fast pass, stops at them: a span never starts at such a GOP.
+    leading = [min(pts[a:b]) < pts[a] for a, b in itertools.pairwise(bounds)]
+    needs: list[tuple[int, int, int, int]] = []
+    for frame in frames:
+        p = ordered[frame]
+        gop = bisect.bisect_right(keys, position[p]) - 1
+        first = gop
+        while first > 0 and leading[first]:
+            first -= 1
+        needs.append((keys[first], bounds[gop + 1], p, frame))
+    spans: list[Span] = []
+    for start, end, p, frame in sorted(needs):
+        if spans and start <= spans[-1].end:
+            spans[-1].end = max(spans[-1].end, end)
+        else:
+            spans.append(Span(start, end, start_pts=pts[start]))
+        spans[-1].wanted[p] = frame
+    return spans
