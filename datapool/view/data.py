@@ -8,6 +8,7 @@ point, so a million points stay a few arrays.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,8 +16,9 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from datapool.client import ApiWorkflowClient
+from datapool.client import EXPORT_EMBEDDINGS_DEADLINE_S, ApiWorkflowClient
 from datapool.client_models import ApiError
+from datapool.v1 import scheduler_pb2
 from datapool.vectors import from_batch
 
 
@@ -75,20 +77,35 @@ class ViewSource(Protocol):
     def datasets(self) -> list[str]: ...
 
 
+class ViewClient(ApiWorkflowClient):
+    """The client, plus the scheduler's read-only calls only the view makes."""
+
+    def export_view_frames(self, with_cache: bool = True) -> Iterator[scheduler_pb2.ViewFrames]:
+        """Pooled frames with vectors, then (`with_cache`) the embedding cache's frames the
+        pool does not hold."""
+        request = scheduler_pb2.ExportViewFramesRequest(dataset_id=self.dataset_id, with_cache=with_cache)
+        return self._stream(self._stub.ExportViewFrames, request, timeout=EXPORT_EMBEDDINGS_DEADLINE_S)
+
+    def read_frame(self, key: str) -> scheduler_pb2.FrameImage:
+        """A rendered frame of the pool (`frames/<run id>/<name>`)."""
+        request = scheduler_pb2.ReadFrameRequest(dataset_id=self.dataset_id, key=key)
+        return self._call(self._stub.ReadFrame, request)
+
+
 class GrpcViewSource:
     """Reads through the scheduler's read-only calls, with the client's token and TLS."""
 
     def __init__(self, address: str | None, token: str | None) -> None:
         self._address, self._token = address, token
-        self._clients: dict[str, ApiWorkflowClient] = {}
+        self._clients: dict[str, ViewClient] = {}
         self._lock = threading.Lock()
 
-    def _client(self, dataset: str) -> ApiWorkflowClient:
+    def _client(self, dataset: str) -> ViewClient:
         # One client per dataset: a client holds its current dataset.
         with self._lock:
             client = self._clients.get(dataset)
             if client is None:
-                client = ApiWorkflowClient(token=self._token, address=self._address)
+                client = ViewClient(token=self._token, address=self._address)
                 try:
                     client.set_dataset_id_by_name(dataset)
                 except ApiError as e:
@@ -100,7 +117,7 @@ class GrpcViewSource:
             return client
 
     def datasets(self) -> list[str]:
-        with ApiWorkflowClient(token=self._token, address=self._address) as client:
+        with ViewClient(token=self._token, address=self._address) as client:
             return sorted(d.name for d in client.get_datasets())
 
     def frame(self, dataset: str, key: str) -> tuple[bytes, str]:

@@ -1,0 +1,51 @@
+"""Session fixtures for tests/view: one stack with its datasets, the view on it, one browser."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+from view_support import TOKEN, Datasets, fill, launch, serving
+
+from datapool.stack import Stack, free_port
+from datapool.view.app import create_app
+from datapool.view.data import GrpcViewSource
+
+
+@pytest.fixture(scope="session")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datasets]:
+    base = tmp_path_factory.mktemp("view")
+    stack = Stack(base / "state", port=free_port())
+    saved = os.environ.get("DATAPOOL_TOKEN")
+    os.environ["DATAPOOL_TOKEN"] = TOKEN  # the scheduler's user token, inherited at spawn
+    try:
+        stack.start()
+    finally:
+        if saved is None:
+            del os.environ["DATAPOOL_TOKEN"]
+        else:
+            os.environ["DATAPOOL_TOKEN"] = saved
+    try:
+        data = Datasets(stack.address, base / "data")
+        fill(data)
+        yield data
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def view_url(datasets: Datasets) -> Iterator[str]:
+    source = GrpcViewSource(datasets.address, TOKEN)
+    with serving(create_app(source)) as url:
+        yield url
+    source.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
