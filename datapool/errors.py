@@ -2,45 +2,48 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 
 class DatapoolError(Exception):
-    """An error a person can act on; the message names the bad field, file or key."""
+    """An error a person can act on; the message names the bad field, file or key.
+
+    A subclass names its status code as a class keyword: `class NotFound(DatapoolError,
+    code=grpc.StatusCode.NOT_FOUND)`; one without inherits its base's.
+    """
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
-
-class InvalidArgument(DatapoolError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
-
-class NotFound(DatapoolError):
-    code = grpc.StatusCode.NOT_FOUND
+    def __init_subclass__(cls, code: grpc.StatusCode | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
 
 
-class AlreadyExists(DatapoolError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+class InvalidArgument(DatapoolError, code=grpc.StatusCode.INVALID_ARGUMENT): ...
 
 
-class FailedPrecondition(DatapoolError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+class NotFound(DatapoolError, code=grpc.StatusCode.NOT_FOUND): ...
 
 
-class Unauthenticated(DatapoolError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+class AlreadyExists(DatapoolError, code=grpc.StatusCode.ALREADY_EXISTS): ...
 
 
-class Unavailable(DatapoolError):
-    code = grpc.StatusCode.UNAVAILABLE
+class FailedPrecondition(DatapoolError, code=grpc.StatusCode.FAILED_PRECONDITION): ...
 
 
-class PermissionDenied(DatapoolError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+class Unauthenticated(DatapoolError, code=grpc.StatusCode.UNAUTHENTICATED): ...
 
 
-class ResourceExhausted(DatapoolError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+class Unavailable(DatapoolError, code=grpc.StatusCode.UNAVAILABLE): ...
+
+
+class PermissionDenied(DatapoolError, code=grpc.StatusCode.PERMISSION_DENIED): ...
+
+
+class ResourceExhausted(DatapoolError, code=grpc.StatusCode.RESOURCE_EXHAUSTED): ...
 
 
 def reworded(error: DatapoolError, message: str) -> DatapoolError:

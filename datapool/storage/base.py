@@ -12,55 +12,52 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
-from datapool.errors import DatapoolError
+from datapool.errors import (
+    AlreadyExists,
+    DatapoolError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 
 
 class StoreError(DatapoolError):
     """A storage operation failed; the message names the store and the key.
 
-    A domain error: each kind carries the status code the services answer with, so a
-    storage failure reaches a user as NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED...
-    rather than UNKNOWN.
+    A domain error: each kind below is also the domain error of the status code the
+    services answer with (an `ObjectNotFound` is a `NotFound`), so a storage failure
+    reaches a user as NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED... rather than
+    UNKNOWN; any other is INTERNAL.
     """
 
-    code = grpc.StatusCode.INTERNAL
+
+class ObjectNotFound(StoreError, NotFound):
+    """No object under the key."""
 
 
-class ObjectNotFound(StoreError):
-    code = grpc.StatusCode.NOT_FOUND
+class ObjectExists(StoreError, AlreadyExists):
+    """An object already holds the key (`put_if_absent`)."""
 
 
-class ObjectExists(StoreError):
-    code = grpc.StatusCode.ALREADY_EXISTS
-
-
-class InvalidObjectKey(StoreError):
+class InvalidObjectKey(StoreError, InvalidArgument):
     """A key the store cannot hold (empty, '..', too long for the filesystem)."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
 
-
-class StoreFull(StoreError):
+class StoreFull(StoreError, ResourceExhausted):
     """No space left (a full disk or an exhausted quota); the message names the path."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
-
-class StoreNotFoundError(StoreError):
+class StoreNotFoundError(StoreError, NotFound):
     """The bucket or container itself does not exist."""
-
-    code = grpc.StatusCode.NOT_FOUND
 
 
 BucketNotFound = StoreNotFoundError
 
 
-class StoreAccessDenied(StoreError):
+class StoreAccessDenied(StoreError, PermissionDenied):
     """The credentials are valid but lack a permission ("list", "read", "write" or "delete")."""
-
-    code = grpc.StatusCode.PERMISSION_DENIED
 
     def __init__(self, message: str, *, permission: str, path: str) -> None:
         super().__init__(message)
@@ -68,17 +65,15 @@ class StoreAccessDenied(StoreError):
         self.path = path
 
 
-class StoreAuthError(StoreError):
-    """The credentials are wrong, expired or missing."""
+class StoreAuthError(StoreError, PermissionDenied):
+    """The credentials are wrong, expired or missing.
 
-    # Not UNAUTHENTICATED: that would read as the caller's own token being refused.
-    code = grpc.StatusCode.PERMISSION_DENIED
+    Not UNAUTHENTICATED: that would read as the caller's own token being refused.
+    """
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError, Unavailable):
     """The store could not be reached, even after retries."""
-
-    code = grpc.StatusCode.UNAVAILABLE
 
 
 @dataclass(frozen=True, order=True)
