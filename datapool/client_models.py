@@ -21,6 +21,8 @@ class DatasetType(StrEnum):
 class DatasourcePurpose(StrEnum):
     INPUT = "INPUT"
     LIGHTLY = "LIGHTLY"
+    # One location for both: the pool is its reserved `.lightly/` prefix, never listed as input.
+    INPUT_OUTPUT = "INPUT_OUTPUT"
 
 
 class RunState(StrEnum):

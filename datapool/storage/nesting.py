@@ -22,6 +22,22 @@ _CONTAINER_FIELDS = {
 }
 # AWS's own S3 endpoints name the same store as no endpoint at all.
 _AWS_S3 = re.compile(r"^https?://s3([.-][a-z0-9-]+)?\.amazonaws\.com$")
+# The one place a pool may lie inside its input: the prefix Lightly itself reserves in an
+# INPUT_OUTPUT bucket. An input listing never reads it, so the pool's frames are never input.
+RESERVED_POOL_PREFIX = ".lightly/"
+
+
+def reserved_pool_location(inp: common_pb2.StoreLocation) -> common_pb2.StoreLocation:
+    """The pool of an INPUT_OUTPUT datasource: the input's `.lightly/` prefix (folder, if local)."""
+    pool = common_pb2.StoreLocation()
+    pool.CopyFrom(inp)
+    kind = pool.WhichOneof("kind")
+    if kind == "local":
+        pool.local.root = os.path.join(inp.local.root, RESERVED_POOL_PREFIX.rstrip("/"))
+    elif kind is not None:
+        inner = getattr(pool, kind)
+        inner.prefix = normalize_prefix(inner.prefix) + RESERVED_POOL_PREFIX
+    return pool
 
 
 def resolved_root(location: common_pb2.StoreLocation) -> Path:

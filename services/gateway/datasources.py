@@ -21,7 +21,11 @@ from datapool.storage.locations import (
 from datapool.v1 import common_pb2, scheduler_pb2
 from services.gateway.errors import GatewayError, bad_request, unsupported
 
-_PURPOSES = {"INPUT": scheduler_pb2.INPUT, "LIGHTLY": scheduler_pb2.LIGHTLY}
+_PURPOSES = {
+    "INPUT": scheduler_pb2.INPUT,
+    "LIGHTLY": scheduler_pb2.LIGHTLY,
+    "INPUT_OUTPUT": scheduler_pb2.INPUT_OUTPUT,
+}
 # Fields every type may carry: thumbnails are a Lightly Platform display concern, and datapool
 # writes none, so the client's default thumbSuffix is accepted and has no effect.
 _COMMON = {"type", "purpose", "fullPath", "thumbSuffix", "id"}
@@ -35,14 +39,9 @@ _FIELDS = {
 
 
 def purpose(body: dict[str, Any]) -> int:
+    """Lightly's default, INPUT_OUTPUT, keeps the pool at the location's `.lightly/` prefix (the
+    scheduler sets both datasources and never lists that prefix as input)."""
     value = body.get("purpose", "INPUT_OUTPUT")
-    if value == "INPUT_OUTPUT":
-        # Lightly's default purpose: one bucket for input and output. datapool keeps its pool in a
-        # LIGHTLY datasource that must not lie inside the INPUT one.
-        raise unsupported(
-            "purpose INPUT_OUTPUT (one datasource for input and pool); set the INPUT datasource and "
-            "a LIGHTLY datasource outside it, each with its own purpose"
-        )
     if value not in _PURPOSES:
         raise bad_request(f"purpose: {value!r} is not one of INPUT, LIGHTLY, INPUT_OUTPUT")
     return _PURPOSES[value]

@@ -11,7 +11,12 @@ import logging
 from datapool.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from datapool.secret_key import KEY_ENV, KEY_FILE_OPTION
 from datapool.storage import StoreError, StoreFull, describe_location, open_store, verify_access
-from datapool.storage.nesting import prefix_within, resolved_root
+from datapool.storage.nesting import (
+    RESERVED_POOL_PREFIX,
+    prefix_within,
+    reserved_pool_location,
+    resolved_root,
+)
 from datapool.v1 import common_pb2, scheduler_pb2
 from services.common.secrets import (
     SCRUBBER,
@@ -40,13 +45,42 @@ class DatasourceCatalog:
         self.scrubber = scrubber
 
     def set(self, dataset_id: str, purpose: int, location: common_pb2.StoreLocation, verify: bool) -> None:
+        """INPUT_OUTPUT stores two datasources: INPUT at the location, LIGHTLY at its `.lightly/`."""
         self.db.get_dataset(dataset_id=dataset_id)
-        if purpose not in PURPOSE_NAMES:
-            raise InvalidArgument("purpose must be DatasourcePurpose.INPUT or DatasourcePurpose.LIGHTLY")
+        if purpose not in (*PURPOSE_NAMES, scheduler_pb2.INPUT_OUTPUT):
+            raise InvalidArgument(
+                "purpose must be DatasourcePurpose.INPUT, DatasourcePurpose.LIGHTLY or "
+                "DatasourcePurpose.INPUT_OUTPUT"
+            )
         if location.WhichOneof("kind") is None:
             raise InvalidArgument("location: no datasource kind set (local, s3, gcs or azure)")
         if self.box is None and has_credentials(location):
             raise FailedPrecondition(NO_KEY)
+        if purpose == scheduler_pb2.INPUT_OUTPUT:
+            try:
+                pool = reserved_pool_location(location)
+            except ValueError as e:
+                raise InvalidArgument(f"resource_path: {e}") from None
+            sources: dict[int, common_pb2.StoreLocation] = {
+                scheduler_pb2.INPUT: location,
+                scheduler_pb2.LIGHTLY: pool,
+            }
+        else:
+            self._refuse_nesting_with_the_other(dataset_id, purpose, location)
+            sources = {purpose: location}
+        # Registered before the first use, so that whatever an SDK puts into an
+        # exception or a log line from here on is masked.
+        self.scrubber.register(location)
+        if verify:
+            for which, where in sources.items():
+                verify_datasource(where, which, self.scrubber)
+        for which, where in sources.items():
+            raw = where.SerializeToString()
+            self.db.set_datasource(dataset_id, which, self.box.seal(raw) if self.box is not None else raw)
+
+    def _refuse_nesting_with_the_other(
+        self, dataset_id: str, purpose: int, location: common_pb2.StoreLocation
+    ) -> None:
         other = scheduler_pb2.LIGHTLY if purpose == scheduler_pb2.INPUT else scheduler_pb2.INPUT
         try:
             other_location = self.get(dataset_id, other)
@@ -57,13 +91,6 @@ class DatasourceCatalog:
                 refuse_pool_in_input(location, other_location)
             else:
                 refuse_pool_in_input(other_location, location)
-        # Registered before the first use, so that whatever an SDK puts into an
-        # exception or a log line from here on is masked.
-        self.scrubber.register(location)
-        if verify:
-            verify_datasource(location, purpose, self.scrubber)
-        raw = location.SerializeToString()
-        self.db.set_datasource(dataset_id, purpose, self.box.seal(raw) if self.box is not None else raw)
 
     def get(self, dataset_id: str, purpose: int) -> common_pb2.StoreLocation | None:
         raw = self.db.get_datasource(dataset_id, purpose)
@@ -108,15 +135,17 @@ class DatasourceCatalog:
 
 
 def refuse_pool_in_input(inp: common_pb2.StoreLocation, pool: common_pb2.StoreLocation) -> None:
-    """InvalidArgument naming both locations when the pool is the input or lies inside it."""
+    """InvalidArgument naming both locations when the pool is the input or lies inside it,
+    except at the input's reserved `.lightly/` prefix (where INPUT_OUTPUT puts it)."""
     nested = prefix_within(inp, pool)
-    if nested is None:
-        return
+    if nested is None or nested == RESERVED_POOL_PREFIX:
+        return  # the reserved prefix is never listed as input (services/scheduler/run/listing.py)
     where = "is the same location as" if nested == "" else f"lies inside (at {nested!r})"
     raise InvalidArgument(
         f"resource_path: the LIGHTLY datasource {_described(pool)} {where} the INPUT datasource "
         f"{_described(inp)}; every run would take the pool's own frames as new input. "
-        "Choose a pool location outside the input"
+        f"Choose a pool location outside the input, or the input's {RESERVED_POOL_PREFIX!r} prefix "
+        "(where purpose INPUT_OUTPUT puts it)"
     )
 
 

@@ -9,9 +9,11 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 UNKNOWN_DATASET = "0123456789abcdef01234567"
+HERE = Path(__file__).resolve().parent
 
 
 def _outcome(fn: Callable[[], Any]) -> dict[str, Any]:
@@ -55,9 +57,12 @@ def main() -> None:
     def wrong_token() -> None:
         ApiWorkflowClient(token="not-the-token").get_datasets()
 
-    def input_output_purpose() -> None:
-        # No purpose: Lightly's default, INPUT_OUTPUT.
-        client.set_s3_config("s3://bucket/x/", "us-east-1", "key", "secret")
+    def published_run_script() -> None:
+        # The Lightly docs' published datapool run script (docs_example/SOURCE.md), verbatim.
+        text = (HERE / "docs_example" / "python_run_datapool_example.py.tmpl").read_text()
+        text = text.replace("YOUR_TOKEN", os.environ["LIGHTLY_TOKEN"])
+        text = text.replace("pedestrian-videos-datapool", dataset_name)
+        exec(compile(text, "python_run_datapool_example.py", "exec"), {"__name__": "__main__"})
 
     def unsupported_worker_key() -> None:
         client.schedule_compute_worker_run(worker_config={"pretagging": True})
@@ -79,7 +84,7 @@ def main() -> None:
         unknown_dataset_id,
         set_unknown_dataset_id,
         wrong_token,
-        input_output_purpose,
+        published_run_script,
         unsupported_worker_key,
         enable_training,
         lightly_config,

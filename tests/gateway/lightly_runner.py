@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _snippet(name: str, replacements: dict[str, str]) -> str:
-    text = (HERE / "docs_example" / name).read_text()
+    text = (HERE / name).read_text()
     for placeholder, value in replacements.items():
         text = text.replace(placeholder, value)
     return text

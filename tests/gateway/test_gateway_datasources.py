@@ -91,9 +91,10 @@ def test_a_bad_body_is_refused_naming_the_field(body: dict[str, Any], words: lis
         assert word in err.value.message
 
 
-def test_input_output_lightlys_default_purpose_is_refused_and_the_others_map() -> None:
+def test_each_purpose_maps_and_lightlys_default_is_input_output() -> None:
     assert purpose({"purpose": "INPUT"}) == scheduler_pb2.INPUT
     assert purpose({"purpose": "LIGHTLY"}) == scheduler_pb2.LIGHTLY
-    for body in ({"purpose": "INPUT_OUTPUT"}, {}):
-        with pytest.raises(GatewayError, match="not supported by datapool: purpose INPUT_OUTPUT"):
-            purpose(body)
+    assert purpose({"purpose": "INPUT_OUTPUT"}) == scheduler_pb2.INPUT_OUTPUT
+    assert purpose({}) == scheduler_pb2.INPUT_OUTPUT
+    with pytest.raises(GatewayError, match=r"purpose: 'OUTPUT' is not one of INPUT, LIGHTLY, INPUT_OUTPUT"):
+        purpose({"purpose": "OUTPUT"})

@@ -23,11 +23,14 @@ from datapool.v1 import common_pb2
 pytestmark = pytest.mark.e2e
 FRAMES = 12
 TOL = 1e-5
-DATASOURCE_SNIPPET = {
-    "s3": "datasource_s3.py.tmpl",
-    "s3-role": "datasource_s3_delegated.py.tmpl",
-    "gcs": "datasource_gcs.py.tmpl",
-    "azure": "datasource_azure.py.tmpl",
+DOCS = "docs_example/"
+# The published example (docs_example/SOURCE.md) creates the dataset and sets both datasources in
+# one file per store; its delegated-role variant is reconstructed in two.
+DATASOURCE_SNIPPETS = {
+    "s3": [DOCS + "python_create_dataset_s3_example.py.tmpl"],
+    "s3-role": [DOCS + "create_dataset.py.tmpl", DOCS + "datasource_s3_delegated.py.tmpl"],
+    "gcs": [DOCS + "python_create_dataset_gcs_example.py.tmpl"],
+    "azure": [DOCS + "python_create_dataset_azure_example.py.tmpl"],
 }
 DISTANCE_01 = '"stopping_condition_minimum_distance": 0.1'
 
@@ -128,6 +131,7 @@ def test_the_docs_datapool_example_runs_unchanged_through_the_lightly_client(
     upload_videos(inp, tmp_path, [0, 1, 2])
     common = {
         "MY_LIGHTLY_TOKEN": lightly_stack.token,
+        "YOUR_TOKEN": lightly_stack.token,
         "pedestrian-videos-datapool": f"videos-{kind}-{tmp_path.name}",
     }
     first = {**common, **placeholders(kind, bucket, tmp_path)}
@@ -136,11 +140,11 @@ def test_the_docs_datapool_example_runs_unchanged_through_the_lightly_client(
     spec = {
         "steps": [
             {
-                "snippets": ["create_dataset.py.tmpl", DATASOURCE_SNIPPET[kind], "schedule_run.py.tmpl"],
+                "snippets": [*DATASOURCE_SNIPPETS[kind], DOCS + "schedule_run.py.tmpl"],
                 "replacements": first,
             },
-            {"snippets": ["schedule_run.py.tmpl"], "replacements": second},
-            {"snippets": ["schedule_run.py.tmpl"], "replacements": third},
+            {"snippets": [DOCS + "schedule_run.py.tmpl"], "replacements": second},
+            {"snippets": [DOCS + "schedule_run.py.tmpl"], "replacements": third},
         ]
     }
     runner = LightlyRunner(lightly_stack, spec, tmp_path)
@@ -184,6 +188,42 @@ def test_the_docs_datapool_example_runs_unchanged_through_the_lightly_client(
         runner.close()
 
 
+def test_an_input_output_datasource_keeps_its_pool_at_the_lightly_prefix_never_listed_as_input(
+    lightly_stack: GatewayStack,
+    make_location: Callable[..., common_pb2.StoreLocation],
+    tmp_path: Path,
+) -> None:
+    bucket = make_location("s3")
+    upload_videos(with_prefix(bucket, "input/"), tmp_path, [0])
+    replacements = {
+        "MY_LIGHTLY_TOKEN": lightly_stack.token,
+        "pedestrian-videos-datapool": f"videos-io-{tmp_path.name}",
+        **placeholders("s3", bucket, tmp_path),
+    }
+    first = [DOCS + "create_dataset.py.tmpl", "input_output_s3.py.tmpl", DOCS + "schedule_run.py.tmpl"]
+    again = [DOCS + "schedule_run.py.tmpl"]
+    steps = [
+        {"snippets": first, "replacements": replacements},
+        {"snippets": again, "replacements": replacements},
+    ]
+    runner = LightlyRunner(lightly_stack, {"steps": steps}, tmp_path)
+    try:
+        r1 = runner.next_result()
+        new1 = check_run(r1)
+        assert processed(r1) == {"campus0-c0.mp4"} and new1
+        pool_keys = [o.key for o in open_store(with_prefix(bucket, "input/.lightly/")).list()]
+        assert any(k.startswith("frames/") for k in pool_keys), pool_keys
+        # The second run lists the input again: the pool's frames under .lightly/ are not input.
+        runner.proceed()
+        r2 = runner.next_result()
+        check_run(r2)
+        assert processed(r2) == set()
+        assert (r2["report"]["files"]["listed"], r2["report"]["files"]["new"]) == (1, 0)
+        assert sorted(embeddings(r2["csv"])) == sorted(new1)
+    finally:
+        runner.close()
+
+
 def test_bad_input_gets_the_exceptions_the_lightly_client_raises(
     lightly_stack: GatewayStack, tmp_path: Path
 ) -> None:
@@ -214,7 +254,6 @@ def test_bad_input_gets_the_exceptions_the_lightly_client_raises(
     check("malformed_body", 400, "MALFORMED_REQUEST", "body.name")
     check("unknown_dataset_id", 404, "0123456789abcdef01234567")
     check("wrong_token", 403, "token")
-    check("input_output_purpose", 400, "not supported by datapool", "INPUT_OUTPUT")
     check("unsupported_worker_key", 400, "not supported by datapool", "worker_config.pretagging")
     check("enable_training", 400, "worker_config.enable_training")
     check("lightly_config", 400, "not supported by datapool", "lightly_config")
@@ -225,6 +264,11 @@ def test_bad_input_gets_the_exceptions_the_lightly_client_raises(
     assert "token=REDACTED" in log
     assert lightly_stack.token not in log and "not-the-token" not in log
     assert "ticket=gAAAA" not in log  # Fernet tickets of read URLs
+    # The published run script predates lightly 1.5: its own client refuses it before sending it.
+    published = cases["published_run_script"]
+    assert published["exception"] == "ValueError", published
+    for field in ("DockerWorkerConfigV4Docker", "enableCorruptnessCheck", "removeExactDuplicates"):
+        assert field in published["text"], published
     # The client's own check turns the 404 into a ValueError naming the id.
     unknown = cases["set_unknown_dataset_id"]
     assert unknown["exception"] == "ValueError" and "does not exist" in unknown["text"], unknown
