@@ -15,23 +15,27 @@ from datapool import media_types
 from datapool.run_report import PoolPoint, SkippedFile
 from datapool.storage import ObjectInfo, StoreError, open_store
 from datapool.storage.nesting import RESERVED_POOL_PREFIX, prefix_within
-from datapool.v1 import common_pb2, scheduler_pb2
+from datapool.v1 import common_pb2, scheduler_pb2, selector_pb2
 from services.scheduler.diff import StreamOrderError, new_objects
 from services.scheduler.file_names import name_problem, printable
 from services.scheduler.run.context import RunContext, RunFailed, RunSpec
-from services.scheduler.run.interfaces import SelectorError
+from services.scheduler.run.interfaces import ProcessedListing, SelectorError
 
 
-class ProcessedFiles(Protocol):
-    """The one selector call listing needs (a `Selector` is one)."""
+class PoolFiles(Protocol):
+    """The selector calls listing needs (a `Selector` is one)."""
 
-    def processed_files(self, pool: common_pb2.StoreLocation) -> Iterator[common_pb2.FileRef]: ...
+    def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary: ...
+
+    def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing: ...
 
 
 @dataclass
 class Listing:
     where: str
     kind: str
+    # The pool the run starts from: its diff and its Select both read this version.
+    pool: PoolPoint
     listed: int = 0
     media: int = 0
     new: list[common_pb2.FileRef] = field(default_factory=list)
@@ -49,10 +53,8 @@ def list_and_diff(ctx: RunContext) -> Listing:
     """The run's new files; the report learns the pool it starts from and the file counts."""
     spec = ctx.spec
     with ctx.timed("list_and_diff"):
-        # A failure here ends the run as "a service the scheduler depends on failed" (runs.py).
-        before = ctx.selector.get_pool(spec.pool)
         listing = list_new_files(spec, ctx.selector)
-    ctx.report.pool_before = PoolPoint(version=before.version, frames=before.frame_count)
+    ctx.report.pool_before = listing.pool
     files = ctx.report.files
     files.listed, files.media, files.new = listing.listed, listing.media, len(listing.new)
     files.process_all = spec.config.process_all
@@ -61,13 +63,23 @@ def list_and_diff(ctx: RunContext) -> Listing:
     return listing
 
 
-def list_new_files(spec: RunSpec, selector: ProcessedFiles) -> Listing:
+def list_new_files(spec: RunSpec, selector: PoolFiles) -> Listing:
+    # The newest manifest is looked up once per run, here: with process_all no file counts
+    # as processed, so only the version is asked for. A failure of this first call ends the
+    # run as "a service the scheduler depends on failed" (runs.py).
+    processed: Iterator[common_pb2.FileRef]
+    if spec.config.process_all:
+        summary = selector.get_pool(spec.pool)
+        pool, processed = PoolPoint(version=summary.version, frames=summary.frame_count), iter(())
+    else:
+        listing = selector.processed_files(spec.pool)
+        pool, processed = listing.pool, listing.files
     store = open_store(spec.input)
     videos = spec.dataset_type == scheduler_pb2.VIDEOS
     takes = media_types.is_video if videos else media_types.is_image
     kind = "a video" if videos else "an image"
     exclude = nested_pool_prefix(spec.input, spec.pool)
-    result = Listing(where=store.describe(), kind="video" if videos else "image")
+    result = Listing(where=store.describe(), kind="video" if videos else "image", pool=pool)
 
     def media() -> Iterator[ObjectInfo]:
         for obj in store.list():
@@ -88,7 +100,6 @@ def list_new_files(spec: RunSpec, selector: ProcessedFiles) -> Listing:
                     SkippedFile(path=obj.key, reason=f"not {kind} file (extension {ext})")
                 )
 
-    processed = () if spec.config.process_all else selector.processed_files(spec.pool)
     try:
         for obj in new_objects(media(), processed):
             result.new.append(common_pb2.FileRef(path=obj.key, size=obj.size, etag=obj.etag))
