@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -29,6 +30,15 @@ COMMON_OPTIONS: list[tuple[str, Any]] = [
 # Targets that name a resolver (`dns:///embedder-headless:50053`, `ipv4:a:1,b:2`) may stand for
 # several servers: calls go to each in turn, not all to the first address (gRPC's pick_first).
 _RESOLVER_SCHEMES = ("dns:", "ipv4:", "ipv6:")
+
+
+@dataclass(frozen=True)
+class ChannelTLS:
+    """TLS for a channel: the credentials (`datapool.tls`), and options such as the name expected
+    in the server's certificate (`grpc.ssl_target_name_override`)."""
+
+    credentials: grpc.ChannelCredentials
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 def retry_service_config(service: str, idempotent_methods: Iterable[str]) -> str:
@@ -52,20 +62,26 @@ def retry_service_config(service: str, idempotent_methods: Iterable[str]) -> str
 
 
 def make_channel(
-    address: str, service_config: str | None = None, extra_options: Iterable[tuple[str, Any]] = ()
+    address: str,
+    service_config: str | None = None,
+    extra_options: Iterable[tuple[str, Any]] = (),
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> grpc.Channel:
+    """A channel to `address`: TLS with `credentials` (`datapool.tls`), else plaintext."""
     options = [*COMMON_OPTIONS, *extra_options]
     if service_config:
         options += [("grpc.service_config", service_config), ("grpc.enable_retries", 1)]
     if address.startswith(_RESOLVER_SCHEMES):
         options.append(("grpc.lb_policy_name", "round_robin"))
+    if credentials is not None:
+        return grpc.secure_channel(address, credentials, options=options)
     return grpc.insecure_channel(address, options=options)
 
 
-def wait_healthy(address: str, timeout: float) -> bool:
-    """True once the server at `address` answers SERVING to a health check."""
+def wait_healthy(address: str, timeout: float, credentials: grpc.ChannelCredentials | None = None) -> bool:
+    """True once the server at `address` answers SERVING to a health check (over TLS with `credentials`)."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with make_channel(address, credentials=credentials) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:

@@ -27,6 +27,12 @@ def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
         type=int,
         help="also serve the Lightly-compatible REST API on this port (lightly's ApiWorkflowClient)",
     )
+    p.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="TLS on every hop: a local CA and the services' certificate in this folder, created "
+        "once and reused (clients trust DIR/ca.crt: $DATAPOOL_CA_CERT)",
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -54,6 +60,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"{', '.join(e.address for e in stack.embedders)}{rest})",
         flush=True,
     )
+    if stack.ca_cert is not None:
+        print(f"datapool: TLS on; clients trust {stack.ca_cert} (export DATAPOOL_CA_CERT={stack.ca_cert})")
     stop.wait()
     print("datapool: stopping", flush=True)
     stack.stop()
@@ -72,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="bring the stack up, run once over a folder of videos, print a summary")
     _add_stack_args(run, 50051)
     run.add_argument("--address", help="use a running scheduler instead of starting one")
+    run.add_argument(
+        "--ca-cert", type=Path, help="with --address: CA certificate of its TLS (default $DATAPOOL_CA_CERT)"
+    )
     run.add_argument("--input", type=Path, required=True, help="folder of videos (INPUT datasource)")
     run.add_argument("--pool", type=Path, required=True, help="folder of the pool (LIGHTLY datasource)")
     run.add_argument("--n-samples", type=int)
@@ -85,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the three-run workflow on generated sample videos")
     _add_stack_args(demo, 50051)
     demo.add_argument("--address", help="use a running scheduler instead of starting one")
+    demo.add_argument(
+        "--ca-cert", type=Path, help="with --address: CA certificate of its TLS (default $DATAPOOL_CA_CERT)"
+    )
     demo.add_argument("--dir", type=Path, default=Path("demo-data"))
     demo.add_argument("--frames", type=int, default=40, help="frames per sample video")
     demo.set_defaults(fn=cmd_demo, state_dir=None)

@@ -28,6 +28,7 @@ def stack_from_args(args: argparse.Namespace) -> Stack:
         embedder_replicas=args.embedders,
         backend=args.backend,
         http_port=args.http_port,
+        tls_dir=args.tls_dir,
     )
 
 
@@ -127,13 +128,13 @@ def run_once(
 
 def _with_stack(args: argparse.Namespace, body: Any) -> int:
     if args.address:
-        with ApiWorkflowClient(address=args.address) as client:
+        with ApiWorkflowClient(address=args.address, ca_cert=args.ca_cert) as client:
             return int(body(client))
     stack = stack_from_args(args)
     print("datapool: starting the services (first start loads the model)...", flush=True)
     stack.start()
     try:
-        with ApiWorkflowClient(address=stack.address) as client:
+        with ApiWorkflowClient(address=stack.address, ca_cert=stack.ca_cert) as client:
             return int(body(client))
     finally:
         stack.stop()

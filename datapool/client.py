@@ -15,6 +15,7 @@ import grpc
 
 from datapool.channels import make_channel, retry_service_config
 from datapool.client_models import (
+    ApiError,
     ComputeWorkerRun,
     ComputeWorkerRunInfo,
     DatasetType,
@@ -35,6 +36,7 @@ from datapool.storage.locations import (
     parse_container_path,
     s3_location,
 )
+from datapool.tls import CA_ENV, TLSFileError, ca_cert_path, channel_credentials, explain_connection_error
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -63,17 +65,31 @@ class ApiWorkflowClient:
     """Talks to the datapool scheduler over gRPC.
 
     `address` defaults to $DATAPOOL_ADDRESS, then 127.0.0.1:50051; `token` to $DATAPOOL_TOKEN.
+    `ca_cert`: the path of the CA certificate that signed the scheduler's (TLS), default
+    $DATAPOOL_CA_CERT; neither: plaintext.
     """
 
     def __init__(
-        self, token: str | None = None, address: str | None = None, timeout: float = DEFAULT_CALL_DEADLINE_S
+        self,
+        token: str | None = None,
+        address: str | None = None,
+        timeout: float = DEFAULT_CALL_DEADLINE_S,
+        ca_cert: str | os.PathLike[str] | None = None,
     ) -> None:
         self.address = address or os.environ.get("DATAPOOL_ADDRESS") or DEFAULT_ADDRESS
         token = token if token is not None else os.environ.get("DATAPOOL_TOKEN")
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
+        self.ca_cert = ca_cert_path(ca_cert)
+        try:
+            credentials = channel_credentials(self.ca_cert) if self.ca_cert is not None else None
+        except TLSFileError as e:
+            raise ValueError(f"ca_cert / ${CA_ENV}: {e}") from None
         self._channel = make_channel(
-            self.address, retry_service_config("datapool.v1.Scheduler", _IDEMPOTENT), _CLIENT_KEEPALIVE
+            self.address,
+            retry_service_config("datapool.v1.Scheduler", _IDEMPOTENT),
+            _CLIENT_KEEPALIVE,
+            credentials,
         )
         self._stub = scheduler_pb2_grpc.SchedulerStub(self._channel)
         self._dataset_id: str | None = None
@@ -91,7 +107,7 @@ class ApiWorkflowClient:
         try:
             return fn(request, timeout=timeout or self._timeout, metadata=self._metadata)
         except grpc.RpcError as e:
-            raise api_error(e) from None
+            raise self._error(e) from None
 
     def _stream(
         self, fn: Callable[..., Iterator[T]], request: Any, timeout: float | None = None
@@ -99,7 +115,16 @@ class ApiWorkflowClient:
         try:
             yield from fn(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as e:
-            raise api_error(e) from None
+            raise self._error(e) from None
+
+    def _error(self, e: grpc.RpcError) -> ApiError:
+        """The call's error; a connection that failed over TLS (or the lack of it) says so in words."""
+        error = api_error(e)
+        if error.code == grpc.StatusCode.UNAVAILABLE:
+            explained = explain_connection_error(error.message, self.address, self.ca_cert)
+            if explained is not None:
+                return ApiError(error.code, explained)
+        return error
 
     # datasets
 
@@ -289,9 +314,22 @@ class ApiWorkflowClient:
     def download_compute_worker_run_report_html(
         self, run: ComputeWorkerRun | str, output_path: str | os.PathLike[str]
     ) -> None:
-        """Writes the run's self-contained report.html (figures, picks, timings) to `output_path`."""
-        request = scheduler_pb2.GetRunRequest(run_id=run if isinstance(run, str) else run.id)
-        Path(output_path).write_bytes(self._call(self._stub.GetRunReportHtml, request).html)
+        """Writes the run's self-contained report.html (plots, picks, seconds per stage) to `output_path`."""
+        run_id = run if isinstance(run, str) else run.id
+        report = self._call(self._stub.GetRunReportHtml, scheduler_pb2.GetRunRequest(run_id=run_id))
+        Path(output_path).write_bytes(report.html)
+
+    def export_view_frames(self, with_cache: bool = True) -> Iterator[scheduler_pb2.ViewFrames]:
+        """The current dataset's pooled frames with vectors, then (`with_cache`) the embedding
+        cache's frames the pool does not hold; what `datapool view` draws."""
+        request = scheduler_pb2.ExportViewFramesRequest(dataset_id=self.dataset_id, with_cache=with_cache)
+        return self._stream(self._stub.ExportViewFrames, request, timeout=EXPORT_EMBEDDINGS_DEADLINE_S)
+
+    def read_frame(self, key: str) -> scheduler_pb2.FrameImage:
+        """A rendered frame of the current dataset's pool (`frames/<run id>/<name>`)."""
+        return self._call(
+            self._stub.ReadFrame, scheduler_pb2.ReadFrameRequest(dataset_id=self.dataset_id, key=key)
+        )
 
     # tags and exports
 

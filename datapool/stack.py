@@ -22,6 +22,8 @@ from typing import IO
 from datapool.channels import wait_healthy
 from datapool.internal_token import TOKEN_FILE_ENV, TOKEN_FILE_OPTION, ensure_token_file
 from datapool.secret_key import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION, ensure_key_file
+from datapool.tls import CA_ENV, channel_credentials
+from datapool.tls_certs import ensure_local_tls
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class Stack:
         backend: str = "auto",
         log_level: str = "INFO",
         http_port: int | None = None,
+        tls_dir: Path | None = None,
     ) -> None:
         self.state_dir = state_dir.absolute()
         self.host = host
@@ -96,12 +99,31 @@ class Stack:
         # would show in `ps` to every local user.
         self.internal_token_file = ensure_token_file(self.state_dir / "internal.token")
         token_args = [TOKEN_FILE_OPTION, str(self.internal_token_file)]
+        # TLS on every hop from one local CA; the scheduler's certificate is its client
+        # certificate towards the selector and embedders, which ask for one (mutual TLS).
+        self.tls = ensure_local_tls(tls_dir, hosts=[host]) if tls_dir is not None else None
+        tls_args = (
+            [
+                "--tls-cert",
+                str(self.tls.cert),
+                "--tls-key",
+                str(self.tls.key),
+                "--tls-ca",
+                str(self.tls.ca_cert),
+            ]
+            if self.tls is not None
+            else []
+        )
+        self._credentials = (
+            channel_credentials(self.tls.ca_cert, self.tls.cert, self.tls.key) if self.tls else None
+        )
         selector_port = free_port(host)
         self.selector = _Child(
             "selector",
             [
                 "services.selector",
                 *token_args,
+                *tls_args,
                 "--host",
                 host,
                 "--port",
@@ -121,6 +143,7 @@ class Stack:
                     [
                         "services.embedder",
                         *token_args,
+                        *tls_args,
                         "--host",
                         host,
                         "--port",
@@ -141,6 +164,7 @@ class Stack:
                 "services.scheduler",
                 *secret_args,
                 *token_args,
+                *tls_args,
                 "--host",
                 host,
                 "--port",
@@ -195,9 +219,16 @@ class Stack:
     def address(self) -> str:
         return self.scheduler.address
 
+    @property
+    def ca_cert(self) -> Path | None:
+        """The CA certificate clients trust (`ca_cert=`, $DATAPOOL_CA_CERT); None without TLS."""
+        return self.tls.ca_cert if self.tls else None
+
     def _env(self, child: _Child) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if child is self.gateway and self.tls is not None:
+            env[CA_ENV] = str(self.tls.ca_cert)  # the gateway is a client of the scheduler
         # The flag names the stack's own token; one from the caller's environment must not differ.
         env.pop(TOKEN_FILE_ENV, None)
         if child is not self.scheduler:
@@ -218,7 +249,11 @@ class Stack:
                         f"{child.name} exited with code {child.proc.returncode} during start-up; "
                         f"see {child.log_path}"
                     )
-                if (_http_healthy if child.http else wait_healthy)(child.address, timeout=1.0):
+                if (
+                    _http_healthy(child.address, timeout=1.0)
+                    if child.http
+                    else wait_healthy(child.address, timeout=1.0, credentials=self._credentials)
+                ):
                     break
                 if time.monotonic() > deadline:
                     self.stop()

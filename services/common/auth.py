@@ -8,7 +8,7 @@ makes to them. Health and reflection stay open, so probes need no credentials.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import grpc
@@ -47,16 +47,22 @@ def _sent_token(details: grpc.HandlerCallDetails) -> str:
 
 
 class TokenInterceptor(grpc.ServerInterceptor):
-    """Refuses every call but health and reflection unless it carries `token`.
+    """Refuses every call but health and reflection unless it carries an accepted token.
 
+    `tokens`: one token, or a function giving the tokens accepted now (several while one is
+    rotated out: `services.common.token_file`), asked on every call.
     `missing` and `refused` are the UNAUTHENTICATED messages for no token and a wrong one;
     each says where the caller gets the right token.
     """
 
-    def __init__(self, token: str, *, missing: str, refused: str) -> None:
-        if not token:
-            raise ValueError("TokenInterceptor needs a non-empty token")
-        self._token = token.encode()
+    def __init__(self, tokens: str | Callable[[], Sequence[bytes]], *, missing: str, refused: str) -> None:
+        if isinstance(tokens, str):
+            if not tokens:
+                raise ValueError("TokenInterceptor needs a non-empty token")
+            fixed = (tokens.encode(),)
+            self._tokens: Callable[[], Sequence[bytes]] = lambda: fixed
+        else:
+            self._tokens = tokens
         self._missing = missing
         self._refused = refused
 
@@ -69,7 +75,9 @@ class TokenInterceptor(grpc.ServerInterceptor):
         sent = _sent_token(handler_call_details)
         if not sent:
             return _deny(handler, self._missing)
-        if not hmac.compare_digest(sent.encode(), self._token):
+        sent_bytes = sent.encode()
+        # Compared with every token (no early exit), so the time taken says nothing about which matched.
+        if not any([hmac.compare_digest(sent_bytes, t) for t in self._tokens()]):
             return _deny(handler, self._refused)
         return handler
 

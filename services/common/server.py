@@ -50,7 +50,12 @@ class ServiceServer:
         service_names: list[str],
         max_workers: int = 16,
         interceptors: Sequence[grpc.ServerInterceptor] = (),
+        credentials: grpc.ServerCredentials | None = None,
+        health_address: str | None = None,
     ) -> None:
+        """`credentials`: TLS on `address` (plaintext callers are refused), from
+        `services.common.tls_args`. `health_address`: also answer health checks, and nothing
+        else, in plaintext there (Kubernetes' gRPC probes cannot speak TLS)."""
         self.name = name
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name),
@@ -68,14 +73,27 @@ class ServiceServer:
             ],
             self.server,
         )
-        self.port = self.server.add_insecure_port(address)
+        if credentials is not None:
+            self.port = self.server.add_secure_port(address, credentials)
+        else:
+            self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise RuntimeError(f"{name}: cannot bind {address}")
+        self.health_server: grpc.Server | None = None
+        self.health_port = 0
+        if health_address is not None:
+            self.health_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_port = self.health_server.add_insecure_port(health_address)
+            if self.health_port == 0:
+                raise RuntimeError(f"{name}: cannot bind the health address {health_address}")
         self._service_names = service_names
         self._stopped = threading.Event()
 
     def start(self) -> None:
         self.server.start()
+        if self.health_server is not None:
+            self.health_server.start()
         for service in ["", *self._service_names]:
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("%s listening on port %d", self.name, self.port)
@@ -86,6 +104,8 @@ class ServiceServer:
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.health_server is not None:
+            self.health_server.stop(None)
         log.info("%s stopped", self.name)
 
     def serve_until_signal(self, grace: float = GRACE_SECONDS) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from datapool.errors import DatapoolError
 from services.common.server import setup_logging
 from services.common.startup import add_internal_token_args, internal_token_from_args
+from services.common.tls_args import MUTUAL_CA_HELP, add_tls_args, health_address, tls_from_args
 from services.embedder.backends import BACKEND_NAMES, BackendOptions, load_backend
 from services.embedder.backends.tensorrt_engine import CACHE_ENV
 from services.embedder.hwdecode import use_device
@@ -64,9 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--port-file", type=Path, default=None, help="write the bound port here (useful with --port 0)"
     )
     add_internal_token_args(parser)
+    add_tls_args(parser, MUTUAL_CA_HELP)
     args = parser.parse_args(argv)
     # Checked before the model loads, so a missing token fails in a second, not a minute.
     args.internal_token = internal_token_from_args(parser, args)
+    args.tls = tls_from_args(parser, args)
     return args
 
 
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         options=options,
         internal_token=args.internal_token,
         allowed=allowed,
+        credentials=args.tls.server(require_client_auth=True) if args.tls else None,
+        health_address=health_address(args),
     )
     if args.port_file is not None:
         args.port_file.write_text(f"{server.port}\n")

@@ -21,12 +21,15 @@ def make_server(
     options: BackendOptions | None = None,
     internal_token: str | None = None,
     allowed: AllowedRoots | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    health_address: str | None = None,
 ) -> ServiceServer:
     """A bound, not yet started server; `.port` is the port actually bound (for port 0).
 
     `backend` serves requests that name no backend; `options` load any other a run asks for.
     With `internal_token`, every call but health and reflection must carry it; with
-    `allowed` roots, local datasources outside them are refused.
+    `allowed` roots, local datasources outside them are refused. `credentials` and
+    `health_address`: TLS, as in `ServiceServer`.
     """
     servicer = EmbedderServicer(BackendSet(backend, options), allowed)
 
@@ -35,5 +38,12 @@ def make_server(
 
     interceptors = [internal_token_interceptor(internal_token, "embedder")] if internal_token else []
     return ServiceServer(
-        "embedder", address, register, [SERVICE_NAME], max_workers=max_workers, interceptors=interceptors
+        "embedder",
+        address,
+        register,
+        [SERVICE_NAME],
+        max_workers=max_workers,
+        interceptors=interceptors,
+        credentials=credentials,
+        health_address=health_address,
     )

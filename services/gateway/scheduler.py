@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from datapool.channels import make_channel, retry_service_config
+from datapool.tls import client_credentials
 from datapool.v1 import scheduler_pb2_grpc
 
 T = TypeVar("T")
@@ -16,7 +17,12 @@ _IDEMPOTENT = ["GetDataset", "ListDatasets", "GetRun", "GetRunReport", "ListTags
 class Scheduler:
     def __init__(self, address: str) -> None:
         self.address = address
-        self._channel = make_channel(address, retry_service_config("datapool.v1.Scheduler", _IDEMPOTENT))
+        # TLS when $DATAPOOL_CA_CERT names the scheduler's CA (`datapool up --tls-dir` sets it).
+        self._channel = make_channel(
+            address,
+            retry_service_config("datapool.v1.Scheduler", _IDEMPOTENT),
+            credentials=client_credentials(),
+        )
         self.stub = scheduler_pb2_grpc.SchedulerStub(self._channel)
 
     def close(self) -> None:

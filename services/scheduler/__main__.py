@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 import grpc
@@ -14,7 +13,8 @@ from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.common.secrets import SecretKeyError, install_log_scrubbing, load_secret_box
 from services.common.server import ServiceServer, setup_logging
 from services.common.startup import add_internal_token_args, internal_token_from_args
-from services.scheduler.auth import user_token_interceptor
+from services.common.tls_args import SCHEDULER_CA_HELP, add_tls_args, health_address, tls_from_args
+from services.scheduler.auth import add_token_file_arg, user_token_interceptor, user_tokens_from_args
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB
 from services.scheduler.pipeline import RunPipeline
@@ -48,12 +48,15 @@ def main(argv: list[str] | None = None) -> None:
         f"(default: ${KEY_FILE_ENV}, then the key itself in ${KEY_ENV})",
     )
     add_internal_token_args(parser)
+    add_token_file_arg(parser)
+    add_tls_args(parser, SCHEDULER_CA_HELP, server_name=True)
     args = parser.parse_args(argv)
     if args.embed_streams < 0:
         parser.error(f"--embed-streams must be >= 0, got {args.embed_streams}")
     setup_logging(args.log_level)
     install_log_scrubbing()
     internal_token = internal_token_from_args(parser, args)
+    tls = tls_from_args(parser, args)
     try:
         box = load_secret_box(args.secret_key_file)
     except SecretKeyError as e:
@@ -66,14 +69,16 @@ def main(argv: list[str] | None = None) -> None:
             KEY_ENV,
         )
 
-    token = os.environ.get("DATAPOOL_TOKEN", "")
+    token = user_tokens_from_args(parser, args)
     db = MetadataDB(args.state_dir / "datapool.sqlite3")
     datasources = DatasourceCatalog(db, box)
-    selector = SelectorClient(args.selector, token=internal_token)
+    internal_tls = tls.channel() if tls else None
+    selector = SelectorClient(args.selector, token=internal_token, tls=internal_tls)
     embedders = EmbedderPool(
         (a.strip() for a in args.embedder.split(",") if a.strip()),
         token=internal_token,
         streams=args.embed_streams or None,
+        tls=internal_tls,
     )
     runs = RunManager(db, RunPipeline(embedders, selector), args.max_concurrent_runs, datasources)
     servicer = SchedulerServicer(db, runs, selector, datasources)
@@ -87,9 +92,14 @@ def main(argv: list[str] | None = None) -> None:
         register,
         [scheduler_pb2.DESCRIPTOR.services_by_name["Scheduler"].full_name],
         interceptors=[user_token_interceptor(token)] if token else [],
+        # Clients show no certificate (their token is the credential): TLS without client auth.
+        credentials=tls.server(require_client_auth=False) if tls else None,
+        health_address=health_address(args),
     )
     if not token:
-        log.warning("DATAPOOL_TOKEN is not set: the scheduler accepts calls without a token")
+        log.warning(
+            "neither DATAPOOL_TOKEN nor a token file is set: the scheduler accepts calls without a token"
+        )
     try:
         server.serve_until_signal()
     finally:

@@ -9,6 +9,7 @@ import os
 from services.common.auth import internal_token_interceptor
 from services.common.server import ServiceServer, setup_logging
 from services.common.startup import add_internal_token_args, internal_token_from_args
+from services.common.tls_args import MUTUAL_CA_HELP, add_tls_args, health_address, tls_from_args
 from services.selector.cached_loads import DEFAULT_MAX_STAGED_BYTES, StagedCacheLoads
 from services.selector.run_vectors import DEFAULT_MAX_RUN_MEMORY_BYTES
 from services.selector.service import SelectorService
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         "--spill-dir", default=None, help="directory of the spill files (default: the system's temp dir)"
     )
     add_internal_token_args(parser)
+    add_tls_args(parser, MUTUAL_CA_HELP)
     args = parser.parse_args(argv)
     if args.max_staged_cache_mb < 0:
         parser.error(f"--max-staged-cache-mb must be >= 0, got {args.max_staged_cache_mb}")
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--spill-dir {args.spill_dir!r} is not a directory")
     setup_logging(args.log_level)
     token = internal_token_from_args(parser, args)
+    tls = tls_from_args(parser, args)
     loads = StagedCacheLoads(max_bytes=args.max_staged_cache_mb << 20)
     service = SelectorService(
         cached_loads=loads, max_run_memory_bytes=args.max_run_memory_mb << 20, spill_dir=args.spill_dir
@@ -55,7 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     serve = functools.partial(register, servicer=servicer)
     interceptors = [internal_token_interceptor(token, "selector")] if token else []
     server = ServiceServer(
-        "selector", f"{args.host}:{args.port}", serve, [SERVICE_NAME], interceptors=interceptors
+        "selector",
+        f"{args.host}:{args.port}",
+        serve,
+        [SERVICE_NAME],
+        interceptors=interceptors,
+        credentials=tls.server(require_client_auth=True) if tls else None,
+        health_address=health_address(args),
     )
     server.serve_until_signal()
 

@@ -98,8 +98,10 @@ READY_TIMEOUT_S = 240.0
 
 
 @contextlib.contextmanager
-def running_stack(base: Path, token: str, extra_env: dict[str, str] | None = None) -> Iterator[RunningStack]:
-    """`datapool up` as a user runs it; stops it with SIGTERM and checks it stops cleanly and fast."""
+def running_stack(
+    base: Path, token: str, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[RunningStack]:
+    """`datapool up [args]` as a user runs it; stops it with SIGTERM and checks it stops cleanly and fast."""
     import pytest
 
     from datapool.stack import free_port
@@ -109,7 +111,11 @@ def running_stack(base: Path, token: str, extra_env: dict[str, str] | None = Non
     port = free_port()
     env = dict(os.environ, DATAPOOL_TOKEN=token, DATAPOOL_FAULT_DIR=str(fault_dir), **(extra_env or {}))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "datapool.cli", "up", "--port", str(port), "--state-dir", str(base / "state")],
+        [
+            sys.executable,
+            *("-m", "datapool.cli", "up", "--port", str(port), "--state-dir", str(base / "state")),
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
