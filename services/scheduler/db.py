@@ -1,162 +1,114 @@
-"""The scheduler's metadata: datasets, datasources and runs in an embedded SQLite database.
+"""The scheduler's metadata: datasets, datasources and runs, in SQLite (one host) or Postgres (a cluster).
 
-Pool contents (frames, embeddings, tags) are not here: they live in the pool
-datasource, whose manifests are the only source of truth for them.
+One code path on SQLAlchemy Core for both; the schema is versioned by Alembic
+(services/scheduler/store/migrations). Pool contents (frames, embeddings, tags) are not here:
+they live in the pool datasource, whose manifests are the only source of truth for them.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
 from datapool.errors import AlreadyExists, NotFound
+from services.scheduler.store import migrate
+from services.scheduler.store.engine import open_engine
+from services.scheduler.store.rows import (
+    DatasetRow,
+    RunRow,
+    dataset_row,
+    new_id,
+    now_ms,
+    run_columns,
+    run_row,
+)
+from services.scheduler.store.schema import datasets, datasources, runs
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS datasets (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    type INTEGER NOT NULL,
-    created_unix_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS datasources (
-    dataset_id TEXT NOT NULL REFERENCES datasets(id),
-    purpose INTEGER NOT NULL,
-    location BLOB NOT NULL,
-    PRIMARY KEY (dataset_id, purpose)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    dataset_id TEXT NOT NULL REFERENCES datasets(id),
-    state INTEGER NOT NULL,
-    message TEXT NOT NULL,
-    config TEXT NOT NULL,
-    progress TEXT NOT NULL,
-    report TEXT,
-    tag_names TEXT NOT NULL,
-    pool_version INTEGER NOT NULL,
-    created_unix_ms INTEGER NOT NULL,
-    updated_unix_ms INTEGER NOT NULL
-);
-"""
-
-
-def new_id() -> str:
-    """24 hex digits (96 random bits): the shape of Lightly's object ids, so the REST gateway
-    (services/gateway) passes dataset and run ids through unchanged."""
-    return uuid.uuid4().hex[:24]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class DatasetRow:
-    id: str
-    name: str
-    type: int
-    created_unix_ms: int
-
-
-@dataclass(frozen=True)
-class RunRow:
-    id: str
-    dataset_id: str
-    state: int
-    message: str
-    config: dict[str, Any]
-    progress: dict[str, int]
-    report: dict[str, Any] | None
-    tag_names: list[str]
-    pool_version: int
-    created_unix_ms: int
-    updated_unix_ms: int
+__all__ = ["DatasetRow", "MetadataDB", "RunRow", "new_id", "now_ms"]
 
 
 class MetadataDB:
-    """Thread-safe access to the scheduler's SQLite file (WAL mode, one connection, one lock)."""
+    """Thread-safe access to the store named by a database URL (a Path is a SQLite file).
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        # Outside a transaction: journal_mode cannot change inside one, and
-        # executescript commits on its own.
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
+    `migrate=True` brings the schema to this code's version first; False only checks that it is
+    (a chart whose hook Job ran `datapool migrate`). Either way a newer schema is refused.
+    """
+
+    def __init__(self, url: str | Path, *, migrate_schema: bool = True) -> None:
+        self.engine = open_engine(url)
+        # SQLite takes one writer at a time per file: queue this process's own transactions
+        # here rather than on "database is locked" retries. Postgres needs no such lock.
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._lock: threading.Lock | nullcontext[None] = threading.Lock() if sqlite else nullcontext()
+        try:
+            (migrate.upgrade if migrate_schema else migrate.check)(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.engine.dispose()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
+    def _tx(self) -> Iterator[Connection]:
+        with self._lock, self.engine.begin() as c:
+            yield c
 
     # datasets
 
     def create_dataset(self, name: str, dataset_type: int) -> DatasetRow:
         row = DatasetRow(id=new_id(), name=name, type=dataset_type, created_unix_ms=now_ms())
-        with self._tx() as c:
-            try:
-                c.execute(
-                    "INSERT INTO datasets (id, name, type, created_unix_ms) VALUES (?, ?, ?, ?)",
-                    (row.id, row.name, row.type, row.created_unix_ms),
-                )
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(f"a dataset named {name!r} already exists") from None
+        try:
+            with self._tx() as c:
+                c.execute(insert(datasets).values(**row.__dict__))
+        except IntegrityError:
+            raise AlreadyExists(f"a dataset named {name!r} already exists") from None
         return row
 
     def get_dataset(self, *, dataset_id: str | None = None, name: str | None = None) -> DatasetRow:
+        if dataset_id is not None:
+            where = datasets.c.id == dataset_id
+            missing = f"no dataset with id {dataset_id!r}"
+        else:
+            where = datasets.c.name == name
+            missing = f"no dataset named {name!r}"
         with self._tx() as c:
-            if dataset_id is not None:
-                r = c.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
-                missing = f"no dataset with id {dataset_id!r}"
-            else:
-                r = c.execute("SELECT * FROM datasets WHERE name = ?", (name,)).fetchone()
-                missing = f"no dataset named {name!r}"
+            r = c.execute(select(datasets).where(where)).mappings().first()
         if r is None:
             raise NotFound(missing)
-        return DatasetRow(*r)
+        return dataset_row(r)
 
     def list_datasets(self) -> list[DatasetRow]:
         with self._tx() as c:
-            rows = c.execute("SELECT * FROM datasets ORDER BY created_unix_ms").fetchall()
-        return [DatasetRow(*r) for r in rows]
+            rows = c.execute(select(datasets).order_by(datasets.c.created_unix_ms)).mappings().all()
+        return [dataset_row(r) for r in rows]
 
     # datasources
 
     def set_datasource(self, dataset_id: str, purpose: int, location: bytes) -> None:
+        key = (datasources.c.dataset_id == dataset_id) & (datasources.c.purpose == purpose)
         with self._tx() as c:
-            c.execute(
-                "INSERT INTO datasources (dataset_id, purpose, location) VALUES (?, ?, ?) "
-                "ON CONFLICT (dataset_id, purpose) DO UPDATE SET location = excluded.location",
-                (dataset_id, purpose, location),
-            )
+            # Portable upsert: one row per (dataset, purpose), written under the transaction.
+            changed = c.execute(update(datasources).where(key).values(location=location)).rowcount
+            if not changed:
+                row = {"dataset_id": dataset_id, "purpose": purpose, "location": location}
+                c.execute(insert(datasources).values(**row))
 
     def get_datasource(self, dataset_id: str, purpose: int) -> bytes | None:
+        key = (datasources.c.dataset_id == dataset_id) & (datasources.c.purpose == purpose)
         with self._tx() as c:
-            r = c.execute(
-                "SELECT location FROM datasources WHERE dataset_id = ? AND purpose = ?", (dataset_id, purpose)
-            ).fetchone()
+            r = c.execute(select(datasources.c.location).where(key)).first()
         return None if r is None else bytes(r[0])
 
     # runs
@@ -177,21 +129,7 @@ class MetadataDB:
             updated_unix_ms=t,
         )
         with self._tx() as c:
-            c.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
-                (
-                    row.id,
-                    row.dataset_id,
-                    row.state,
-                    row.message,
-                    json.dumps(row.config),
-                    json.dumps(row.progress),
-                    json.dumps(row.tag_names),
-                    row.pool_version,
-                    row.created_unix_ms,
-                    row.updated_unix_ms,
-                ),
-            )
+            c.execute(insert(runs).values(**run_columns(row)))
         return row
 
     def update_run(
@@ -205,8 +143,7 @@ class MetadataDB:
         tag_names: list[str] | None = None,
         pool_version: int | None = None,
     ) -> RunRow:
-        sets: list[str] = ["updated_unix_ms = ?"]
-        args: list[Any] = [now_ms()]
+        values: dict[str, Any] = {"updated_unix_ms": now_ms()}
         for column, value in (
             ("state", state),
             ("message", message),
@@ -216,46 +153,24 @@ class MetadataDB:
             ("pool_version", pool_version),
         ):
             if value is not None:
-                sets.append(f"{column} = ?")
-                args.append(value)
+                values[column] = value
         with self._tx() as c:
-            c.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*args, run_id))
+            c.execute(update(runs).where(runs.c.id == run_id).values(**values))
         return self.get_run(run_id)
 
     def get_run(self, run_id: str) -> RunRow:
         with self._tx() as c:
-            r = c.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            r = c.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
         if r is None:
             raise NotFound(f"no run with id {run_id!r}")
-        return _run_row(r)
+        return run_row(r)
 
     def runs_in_states(self, states: tuple[int, ...]) -> list[RunRow]:
-        marks = ",".join("?" * len(states))
+        query = select(runs).where(runs.c.state.in_(states)).order_by(runs.c.created_unix_ms)
         with self._tx() as c:
-            rows = c.execute(
-                f"SELECT * FROM runs WHERE state IN ({marks}) ORDER BY created_unix_ms", states
-            ).fetchall()
-        return [_run_row(r) for r in rows]
+            return [run_row(r) for r in c.execute(query).mappings().all()]
 
     def runs_of_dataset(self, dataset_id: str) -> list[RunRow]:
+        query = select(runs).where(runs.c.dataset_id == dataset_id).order_by(runs.c.created_unix_ms)
         with self._tx() as c:
-            rows = c.execute(
-                "SELECT * FROM runs WHERE dataset_id = ? ORDER BY created_unix_ms", (dataset_id,)
-            ).fetchall()
-        return [_run_row(r) for r in rows]
-
-
-def _run_row(r: tuple[Any, ...]) -> RunRow:
-    return RunRow(
-        id=r[0],
-        dataset_id=r[1],
-        state=r[2],
-        message=r[3],
-        config=json.loads(r[4]),
-        progress=json.loads(r[5]),
-        report=None if r[6] is None else json.loads(r[6]),
-        tag_names=json.loads(r[7]),
-        pool_version=r[8],
-        created_unix_ms=r[9],
-        updated_unix_ms=r[10],
-    )
+            return [run_row(r) for r in c.execute(query).mappings().all()]

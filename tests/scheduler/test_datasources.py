@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +18,16 @@ from services.scheduler.db import MetadataDB
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[MetadataDB]:
-    db = MetadataDB(tmp_path / "state" / "datapool.sqlite3")
-    yield db
-    db.close()
+def db(make_db: Callable[[], MetadataDB]) -> MetadataDB:
+    return make_db()
 
 
-def _raw_state(tmp_path: Path) -> bytes:
+def _raw_state(db: MetadataDB, tmp_path: Path) -> bytes:
+    if db.is_postgres:
+        # Every stored value of every table, as Postgres hands it out.
+        with db.engine.connect() as c:
+            tables = ("datasets", "datasources", "runs")
+            return b"".join(repr(r).encode() for t in tables for r in c.exec_driver_sql(f"SELECT * FROM {t}"))
     # The database file and its write-ahead log: a secret in either is on disk.
     return b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
 
@@ -37,7 +40,7 @@ def test_credentials_are_encrypted_at_rest(db: MetadataDB, tmp_path: Path) -> No
     catalog.set(ds.id, scheduler_pb2.LIGHTLY, azure_location(), verify=False)
     assert catalog.get(ds.id, scheduler_pb2.INPUT) == s3_location()
     assert catalog.get(ds.id, scheduler_pb2.LIGHTLY) == azure_location()
-    raw = _raw_state(tmp_path)
+    raw = _raw_state(db, tmp_path)
     for needle in (SECRET, SAS, "sig=", "AKIAEXAMPLE123", key.decode()):
         assert needle.encode() not in raw, needle
 

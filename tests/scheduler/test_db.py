@@ -1,18 +1,31 @@
-"""The scheduler's SQLite metadata survives a restart and refuses duplicates."""
+"""The scheduler's metadata store, on SQLite and on Postgres: it survives a restart, refuses
+duplicates, migrates its schema (Alembic) and refuses a schema newer than the code."""
 
 from __future__ import annotations
 
+import multiprocessing
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from postgres_server import PostgresServer
+from sqlalchemy import text
 
-from datapool.errors import AlreadyExists, NotFound
+from datapool.cli import main as datapool_main
+from datapool.errors import AlreadyExists, InvalidArgument, NotFound
 from datapool.v1 import scheduler_pb2
+from services.scheduler.__main__ import main as scheduler_main
 from services.scheduler.db import MetadataDB
+from services.scheduler.store.engine import open_engine
+from services.scheduler.store.migrate import SchemaError, code_head, upgrade
+from services.scheduler.store.schema import metadata
 
 
-def test_datasets_and_runs_persist(tmp_path: Path) -> None:
-    db = MetadataDB(tmp_path / "state.sqlite3")
+def test_datasets_and_runs_persist_across_a_restart(make_db: Callable[[], MetadataDB]) -> None:
+    db = make_db()
     ds = db.create_dataset("videos", scheduler_pb2.VIDEOS)
     with pytest.raises(AlreadyExists, match="'videos' already exists"):
         db.create_dataset("videos", scheduler_pb2.VIDEOS)
@@ -22,7 +35,7 @@ def test_datasets_and_runs_persist(tmp_path: Path) -> None:
     db.update_run(run.id, state=scheduler_pb2.EMBEDDING, progress={"files_done": 2}, tag_names=["t"])
     db.close()
 
-    again = MetadataDB(tmp_path / "state.sqlite3")
+    again = make_db()
     assert again.get_dataset(name="videos").id == ds.id
     assert again.get_datasource(ds.id, scheduler_pb2.INPUT) == b"loc-2"
     assert again.get_datasource(ds.id, scheduler_pb2.LIGHTLY) is None
@@ -31,8 +44,103 @@ def test_datasets_and_runs_persist(tmp_path: Path) -> None:
     assert row.progress == {"files_done": 2}
     assert row.tag_names == ["t"]
     assert row.config == {"a": 1}
+    assert row.created_unix_ms > 2**31  # milliseconds: BIGINT on Postgres
     assert [r.id for r in again.runs_in_states((scheduler_pb2.EMBEDDING,))] == [run.id]
     with pytest.raises(NotFound, match="no dataset named 'other'"):
         again.get_dataset(name="other")
     with pytest.raises(NotFound, match="no run with id"):
         again.get_run("missing")
+
+
+def test_the_migrated_schema_is_the_one_the_code_reads(make_db: Callable[[], MetadataDB]) -> None:
+    db = make_db()
+    with db.engine.connect() as c:
+        assert compare_metadata(MigrationContext.configure(c), metadata) == []
+        assert MigrationContext.configure(c).get_current_revision() == code_head()
+
+
+def test_a_schema_newer_than_the_code_is_refused(
+    make_db: Callable[[], MetadataDB], database_url: str
+) -> None:
+    db = make_db()
+    with db.engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    for migrate_schema in (True, False):
+        with pytest.raises(SchemaError, match="'9999_from_the_future', newer than this scheduler knows"):
+            MetadataDB(database_url, migrate_schema=migrate_schema)
+
+
+def test_a_scheduler_refuses_to_start_on_a_newer_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'meta.sqlite3'}"
+    MetadataDB(url).close()
+    with sqlite3.connect(tmp_path / "meta.sqlite3") as c:
+        c.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    c.close()
+    args = ["--state-dir", str(tmp_path), "--database-url", url, "--selector", "x:1", "--embedder", "x:2"]
+    with pytest.raises(SystemExit) as exit_:
+        scheduler_main([*args, "--insecure-no-internal-token"])
+    assert exit_.value.code == 2
+    assert "scheduler: the database sqlite:///" in capsys.readouterr().err
+
+
+def test_no_migrate_refuses_an_unmigrated_store_until_datapool_migrate_ran(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SchemaError, match=r"at schema none, .* run `datapool migrate"):
+        MetadataDB(database_url, migrate_schema=False)
+    with pytest.raises(SystemExit) as exit_:
+        datapool_main(["migrate", "--database-url", database_url])
+    assert exit_.value.code == 0
+    assert f"is at schema {code_head()}" in capsys.readouterr().out
+    MetadataDB(database_url, migrate_schema=False).close()
+
+
+def _migrate_in_a_new_process(url: str) -> None:
+    engine = open_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+def test_replicas_migrating_one_postgres_at_once_all_succeed(postgres: PostgresServer) -> None:
+    # Three processes, as replicas starting together: they take turns on an advisory lock
+    # instead of racing to CREATE TABLE alembic_version (forked: no second import of everything).
+    url = postgres.new_database()
+    procs = [
+        multiprocessing.get_context("fork").Process(target=_migrate_in_a_new_process, args=(url,))
+        for _ in range(3)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    MetadataDB(url, migrate_schema=False).close()
+
+
+def test_a_state_directory_from_before_migrations_is_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "datapool.sqlite3"
+    with sqlite3.connect(path) as c:
+        c.executescript(
+            "CREATE TABLE datasets (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, type INTEGER NOT NULL,"
+            " created_unix_ms INTEGER NOT NULL);"
+            "INSERT INTO datasets VALUES ('abc', 'old', 1, 5);"
+            "CREATE TABLE datasources (dataset_id TEXT NOT NULL REFERENCES datasets(id), purpose INTEGER"
+            " NOT NULL, location BLOB NOT NULL, PRIMARY KEY (dataset_id, purpose));"
+        )
+    c.close()
+    db = MetadataDB(path)
+    try:
+        assert db.get_dataset(name="old").id == "abc"
+        assert db.runs_of_dataset("abc") == []
+    finally:
+        db.close()
+
+
+def test_a_bad_database_url_names_the_option_and_hides_the_password() -> None:
+    with pytest.raises(InvalidArgument, match=r"--database-url .*unsupported database 'mysql'") as err:
+        open_engine("mysql://user:hunter2@db/x")
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(InvalidArgument, match="--database-url '<unparseable>' is not a database URL"):
+        open_engine("not a url")

@@ -4,6 +4,7 @@ backend, a commit that loses a race, and work done once per run."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,10 @@ def test_a_backend_the_embedders_refuse_fails_the_run_naming_the_config_key(tmp_
     assert sum(r.embed_calls for r in replicas) == 1
 
 
-def test_a_refused_backend_ends_the_run_failed_with_the_key_in_its_message(tmp_path: Path) -> None:
-    db = MetadataDB(tmp_path / "state.sqlite3")
+def test_a_refused_backend_ends_the_run_failed_with_the_key_in_its_message(
+    make_db: Callable[[], MetadataDB], tmp_path: Path
+) -> None:
+    db = make_db()
     dataset = db.create_dataset("d", scheduler_pb2.VIDEOS)
     spec = video_run(tmp_path, ["a.mp4"], model_backend="torch-cuda")
     datasources = DatasourceCatalog(db, None)

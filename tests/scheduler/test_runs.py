@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ SELECTION = {
 }
 
 
-def test_restart_fails_interrupted_runs_and_keeps_ended_ones(tmp_path: Path) -> None:
-    db = MetadataDB(tmp_path / "state.sqlite3")
+def test_restart_fails_interrupted_runs_and_keeps_ended_ones(make_db: Callable[[], MetadataDB]) -> None:
+    db = make_db()
     ds = db.create_dataset("d", scheduler_pb2.VIDEOS)
     running = db.create_run(ds.id, scheduler_pb2.EMBEDDING, {})
     done = db.create_run(ds.id, scheduler_pb2.COMPLETED, {})
@@ -52,8 +53,10 @@ class HeldPipeline:
         raise ValueError("Cannot invoke RPC on closed channel!")
 
 
-def test_shutdown_ends_runs_in_progress_failed_interrupted(tmp_path: Path) -> None:
-    db = MetadataDB(tmp_path / "state.sqlite3")
+def test_shutdown_ends_runs_in_progress_failed_interrupted(
+    make_db: Callable[[], MetadataDB], tmp_path: Path
+) -> None:
+    db = make_db()
     ds = db.create_dataset("d", scheduler_pb2.VIDEOS)
     datasources = DatasourceCatalog(db, None)
     for purpose, folder in ((scheduler_pb2.INPUT, "in"), (scheduler_pb2.LIGHTLY, "pool")):
