@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from datapool.cli_gc import add_gc_args, cmd_gc
+from datapool.cli_migrate import add_migrate_args, cmd_migrate
 from datapool.cli_runs import cmd_demo, cmd_run, stack_from_args
 from datapool.cli_view import add_view_args, cmd_view
 from datapool.client_models import ApiError
@@ -112,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     view = sub.add_parser("view", help="serve the embedding view of a dataset's pool in a browser")
     add_view_args(view)
     view.set_defaults(fn=cmd_view, state_dir=DEFAULT_STATE_DIR)
+
+    migrate = sub.add_parser("migrate", help="bring the scheduler's metadata store to this version's schema")
+    add_migrate_args(migrate, DEFAULT_STATE_DIR)
+    migrate.set_defaults(fn=cmd_migrate)
     return parser
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import grpc
 
+from datapool.cli_migrate import DATABASE_URL_ENV
+from datapool.errors import DatapoolError
 from datapool.secret_key import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.common.secrets import SecretKeyError, install_log_scrubbing, load_secret_box
@@ -21,6 +24,7 @@ from services.scheduler.pipeline import RunPipeline
 from services.scheduler.remotes import EmbedderPool, SelectorClient
 from services.scheduler.runs import RunManager
 from services.scheduler.servicer import SchedulerServicer
+from services.scheduler.store.engine import DEFAULT_DB_FILE, default_database_url
 
 log = logging.getLogger("datapool.scheduler")
 
@@ -32,6 +36,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--selector", required=True, help="address of the selector service")
     parser.add_argument("--embedder", required=True, help="comma-separated embedder replica addresses")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(DATABASE_URL_ENV),
+        help=f"metadata store: sqlite:///PATH (one host) or postgresql://USER:PASSWORD@HOST:PORT/DB "
+        f"(several replicas); default ${DATABASE_URL_ENV}, then {DEFAULT_DB_FILE} in --state-dir",
+    )
+    parser.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not migrate the schema on start (`datapool migrate` did); refuse any other version",
+    )
     parser.add_argument("--max-concurrent-runs", type=int, default=4)
     parser.add_argument(
         "--embed-streams",
@@ -70,7 +85,12 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     token = user_tokens_from_args(parser, args)
-    db = MetadataDB(args.state_dir / "datapool.sqlite3")
+    try:
+        db = MetadataDB(
+            args.database_url or default_database_url(args.state_dir), migrate_schema=not args.no_migrate
+        )
+    except DatapoolError as e:
+        parser.exit(2, f"scheduler: {e}\n")
     datasources = DatasourceCatalog(db, box)
     internal_tls = tls.channel() if tls else None
     selector = SelectorClient(args.selector, token=internal_token, tls=internal_tls)
