@@ -118,26 +118,56 @@ class FakeEmbedders:
         return choice
 
 
-class FakeSelector:
-    """Picks frame 0 of every completed file; `races` commits lose to another writer first."""
+class OneReplica:
+    """Every file goes to the one replica."""
 
-    def __init__(self, races: int = 0, other_frames: int = 0) -> None:
-        self.races = races
-        self.other_frames = other_frames
-        self.commits: list[selector_pb2.CommitRequest] = []
-        self.items: list[str] = []
+    def __init__(self, replica: Embedder, streams: int = 2) -> None:
+        self.replicas = [replica]
+        self.streams = streams
+
+    def wait_ready(self, avoid: set[str] | None = None, timeout: float = 0.0) -> Embedder:
+        return self.replicas[0]
+
+
+class QuietSelector:
+    """A pool at `pool` that has processed no file and caches no embedding; its Select
+    picks nothing and it refuses to commit. Subclasses override what their test needs."""
+
+    def __init__(self, pool: PoolPoint | None = None) -> None:
+        self.pool = pool or PoolPoint()
 
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
-        return selector_pb2.PoolSummary(version=1, frame_count=self.other_frames)
+        return selector_pb2.PoolSummary(version=self.pool.version, frame_count=self.pool.frames)
 
     def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing:
-        return ProcessedListing(PoolPoint(version=1, frames=self.other_frames), iter(()))
+        return ProcessedListing(self.pool, iter(()))
 
     def load_cached(
         self, requests: Iterator[selector_pb2.LoadCachedRequest]
     ) -> Iterator[selector_pb2.CachedFiles]:
         list(requests)
         yield selector_pb2.CachedFiles()
+
+    def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
+        list(requests)
+        return selector_pb2.SelectResponse()
+
+    def commit(self, request: selector_pb2.CommitRequest) -> selector_pb2.CommitResponse:
+        raise AssertionError("nothing to commit")
+
+    def close_session(self, session_id: str) -> None:
+        pass
+
+
+class FakeSelector(QuietSelector):
+    """Picks frame 0 of every completed file; `races` commits lose to another writer first."""
+
+    def __init__(self, races: int = 0, other_frames: int = 0) -> None:
+        super().__init__(PoolPoint(version=1, frames=other_frames))
+        self.races = races
+        self.other_frames = other_frames
+        self.commits: list[selector_pb2.CommitRequest] = []
+        self.items: list[str] = []
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
         picks = []
@@ -167,9 +197,6 @@ class FakeSelector:
             pool_frame_count=self.other_frames + len(picks),
         )
         return selector_pb2.CommitResponse(committed=committed)
-
-    def close_session(self, session_id: str) -> None:
-        pass
 
 
 class Observer:

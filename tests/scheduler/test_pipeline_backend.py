@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 import torch
-from stage_fakes import Observer, spec
+from stage_fakes import Observer, QuietSelector, spec
 
 from datapool.config import parse_run_config
-from datapool.run_report import PoolPoint
 from datapool.samples import make_video
 from datapool.v1 import selector_pb2
 from services.common.server import ServiceServer
@@ -26,25 +25,15 @@ from services.embedder.backends.cuda import GPU_RESIZE_SUFFIX
 from services.embedder.server import make_server
 from services.scheduler.pipeline import FILE_ATTEMPTS, RunFailed, RunPipeline, RunSpec
 from services.scheduler.remotes import EmbedderPool
-from services.scheduler.run.interfaces import ProcessedListing
 
 
-class Selector:
+class Selector(QuietSelector):
     """Takes the vectors, picks nothing, commits an empty selection."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.batches: list[selector_pb2.CandidateBatch] = []
         self.items: list[str] = []  # the Select stream's item kinds, runs of batches as one
-
-    def get_pool(self, pool: Any) -> selector_pb2.PoolSummary:
-        return selector_pb2.PoolSummary(version=0, frame_count=0)
-
-    def processed_files(self, pool: Any) -> ProcessedListing:
-        return ProcessedListing(PoolPoint(), iter(()))
-
-    def load_cached(self, requests: Iterator[Any]) -> Iterator[selector_pb2.CachedFiles]:
-        list(requests)
-        yield selector_pb2.CachedFiles()
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
         received = list(requests)
@@ -56,9 +45,6 @@ class Selector:
         return selector_pb2.CommitResponse(
             committed=selector_pb2.Committed(version=1, tag_name=request.tag_name)
         )
-
-    def close_session(self, session_id: str) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from stage_fakes import Observer, spec
+from stage_fakes import Observer, OneReplica, QuietSelector, spec
 
-from datapool.run_report import ModelInfo, PoolPoint
+from datapool.run_report import ModelInfo
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 from services.scheduler.pipeline import FILE_ATTEMPTS, RunFailed, RunPipeline
-from services.scheduler.run.interfaces import EmbedderError, ProcessedListing
+from services.scheduler.run.interfaces import EmbedderError
 
 MODEL = "m"
 BATCHES = 3
@@ -65,34 +65,12 @@ class Replica:
         return list(request.target_keys)
 
 
-class Embedders:
-    streams = 2
-
-    def __init__(self, replica: Replica) -> None:
-        self.replicas = [replica]
-
-    def pick(self, avoid: Any = None) -> Replica:
-        return self.replicas[0]
-
-    def wait_ready(self, avoid: Any = None, timeout: float = 0.0) -> Replica:
-        return self.replicas[0]
-
-
-class Selector:
+class Selector(QuietSelector):
     """Picks the first frame of every file and commits them."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.completed: list[str] = []
-
-    def get_pool(self, pool: Any) -> selector_pb2.PoolSummary:
-        return selector_pb2.PoolSummary(version=0, frame_count=0)
-
-    def processed_files(self, pool: Any) -> ProcessedListing:
-        return ProcessedListing(PoolPoint(), iter(()))
-
-    def load_cached(self, requests: Iterator[Any]) -> Iterator[selector_pb2.CachedFiles]:
-        list(requests)
-        yield selector_pb2.CachedFiles()
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
         picks = []
@@ -107,9 +85,6 @@ class Selector:
         picks = [selector_pb2.Pick(frame_name=f.frame_name) for f in request.frames]
         committed = selector_pb2.Committed(version=1, picks=picks, tag_name=request.tag_name, attempts=1)
         return selector_pb2.CommitResponse(committed=committed)
-
-    def close_session(self, session_id: str) -> None:
-        pass
 
 
 class RacedSelector(Selector):
@@ -140,7 +115,7 @@ def run(
     tmp_path: Path, replica: Replica, observer: Observer | None = None, selector: Selector | None = None
 ) -> tuple[dict[str, Any], Selector]:
     selector = selector or Selector()
-    pipeline = RunPipeline(Embedders(replica), selector)
+    pipeline = RunPipeline(OneReplica(replica), selector)
     pipeline.progress_interval_s = 0  # every batch's frames reach the observer
     return pipeline.execute(spec(tmp_path), observer or Observer()).to_json(), selector
 

@@ -6,12 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from stage_fakes import Observer, spec
+from stage_fakes import Observer, OneReplica, QuietSelector, spec
 
 from datapool.run_report import ModelInfo, PoolPoint
 from datapool.v1 import common_pb2, embedder_pb2, selector_pb2
 from services.scheduler.pipeline import RunPipeline
-from services.scheduler.run.interfaces import ProcessedListing
 
 
 class Replica:
@@ -29,33 +28,11 @@ class Replica:
         raise AssertionError("nothing to render")
 
 
-class Embedders:
-    replicas = [Replica()]
-    streams = 2
-
-    def pick(self, avoid: Any = None) -> Replica:
-        return self.replicas[0]
-
-    def wait_ready(self, avoid: Any = None, timeout: float = 0.0) -> Replica:
-        return self.replicas[0]
-
-
-class Selector:
+class Selector(QuietSelector):
     def __init__(self) -> None:
+        super().__init__(PoolPoint(version=3, frames=7))
         self.requests: list[selector_pb2.SelectRequest] = []
         self.commits = 0
-
-    def get_pool(self, pool: Any) -> selector_pb2.PoolSummary:
-        return selector_pb2.PoolSummary(version=3, frame_count=7)
-
-    def processed_files(self, pool: Any) -> ProcessedListing:
-        return ProcessedListing(PoolPoint(version=3, frames=7), iter(()))
-
-    def load_cached(
-        self, requests: Iterator[selector_pb2.LoadCachedRequest]
-    ) -> Iterator[selector_pb2.CachedFiles]:
-        list(requests)
-        yield selector_pb2.CachedFiles()
 
     def select(self, requests: Iterator[selector_pb2.SelectRequest]) -> selector_pb2.SelectResponse:
         self.requests = list(requests)
@@ -65,15 +42,12 @@ class Selector:
         self.commits += 1
         raise AssertionError("nothing to commit")
 
-    def close_session(self, session_id: str) -> None:
-        pass
-
 
 def test_deleted_since_listing_is_a_skip_and_no_commit(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "gone.mp4").write_bytes(b"video")
     selector = Selector()
-    pipeline = RunPipeline(Embedders(), selector)
+    pipeline = RunPipeline(OneReplica(Replica()), selector)
     report = pipeline.execute(spec(tmp_path), Observer()).to_json()
     assert report["files"]["skipped"] == [{"path": "gone.mp4", "reason": "deleted since listing"}]
     assert report["files"]["processed"] == []
