@@ -50,6 +50,9 @@ candidate in a new scene to nearest pool row,
 selection at 100,000 candidates against that 5,000-row pool picks at D = 1.35 first, 0.22
 at the median pick and 0.16 at the 500th.
 
+This module holds the public functions and the scene layout; the world and scene model is
+in `synthetic_scenes`, the drawing of a scene's frames in `scene_walk`.
+
 Generation is scene by scene into one preallocated float32 array: beyond the output it
 allocates only per-scene temporaries (about frames x dim float32), and 1,000,000 x 1280
 rows take about 13 s on two idle cores (23 s with one of them busy elsewhere).
@@ -57,181 +60,42 @@ rows take about 13 s on two idle cores (23 s with one of them busy elsewhere).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 import numpy.typing as npt
-import rough_shape
+from scene_walk import fill, parallel
+from synthetic_scenes import (
+    CANDS,
+    LAYOUT,
+    POOL,
+    REVISIT,
+    ROUGH,
+    UNIFORM,
+    Scene,
+    World,
+    make_rough_world,
+    make_world,
+    revisited_scene,
+    scene_maker,
+)
 
 F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
 
-__all__ = ["SHAPES", "pool_and_candidates", "scene_lengths", "uniform_sphere", "video_like"]
+__all__ = ["ROUGH", "SHAPES", "pool_and_candidates", "scene_lengths", "uniform_sphere", "video_like"]
 
 SHAPES = ("video", "rough", "hard")
 HARD_SCENE_FRAMES = (8, 48)
-ROUGH = rough_shape.fit_rough(rough_shape.MEASURED)
-
-# Tags that keep the random streams of different parts of the model independent.
-_WORLD, _LAYOUT, _SCENE, _TRAJECTORY, _REVISIT, _UNIFORM, _ROUGH_WORLD, _ROUGH_SCENE = 1, 2, 3, 4, 5, 6, 7, 8
-_POOL, _CANDS = 0, 1
-
-# Steps of the AR(1) walk computed in closed form at once; rho**-_AR_BLOCK stays far
-# from overflow and cancellation for rho >= 0.9.
-_AR_BLOCK = 128
 # Rows normalised at once by `uniform_sphere`.
 _CHUNK = 8192
-
-
-@dataclass(frozen=True)
-class _World:
-    topics: F32  # (n_topics, dim), unit rows; the places of "hard"
-    common: F32 | None = None  # rough and hard: the direction all scene centres share
-
-
-def _make_rough_world(dim: int, seed: int, n_places: int) -> _World:
-    rng = np.random.default_rng([seed, _ROUGH_WORLD])
-    common = _unit(rng.standard_normal(dim, dtype=np.float32))
-    places = np.stack([rough_shape.centre(rng, common, ROUGH) for _ in range(n_places)])
-    return _World(topics=places, common=common)
-
-
-def _make_rough_scene(shape: str, world: _World, seed: int, role: int, index: int) -> _Scene:
-    """A rough scene; a "hard" one sits a scene radius from one of a few places, overlapping others."""
-    assert world.common is not None
-    rng = np.random.default_rng([seed, _ROUGH_SCENE, role, index])
-    if shape == "hard":
-        place: F32 = world.topics[int(rng.integers(world.topics.shape[0]))]
-        centre = rough_shape.moved(rng, place, rough_shape.scene_radius(ROUGH))
-    else:
-        centre = rough_shape.centre(rng, world.common, ROUGH)
-    d = rough_shape.draw_scene(rng, centre, ROUGH)
-    return _Scene(centre=d.centre, basis=d.basis, rho=d.rho, spread=d.spread, noise=d.noise)
-
-
-@dataclass(frozen=True)
-class _Scene:
-    centre: F32  # (dim,), unit
-    basis: F32  # (drift_dims, dim)
-    rho: float
-    spread: float  # stationary std of each walk coordinate
-    noise: float  # norm of the per-frame isotropic noise
-
-
-def _unit(v: F32) -> F32:
-    out: F32 = (v / np.float32(np.linalg.norm(v))).astype(np.float32)
-    return out
-
-
-def _make_world(dim: int, seed: int, n_topics: int) -> _World:
-    rng = np.random.default_rng([seed, _WORLD])
-    common = _unit(rng.standard_normal(dim, dtype=np.float32))
-    g = rng.standard_normal((n_topics, dim), dtype=np.float32)
-    g /= np.linalg.norm(g, axis=1, keepdims=True)
-    topics = g + np.float32(0.33) * common
-    topics /= np.linalg.norm(topics, axis=1, keepdims=True)
-    return _World(topics=topics.astype(np.float32))
-
-
-def _make_scene(world: _World, seed: int, role: int, index: int, drift_dims: int) -> _Scene:
-    rng = np.random.default_rng([seed, _SCENE, role, index])
-    n_topics, dim = (int(x) for x in world.topics.shape)
-    topic: F32 = world.topics[int(rng.integers(n_topics))]
-    u = _unit(rng.standard_normal(dim, dtype=np.float32))
-    u *= np.float32(rng.uniform(0.3, 0.8))
-    centre = _unit(topic + u)
-    basis = rng.standard_normal((drift_dims, dim), dtype=np.float32)
-    basis /= np.linalg.norm(basis, axis=1, keepdims=True)
-    return _Scene(
-        centre=centre,
-        basis=basis,
-        rho=float(rng.uniform(0.97, 0.99)),
-        spread=float(rng.uniform(0.02, 0.05)),
-        noise=float(rng.uniform(0.005, 0.01)),
-    )
-
-
-def _revisit(make_scene: Callable[[], _Scene], seed: int, index: int, distance: float = 0.03) -> _Scene:
-    """The same place seen again: same drift basis, centre moved by ~``distance``."""
-    scene = make_scene()
-    rng = np.random.default_rng([seed, _REVISIT, index])
-    dim = scene.centre.shape[0]
-    shift = rng.standard_normal(dim, dtype=np.float32) * np.float32(distance / np.sqrt(dim))
-    return _Scene(
-        centre=_unit(scene.centre + shift),
-        basis=scene.basis,
-        rho=scene.rho,
-        spread=scene.spread,
-        noise=scene.noise,
-    )
-
-
-def _ar1(rng: np.random.Generator, frames: int, k: int, rho: float, spread: float) -> F64:
-    """``frames`` steps of a stationary AR(1) walk in ``k`` coordinates, vectorised.
-
-    Within a block of steps j = 1..b after a start x_0:
-    x_j = rho**j * (x_0 + sum_{i<=j} rho**-i eps_i).
-    """
-    step_std = spread * np.sqrt(1.0 - rho * rho)
-    eps = rng.standard_normal((frames, k)) * step_std
-    x = np.empty((frames, k))
-    prev = rng.standard_normal(k) * spread  # start from the stationary distribution
-    # Shorter blocks for a fast-reverting walk (the rough shape), so rho**-block stays < 1e6.
-    block_len = _AR_BLOCK if rho >= 0.9 else max(1, int(np.log(1e6) / -np.log(max(rho, 1e-3))))
-    for start in range(0, frames, block_len):
-        b = min(block_len, frames - start)
-        j = np.arange(1, b + 1, dtype=np.float64)[:, None]
-        block = rho**j * (prev + np.cumsum(rho**-j * eps[start : start + b], axis=0))
-        x[start : start + b] = block
-        prev = block[-1]
-    return x
-
-
-def _fill_scene(out: F32, scene: _Scene, rng: np.random.Generator) -> None:
-    """Writes one scene's frames into ``out`` (a contiguous slice of the result)."""
-    frames, dim = out.shape
-    rng.standard_normal(out=out, dtype=np.float32)
-    out *= np.float32(scene.noise / np.sqrt(dim))
-    out += scene.centre
-    walk = _ar1(rng, frames, scene.basis.shape[0], scene.rho, scene.spread).astype(np.float32)
-    out += np.einsum("ik,kj->ij", walk, scene.basis)  # not BLAS: its threads would fight ours
-    norms = np.sqrt(np.einsum("ij,ij->i", out, out))
-    out /= norms[:, None]
-
-
-def _fill(out: F32, jobs: Sequence[tuple[int, Callable[[], _Scene]]], seed: int, role: int) -> None:
-    """Fills ``out`` with consecutive scenes (length, parameters), on all cores.
-
-    Each scene has its own random streams, so the result does not depend on the order
-    the threads run in; NumPy releases the GIL in the bulk work.
-    """
-    starts = np.cumsum([0] + [length for length, _ in jobs])
-    assert starts[-1] == out.shape[0]
-
-    def one(index: int) -> None:
-        length, make = jobs[index]
-        rng = np.random.default_rng([seed, _TRAJECTORY, role, index])
-        _fill_scene(out[starts[index] : starts[index] + length], make(), rng)
-
-    _parallel(one, len(jobs))
-
-
-def _parallel(fn: Callable[[int], None], count: int) -> None:
-    """Runs ``fn(0) .. fn(count - 1)`` on one thread per core; re-raises their errors."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as executor:
-        for _ in executor.map(fn, range(count)):
-            pass
 
 
 def _scene_lengths(n: int, seed: int, role: int, scene_frames: tuple[int, int]) -> list[int]:
     lo, hi = scene_frames
     if not 1 <= lo <= hi:
         raise ValueError(f"scene_frames must be 1 <= lo <= hi, got {scene_frames}")
-    rng = np.random.default_rng([seed, _LAYOUT, role])
+    rng = np.random.default_rng([seed, LAYOUT, role])
     lengths: list[int] = []
     total = 0
     while total < n:
@@ -246,12 +110,6 @@ def _check(n: int, dim: int) -> None:
         raise ValueError(f"need n >= 0 and dim >= 1, got n={n}, dim={dim}")
 
 
-def _scene_maker(shape: str, world: _World, seed: int, role: int, drift_dims: int) -> Callable[[int], _Scene]:
-    if shape == "video":
-        return partial(_make_scene, world, seed, role, drift_dims=drift_dims)
-    return partial(_make_rough_scene, shape, world, seed, role)
-
-
 def _frames(shape: str, scene_frames: tuple[int, int] | None) -> tuple[int, int]:
     return scene_frames or (HARD_SCENE_FRAMES if shape == "hard" else (100, 1000))
 
@@ -260,7 +118,7 @@ def scene_lengths(
     n: int, seed: int, shape: str = "video", scene_frames: tuple[int, int] | None = None
 ) -> list[int]:
     """The scene lengths of ``video_like(n, ..., seed, shape=shape, scene_frames=scene_frames)``."""
-    return _scene_lengths(n, seed, _POOL, _frames(shape, scene_frames))
+    return _scene_lengths(n, seed, POOL, _frames(shape, scene_frames))
 
 
 def _jobs(
@@ -271,15 +129,15 @@ def _jobs(
     scene_frames: tuple[int, int] | None,
     n_topics: int,
     drift_dims: int,
-) -> tuple[_World, tuple[int, int], list[tuple[int, Callable[[], _Scene]]]]:
+) -> tuple[World, tuple[int, int], list[tuple[int, Callable[[], Scene]]]]:
     """The pool's world, its scene lengths, and (length, scene) jobs for its rows."""
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}; got {shape!r}")
     frames = _frames(shape, scene_frames)
-    world = _make_world(dim, seed, n_topics) if shape == "video" else _make_rough_world(dim, seed, n_topics)
-    make = _scene_maker(shape, world, seed, _POOL, drift_dims)
-    jobs: list[tuple[int, Callable[[], _Scene]]] = [
-        (length, partial(make, index)) for index, length in enumerate(_scene_lengths(n, seed, _POOL, frames))
+    world = make_world(dim, seed, n_topics) if shape == "video" else make_rough_world(dim, seed, n_topics)
+    make = scene_maker(shape, world, seed, POOL, drift_dims)
+    jobs: list[tuple[int, Callable[[], Scene]]] = [
+        (length, partial(make, index)) for index, length in enumerate(_scene_lengths(n, seed, POOL, frames))
     ]
     return world, frames, jobs
 
@@ -305,7 +163,7 @@ def video_like(
     _check(n, dim)
     _, _, jobs = _jobs(shape, n, dim, seed, scene_frames, n_topics, drift_dims)
     out = np.empty((n, dim), dtype=np.float32)
-    _fill(out, jobs, seed, _POOL)
+    fill(out, jobs, seed, POOL)
     return out
 
 
@@ -336,18 +194,18 @@ def pool_and_candidates(
         n_pool, dim, seed, shape=shape, scene_frames=scene_frames, n_topics=n_topics, drift_dims=drift_dims
     )
     world, frames, pool_jobs = _jobs(shape, n_pool, dim, seed, scene_frames, n_topics, drift_dims)
-    make = _scene_maker(shape, world, seed, _CANDS, drift_dims)
+    make = scene_maker(shape, world, seed, CANDS, drift_dims)
     shift = 0.03 if shape == "video" else ROUGH.revisit_shift
     cands = np.empty((n_cand, dim), dtype=np.float32)
-    choose = np.random.default_rng([seed, _REVISIT])
-    jobs: list[tuple[int, Callable[[], _Scene]]] = []
-    for index, length in enumerate(_scene_lengths(n_cand, seed, _CANDS, frames)):
+    choose = np.random.default_rng([seed, REVISIT])
+    jobs: list[tuple[int, Callable[[], Scene]]] = []
+    for index, length in enumerate(_scene_lengths(n_cand, seed, CANDS, frames)):
         if pool_jobs and choose.random() < revisit:
             pool_scene = pool_jobs[int(choose.integers(len(pool_jobs)))][1]
-            jobs.append((length, partial(_revisit, pool_scene, seed, index, shift)))
+            jobs.append((length, partial(revisited_scene, pool_scene, seed, index, shift)))
         else:
             jobs.append((length, partial(make, index)))
-    _fill(cands, jobs, seed, _CANDS)
+    fill(cands, jobs, seed, CANDS)
     return pool, cands
 
 
@@ -358,8 +216,8 @@ def uniform_sphere(n: int, dim: int, seed: int) -> F32:
 
     def one(chunk: int) -> None:
         block = out[chunk * _CHUNK : (chunk + 1) * _CHUNK]
-        np.random.default_rng([seed, _UNIFORM, chunk]).standard_normal(out=block, dtype=np.float32)
+        np.random.default_rng([seed, UNIFORM, chunk]).standard_normal(out=block, dtype=np.float32)
         block /= np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
 
-    _parallel(one, -(-n // _CHUNK))
+    parallel(one, -(-n // _CHUNK))
     return out
