@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import io
+import os
+import tempfile
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,9 +15,10 @@ from datapool.config import DEFAULT_JPG_QUALITY
 from datapool.errors import InvalidArgument
 
 IMAGE_FORMATS = ("png", "jpg")
-# zlib level 1: on 720p video frames it writes a PNG ~3-4x faster than Pillow's default 6 for
-# ~10% more bytes (bench/bench_render.py --png-levels). Rendering is on the run's critical
-# path; the bytes are stored once per pick.
+# zlib level 1: on 720p video frames Pillow writes a PNG ~3.8x faster than at its default 6,
+# for ~24% more bytes (629 against 506 KiB; level 9 takes 5x longer than 6 for 6% less;
+# bench/bench_render.py --png-levels). Rendering is on the run's critical path, and pool
+# storage is cheap next to the time of a run.
 PNG_COMPRESS_LEVEL = 1
 
 
@@ -42,14 +45,23 @@ class ImageFormat:
         return cls(name, quality)
 
     def encode(self, frame: NDArray[np.uint8]) -> bytes:
-        """The file's bytes. Pillow releases the GIL while it compresses, so threads run in parallel."""
-        buffer = io.BytesIO()
+        """The file's bytes; encoder threads run in parallel (see _scratch_file)."""
         image = Image.fromarray(frame, mode="RGB")
-        if self.name == "jpg":
-            image.save(buffer, format="JPEG", quality=self.jpg_quality)
-        else:
-            image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-        return buffer.getvalue()
+        with _scratch_file() as file:
+            if self.name == "jpg":
+                image.save(file, format="JPEG", quality=self.jpg_quality)
+            else:
+                image.save(file, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+            file.seek(0)
+            return file.read()
+
+
+def _scratch_file() -> IO[bytes]:
+    # Pillow compresses without the GIL only into a file descriptor (encode_to_file); into a
+    # BytesIO it holds the GIL, and the encoder threads would take turns. In memory on Linux.
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("datapool-frame", os.MFD_CLOEXEC), "w+b")
+    return tempfile.TemporaryFile()
 
 
 PNG = ImageFormat()

@@ -175,3 +175,30 @@ def test_rendering_onto_a_read_only_disk_is_permission_denied(
         code, details = refusal(render(open_stub, media.location(), media.ref(media.videos[0]), disk))
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert f"missing permission to write {disk / 'frames'}" in details
+
+
+def test_a_jpg_render_writes_jpegs_under_jpg_keys_only(
+    stub: embedder_pb2_grpc.EmbedderStub, media: Media, pools: Path
+) -> None:
+    def jpg_request(key: str, image_format: str = "jpg") -> embedder_pb2.RenderFramesRequest:
+        return embedder_pb2.RenderFramesRequest(
+            source=media.location(),
+            file=media.ref(media.videos[0]),
+            frame_indices=[0],
+            target=local_location(str(pools / "jpg")),
+            target_keys=[key],
+            image_format=image_format,
+            jpg_quality=80,
+        )
+
+    stub.RenderFrames(jpg_request("frames/run1/a-0.jpg"), timeout=TIMEOUT)
+    assert (pools / "jpg" / "frames" / "run1" / "a-0.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    for key, image_format, named in [
+        ("frames/run1/b-0.png", "jpg", "'frames/<run id>/<frame name>.jpg'"),
+        ("frames/run1/b-0.gif", "gif", "image_format: 'gif' is not one of png, jpg"),
+    ]:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.RenderFrames(jpg_request(key, image_format), timeout=TIMEOUT)
+        assert refusal(err.value)[0] == grpc.StatusCode.INVALID_ARGUMENT
+        assert named in refusal(err.value)[1]
+    assert sorted(p.name for p in (pools / "jpg" / "frames" / "run1").iterdir()) == ["a-0.jpg"]
