@@ -22,7 +22,7 @@ BUNDLE = Path(__file__).parent / "static" / "dist" / "view.js"
 # know from Lightly), then matplotlib's tab10 order.
 PALETTE = ("#7f7f7f", "#2ca02c", "#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 WHOLE = {"name": "initial-tag", "label": "initial-tag (whole pool)", "color": "#222222"}
-BACKGROUND = {"name": "embedded-not-pooled", "label": "embedded, not pooled", "color": "#a0a0a0"}
+BACKGROUND = {"name": "embedded-not-pooled", "label": "embedded, not pooled", "color": "#d4d4d4"}
 THUMBNAIL_PX = 224
 
 
@@ -77,10 +77,10 @@ def create_app(source: ViewSource, default_dataset: str | None = None) -> FastAP
         view = data(name)
         counts = view.tag_counts()
         tags = [
-            {"name": t, "color": PALETTE[i % len(PALETTE)], "alpha": 0.95, "size": 7, "count": counts[i]}
+            {"name": t, "color": PALETTE[i % len(PALETTE)], "alpha": 1.0, "size": 7, "count": counts[i]}
             for i, t in enumerate(view.tags)
         ]
-        background = {**BACKGROUND, "alpha": 0.3, "size": 4, "count": len(view.tag_of) - view.pooled}
+        background = {**BACKGROUND, "alpha": 1.0, "size": 4, "count": len(view.tag_of) - view.pooled}
         return {
             "version": view.version,
             "method": checked(method),
@@ -92,10 +92,13 @@ def create_app(source: ViewSource, default_dataset: str | None = None) -> FastAP
 
     @app.get("/api/datasets/{name}/points.bin")
     def points(name: str, method: str = "pca") -> Response:
+        """x, y (float32), row (uint32), category (uint8), n of each, in draw order: the faint
+        background first so pooled points stay on top; `row` maps a drawn point back."""
         view = data(name)
         xy = projections.get(name, view.version, checked(method), view.vectors)
         cat = np.where(view.tag_of >= 0, view.tag_of, len(view.tags)).astype(np.uint8)
-        body = xy[:, 0].tobytes() + xy[:, 1].tobytes() + cat.tobytes()
+        order = np.argsort(view.tag_of >= 0, kind="stable").astype(np.uint32)
+        body = xy[order, 0].tobytes() + xy[order, 1].tobytes() + order.tobytes() + cat[order].tobytes()
         return Response(body, media_type="application/octet-stream")
 
     def row(view: ViewData, i: int) -> int:

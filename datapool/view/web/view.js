@@ -16,12 +16,16 @@ function hexToRgba(hex, alpha) {
 }
 
 async function load() {
-  const meta = await (await fetch(`${api}/meta?method=${method}`)).json();
-  const buf = await (await fetch(`${api}/points.bin?method=${method}`)).arrayBuffer();
+  const [meta, buf] = await Promise.all([
+    fetch(`${api}/meta?method=${method}`).then((r) => r.json()),
+    fetch(`${api}/points.bin?method=${method}`).then((r) => r.arrayBuffer()),
+  ]);
+  // In draw order (the server puts the faint background first); order[j] is drawn point j's row.
   const n = meta.total;
-  const x = new Float32Array(buf, 0, n);
-  const y = new Float32Array(buf, 4 * n, n);
-  const cat = new Uint8Array(buf, 8 * n, n);
+  const xs = new Float32Array(buf, 0, n);
+  const ys = new Float32Array(buf, 4 * n, n);
+  const order = new Uint32Array(buf, 8 * n, n);
+  const zs = Float32Array.from(new Uint8Array(buf, 12 * n, n));
   const categories = [...meta.tags, meta.background];
   const { width, height } = canvas.getBoundingClientRect();
   const scatterplot = createScatterplot({
@@ -33,20 +37,10 @@ async function load() {
     colorBy: 'valueA',
     sizeBy: 'valueA',
     lassoOnLongPress: false,
+    // Squares without alpha blending: what keeps 100k+ points quick on a CPU renderer (SwiftShader).
+    // Colours are opaque (the faint background is a light grey), so nothing is lost.
+    performanceMode: n > 50000,
   });
-  // The background goes first in draw order, so pooled points stay on top of it.
-  const order = new Uint32Array(n);
-  let k = 0;
-  for (let i = 0; i < n; i += 1) if (cat[i] === meta.tags.length) order[k++] = i;
-  for (let i = 0; i < n; i += 1) if (cat[i] !== meta.tags.length) order[k++] = i;
-  const xs = new Float32Array(n);
-  const ys = new Float32Array(n);
-  const zs = new Float32Array(n);
-  for (let j = 0; j < n; j += 1) {
-    xs[j] = x[order[j]];
-    ys[j] = y[order[j]];
-    zs[j] = cat[order[j]];
-  }
   await scatterplot.draw({ x: xs, y: ys, z: zs }, { zDataType: 'categorical' });
 
   const shown = new Set(categories.map((_, i) => i));
@@ -82,10 +76,12 @@ async function load() {
   }
 
   let hovered = null;
+  let hoveredPooled = false;
   let mouse = [0, 0];
   canvas.addEventListener('mousemove', (e) => { mouse = [e.clientX, e.clientY]; });
   scatterplot.subscribe('pointOver', async (j) => {
     hovered = order[j];
+    hoveredPooled = zs[j] !== meta.tags.length;
     const target = hovered;
     const info = await (await fetch(`${api}/points/${target}`)).json();
     if (hovered !== target) return;
@@ -112,7 +108,7 @@ async function load() {
   });
   scatterplot.subscribe('pointOut', () => { hovered = null; tip.hidden = true; });
   canvas.addEventListener('click', () => {
-    if (hovered !== null && cat[hovered] !== meta.tags.length) window.open(`${api}/points/${hovered}/frame`, '_blank');
+    if (hovered !== null && hoveredPooled) window.open(`${api}/points/${hovered}/frame`, '_blank');
   });
   window.datapoolView = { scatterplot, order, hover: (i) => scatterplot.hover(order.indexOf(i)) };
   plot.dataset.points = String(n);
