@@ -90,4 +90,16 @@ if [ "$(cat .lightly-venv/.lightly-version 2>/dev/null)" != "$LIGHTLY_VERSION" ]
     "${LIGHTLY_PIP[@]}" "lightly==$LIGHTLY_VERSION"
     echo "$LIGHTLY_VERSION" > .lightly-venv/.lightly-version
 fi
+# Postgres, for the scheduler's store tests (tests/postgres_server.py starts a throwaway cluster
+# with initdb on a loopback port and stops it): Debian's package, installed only when missing.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null && ! command -v initdb > /dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+        echo "setup: installing postgresql (Debian package) for the scheduler store tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq --no-install-recommends postgresql > /dev/null \
+            || { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql > /dev/null; }
+    else
+        echo "setup: Postgres not found; the scheduler store tests need it: apt-get install -y postgresql" >&2
+    fi
+fi
 echo "setup: .venv ready"
