@@ -21,6 +21,9 @@ EVERYTHING_ON: Settings = {
     "gateway.enabled": True,
     "secrets.secretKey.existingSecret": "dp-fernet",
     "embedder.threads": 4,
+    "tls.enabled": True,
+    "tls.existingSecret": "dp-tls",
+    "tls.serverName": "datapool-internal",
 }
 
 

@@ -67,9 +67,15 @@ def test_each_secret_reaches_only_the_service_that_needs_it_by_reference() -> No
     manifests = render(settings=settings)
     scheduler = workload(manifests, "scheduler")
     (sc,) = containers(scheduler)
-    (token,) = [e for e in sc["env"] if e["name"] == "DATAPOOL_TOKEN"]
+    # The clients' tokens: a mounted file (re-read on change: rotation), not an environment variable.
+    (tokens,) = [v for v in pod_spec(scheduler)["volumes"] if v["name"] == "api-token"]
     api_secret = REQUIRED["secrets.apiToken.existingSecret"]
-    assert token["valueFrom"]["secretKeyRef"] == {"name": api_secret, "key": "token"}
+    assert tokens["secret"]["secretName"] == api_secret
+    assert tokens["secret"]["items"] == [{"key": "token", "path": "tokens"}]
+    (mount,) = [m for m in sc["volumeMounts"] if m["name"] == "api-token"]
+    assert mount["readOnly"] is True
+    assert arg(sc, "--token-file") == mount["mountPath"] + "/tokens"
+    assert "DATAPOOL_TOKEN" not in str(sc["env"])
     (fernet,) = [v for v in pod_spec(scheduler)["volumes"] if v["name"] == "secret-key"]
     assert fernet["secret"]["secretName"] == "dp-fernet"
     assert fernet["secret"]["items"] == [{"key": "fernet", "path": "secret.key"}]
@@ -81,6 +87,7 @@ def test_each_secret_reaches_only_the_service_that_needs_it_by_reference() -> No
         (c,) = containers(d)
         # The Fernet key and the clients' token stay with the scheduler.
         assert "dp-fernet" not in str(d) and "DATAPOOL_TOKEN" not in str(c.get("env"))
+        assert api_secret not in str(d)
     for name in ("scheduler", "selector", "embedder"):
         d = workload(manifests, name)
         (c,) = containers(d)
@@ -103,6 +110,7 @@ def test_without_an_api_token_the_chart_refuses_unless_unauthenticated_is_chosen
     manifests = render(settings={"secrets.apiToken.existingSecret": "", "secrets.allowUnauthenticated": True})
     (sc,) = containers(workload(manifests, "scheduler"))
     assert "DATAPOOL_TOKEN" not in str(sc["env"])
+    assert not [a for a in sc["args"] if a.startswith("--token-file")]
 
 
 def test_the_service_account_carries_the_workload_identity_annotation_and_mounts_no_api_token() -> None:

@@ -59,6 +59,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- if not .Values.secrets.internalToken.existingSecret }}
 {{- fail "secrets.internalToken.existingSecret: name a Secret holding the internal token (kubectl create secret generic datapool-internal --from-literal=token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))'))" }}
 {{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "tls.existingSecret: name a Secret holding tls.crt, tls.key and ca.crt (a cert-manager Certificate's Secret, or: kubectl create secret generic datapool-tls --from-file=tls.crt --from-file=tls.key --from-file=ca.crt)" }}
+{{- end }}
 {{- if and (not .Values.secrets.apiToken.existingSecret) (not .Values.secrets.allowUnauthenticated) }}
 {{- fail "secrets.apiToken.existingSecret: name a Secret holding the clients' API token, or set secrets.allowUnauthenticated=true (sandbox only)" }}
 {{- end }}
@@ -110,22 +113,27 @@ affinity:
 {{- end }}
 {{- end }}
 
-{{/* Native gRPC probes on the standard health service; call with (dict "port" N "startup" .Values.x.startupProbe) */}}
+{{/* Native gRPC probes on the standard health service; call with (dict "ctx" $ "port" N "startup" .Values.x.startupProbe).
+With TLS they ask the plaintext health port (--health-port): the kubelet's gRPC probe cannot speak TLS. */}}
 {{- define "datapool.grpcProbes" -}}
+{{- $port := .port }}
+{{- if and .ctx .ctx.Values.tls.enabled }}
+{{- $port = .ctx.Values.tls.healthPort }}
+{{- end }}
 startupProbe:
   grpc:
-    port: {{ .port }}
+    port: {{ $port }}
   periodSeconds: {{ .startup.periodSeconds }}
   failureThreshold: {{ .startup.failureThreshold }}
 readinessProbe:
   grpc:
-    port: {{ .port }}
+    port: {{ $port }}
   periodSeconds: 10
   timeoutSeconds: 5
   failureThreshold: 3
 livenessProbe:
   grpc:
-    port: {{ .port }}
+    port: {{ $port }}
   periodSeconds: 20
   timeoutSeconds: 5
   failureThreshold: 3
@@ -157,6 +165,11 @@ the embedders' TensorRT engines) and the internal token. Call with (dict "ctx" $
 - name: internal-token
   mountPath: /var/run/secrets/datapool/internal
   readOnly: true
+{{- if .ctx.Values.tls.enabled }}
+- name: tls
+  mountPath: /var/run/secrets/datapool/tls
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{- define "datapool.commonVolumes" -}}
@@ -179,6 +192,33 @@ the embedders' TensorRT engines) and the internal token. Call with (dict "ctx" $
     items:
       - key: {{ .ctx.Values.secrets.internalToken.key }}
         path: token
+{{- with .ctx.Values.tls.existingSecret }}
+{{- if $.ctx.Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+      - {key: ca.crt, path: ca.crt}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* TLS flags of a gRPC service (services/common/tls_args.py); call with (dict "ctx" $ "component" "x").
+The selector and the embedders serve only callers with a certificate from ca.crt (the scheduler's:
+mutual TLS); the scheduler checks theirs against it. */}}
+{{- define "datapool.tlsArgs" -}}
+{{- if .ctx.Values.tls.enabled }}
+- --tls-cert=/var/run/secrets/datapool/tls/tls.crt
+- --tls-key=/var/run/secrets/datapool/tls/tls.key
+- --tls-ca=/var/run/secrets/datapool/tls/ca.crt
+- --health-port={{ .ctx.Values.tls.healthPort }}
+{{- if and (eq .component "scheduler") .ctx.Values.tls.serverName }}
+- --tls-server-name={{ .ctx.Values.tls.serverName }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "datapool.metricsPort" -}}
