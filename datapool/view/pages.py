@@ -23,8 +23,10 @@ main.message { margin: 40px; }
 
 def plot_page(dataset: str, method: str, methods: tuple[str, ...]) -> str:
     api = f"/api/datasets/{quote(dataset, safe='')}"
+    label = {"pca": "PCA", "tsne": "t-SNE"}
     links = " ".join(
-        f'<a href="?method={m}">{m.upper()}</a>' if m != method else f"<b>{m.upper()}</b>" for m in methods
+        f'<a href="?method={m}">{label.get(m, m)}</a>' if m != method else f"<b>{label.get(m, m)}</b>"
+        for m in methods
     )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{escape(dataset)} · datapool view</title>
