@@ -22,6 +22,7 @@ from services.scheduler.store import migrate
 from services.scheduler.store.engine import open_engine
 from services.scheduler.store.rows import (
     DatasetRow,
+    LeaseLost,
     RunRow,
     dataset_row,
     new_id,
@@ -31,7 +32,7 @@ from services.scheduler.store.rows import (
 )
 from services.scheduler.store.schema import datasets, datasources, runs
 
-__all__ = ["DatasetRow", "MetadataDB", "RunRow", "new_id", "now_ms"]
+__all__ = ["DatasetRow", "LeaseLost", "MetadataDB", "RunRow", "new_id", "now_ms"]
 
 
 class MetadataDB:
@@ -113,7 +114,16 @@ class MetadataDB:
 
     # runs
 
-    def create_run(self, dataset_id: str, state: int, config: dict[str, Any]) -> RunRow:
+    def create_run(
+        self,
+        dataset_id: str,
+        state: int,
+        config: dict[str, Any],
+        *,
+        owner: str | None = None,
+        lease_ms: int = 0,
+    ) -> RunRow:
+        """A new run, leased to `owner` for `lease_ms` when given (the replica that accepted it)."""
         t = now_ms()
         row = RunRow(
             id=new_id(),
@@ -127,9 +137,11 @@ class MetadataDB:
             pool_version=0,
             created_unix_ms=t,
             updated_unix_ms=t,
+            owner=owner,
         )
+        lease = {"lease_expires_unix_ms": t + lease_ms} if owner is not None else {}
         with self._tx() as c:
-            c.execute(insert(runs).values(**run_columns(row)))
+            c.execute(insert(runs).values(**run_columns(row), **lease))
         return row
 
     def update_run(
@@ -142,7 +154,10 @@ class MetadataDB:
         report: dict[str, Any] | None = None,
         tag_names: list[str] | None = None,
         pool_version: int | None = None,
+        owner: str | None = None,
     ) -> RunRow:
+        """With `owner`: only while that replica holds the run's lease (else LeaseLost), so a
+        replica that lost a run to another never overwrites what the new owner wrote."""
         values: dict[str, Any] = {"updated_unix_ms": now_ms()}
         for column, value in (
             ("state", state),
@@ -154,8 +169,12 @@ class MetadataDB:
         ):
             if value is not None:
                 values[column] = value
+        where = runs.c.id == run_id
+        if owner is not None:
+            where &= runs.c.owner == owner
         with self._tx() as c:
-            c.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            if not c.execute(update(runs).where(where).values(**values)).rowcount and owner is not None:
+                raise LeaseLost(f"run {run_id} is no longer owned by {owner}")
         return self.get_run(run_id)
 
     def get_run(self, run_id: str) -> RunRow:

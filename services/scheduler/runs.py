@@ -19,9 +19,11 @@ from datapool.run_report import RunReport
 from datapool.v1 import scheduler_pb2
 from services.common.secrets import SCRUBBER, Scrubber
 from services.scheduler.datasources import DatasourceCatalog
-from services.scheduler.db import MetadataDB, RunRow
+from services.scheduler.db import LeaseLost, MetadataDB, RunRow
+from services.scheduler.lease_keeper import LeaseKeeper
 from services.scheduler.pipeline import RunPipeline, RunSpec
 from services.scheduler.run.interfaces import RemoteError
+from services.scheduler.takeover import spec_of, takeover_message
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class RunManager:
         max_concurrent_runs: int = 4,
         datasources: DatasourceCatalog | None = None,
         scrubber: Scrubber = SCRUBBER,
+        lease_s: float = 30.0,
     ) -> None:
         self.db = db
         self.datasources = datasources if datasources is not None else DatasourceCatalog(db, None)
@@ -72,21 +75,66 @@ class RunManager:
         self._lock = threading.Lock()
         self._active: set[str] = set()
         self._interrupted: set[str] = set()
+        self._max_runs = max_concurrent_runs
+        # Several replicas may share the store: each run is leased to the one running it, and
+        # a run whose replica stops renewing its lease is taken over by another (lease_keeper.py).
+        self._keeper = LeaseKeeper(
+            db, lease_s, self._running, self._free_slots, self._take_over, self._lose, ACTIVE_STATES
+        )
+        self.owner = self._keeper.owner
+        self._lease_ms = int(lease_s * 1000)
         self._fail_interrupted_runs()
+        self._keeper.start()
+
+    def _running(self) -> set[str]:
+        with self._lock:
+            return self._active - self._interrupted
+
+    def _free_slots(self) -> int:
+        with self._lock:
+            return self._max_runs - len(self._active)
+
+    def _lose(self, run_id: str) -> None:
+        with self._lock:
+            self._interrupted.add(run_id)
+
+    def _take_over(self, row: RunRow) -> None:
+        with self._lock:
+            self._active.add(row.id)
+        try:
+            spec = spec_of(self.db, self.datasources, row)
+            self.update(row.id, state=scheduler_pb2.OPEN, message=takeover_message(row), progress={})
+        except DatapoolError as e:
+            self._end(
+                row.id, scheduler_pb2.FAILED, f"could not restart after its scheduler stopped: {e}", None
+            )
+            with self._lock:
+                self._active.discard(row.id)
+            return
+        self._executor.submit(self._execute, spec)
 
     def _fail_interrupted_runs(self) -> None:
-        """Runs a stopped or killed scheduler left in an active state end FAILED."""
+        """Runs left in an active state without a lease (by a scheduler from before leases) end
+        FAILED; leased ones are taken over when their lease expires."""
         for row in self.db.runs_in_states(ACTIVE_STATES):
-            self._mark_interrupted(row.id)
+            if row.owner is None:
+                self._mark_interrupted(row.id, None)
 
-    def _mark_interrupted(self, run_id: str) -> None:
+    def _mark_interrupted(self, run_id: str, owner: str | None) -> None:
         report = RunReport(run_id, state="FAILED", error=INTERRUPTED).to_json()
-        self.db.update_run(run_id, state=scheduler_pb2.FAILED, message=INTERRUPTED, report=report)
+        try:
+            self.db.update_run(
+                run_id, state=scheduler_pb2.FAILED, message=INTERRUPTED, report=report, owner=owner
+            )
+        except LeaseLost:
+            return  # another replica runs it now
 
     def schedule(self, dataset_id: str, dataset_type: int, config: RunConfig) -> RunRow:
         input_loc = self.datasources.require(dataset_id, scheduler_pb2.INPUT)
         pool_loc = self.datasources.require(dataset_id, scheduler_pb2.LIGHTLY)
-        row = self.db.create_run(dataset_id, scheduler_pb2.OPEN, config.to_json())
+        row = self.db.create_run(
+            dataset_id, scheduler_pb2.OPEN, config.to_json(), owner=self.owner, lease_ms=self._lease_ms
+        )
         spec = RunSpec(
             run_id=row.id, dataset_type=dataset_type, input=input_loc, pool=pool_loc, config=config
         )
@@ -98,6 +146,8 @@ class RunManager:
     def _execute(self, spec: RunSpec) -> None:
         try:
             self._run(spec)
+        except LeaseLost:
+            log.warning("run %s: another scheduler replica took it over; this one stops", spec.run_id)
         finally:
             with self._lock:
                 self._active.discard(spec.run_id)
@@ -146,7 +196,7 @@ class RunManager:
         with self._lock:
             if run_id in self._interrupted:
                 return None
-            row = self.db.update_run(run_id, **fields)
+            row = self.db.update_run(run_id, owner=self.owner, **fields)
         with self._changed:
             self._changed.notify_all()
         return row
@@ -159,8 +209,9 @@ class RunManager:
         """Ends every run still in progress FAILED ("interrupted") before the scheduler's
         channels and database close under their threads."""
         with self._lock:
+            self._keeper.stop()
             for run_id in sorted(self._active - self._interrupted):
-                self._mark_interrupted(run_id)
+                self._mark_interrupted(run_id, self.owner)
             self._interrupted |= self._active
         with self._changed:
             self._changed.notify_all()

@@ -42,6 +42,14 @@ class RunRow:
     pool_version: int
     created_unix_ms: int
     updated_unix_ms: int
+    # The scheduler replica holding the run's lease (None: from before leases, or never claimed).
+    owner: str | None = None
+    attempt: int = 1
+
+
+class LeaseLost(Exception):
+    """This replica no longer owns the run (its lease expired and another replica took it over):
+    it must write nothing more about it."""
 
 
 def dataset_row(r: RowMapping) -> DatasetRow:
@@ -61,6 +69,8 @@ def run_row(r: RowMapping) -> RunRow:
         pool_version=r["pool_version"],
         created_unix_ms=r["created_unix_ms"],
         updated_unix_ms=r["updated_unix_ms"],
+        owner=r["owner"],
+        attempt=r["attempt"],
     )
 
 
@@ -77,4 +87,6 @@ def run_columns(row: RunRow) -> dict[str, Any]:
         "pool_version": row.pool_version,
         "created_unix_ms": row.created_unix_ms,
         "updated_unix_ms": row.updated_unix_ms,
+        "owner": row.owner,
+        "attempt": row.attempt,
     }

@@ -6,7 +6,7 @@ code reads and writes, and a migration test checks that both agree.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -43,4 +43,9 @@ runs = Table(
     Column("pool_version", BigInteger, nullable=False),
     Column("created_unix_ms", BigInteger, nullable=False),
     Column("updated_unix_ms", BigInteger, nullable=False),
+    # The replica running it and until when (store/run_leases.py); NULL for runs from before leases.
+    Column("owner", Text),
+    Column("lease_expires_unix_ms", BigInteger),
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    Index("runs_by_state", "state", "lease_expires_unix_ms"),
 )
