@@ -7,9 +7,13 @@ import os
 import signal
 from pathlib import Path
 
+import grpc
 import pytest
 
+from datapool.channels import make_channel
+from services.common.server import ServiceServer
 from services.common.token_file import TokenFile, TokenFileError
+from services.scheduler.auth import user_token_interceptor
 
 A = "token-aaaaaaaaaaaaaaaa"
 B = "token-bbbbbbbbbbbbbbbb"
@@ -80,3 +84,33 @@ def test_a_bad_file_at_start_is_refused_naming_it_and_the_line(
         TokenFile(path)
     with pytest.raises(TokenFileError, match="cannot read the token file"):
         TokenFile(tmp_path / "missing")
+
+
+def test_the_scheduler_accepts_every_token_in_the_file_and_follows_its_changes(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"{A}\n{B}\n")
+    echo = grpc.method_handlers_generic_handler(
+        "test.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)}
+    )
+    interceptor = user_token_interceptor(TokenFile(path))
+    server = ServiceServer(
+        "test", "127.0.0.1:0", lambda s: s.add_generic_rpc_handlers((echo,)), [], interceptors=[interceptor]
+    )
+    server.start()
+
+    def answers(token: str) -> bool:
+        with make_channel(f"127.0.0.1:{server.port}") as channel:
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Echo/Echo")
+            try:
+                call(b"hi", timeout=10, metadata=(("authorization", f"Bearer {token}"),))
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+                return False
+            return True
+
+    try:
+        assert answers(A) and answers(B) and not answers("token-cccccccccccccccc")
+        path.write_text(f"{B}\n")
+        assert answers(B) and not answers(A)
+    finally:
+        server.stop(0)
