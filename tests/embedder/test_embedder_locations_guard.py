@@ -143,24 +143,14 @@ def test_a_symlink_in_the_input_to_a_video_outside_is_refused(
     assert f"file.path: {tmp_path / 'secret.mp4'} is outside" in details
 
 
-@pytest.fixture(scope="module")
-def open_stub(backend: TorchCpuBackend) -> Iterator[embedder_pb2_grpc.EmbedderStub]:
-    """An embedder without allowed roots (the default)."""
-    server = make_server(backend, "127.0.0.1:0", max_workers=4)
-    server.start()
-    with make_channel(f"127.0.0.1:{server.port}") as channel:
-        yield embedder_pb2_grpc.EmbedderStub(channel)
-    server.stop(0)
-
-
 def test_rendering_onto_a_full_disk_is_resource_exhausted_naming_the_file(
-    open_stub: embedder_pb2_grpc.EmbedderStub, media: Media, tmp_path: Path
+    embedder_stub: embedder_pb2_grpc.EmbedderStub, media: Media, tmp_path: Path
 ) -> None:
     with tmpfs(tmp_path / "disk") as disk:
         (disk / "pool").mkdir()
         fill(disk)
         code, details = refusal(
-            render(open_stub, media.location(), media.ref(media.videos[0]), disk / "pool")
+            render(embedder_stub, media.location(), media.ref(media.videos[0]), disk / "pool")
         )
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert f"disk full writing {disk / 'pool' / 'frames/run1/a-0.png'}" in details
@@ -169,10 +159,10 @@ def test_rendering_onto_a_full_disk_is_resource_exhausted_naming_the_file(
 
 
 def test_rendering_onto_a_read_only_disk_is_permission_denied(
-    open_stub: embedder_pb2_grpc.EmbedderStub, media: Media, tmp_path: Path
+    embedder_stub: embedder_pb2_grpc.EmbedderStub, media: Media, tmp_path: Path
 ) -> None:
     with tmpfs(tmp_path / "disk", read_only=True) as disk:
-        code, details = refusal(render(open_stub, media.location(), media.ref(media.videos[0]), disk))
+        code, details = refusal(render(embedder_stub, media.location(), media.ref(media.videos[0]), disk))
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert f"missing permission to write {disk / 'frames'}" in details
 
