@@ -114,10 +114,11 @@ class RunManager:
         self._executor.submit(self._execute, spec)
 
     def _fail_interrupted_runs(self) -> None:
-        """Runs left in an active state without a lease (by a scheduler from before leases) end
-        FAILED; leased ones are taken over when their lease expires."""
+        """Runs a stopped scheduler left in an active state end FAILED: on SQLite (one scheduler)
+        all of them, on Postgres those without a lease (from before leases); leased ones are
+        taken over by a replica when their lease expires."""
         for row in self.db.runs_in_states(ACTIVE_STATES):
-            if row.owner is None:
+            if row.owner is None or not self.db.is_postgres:
                 self._mark_interrupted(row.id, None)
 
     def _mark_interrupted(self, run_id: str, owner: str | None) -> None:
