@@ -8,13 +8,14 @@ scene cut and every 250 frames) and `short` GOPs (a keyframe every 15 frames).
 
 - embed: `embed_file` (the embedder's decode + batch + model core) with the `auto` backend.
 - render (baseline): what RenderFrames did before issue 15, re-created here: decode from the
-  first frame to the last pick, PNG at zlib level 6, one frame after another.
+  first frame to the last pick, Pillow's PNG at zlib level 6, one frame after another.
 - render: `services.embedder.render.render_frames` as the embedder runs it now.
 Each render writes its files into a temporary folder (a local pool). Picks are `even` (100
 frames spread over the clip) or `clustered` (4 runs of 25 neighbouring frames). The share is
 render / (embed + render): the whole run also selects and commits, so the true share is lower.
+On a shared machine wall times swing with the load; CPU seconds (all threads) swing less.
 
-`--png-levels` compares PNG zlib levels (and JPEG) by time and size on 25 of the picks.
+`--png-levels` compares PNG encoders and zlib levels (and JPEG) by time and size on 25 picks.
 
 Run: .venv/bin/python bench/bench_render.py [--repeat 3] [--skip-baseline] [--png-levels]
 """
@@ -30,6 +31,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
+from unittest import mock
 
 import av
 import numpy as np
@@ -38,10 +41,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.embedder import frame_encoding
 from services.embedder.backends import BackendOptions, load_backend
 from services.embedder.decode import FrameDecoder
 from services.embedder.embedding import EmbedSummary, embed_file
-from services.embedder.frame_encoding import PNG, ImageFormat
+from services.embedder.frame_encoding import ImageFormat, PngStream
 from services.embedder.render import render_frames
 
 SIZE = (1280, 720)
@@ -127,44 +131,65 @@ def picks(shape: str) -> list[int]:
     return [s + i for s in starts for i in range(PICKS // len(starts))]
 
 
-def time_render(render: Renderer, path: Path, shape: str) -> tuple[float, int]:
+class Timed(NamedTuple):
+    wall: float  # seconds
+    cpu: float  # seconds of CPU, all threads of this process (the machine is shared)
+    size: int = 0  # bytes written
+
+
+def time_render(render: Renderer, path: Path, shape: str) -> Timed:
     with tempfile.TemporaryDirectory() as out:
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         written = 0
         for index, data in render(path, picks(shape)):
             (Path(out) / f"{index:04d}.png").write_bytes(data)
             written += len(data)
-        return time.perf_counter() - started, written
+        return Timed(time.perf_counter() - wall, time.process_time() - cpu, written)
 
 
-def time_embed(path: Path, backend_name: str) -> float:
+def time_embed(path: Path, backend_name: str) -> Timed:
     backend = load_backend(backend_name, BackendOptions())
     backend.warm_up()
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     summary = [e for e in embed_file(path, backend) if isinstance(e, EmbedSummary)]
     assert summary and summary[0].frame_count == FRAMES, summary
-    return time.perf_counter() - started
+    print(f"embed backend: {backend.name} ({backend.reason})")
+    return Timed(time.perf_counter() - wall, time.process_time() - cpu)
 
 
 def png_levels(path: Path) -> None:
-    """Seconds per frame (one thread) and bytes per frame of each PNG zlib level, and of JPEG."""
+    """Encode ms (one thread) and KiB per frame: Pillow's PNG at each zlib level (before issue 15:
+    level 6), FFmpeg's PNG with a fixed row filter (ours: up, level 1), and Pillow's JPEG."""
     with FrameDecoder(path, size=None) as decoder:
         frames = [f for _, f in decoder.frames(only=frozenset(picks("even")[::4]))]
     print(f"{len(frames)} frames of {SIZE[0]}x{SIZE[1]}: encode ms/frame, KiB/frame")
-    cases: list[tuple[str, ImageFormat, int]] = [(f"png {lv}", PNG, lv) for lv in (0, 1, 2, 3, 6, 9)]
-    cases += [(f"jpg {q}", ImageFormat("jpg", q), 0) for q in (90, 95)]
-    for label, fmt, level in cases:
+
+    def pillow_png(level: int) -> Callable[[np.ndarray], bytes]:
+        def encode(frame: np.ndarray) -> bytes:
+            buffer = io.BytesIO()
+            Image.fromarray(frame, mode="RGB").save(buffer, format="PNG", compress_level=level)
+            return buffer.getvalue()
+
+        return encode
+
+    def ffmpeg_png(pred: str, level: int) -> Callable[[np.ndarray], bytes]:
+        def encode(frame: np.ndarray) -> bytes:
+            stream = PngStream(threads=1)
+            stream_options = {"pred": pred, "compression_level": str(level)}
+            with mock.patch.dict(frame_encoding.PNG_OPTIONS, stream_options):
+                [(_, data)] = [*stream.push(0, frame), *stream.finish()]
+            return data
+
+        return encode
+
+    cases = [(f"pillow png {lv}", pillow_png(lv)) for lv in (0, 1, 3, 6, 9)]
+    cases += [(f"ffmpeg png {p} {lv}", ffmpeg_png(p, lv)) for p in ("sub", "up", "paeth") for lv in (1, 3)]
+    cases += [(f"pillow jpg {q}", ImageFormat("jpg", q).encode_jpg) for q in (90, 95)]
+    for label, encode in cases:
         started = time.perf_counter()
-        size = 0
-        for frame in frames:
-            if fmt.name == "png":
-                buffer = io.BytesIO()
-                Image.fromarray(frame, mode="RGB").save(buffer, format="PNG", compress_level=level)
-                size += len(buffer.getvalue())
-            else:
-                size += len(fmt.encode(frame))
+        size = sum(len(encode(frame)) for frame in frames)
         ms = (time.perf_counter() - started) / len(frames) * 1000
-        print(f"{label:7} {ms:7.1f} ms {size / len(frames) / 1024:8.0f} KiB")
+        print(f"{label:18} {ms:7.1f} ms {size / len(frames) / 1024:8.0f} KiB", flush=True)
 
 
 def main() -> None:
@@ -180,20 +205,24 @@ def main() -> None:
     if args.png_levels:
         png_levels(paths["long"])
         return
-    embed_s = min(time_embed(paths["long"], args.backend) for _ in range(args.repeat))
-    print(f"embed ({args.backend}), {FRAMES} frames of {SIZE[0]}x{SIZE[1]}: {embed_s:.2f} s")
+    embed = min(time_embed(paths["long"], args.backend) for _ in range(args.repeat))
+    print(f"embed, {FRAMES} frames of {SIZE[0]}x{SIZE[1]}: {embed.wall:.2f} s, {embed.cpu:.2f} s of CPU")
     renders: dict[str, Renderer] = {"render": render_frames}
     if not args.skip_baseline:
         renders = {"baseline": baseline_render, **renders}
-    print(f"{'gop':6} {'picks':10} {'how':9} {'render s':>9} {'share':>6} {'MiB':>6}")
+    print("share: render / (embed + render), of wall time and of CPU time")
+    print(
+        f"{'gop':6} {'picks':10} {'how':9} {'wall s':>7} {'cpu s':>7} {'share':>6} {'cpu sh':>6} {'MiB':>6}"
+    )
     for gop, path in paths.items():
         for shape in ("even", "clustered"):
             for how, render in renders.items():
-                runs = [time_render(render, path, shape) for _ in range(args.repeat)]
-                seconds, size = min(runs)
-                share = seconds / (embed_s + seconds)
+                r = min(time_render(render, path, shape) for _ in range(args.repeat))
+                share, cpu_share = r.wall / (embed.wall + r.wall), r.cpu / (embed.cpu + r.cpu)
                 print(
-                    f"{gop:6} {shape:10} {how:9} {seconds:9.2f} {share:6.1%} {size / 2**20:6.1f}", flush=True
+                    f"{gop:6} {shape:10} {how:9} {r.wall:7.2f} {r.cpu:7.2f} {share:6.1%} {cpu_share:6.1%} "
+                    f"{r.size / 2**20:6.1f}",
+                    flush=True,
                 )
 
 

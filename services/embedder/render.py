@@ -1,7 +1,7 @@
 """Renders chosen frames of one file as full-resolution images: the core of RenderFrames.
 
 Fast where it can be: a video decodes only the GOPs that hold the frames (gop_plan,
-span_decode), and frames are encoded on a thread pool while the next ones decode. Where the
+span_decode), and frames are encoded on several threads while the next ones decode. Where the
 packets cannot be trusted to number the frames, or a GOP does not decode as planned, the rest
 of the frames come from a decode from the first frame, as the embedder numbered them.
 """
@@ -19,15 +19,16 @@ import av.error
 
 from datapool.errors import InvalidArgument
 from services.embedder.decode import Frame, FrameDecoder, UndecodableFile, media_kind, open_video
-from services.embedder.frame_encoding import PNG, ImageFormat
+from services.embedder.frame_encoding import PNG, ImageFormat, PngStream
 from services.embedder.gop_plan import plan, read_index
 from services.embedder.span_decode import SpanMismatch, decode_spans
 
 log = logging.getLogger(__name__)
 
-# Encoder threads: Pillow compresses without the GIL, so they use the cores the decoder leaves.
+# Encoder threads (FFmpeg's for PNG, a pool for Pillow's JPEG; neither holds the GIL while it
+# compresses): they use the cores the decoder leaves.
 ENCODE_THREADS = min(8, max(2, os.cpu_count() or 2))
-# Decoded frames waiting for an encoder: bounds memory (a 4K RGB frame is 25 MB).
+# JPEG: decoded frames waiting for an encoder, to bound memory (a 4K RGB frame is 25 MB).
 MAX_WAITING = 2 * ENCODE_THREADS
 
 
@@ -49,10 +50,17 @@ def render_frames(
         return
     if wanted[0] < 0:
         raise InvalidArgument(f"frame_indices: {wanted[0]} is negative")
+    frames = _decoded(Path(path), wanted, frame_count)
+    if image_format.name == "png":
+        png = PngStream(ENCODE_THREADS)
+        for index, frame in frames:
+            yield from png.push(index, frame)
+        yield from png.finish()
+        return
     waiting: deque[tuple[int, Future[bytes]]] = deque()
     with ThreadPoolExecutor(ENCODE_THREADS, thread_name_prefix="render-encode") as pool:
-        for index, frame in _decoded(Path(path), wanted, frame_count):
-            waiting.append((index, pool.submit(image_format.encode, frame)))
+        for index, frame in frames:
+            waiting.append((index, pool.submit(image_format.encode_jpg, frame)))
             while len(waiting) > MAX_WAITING:
                 done, future = waiting.popleft()
                 yield done, future.result()
