@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--max-concurrent-runs", type=int, default=4)
     parser.add_argument(
+        "--run-lease-s",
+        type=float,
+        default=30.0,
+        help="a run's lease on this replica, renewed every third of it; a replica that stops renewing "
+        "(killed, hung) loses its runs to another replica on the same Postgres after this long",
+    )
+    parser.add_argument(
         "--embed-streams",
         type=int,
         default=0,
@@ -100,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         streams=args.embed_streams or None,
         tls=internal_tls,
     )
-    runs = RunManager(db, RunPipeline(embedders, selector), args.max_concurrent_runs, datasources)
+    runs = RunManager(
+        db, RunPipeline(embedders, selector), args.max_concurrent_runs, datasources, lease_s=args.run_lease_s
+    )
     servicer = SchedulerServicer(db, runs, selector, datasources)
 
     def register(server: grpc.Server) -> None:
