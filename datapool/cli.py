@@ -18,6 +18,17 @@ DEFAULT_STATE_DIR = Path(".datapool-state")
 
 
 def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="the services' logs (in STATE_DIR/logs): text, or json, one object per line "
+        "(default: $DATAPOOL_LOG_FORMAT, else text)",
+    )
+    p.add_argument(
+        "--otel",
+        action="store_true",
+        help="trace the services' gRPC calls with OpenTelemetry (also $DATAPOOL_OTEL=1; README, Deploy)",
+    )
     p.add_argument("--port", type=int, default=port_default, help="scheduler port (default %(default)s)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="metadata and logs")
@@ -63,6 +74,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     if stack.ca_cert is not None:
         print(f"datapool: TLS on; clients trust {stack.ca_cert} (export DATAPOOL_CA_CERT={stack.ca_cert})")
+    print(
+        "datapool: Prometheus metrics on "
+        + ", ".join(f"{name} {url}" for name, url in stack.metrics.items()),
+        flush=True,
+    )
     stop.wait()
     print("datapool: stopping", flush=True)
     stack.stop()

@@ -28,6 +28,8 @@ def stack_from_args(args: argparse.Namespace) -> Stack:
         embedder_replicas=args.embedders,
         backend=args.backend,
         http_port=args.http_port,
+        log_format=args.log_format,
+        otel=args.otel,
         tls_dir=args.tls_dir,
     )
 

@@ -7,6 +7,7 @@ SIGTERM to all, waits for their graceful shutdown, then SIGKILLs stragglers.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -26,6 +27,9 @@ from datapool.tls import CA_ENV, channel_credentials
 from datapool.tls_certs import ensure_local_tls
 
 log = logging.getLogger(__name__)
+
+# Where `datapool up` records each service's metrics URL, in its state directory.
+METRICS_FILE = "metrics.json"
 
 STARTUP_TIMEOUT_S = 300.0
 STOP_GRACE_S = 8.0
@@ -88,6 +92,8 @@ class Stack:
         backend: str = "auto",
         log_level: str = "INFO",
         http_port: int | None = None,
+        log_format: str | None = None,
+        otel: bool = False,
         tls_dir: Path | None = None,
     ) -> None:
         self.state_dir = state_dir.absolute()
@@ -201,6 +207,17 @@ class Stack:
                 logs / "gateway.log",
                 http=True,
             )
+        # Each gRPC service serves Prometheus metrics on a port of its own (kept across restarts),
+        # recorded in STATE_DIR/metrics.json for scrapers and tests.
+        self.metrics: dict[str, str] = {}
+        for child in (self.selector, *self.embedders, self.scheduler):
+            metrics_port = free_port(host)
+            child.args += ["--metrics-port", str(metrics_port)]
+            # Without them, each service reads $DATAPOOL_LOG_FORMAT and $DATAPOOL_OTEL itself.
+            child.args += ["--log-format", log_format] if log_format else []
+            child.args += ["--otel"] if otel else []
+            self.metrics[child.name] = f"http://{host}:{metrics_port}/metrics"
+        (self.state_dir / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2) + "\n")
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -28,7 +28,7 @@ from pathlib import Path
 from datapool.errors import FailedPrecondition, Unavailable
 from datapool.pool.layout import DATA_PREFIX, FRAMES_PREFIX, MANIFESTS_PREFIX, PoolSegment, manifest_version
 from datapool.pool.repository import PoolRepository
-from datapool.storage import LocalStore, ObjectInfo, Store, StoreError
+from datapool.storage import ForwardingStore, LocalStore, ObjectInfo, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,8 @@ def object_modified_time(store: Store, info: ObjectInfo) -> float | None:
 def _remove_empty_data_folders(store: Store, deleted: list[GcObject]) -> None:
     # Object stores have no folders; a local pool would keep one empty folder per
     # collected commit. Commit ids are never reused, so no writer can be filling one.
+    while isinstance(store, ForwardingStore):  # a timing or fault-point wrapper
+        store = store.inner
     if not isinstance(store, LocalStore):
         return
     folders = {Path(store.root, *o.key.split("/")[:-1]) for o in deleted if o.key.startswith(DATA_PREFIX)}

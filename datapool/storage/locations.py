@@ -10,6 +10,7 @@ import grpc
 from datapool.storage.base import Store, StoreError
 from datapool.storage.local import LocalStore
 from datapool.storage.remote import DEFAULT_OPTIONS, RemoteOptions, normalize_prefix
+from datapool.storage.timing import timed
 from datapool.v1 import common_pb2
 
 
@@ -26,7 +27,13 @@ _CONTAINER = re.compile(r"^(\$root|[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9])$")
 
 
 def open_store(location: common_pb2.StoreLocation, options: RemoteOptions = DEFAULT_OPTIONS) -> Store:
-    """The adapter for `location`; `options` (listing page size, retries, timeouts) apply to object stores."""
+    """The adapter for `location`; `options` (listing page size, retries, timeouts) apply to object stores.
+
+    Timed by the observer a service installed (`datapool.storage.timing`), if any."""
+    return timed(_open_adapter(location, options), location.WhichOneof("kind") or "")
+
+
+def _open_adapter(location: common_pb2.StoreLocation, options: RemoteOptions) -> Store:
     kind = location.WhichOneof("kind")
     if kind == "local":
         if not location.local.root:

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from datapool.channels import COMMON_OPTIONS
+from services.common.rpc_metrics import RpcMetricsInterceptor
 from services.common.status import DomainErrorInterceptor
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class ServiceServer:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name),
             options=SERVER_OPTIONS,
-            interceptors=[*interceptors, DomainErrorInterceptor()],
+            # Metrics outermost: they record the status the caller gets, refusals included.
+            interceptors=[RpcMetricsInterceptor(), *interceptors, DomainErrorInterceptor()],
         )
         register(self.server)
         self.health = health.HealthServicer()

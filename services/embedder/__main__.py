@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from datapool.errors import DatapoolError
-from services.common.server import setup_logging
+from services.common.observability import add_observability_args, start_observability
 from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.common.tls_args import MUTUAL_CA_HELP, add_tls_args, health_address, tls_from_args
 from services.embedder.backends import BACKEND_NAMES, BackendOptions, load_backend
@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"(default: ${ALLOWED_ROOTS_ENV}, '{os.pathsep}'-separated; neither: no restriction)",
     )
     parser.add_argument("--log-level", default="INFO")
+    add_observability_args(parser)
     parser.add_argument(
         "--port-file", type=Path, default=None, help="write the bound port here (useful with --port 0)"
     )
@@ -75,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.log_level)
+    start_observability(args, "embedder", "python -m services.embedder")
     options = BackendOptions(
         threads=args.threads, trt_cache=args.trt_cache, device=args.device, gpu_resize=args.gpu_resize
     )

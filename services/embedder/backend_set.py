@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from services.embedder.backends import BackendOptions, backend_model_id, check_available, known, load_backend
 from services.embedder.backends.base import BackendUnavailable, ModelBackend
+from services.embedder.metrics import backend_loaded
 from services.embedder.network import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class BackendSet:
         self.options = options or BackendOptions()
         self.retry_after_s = retry_after_s
         self._loaded: dict[str, ModelBackend] = {default.name: default}
+        backend_loaded(default.name, default.model_id, default=True)
         self._failed: dict[str, _LoadFailure] = {}
         # Loads are rare and slow (a TensorRT build takes minutes): one at a time, and a
         # request that waits for a load gets the loaded backend (or its failure) instead of
@@ -123,4 +125,5 @@ class BackendSet:
             log.info("loaded model backend %s on request (%s)", backend.name, backend.reason)
             self._failed.pop(name, None)
             self._loaded[name] = backend
+            backend_loaded(backend.name, backend.model_id, default=False)
             return backend

@@ -24,6 +24,7 @@ from services.embedder.decode import MediaInfo, UndecodableFile, numbering_key
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
 from services.embedder.frame_encoding import ImageFormat
 from services.embedder.locations_guard import AllowedRoots, check_frame_key
+from services.embedder.metrics import BUSY, FRAMES_DECODED, FRAMES_EMBEDDED
 from services.embedder.render import render_frames
 from services.embedder.source import (
     SourceFileChanged,
@@ -87,6 +88,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         store = open_location(request.source, "source")
         try:
             with (
+                BUSY.call(),
                 listed_file_path(store, listed) as path,
                 contextlib.closing(
                     embed_file(self._allowed(path, request.source), backend, batch_size, sampling)
@@ -99,10 +101,12 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                     if isinstance(event, MediaInfo):
                         yield embedder_pb2.EmbedFileResponse(info=_info_pb(event))
                     elif isinstance(event, FrameBatch):
+                        FRAMES_EMBEDDED.labels(backend.name).inc(len(event.frame_indices))
                         yield embedder_pb2.EmbedFileResponse(batch=_batch_pb(event, dtype))
                     else:
                         # Vectors of a file rewritten while we decoded it match neither version.
                         check_unchanged(store, listed, when="while embedding")
+                        FRAMES_DECODED.inc(event.frame_count)
                         log.info(
                             "embedded %s: %d frames, decode %.2fs, embed %.2fs",
                             listed.path,

@@ -13,8 +13,9 @@ from datapool.cli_migrate import DATABASE_URL_ENV
 from datapool.errors import DatapoolError
 from datapool.secret_key import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.common.observability import add_observability_args, start_observability
 from services.common.secrets import SecretKeyError, install_log_scrubbing, load_secret_box
-from services.common.server import ServiceServer, setup_logging
+from services.common.server import ServiceServer
 from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.common.tls_args import SCHEDULER_CA_HELP, add_tls_args, health_address, tls_from_args
 from services.scheduler.auth import add_token_file_arg, user_token_interceptor, user_tokens_from_args
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         "give it when one dns:/// address stands for many embedder pods)",
     )
     parser.add_argument("--log-level", default="INFO")
+    add_observability_args(parser)
     parser.add_argument(
         KEY_FILE_OPTION,
         dest="secret_key_file",
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.embed_streams < 0:
         parser.error(f"--embed-streams must be >= 0, got {args.embed_streams}")
-    setup_logging(args.log_level)
+    start_observability(args, "scheduler", parser.prog)
     install_log_scrubbing()
     internal_token = internal_token_from_args(parser, args)
     tls = tls_from_args(parser, args)

@@ -123,7 +123,15 @@ class EmbedderReplica:
             sampling=sampling_pb(sampling),
         )
         try:
-            yield from self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S, wait_for_ready=True)
+            stream = self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S, wait_for_ready=True)
+            for event in stream:
+                if event.WhichOneof("event") in ("done", "skipped"):
+                    # The embedder ends the stream right after its last event; read that end before
+                    # handing the event over, since callers stop at it: an abandoned stream is
+                    # cancelled, and every finished file would count as CANCELLED on the embedder.
+                    for _ in stream:
+                        pass
+                yield event
         except grpc.RpcError as e:
             raise _embedder_error(e) from None
 

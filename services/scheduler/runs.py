@@ -21,6 +21,7 @@ from services.common.secrets import SCRUBBER, Scrubber
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import LeaseLost, MetadataDB, RunRow
 from services.scheduler.lease_keeper import LeaseKeeper
+from services.scheduler.metrics import RUN_STATES
 from services.scheduler.pipeline import RunPipeline, RunSpec
 from services.scheduler.run.interfaces import RemoteError
 from services.scheduler.takeover import spec_of, takeover_message
@@ -129,6 +130,7 @@ class RunManager:
             )
         except LeaseLost:
             return  # another replica runs it now
+        RUN_STATES.entered(run_id, scheduler_pb2.FAILED)
 
     def schedule(self, dataset_id: str, dataset_type: int, config: RunConfig) -> RunRow:
         input_loc = self.datasources.require(dataset_id, scheduler_pb2.INPUT)
@@ -136,6 +138,7 @@ class RunManager:
         row = self.db.create_run(
             dataset_id, scheduler_pb2.OPEN, config.to_json(), owner=self.owner, lease_ms=self._lease_ms
         )
+        RUN_STATES.entered(row.id, scheduler_pb2.OPEN)
         spec = RunSpec(
             run_id=row.id, dataset_type=dataset_type, input=input_loc, pool=pool_loc, config=config
         )
@@ -198,6 +201,8 @@ class RunManager:
             if run_id in self._interrupted:
                 return None
             row = self.db.update_run(run_id, owner=self.owner, **fields)
+            if "state" in fields:
+                RUN_STATES.entered(run_id, fields["state"])
         with self._changed:
             self._changed.notify_all()
         return row

@@ -7,7 +7,8 @@ import functools
 import os
 
 from services.common.auth import internal_token_interceptor
-from services.common.server import ServiceServer, setup_logging
+from services.common.observability import add_observability_args, start_observability
+from services.common.server import ServiceServer
 from services.common.startup import add_internal_token_args, internal_token_from_args
 from services.common.tls_args import MUTUAL_CA_HELP, add_tls_args, health_address, tls_from_args
 from services.selector.cached_loads import DEFAULT_MAX_STAGED_BYTES, StagedCacheLoads
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=50052)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--log-level", default="INFO")
+    add_observability_args(parser)
     parser.add_argument(
         "--max-staged-cache-mb",
         type=int,
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--max-run-memory-mb must be >= 0, got {args.max_run_memory_mb}")
     if args.spill_dir is not None and not os.path.isdir(args.spill_dir):
         parser.error(f"--spill-dir {args.spill_dir!r} is not a directory")
-    setup_logging(args.log_level)
+    start_observability(args, "selector", parser.prog)
     token = internal_token_from_args(parser, args)
     tls = tls_from_args(parser, args)
     loads = StagedCacheLoads(max_bytes=args.max_staged_cache_mb << 20)

@@ -35,6 +35,7 @@ from datapool.storage import ForwardingStore
 from services.common import faults
 from services.common.faults import fault_point
 from services.selector.errors import CommitAborted
+from services.selector.metrics import COMMITS, LOST_RACES, RETRIES
 from services.selector.selection import select_picks
 from services.selector.session import CommitOutcome, Committed, NeedFrames, SelectionSession
 
@@ -122,11 +123,13 @@ class PoolCommitter:
         )
         session.attempts += 1
         if repo.create_manifest(manifest):
+            COMMITS.inc()
             fault_point("selector.commit.after_manifest")
         else:
             existing = repo.manifest(version)
             # "Exists" after a retried put may be our own earlier success.
             if existing is None or existing.commit_id != commit_id:
+                LOST_RACES.inc()
                 fault_point("selector.commit.lost_race")
                 discard_commit(repo, commit_id, version)  # the version is taken: never ours
                 return None
@@ -149,6 +152,7 @@ class PoolCommitter:
             raise FailedPrecondition(
                 f"pool dim is now {newest.dim}, the session's candidates have dim {session.candidates.dim}"
             )
+        RETRIES.inc()
         fault_point("selector.commit.after_reread")
         added = repo.load_segments(newest.segments_after(session.base_version), newest.dim)
         session.pool = session.pool.extended(newest, added)

@@ -26,6 +26,7 @@ from datapool.pool.files import FileRef
 from datapool.pool.layout import EMBEDDING_CACHE_PREFIX
 from datapool.storage import ObjectNotFound, Store, StoreError, StoreNotFoundError
 from services.selector.cache_entry import CacheEntry, CacheScope, UnusableEntry, decode_entry, encode_entry
+from services.selector.metrics import CACHE_HITS, CACHE_MISSES
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class EmbeddingCache:
                     result.hits.append(entry)
                 elif entry:
                     result.unreadable += 1
+        CACHE_HITS.inc(len(result.hits))
+        CACHE_MISSES.inc(len(wanted) - len(result.hits))
         return result
 
     def write(self, entry: CacheEntry) -> None:

@@ -145,6 +145,10 @@ livenessProbe:
   value: "1"
 - name: DATAPOOL_INTERNAL_TOKEN_FILE
   value: /var/run/secrets/datapool/internal/token
+{{- if .Values.tracing.enabled }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ required "tracing.otlpEndpoint: the OTLP/gRPC collector the services send spans to, e.g. http://otel-collector.monitoring:4317" .Values.tracing.otlpEndpoint | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "datapool.envFrom" -}}
@@ -218,6 +222,17 @@ mutual TLS); the scheduler checks theirs against it. */}}
 {{- if and (eq .component "scheduler") .ctx.Values.tls.serverName }}
 - --tls-server-name={{ .ctx.Values.tls.serverName }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Logs, metrics and traces of a gRPC service (services/common/observability.py). */}}
+{{- define "datapool.observabilityArgs" -}}
+- --log-format={{ .Values.logFormat }}
+{{- if .Values.metrics.enabled }}
+- --metrics-port={{ .Values.metrics.port }}
+{{- end }}
+{{- if .Values.tracing.enabled }}
+- --otel
 {{- end }}
 {{- end }}
 
