@@ -1,7 +1,7 @@
 """Exact greedy farthest-point selection of the most diverse rows, in Rust."""
 
 from collections.abc import Callable, Sequence
-from typing import Any, final
+from typing import Any, Literal, final
 
 import numpy as np
 import numpy.typing as npt
@@ -106,6 +106,7 @@ class IncrementalSelector:
         min_distance: float,
         order: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
         stop: Callable[[], object] | None = None,
+        strategy: Literal["auto", "pruned", "dense"] = "auto",
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Greedy picks over the blocks in ``order``, as ``select_diverse`` would make them.
 
@@ -121,6 +122,14 @@ class IncrementalSelector:
                 raises ``Cancelled``. Signal handlers only run on the main thread, so
                 this is how a server thread ends a selection whose request was
                 cancelled.
+            strategy: ``"auto"`` (the default) prunes with triangle-inequality bounds
+                while that pays, measured during the call: once searching the pool row
+                by row has cost as much as a blocked GEMM pass over it would, that pass
+                runs instead, and once the pruned loop is projected to take longer than
+                the dense path (the GEMM pass, then a lazy greedy loop over exact
+                distances), the call switches to it. ``"pruned"`` and ``"dense"`` force
+                one path (benchmarks, tests). Every path gives the same picks and
+                distances: all distances are confirmed with the one float32 kernel.
 
         Returns:
             ``(indices, distances)``: int64 row indices into the chosen blocks
@@ -149,3 +158,21 @@ class IncrementalSelector:
     @property
     def pool_rows(self) -> int:
         """Number of pool rows."""
+
+    @property
+    def gemm_rows(self) -> int:
+        """Rows that ``add`` measured against the pool by the GEMM pass (exactly), because
+        bounding them through their group leaders was measured to cost more (data that
+        does not group, such as uniform rows)."""
+
+    @property
+    def last_switch(self) -> int | None:
+        """Picks the last ``select`` had made on the pruned path when it measured that the
+        dense path would finish sooner and switched to it (0 with ``strategy="dense"``);
+        ``None`` if it never switched."""
+
+    @property
+    def last_pool_pass(self) -> int | None:
+        """Picks the last ``select`` had made when it measured that searching the pool row
+        by row had cost as much as a GEMM pass over the rows left would, and ran that
+        pass; ``None`` if it never did."""

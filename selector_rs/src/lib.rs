@@ -7,12 +7,13 @@ use numpy::{
     PyUntypedArray, PyUntypedArrayMethods,
 };
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use selector_core::validate::{self, ArrayLayout};
-use selector_core::{Blocks, Matrix, Pick, PoolIndex, Prepared, SelectError};
+use selector_core::{Blocks, Matrix, Pick, PoolIndex, Prepared, SelectError, Strategy};
 
 fn value_error(err: &SelectError) -> PyErr {
     PyValueError::new_err(err.to_string())
@@ -237,6 +238,11 @@ struct IncrementalSelector {
     dim: Option<usize>,
     index: PoolIndex,
     blocks: Vec<Block>,
+    /// Where the last `select` left the pruned path: 0 for never, else picks + 1. An
+    /// atomic, so that `select` keeps taking `&self` (concurrent selections stay legal).
+    switched: AtomicUsize,
+    /// The same for the GEMM pass over the pool during the last `select`.
+    pool_pass: AtomicUsize,
 }
 
 /// Borrows a kept array again; it was checked (float32, C-contiguous, aligned) when kept.
@@ -280,6 +286,8 @@ impl IncrementalSelector {
             dim,
             index,
             blocks: Vec::new(),
+            switched: AtomicUsize::new(0),
+            pool_pass: AtomicUsize::new(0),
         })
     }
 
@@ -319,7 +327,9 @@ impl IncrementalSelector {
     /// that order, and float64 distances of each pick to the pool and earlier picks.
     /// `stop`, if given, is called about every 50 ms; once it returns true the call
     /// raises `Cancelled`.
-    #[pyo3(signature = (n_samples, min_distance, order=None, stop=None))]
+    /// `strategy`: "auto" (pruned while it pays, by measurement, then dense), "pruned"
+    /// or "dense"; the picks are the same.
+    #[pyo3(signature = (n_samples, min_distance, order=None, stop=None, strategy="auto"))]
     fn select<'py>(
         &self,
         py: Python<'py>,
@@ -327,7 +337,18 @@ impl IncrementalSelector {
         min_distance: &Bound<'py, PyAny>,
         order: Option<Vec<i64>>,
         stop: Option<Py<PyAny>>,
+        strategy: &str,
     ) -> PyResult<Picks<'py>> {
+        let strategy = match strategy {
+            "auto" => Strategy::Auto,
+            "pruned" => Strategy::Pruned,
+            "dense" => Strategy::Dense,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "strategy must be \"auto\", \"pruned\" or \"dense\", not {other:?}"
+                )))
+            }
+        };
         let n_samples = extract_n_samples(n_samples)?;
         let min_distance = extract_min_distance(min_distance)?;
         let order = block_order(order, self.blocks.len())?;
@@ -349,13 +370,13 @@ impl IncrementalSelector {
             })
             .collect::<PyResult<Vec<_>>>()?;
         let candidates = Blocks::new(&matrices, dim).map_err(|e| value_error(&e))?;
-        let picks = run_stoppable(py, stop, |cancel| {
+        let selected = run_stoppable(py, stop, |cancel| {
             let parts = order
                 .iter()
                 .map(|&b| self.blocks[b].prepared.clone())
                 .collect();
             let prepared = Prepared::concat(parts);
-            selector_core::select_prepared_blocks(
+            selector_core::select_prepared_blocks_with(
                 &candidates,
                 &pool,
                 &self.index,
@@ -363,8 +384,16 @@ impl IncrementalSelector {
                 n_samples,
                 min_distance,
                 cancel,
+                strategy,
             )
         })?;
+        self.switched
+            .store(selected.switched_at.map_or(0, |k| k + 1), Ordering::Relaxed);
+        self.pool_pass.store(
+            selected.pool_pass_at.map_or(0, |k| k + 1),
+            Ordering::Relaxed,
+        );
+        let picks = selected.picks;
         let distances: Vec<f64> = picks.iter().map(|p| p.distance).collect();
         Ok((to_i64(&picks)?.into_pyarray(py), distances.into_pyarray(py)))
     }
@@ -385,6 +414,27 @@ impl IncrementalSelector {
     #[getter]
     fn pool_rows(&self) -> usize {
         self.pool_rows
+    }
+
+    /// Picks the last `select` made on the pruned path before it measured that the
+    /// dense path would be faster and switched; `None` if it never switched.
+    #[getter]
+    fn last_switch(&self) -> Option<usize> {
+        self.switched.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// Picks the last `select` had made when it measured that searching the pool row by
+    /// row cost more than a GEMM pass over it would, and ran that pass; `None` if never.
+    #[getter]
+    fn last_pool_pass(&self) -> Option<usize> {
+        self.pool_pass.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// Rows that `add` measured against the pool by the GEMM pass, because bounding them
+    /// through their group leaders was measured to cost more.
+    #[getter]
+    fn gemm_rows(&self) -> usize {
+        self.blocks.iter().map(|b| b.prepared.gemm_rows()).sum()
     }
 }
 

@@ -25,6 +25,8 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
@@ -33,7 +35,9 @@ use crate::groups::{self, Group};
 use crate::matrix::{Blocks, Matrix};
 use std::sync::OnceLock;
 
+use crate::dense::{self, Targets};
 use crate::pool::{beyond, raised, Hint, PoolIndex, SLACK};
+use crate::switch::{trace, Meter, Rows, Strategy};
 use crate::validate::SelectError;
 use crate::Cancel;
 
@@ -42,6 +46,9 @@ const GROUPS_PER_CHECK: usize = 512;
 
 /// Candidates refined together before it pays to use more than one thread.
 const PARALLEL_BATCH: usize = 16;
+
+/// Group visits between two looks at the clock (a visit is a few microseconds).
+const VISITS_PER_CHECK: usize = 64;
 
 /// Radius of a run of groups, as a multiple of the group radius `tau`.
 const RUN_TAU: f64 = 4.0;
@@ -77,9 +84,19 @@ pub struct Prepared {
     run_of: Vec<usize>,
     run_offset: Vec<f64>,
     runs: Vec<usize>,
+    /// Rows whose pool distance the GEMM pass measured exactly (all or none of a block).
+    gemm_rows: usize,
 }
 
 impl Prepared {
+    /// Rows measured against the pool by the GEMM pass instead of bounded through their
+    /// group leaders, because the bounds were measured to cost more (for tests and
+    /// benchmarks).
+    #[must_use]
+    pub fn gemm_rows(&self) -> usize {
+        self.gemm_rows
+    }
+
     #[must_use]
     pub fn rows(&self) -> usize {
         self.offset.len()
@@ -112,6 +129,7 @@ impl Prepared {
             out.leader_near.extend(part.leader_near);
             out.pool_ub.extend(part.pool_ub);
             out.pool_exact.extend(part.pool_exact);
+            out.gemm_rows += part.gemm_rows;
         }
         out
     }
@@ -130,16 +148,47 @@ pub(crate) fn prepare(
     let mut lower = vec![f64::INFINITY; grouped.groups.len()];
     let mut upper = vec![f64::INFINITY; grouped.groups.len()];
     let mut leader_near = vec![usize::MAX; grouped.groups.len()];
+    let n = candidates.rows();
+    let mut exact = None;
     if pool.rows() > 0 {
-        for (((slab, lb), ub), near) in grouped
+        let started = Instant::now();
+        for (slab_no, (((slab, lb), ub), near)) in grouped
             .groups
             .chunks(GROUPS_PER_CHECK)
             .zip(lower.chunks_mut(GROUPS_PER_CHECK))
             .zip(upper.chunks_mut(GROUPS_PER_CHECK))
             .zip(leader_near.chunks_mut(GROUPS_PER_CHECK))
+            .enumerate()
         {
             if cancel() {
                 return Err(SelectError::Cancelled);
+            }
+            if slab_no == 1 {
+                // Measured on the first slab: when the groups do not compress the rows,
+                // bounding each leader costs more than the GEMM pass that gives every
+                // row its exact distance, and the bounds would prune little anyway.
+                #[allow(clippy::cast_precision_loss)]
+                let hints_left = started.elapsed().as_secs_f64() / GROUPS_PER_CHECK as f64
+                    * (grouped.groups.len() - GROUPS_PER_CHECK) as f64;
+                let cost = index.dense_cost(&Blocks::from(candidates), pool);
+                let pass = cost.pool_pass(n, pool.rows());
+                trace(|| {
+                    format!("prepare {n} rows: bounds left {hints_left:.3} s, GEMM {pass:.3} s")
+                });
+                if hints_left > pass {
+                    let rows = dense::all_rows(&Blocks::from(candidates));
+                    let targets = Targets {
+                        data: pool.data(),
+                        rows: pool.rows(),
+                    };
+                    exact = Some(dense::nearest(
+                        &Blocks::from(candidates),
+                        &rows,
+                        targets,
+                        cancel,
+                    )?);
+                    break;
+                }
             }
             // Bounds only: an exact search is left for the few candidates that could
             // still win when selection needs it.
@@ -154,13 +203,21 @@ pub(crate) fn prepare(
                 });
         }
     }
-    let n = candidates.rows();
     let mut pool_ub = vec![0.0_f64; n];
     let mut pool_exact = vec![false; n];
-    for (g, &d) in grouped.groups.iter().zip(&upper) {
-        for i in g.rows() {
-            pool_ub[i] = raised(d + grouped.offset[i]);
-            pool_exact[i] = pool.rows() == 0;
+    let gemm_rows = if exact.is_some() { n } else { 0 };
+    if let Some(exact) = exact {
+        for (k, g) in grouped.groups.iter().enumerate() {
+            (lower[k], upper[k], leader_near[k]) = (exact[g.start], exact[g.start], usize::MAX);
+        }
+        pool_ub = exact;
+        pool_exact.fill(true);
+    } else {
+        for (g, &d) in grouped.groups.iter().zip(&upper) {
+            for i in g.rows() {
+                pool_ub[i] = raised(d + grouped.offset[i]);
+                pool_exact[i] = pool.rows() == 0;
+            }
         }
     }
     Ok(Prepared {
@@ -174,6 +231,7 @@ pub(crate) fn prepare(
         run_of,
         run_offset,
         runs,
+        gemm_rows,
     })
 }
 
@@ -295,6 +353,11 @@ struct Selection<'a, 'b> {
     bound: Vec<f64>,
     version: Vec<u32>,
     picks: Vec<Pick>,
+    /// Candidates whose pool distance is not exact yet, and the nanoseconds (summed over
+    /// threads) spent so far searching the pool for such distances.
+    inexact: usize,
+    search_ns: AtomicU64,
+    pool_pass_at: Option<usize>,
 }
 
 impl Selection<'_, '_> {
@@ -314,7 +377,37 @@ impl Selection<'_, '_> {
         self.pick_min[s.index] = s.pick_min;
         self.seen[s.index] = s.seen;
         self.prep.pool_ub[s.index] = s.pool_ub;
+        if s.pool_exact && !self.prep.pool_exact[s.index] {
+            self.inexact -= 1;
+        }
         self.prep.pool_exact[s.index] = s.pool_exact;
+    }
+
+    /// Seconds spent searching the pool so far, over all threads.
+    fn search_s(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let ns = self.search_ns.load(AtomicOrdering::Relaxed) as f64;
+        ns * 1e-9
+    }
+
+    /// Every remaining pool distance at once, by the dense path's GEMM pass: the bounds
+    /// already computed stay valid (they only ever exceed the exact distances).
+    fn pool_pass(&mut self, cancel: Cancel<'_>) -> Result<(), SelectError> {
+        let rows: Vec<usize> = (0..self.prep.rows())
+            .filter(|&i| !self.prep.pool_exact[i])
+            .collect();
+        let targets = Targets {
+            data: self.pool.data(),
+            rows: self.pool.rows(),
+        };
+        let exact = dense::nearest(self.candidates, &rows, targets, cancel)?;
+        for (&i, d) in rows.iter().zip(exact) {
+            self.prep.pool_ub[i] = d;
+            self.prep.pool_exact[i] = true;
+        }
+        self.inexact = 0;
+        self.pool_pass_at = Some(self.picks.len());
+        Ok(())
     }
 
     /// Tightens `s` until it is exact or certainly below `cutoff`.
@@ -353,6 +446,7 @@ impl Selection<'_, '_> {
                     return s;
                 }
             }
+            let started = Instant::now();
             let g = &self.prep.groups[group];
             let hint = hint.get_or_init(|| {
                 self.index
@@ -363,6 +457,8 @@ impl Selection<'_, '_> {
                     .nearest(self.pool, x, self.prep.offset[s.index], hint, cutoff);
             s.pool_ub = if exact { d } else { s.pool_ub.min(d) };
             s.pool_exact = exact;
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.search_ns.fetch_add(ns, AtomicOrdering::Relaxed);
         }
         s
     }
@@ -485,7 +581,7 @@ impl Selection<'_, '_> {
     }
 }
 
-/// The greedy loop over prepared candidates.
+/// The greedy loop over prepared candidates, pruned while it pays (see `switch`).
 pub(crate) fn select(
     candidates: &Blocks<'_>,
     pool: &Matrix<'_>,
@@ -495,46 +591,125 @@ pub(crate) fn select(
     min_distance: f64,
     cancel: Cancel<'_>,
 ) -> Result<Vec<Pick>, SelectError> {
-    let n = candidates.rows();
-    let budget = n_samples.min(n);
-    let k = prep.groups.len();
-    let run_count = prep.runs.len();
-    let bound: Vec<f64> = prep
-        .groups
-        .iter()
-        .zip(&prep.leader_ub)
-        .map(|(g, d)| raised(d + g.radius))
-        .collect();
-    let mut heap: BinaryHeap<Entry> = prep
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(group, g)| Entry {
-            bound: bound[group],
-            start: g.start,
-            group,
-            version: 0,
-        })
-        .collect();
-    let mut sel = Selection {
+    let selected = select_with(
         candidates,
         pool,
         index,
         prep,
-        pick_min: vec![f64::INFINITY; n],
-        seen: vec![0; n],
-        picked: vec![false; n],
-        leader_picks: vec![Vec::new(); k],
-        run_picks: vec![Vec::new(); run_count],
-        group_pick: vec![f64::INFINITY; k],
-        bound,
-        version: vec![0; k],
-        picks: Vec::with_capacity(budget),
+        n_samples,
+        min_distance,
+        cancel,
+        Strategy::Auto,
+    )?;
+    Ok(selected.picks)
+}
+
+/// The picks, and where the measured decisions (see `switch`) changed course, as pick
+/// counts: the GEMM pass over the pool during the pruned loop, and the hand-over from
+/// the pruned loop to the dense path (`None`: never).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selected {
+    pub picks: Vec<Pick>,
+    pub pool_pass_at: Option<usize>,
+    pub switched_at: Option<usize>,
+}
+
+/// [`select`] on the path `strategy` says.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn select_with(
+    candidates: &Blocks<'_>,
+    pool: &Matrix<'_>,
+    index: &PoolIndex,
+    prep: Prepared,
+    n_samples: usize,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+    strategy: Strategy,
+) -> Result<Selected, SelectError> {
+    let n = candidates.rows();
+    let budget = n_samples.min(n);
+    if strategy == Strategy::Dense {
+        let picks = dense_from(
+            candidates,
+            pool,
+            &prep,
+            Vec::new(),
+            budget,
+            min_distance,
+            cancel,
+        )?;
+        return Ok(Selected {
+            picks,
+            pool_pass_at: None,
+            switched_at: Some(0),
+        });
+    }
+    let rows = Rows {
+        n,
+        inexact: prep.pool_exact.iter().filter(|&&e| !e).count(),
+        pool: pool.rows(),
     };
+    let mut meter = (strategy == Strategy::Auto && budget > 0)
+        .then(|| Meter::new(index.dense_cost(candidates, pool), rows, budget));
+    let (mut heap, mut sel) = start(candidates, pool, index, prep, budget);
+    let started = Instant::now();
+    let done = pruned(
+        &mut sel,
+        &mut heap,
+        &mut meter,
+        budget,
+        min_distance,
+        cancel,
+    )?;
+    trace(|| {
+        format!(
+            "pruned loop: {} picks, {:.3} s",
+            sel.picks.len(),
+            started.elapsed().as_secs_f64()
+        )
+    });
+    if done {
+        return Ok(Selected {
+            picks: sel.picks,
+            pool_pass_at: sel.pool_pass_at,
+            switched_at: None,
+        });
+    }
+    let switched_at = Some(sel.picks.len());
+    let pool_pass_at = sel.pool_pass_at;
+    let picks = dense_from(
+        candidates,
+        pool,
+        &sel.prep,
+        sel.picks,
+        budget,
+        min_distance,
+        cancel,
+    )?;
+    Ok(Selected {
+        picks,
+        pool_pass_at,
+        switched_at,
+    })
+}
+
+/// The pruned loop, until it is done (`true`) or the measurements say to go dense.
+fn pruned(
+    sel: &mut Selection<'_, '_>,
+    heap: &mut BinaryHeap<Entry>,
+    meter: &mut Option<Meter>,
+    budget: usize,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<bool, SelectError> {
     let mut visited = Vec::new();
+    let mut visits = 0_usize;
     while sel.picks.len() < budget {
         if cancel() {
             return Err(SelectError::Cancelled);
+        }
+        if measure(meter, sel, cancel)? {
+            return Ok(false);
         }
         let mut best: Option<(f64, usize)> = None;
         while let Some(top) = heap.peek().copied() {
@@ -548,6 +723,11 @@ pub(crate) fn select(
             heap.pop();
             sel.bound[top.group] = sel.visit(top.group, &mut best);
             visited.push(top.group);
+            visits += 1;
+            // Mid-pick too: on unprunable data one pick can outlast the dense path.
+            if visits.is_multiple_of(VISITS_PER_CHECK) && measure(meter, sel, cancel)? {
+                return Ok(false);
+            }
         }
         for group in visited.drain(..) {
             sel.version[group] += 1;
@@ -560,14 +740,171 @@ pub(crate) fn select(
                 });
             }
         }
-        let Some((distance, index)) = best else { break };
+        let Some((distance, index)) = best else {
+            return Ok(true);
+        };
         if distance < min_distance {
-            break;
+            return Ok(true);
         }
         sel.picked[index] = true;
         sel.picks.push(Pick { index, distance });
+        if let Some(m) = meter.as_mut() {
+            m.picked();
+        }
     }
-    Ok(sel.picks)
+    Ok(sel.picks.len() >= budget)
+}
+
+/// The measured decisions (see `switch`): the GEMM pass over the pool once searching
+/// it row by row has cost as much as that pass would; then whether to leave the pruned
+/// loop for the dense path (`true`).
+fn measure(
+    meter: &mut Option<Meter>,
+    sel: &mut Selection<'_, '_>,
+    cancel: Cancel<'_>,
+) -> Result<bool, SelectError> {
+    let Some(m) = meter.as_mut() else {
+        return Ok(false);
+    };
+    if sel.inexact > 0 && m.pool_pass_due(sel.inexact, sel.search_s()) {
+        let started = Instant::now();
+        let (inexact, searched) = (sel.inexact, sel.search_s());
+        sel.pool_pass(cancel)?;
+        m.pool_done();
+        trace(|| {
+            format!(
+                "GEMM pool pass after {} picks: {inexact} rows in {:.3} s (searches took {searched:.3} thread-s)",
+                sel.picks.len(),
+                started.elapsed().as_secs_f64()
+            )
+        });
+    }
+    Ok(m.switch(sel.picks.len()))
+}
+
+/// The pruned loop's starting state: every group on the heap at its first bound.
+fn start<'a, 'b>(
+    candidates: &'b Blocks<'a>,
+    pool: &'b Matrix<'a>,
+    index: &'b PoolIndex,
+    prep: Prepared,
+    budget: usize,
+) -> (BinaryHeap<Entry>, Selection<'a, 'b>) {
+    let n = candidates.rows();
+    let prep_inexact = prep.pool_exact.iter().filter(|&&e| !e).count();
+    let k = prep.groups.len();
+    let run_count = prep.runs.len();
+    let bound: Vec<f64> = prep
+        .groups
+        .iter()
+        .zip(&prep.leader_ub)
+        .map(|(g, d)| {
+            // Members that know their pool distance exactly bound the group tightly.
+            if g.rows().all(|i| prep.pool_exact[i]) {
+                g.rows()
+                    .map(|i| prep.pool_ub[i])
+                    .fold(f64::NEG_INFINITY, f64::max)
+            } else {
+                raised(d + g.radius)
+            }
+        })
+        .collect();
+    let heap: BinaryHeap<Entry> = prep
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(group, g)| Entry {
+            bound: bound[group],
+            start: g.start,
+            group,
+            version: 0,
+        })
+        .collect();
+    let sel = Selection {
+        candidates,
+        pool,
+        index,
+        prep,
+        pick_min: vec![f64::INFINITY; n],
+        seen: vec![0; n],
+        picked: vec![false; n],
+        leader_picks: vec![Vec::new(); k],
+        run_picks: vec![Vec::new(); run_count],
+        group_pick: vec![f64::INFINITY; k],
+        bound,
+        version: vec![0; k],
+        picks: Vec::with_capacity(budget),
+        inexact: prep_inexact,
+        search_ns: AtomicU64::new(0),
+        pool_pass_at: None,
+    };
+    (heap, sel)
+}
+
+/// The dense path from `picks` on: exact distances to the pool (by GEMM, for the rows
+/// whose distance `prep` does not know exactly yet) and to those picks, then the lazy
+/// greedy loop.
+pub(crate) fn dense_from(
+    candidates: &Blocks<'_>,
+    pool: &Matrix<'_>,
+    prep: &Prepared,
+    picks: Vec<Pick>,
+    budget: usize,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<Pick>, SelectError> {
+    let pool_rows = Targets {
+        data: pool.data(),
+        rows: pool.rows(),
+    };
+    let inexact: Vec<usize> = (0..candidates.rows())
+        .filter(|&i| !prep.pool_exact[i])
+        .collect();
+    let started = Instant::now();
+    let mut d = prep.pool_ub.clone();
+    for (i, near) in inexact
+        .iter()
+        .zip(dense::nearest(candidates, &inexact, pool_rows, cancel)?)
+    {
+        d[*i] = near;
+    }
+    trace(|| {
+        format!(
+            "dense: GEMM pool pass, {} rows, {:.3} s",
+            inexact.len(),
+            started.elapsed().as_secs_f64()
+        )
+    });
+    let started = Instant::now();
+    if !picks.is_empty() {
+        let rows = dense::gather(candidates, &picks);
+        let picked = Targets {
+            data: &rows,
+            rows: picks.len(),
+        };
+        let all = dense::all_rows(candidates);
+        let near = dense::nearest(candidates, &all, picked, cancel)?;
+        for (d, near) in d.iter_mut().zip(near) {
+            *d = d.min(near);
+        }
+    }
+    trace(|| {
+        format!(
+            "dense: GEMM pass over {} picks, {:.3} s",
+            picks.len(),
+            started.elapsed().as_secs_f64()
+        )
+    });
+    let started = Instant::now();
+    let picks = dense::select(candidates, d, picks, budget, min_distance, cancel)?;
+    trace(|| {
+        format!(
+            "dense: lazy loop to {} picks, {:.3} s",
+            picks.len(),
+            started.elapsed().as_secs_f64()
+        )
+    });
+    Ok(picks)
 }
 
 #[cfg(test)]

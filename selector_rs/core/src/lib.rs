@@ -8,13 +8,17 @@
 //! blocks (each block is prepared against the pool as it arrives, and selection runs
 //! over the concatenation once the last block is in).
 
+mod dense;
 mod distance;
 mod greedy;
 mod groups;
 mod matrix;
 mod pool;
+mod switch;
 pub mod validate;
 
+#[cfg(test)]
+mod fallback_tests;
 #[cfg(test)]
 mod proptests;
 // The f64 reference the integration tests use too: one copy for both.
@@ -23,9 +27,10 @@ mod proptests;
 mod reference;
 
 pub use distance::{kernel_name, l2, squared_l2};
-pub use greedy::{Pick, Prepared};
+pub use greedy::{Pick, Prepared, Selected};
 pub use matrix::{Blocks, Matrix};
 pub use pool::PoolIndex;
+pub use switch::Strategy;
 pub use validate::SelectError;
 
 /// Asked now and then, from the calling thread, whether to give up; `true` makes the
@@ -153,6 +158,56 @@ pub fn select_prepared_blocks(
 ) -> Result<Vec<Pick>, SelectError> {
     let n_samples = validate::n_samples(n_samples)?;
     let min_distance = validate::min_distance(min_distance)?;
+    check_prepared(candidates, pool, index, &prepared)?;
+    greedy::select(
+        candidates,
+        pool,
+        index,
+        prepared,
+        n_samples,
+        min_distance,
+        cancel,
+    )
+}
+
+/// [`select_prepared_blocks`] on the path `strategy` says, reporting where the pruned
+/// path handed over to the dense one.
+///
+/// # Errors
+/// As [`select_prepared`].
+#[allow(clippy::too_many_arguments)]
+pub fn select_prepared_blocks_with(
+    candidates: &Blocks<'_>,
+    pool: &Matrix<'_>,
+    index: &PoolIndex,
+    prepared: Prepared,
+    n_samples: i64,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+    strategy: Strategy,
+) -> Result<Selected, SelectError> {
+    let n_samples = validate::n_samples(n_samples)?;
+    let min_distance = validate::min_distance(min_distance)?;
+    check_prepared(candidates, pool, index, &prepared)?;
+    greedy::select_with(
+        candidates,
+        pool,
+        index,
+        prepared,
+        n_samples,
+        min_distance,
+        cancel,
+        strategy,
+    )
+}
+
+/// `prepared` and `index` describe `candidates` and `pool`, which have one width.
+fn check_prepared(
+    candidates: &Blocks<'_>,
+    pool: &Matrix<'_>,
+    index: &PoolIndex,
+    prepared: &Prepared,
+) -> Result<(), SelectError> {
     let no_pool = pool.rows() == 0 && pool.cols() == 0;
     if !no_pool && candidates.rows() > 0 && candidates.cols() != pool.cols() {
         return Err(SelectError::WidthMismatch {
@@ -168,13 +223,5 @@ pub fn select_prepared_blocks(
             cols: candidates.cols(),
         });
     }
-    greedy::select(
-        candidates,
-        pool,
-        index,
-        prepared,
-        n_samples,
-        min_distance,
-        cancel,
-    )
+    Ok(())
 }

@@ -1,9 +1,12 @@
 //! Exact nearest-pool-row search, pruned with the triangle inequality over the pool's
 //! leader groups.
 
+use std::sync::OnceLock;
+
 use crate::distance::l2;
 use crate::groups::{self, Group, Groups};
-use crate::matrix::Matrix;
+use crate::matrix::{Blocks, Matrix};
+use crate::switch::DenseCost;
 use crate::validate::{self, SelectError};
 use crate::Cancel;
 
@@ -35,6 +38,9 @@ pub struct PoolIndex {
     /// first leader (scenes, in video data), so a search can skip whole runs.
     runs: Vec<Run>,
     rows: usize,
+    /// The dense path's costs, measured once on a sizeable input: GEMM and distance
+    /// times do not depend on the values, so every later block and selection reuses it.
+    dense_cost: OnceLock<DenseCost>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +106,7 @@ impl PoolIndex {
             groups,
             runs,
             rows: pool.rows(),
+            dense_cost: OnceLock::new(),
         })
     }
 
@@ -112,6 +119,25 @@ impl PoolIndex {
     #[must_use]
     pub fn group_count(&self) -> usize {
         self.groups.groups.len()
+    }
+
+    /// Fixes the dense path's costs, as if measured (tests of the decisions).
+    #[cfg(test)]
+    pub(crate) fn assume_dense_cost(&self, cost: DenseCost) {
+        self.dense_cost.set(cost).expect("not measured yet");
+    }
+
+    /// The dense path's measured costs against this pool (see `switch`).
+    pub(crate) fn dense_cost(&self, candidates: &Blocks<'_>, pool: &Matrix<'_>) -> DenseCost {
+        if let Some(cost) = self.dense_cost.get() {
+            return *cost;
+        }
+        let cost = DenseCost::measure(candidates, pool);
+        // A few rows time too little work to stand for later, larger inputs.
+        if candidates.rows() >= crate::switch::SAMPLE_ROWS {
+            let _ = self.dense_cost.set(cost);
+        }
+        cost
     }
 
     fn group(&self, m: u32) -> &Group {

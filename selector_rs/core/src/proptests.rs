@@ -4,7 +4,10 @@
 use proptest::prelude::*;
 
 use crate::reference::{self, farthest};
-use crate::{prepare, select_diverse, select_prepared, Matrix, PoolIndex};
+use crate::{
+    prepare, select_diverse, select_prepared, select_prepared_blocks_with, Blocks, Matrix,
+    PoolIndex, Strategy as Path,
+};
 
 /// Relative gap under which two candidates count as tied: f64 sums in a different
 /// order may rank them either way.
@@ -179,7 +182,15 @@ proptest! {
             prepare(&b, &p, &index, &never).unwrap(),
         ]);
         let blocks = select_prepared(&c, &p, &index, joined, n, case.min_distance, &never).unwrap();
-        prop_assert_eq!(picks, blocks.iter().map(|p| p.index).collect::<Vec<_>>());
+        prop_assert_eq!(&picks, &blocks.iter().map(|p| p.index).collect::<Vec<_>>());
+        // Both paths compute D with the one kernel: the same picks, the same distances.
+        for strategy in [Path::Dense, Path::Pruned] {
+            let prep = prepare(&c, &p, &index, &never).unwrap();
+            let got = select_prepared_blocks_with(
+                &Blocks::from(&c), &p, &index, prep, n, case.min_distance, &never, strategy,
+            ).unwrap();
+            prop_assert_eq!(&got.picks, &blocks, "{:?}", strategy);
+        }
     }
 
     #[test]

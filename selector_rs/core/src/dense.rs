@@ -1,0 +1,465 @@
+//! The fallback for data where pruning does not pay (uniform rows, rough video).
+//!
+//! Two parts, both exact:
+//!
+//! * [`nearest`]: every candidate's distance to its nearest target row (pool rows and
+//!   earlier picks) by a blocked GEMM (`matrixmultiply::sgemm`), `|x|² + |t|² - 2 x·t`.
+//!   That expansion is fast but loses the small distances to cancellation, so it only
+//!   shortlists: every row whose GEMM value lies within a proven error bound of the
+//!   smallest is measured again with the one distance kernel ([`l2`]). The result is
+//!   bit for bit what [`l2`] gives for the nearest row, as on the pruned path.
+//! * [`select`]: the greedy loop over those distances, lazily: a max-heap of
+//!   per-candidate upper bounds, and a candidate folds in the picks it has not seen
+//!   only when it reaches the top. Each candidate-pick distance is computed at most
+//!   once, so this never does more distance work than a full per-pick update of every
+//!   candidate, and on spread-out data (where a new pick is far from almost everyone)
+//!   it does a few rows per pick.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use rayon::prelude::*;
+
+use crate::distance::l2;
+use crate::greedy::Pick;
+use crate::matrix::Blocks;
+use crate::validate::SelectError;
+use crate::Cancel;
+
+/// Candidate rows multiplied against the targets at once (one GEMM per block).
+const BLOCK_ROWS: usize = 128;
+
+/// Target rows per GEMM: bounds the `BLOCK_ROWS x TARGET_CHUNK` f32 product buffer.
+const TARGET_CHUNK: usize = 8192;
+
+/// Candidate-target pairs between two cancellation checks (about 40 ms of GEMM at
+/// width 1280 on two cores); at least one block per thread.
+const PAIRS_PER_CHECK: usize = 1 << 20;
+
+/// Relative slack for the f32 distance kernel's own rounding (far above its few 1e-7).
+const KERNEL_SLACK: f64 = 1e-5;
+
+/// Target rows, contiguous and row-major.
+#[derive(Clone, Copy)]
+pub(crate) struct Targets<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+}
+
+/// `gamma_k = k u / (1 - k u)`: the relative bound on an f32 dot product of `k` terms
+/// in any summation order, against the sum of the absolute products.
+fn gamma(k: usize) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let ku = k as f64 * f64::from(f32::EPSILON) / 2.0;
+    ku / (1.0 - ku)
+}
+
+fn sum_squares(row: &[f32]) -> f64 {
+    row.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+}
+
+/// Distance from each of `candidates`' rows `rows` to its nearest row of `targets`, as
+/// [`l2`] computes it (`inf` when there are no targets).
+///
+/// # Errors
+/// [`SelectError::Cancelled`] when `cancel` says so (checked between slabs of blocks).
+pub(crate) fn nearest(
+    candidates: &Blocks<'_>,
+    rows: &[usize],
+    targets: Targets<'_>,
+    cancel: Cancel<'_>,
+) -> Result<Vec<f64>, SelectError> {
+    let (n, cols) = (rows.len(), candidates.cols());
+    if targets.rows == 0 {
+        return Ok(vec![f64::INFINITY; n]);
+    }
+    if cols == 0 {
+        return Ok(vec![0.0; n]);
+    }
+    let norms: Vec<f64> = targets.data.chunks_exact(cols).map(sum_squares).collect();
+    let largest = norms.iter().copied().fold(0.0, f64::max).sqrt();
+    let mut out = vec![0.0; n];
+    let blocks = n.div_ceil(BLOCK_ROWS);
+    let per_check =
+        (PAIRS_PER_CHECK / (BLOCK_ROWS * targets.rows)).max(rayon::current_num_threads());
+    for slab in (0..blocks).step_by(per_check) {
+        if cancel() {
+            return Err(SelectError::Cancelled);
+        }
+        let end = ((slab + per_check) * BLOCK_ROWS).min(n);
+        out[slab * BLOCK_ROWS..end]
+            .par_chunks_mut(BLOCK_ROWS)
+            .enumerate()
+            .for_each(|(b, out)| {
+                let first = (slab + b) * BLOCK_ROWS;
+                let rows = &rows[first..first + out.len()];
+                nearest_block(candidates, rows, targets, &norms, largest, out);
+            });
+    }
+    Ok(out)
+}
+
+/// [`nearest`] for one block of `rows`.
+fn nearest_block(
+    candidates: &Blocks<'_>,
+    rows: &[usize],
+    targets: Targets<'_>,
+    norms: &[f64],
+    largest: f64,
+    out: &mut [f64],
+) {
+    let (m, cols) = (out.len(), candidates.cols());
+    let x = gather_rows(candidates, rows.iter().copied());
+    let x_norms: Vec<f64> = x.chunks_exact(cols).map(sum_squares).collect();
+    // |approx - true d²| <= 2 gamma |x| |t| (the dot product); the norms in f64 add
+    // nothing that matters, but the bound is doubled anyway.
+    let err: Vec<f64> = x_norms
+        .iter()
+        .map(|nx| 4.0 * gamma(cols) * nx.sqrt() * largest)
+        .collect();
+    let mut best = vec![f64::INFINITY; m];
+    let mut shortlist: Vec<Vec<(f64, usize)>> = vec![Vec::new(); m];
+    let chunk = TARGET_CHUNK.min(targets.rows);
+    let mut product = vec![0.0_f32; m * chunk];
+    for start in (0..targets.rows).step_by(chunk) {
+        let width = chunk.min(targets.rows - start);
+        let t = &targets.data[start * cols..(start + width) * cols];
+        // SAFETY: `x` is m x cols row-major, `t` is width x cols row-major (read as its
+        // transpose, cols x width, through the strides), `product` holds m x width.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                cols,
+                width,
+                1.0,
+                x.as_ptr(),
+                stride(cols),
+                1,
+                t.as_ptr(),
+                1,
+                stride(cols),
+                0.0,
+                product.as_mut_ptr(),
+                stride(width),
+                1,
+            );
+        }
+        for i in 0..m {
+            let row = &product[i * width..(i + 1) * width];
+            let approx = |j: usize| x_norms[i] + norms[start + j] - 2.0 * f64::from(row[j]);
+            let low = (0..width).map(approx).fold(f64::INFINITY, f64::min);
+            best[i] = best[i].min(low);
+            let cut = window(best[i], err[i]);
+            shortlist[i].extend(
+                (0..width)
+                    .filter(|&j| approx(j) <= cut)
+                    .map(|j| (approx(j), start + j)),
+            );
+        }
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        let cut = window(best[i], err[i]);
+        let row = candidates.row(rows[i]);
+        *o = shortlist[i]
+            .iter()
+            .filter(|&&(a, _)| a <= cut)
+            .map(|&(_, j)| l2(row, &targets.data[j * cols..(j + 1) * cols]))
+            .fold(f64::INFINITY, f64::min);
+    }
+}
+
+/// The largest GEMM value the nearest row (by [`l2`]) can have, given the smallest GEMM
+/// value `low` and the GEMM error bound `err`: that row's kernel value is at most the
+/// kernel value of the row at `low`, so its GEMM value is at most `low + 2 err` plus
+/// the kernel's relative rounding.
+fn window(low: f64, err: f64) -> f64 {
+    low + 2.0 * err + 3.0 * KERNEL_SLACK * (low.abs() + err)
+}
+
+fn stride(cols: usize) -> isize {
+    isize::try_from(cols).expect("a row width fits in isize")
+}
+
+/// Heap entry: a candidate with an upper bound on its distance, exact once it has
+/// seen every pick.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    bound: f64,
+    index: usize,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    /// Largest bound first, then the lowest index: the greedy rule's own order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.bound
+            .total_cmp(&other.bound)
+            .then(other.index.cmp(&self.index))
+    }
+}
+
+/// Distances computed between two cancellation checks in the greedy loop (about 50 ms
+/// at width 1280 on two cores).
+const DISTANCES_PER_CHECK: usize = 1 << 18;
+
+/// Stale candidates refined together before it pays to use more than one thread.
+const PARALLEL_BATCH: usize = 64;
+
+/// The greedy loop from `picks` (already made) on, over the exact distances `d` from
+/// each candidate to the pool and those picks; picked candidates are skipped.
+///
+/// # Errors
+/// [`SelectError::Cancelled`].
+pub(crate) fn select(
+    candidates: &Blocks<'_>,
+    mut d: Vec<f64>,
+    mut picks: Vec<Pick>,
+    budget: usize,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<Pick>, SelectError> {
+    let mut seen = vec![picks.len(); d.len()];
+    let mut picked = vec![false; d.len()];
+    for p in &picks {
+        picked[p.index] = true;
+    }
+    let mut heap: BinaryHeap<Entry> = d
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| !picked[i])
+        .map(|(index, &bound)| Entry { bound, index })
+        .collect();
+    let mut batch: Vec<Entry> = Vec::new();
+    let mut refined_rows = 0_usize;
+    while picks.len() < budget {
+        if cancel() {
+            return Err(SelectError::Cancelled);
+        }
+        let t = picks.len();
+        let mut round = 1;
+        let top = loop {
+            let Some(top) = heap.peek().copied() else {
+                break None;
+            };
+            if seen[top.index] == t {
+                break Some(heap.pop().expect("peeked"));
+            }
+            if cancel() {
+                return Err(SelectError::Cancelled);
+            }
+            // Every stale entry at the top, up to `round` of them (and a bounded number
+            // of distances), refined together: rounds double so that a long stale
+            // stretch goes to the threads.
+            let mut work = 0;
+            while batch.len() < round && work < DISTANCES_PER_CHECK {
+                match heap.peek() {
+                    Some(e) if seen[e.index] < t => {
+                        work += t - seen[e.index];
+                        batch.push(heap.pop().expect("peeked"));
+                    }
+                    _ => break,
+                }
+            }
+            round = (round * 2).min(4096);
+            let fold = |e: &Entry| {
+                let x = candidates.row(e.index);
+                let nearest = picks[seen[e.index]..]
+                    .iter()
+                    .map(|p| l2(x, candidates.row(p.index)))
+                    .fold(d[e.index], f64::min);
+                Entry {
+                    bound: nearest,
+                    index: e.index,
+                }
+            };
+            let refined: Vec<Entry> = if batch.len() < PARALLEL_BATCH {
+                batch.iter().map(fold).collect()
+            } else {
+                batch.par_iter().map(fold).collect()
+            };
+            batch.clear();
+            refined_rows += refined.len();
+            for e in refined {
+                d[e.index] = e.bound;
+                seen[e.index] = t;
+                heap.push(e);
+            }
+        };
+        let Some(top) = top else { break };
+        if top.bound < min_distance {
+            break;
+        }
+        picked[top.index] = true;
+        picks.push(Pick {
+            index: top.index,
+            distance: top.bound,
+        });
+    }
+    crate::switch::trace(|| format!("dense: {refined_rows} rows refined"));
+    Ok(picks)
+}
+
+/// Gathers the picked rows into one buffer, to be measured against like pool rows.
+pub(crate) fn gather(candidates: &Blocks<'_>, picks: &[Pick]) -> Vec<f32> {
+    picks
+        .iter()
+        .flat_map(|p| candidates.row(p.index).iter().copied())
+        .collect()
+}
+
+/// Rows `rows` of `candidates`, copied into one buffer.
+pub(crate) fn gather_rows(candidates: &Blocks<'_>, rows: impl Iterator<Item = usize>) -> Vec<f32> {
+    rows.flat_map(|i| candidates.row(i).iter().copied())
+        .collect()
+}
+
+/// Every row of `candidates`, for [`nearest`].
+pub(crate) fn all_rows(candidates: &Blocks<'_>) -> Vec<usize> {
+    (0..candidates.rows()).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::many_single_char_names, clippy::float_cmp)]
+mod tests {
+    use super::*;
+    use crate::matrix::Matrix;
+
+    /// Deterministic values in [-1, 1) (xorshift), so the tests need no RNG crate.
+    fn noise(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                #[allow(clippy::cast_precision_loss)]
+                let v = (s >> 40) as f32 / (1u64 << 23) as f32;
+                v * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn brute(c: &Blocks<'_>, t: &[f32], cols: usize) -> Vec<f64> {
+        (0..c.rows())
+            .map(|i| {
+                t.chunks_exact(cols)
+                    .map(|r| l2(c.row(i), r))
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nearest_gives_the_kernels_own_distance_among_near_duplicates() {
+        // Each candidate has 5 target rows within ~1e-3 of it (norms ~6): their squared
+        // distances differ by far less than the GEMM expansion's error, so only the
+        // exact re-measure of everything in the error window finds the nearest.
+        let (n, copies, cols) = (300, 5, 96);
+        let bases = noise(n * cols, 7);
+        let t: Vec<f32> = bases
+            .chunks_exact(cols)
+            .zip(noise(n * copies * cols, 9).chunks_exact(copies * cols))
+            .flat_map(|(base, tweaks)| {
+                tweaks
+                    .chunks_exact(cols)
+                    .flat_map(|w| base.iter().zip(w).map(|(b, w)| b + 1e-4 * w))
+                    .collect::<Vec<f32>>()
+            })
+            .collect();
+        let c: Vec<f32> = bases
+            .iter()
+            .zip(noise(n * cols, 8))
+            .map(|(b, w)| b + 1e-4 * w)
+            .collect();
+        let m = Matrix::new("candidates", &c, n, cols).unwrap();
+        let c = Blocks::from(&m);
+        let targets = Targets {
+            data: &t,
+            rows: n * copies,
+        };
+        let got = nearest(&c, &all_rows(&c), targets, &|| false).unwrap();
+        assert_eq!(got, brute(&c, &t, cols));
+        assert!(got.iter().all(|&d| d > 0.0 && d < 1e-2), "{:?}", &got[..4]);
+    }
+
+    #[test]
+    fn nearest_handles_no_targets_and_zero_width() {
+        let c = [1.0, 2.0];
+        let m = Matrix::new("candidates", &c, 1, 2).unwrap();
+        let none = Targets { data: &[], rows: 0 };
+        assert_eq!(
+            nearest(&Blocks::from(&m), &[0], none, &|| false).unwrap(),
+            vec![f64::INFINITY]
+        );
+        let m = Matrix::new("candidates", &[], 3, 0).unwrap();
+        let empty = Targets { data: &[], rows: 2 };
+        assert_eq!(
+            nearest(&Blocks::from(&m), &[0, 1, 2], empty, &|| false).unwrap(),
+            vec![0.0; 3]
+        );
+    }
+
+    #[test]
+    fn the_lazy_loop_picks_as_a_full_update_would() {
+        let (n, cols) = (500, 16);
+        let c = noise(n * cols, 3);
+        let m = Matrix::new("candidates", &c, n, cols).unwrap();
+        let b = Blocks::from(&m);
+        let picks = select(&b, vec![f64::INFINITY; n], Vec::new(), 60, 0.0, &|| false).unwrap();
+        // A full update of every candidate after every pick.
+        let mut d = vec![f64::INFINITY; n];
+        let mut want = Vec::new();
+        for _ in 0..60 {
+            let (i, &di) = d
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !want.contains(i))
+                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+                .unwrap();
+            want.push(i);
+            assert_eq!(picks[want.len() - 1].distance, di);
+            for (k, dk) in d.iter_mut().enumerate() {
+                *dk = dk.min(l2(b.row(k), b.row(i)));
+            }
+        }
+        assert_eq!(picks.iter().map(|p| p.index).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn the_lazy_loop_stops_below_min_distance_and_when_rows_run_out() {
+        let c = [0.0, 1.0, 3.0];
+        let m = Matrix::new("candidates", &c, 3, 1).unwrap();
+        let b = Blocks::from(&m);
+        let d = vec![f64::INFINITY; 3];
+        let got = select(&b, d.clone(), Vec::new(), 9, 1.5, &|| false).unwrap();
+        assert_eq!(got.iter().map(|p| p.index).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(
+            select(&b, d, Vec::new(), 9, 0.0, &|| false).unwrap().len(),
+            3
+        );
+    }
+
+    #[test]
+    fn cancellation_stops_the_gemm_pass_and_the_loop() {
+        let c = [0.0, 1.0, 3.0];
+        let m = Matrix::new("candidates", &c, 3, 1).unwrap();
+        let b = Blocks::from(&m);
+        let t = Targets { data: &c, rows: 3 };
+        assert_eq!(
+            nearest(&b, &[0, 1, 2], t, &|| true),
+            Err(SelectError::Cancelled)
+        );
+        let err = select(&b, vec![1.0; 3], Vec::new(), 2, 0.0, &|| true).unwrap_err();
+        assert_eq!(err, SelectError::Cancelled);
+    }
+}

@@ -1,0 +1,85 @@
+"""selector_rs's dense fallback (selector_rs/core/src/dense.rs, switch.rs): the path taken when
+pruning does not pay gives the pruned path's picks, exactly, and the measured decisions land
+where they should.
+
+Every pick is replayed in float64 (tests/greedy_reference.py): each is the farthest remaining
+candidate to 2e-4 relative, and selection stopped only when the rule allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from greedy_reference import float64_reference_check
+from selector_rs_support import incremental
+from synthetic_embeddings import pool_and_candidates, uniform_sphere
+
+import selector_rs
+
+F32 = npt.NDArray[np.float32]
+Strategy = Literal["auto", "pruned", "dense"]
+
+
+def shaped(shape: str, n: int, p: int, d: int, seed: int) -> tuple[F32, F32]:
+    """(pool, candidates) of one of the bench's shapes, small."""
+    if shape == "uniform":
+        return uniform_sphere(p, d, 2 * seed), uniform_sphere(n, d, 2 * seed + 1)
+    return pool_and_candidates(p, n, d, seed, shape=shape)
+
+
+def select(
+    pool: F32, cands: F32, n_samples: int, min_distance: float, strategy: Strategy
+) -> tuple[selector_rs.IncrementalSelector, list[int], list[float]]:
+    sel = incremental(pool, [cands[: len(cands) // 3], cands[len(cands) // 3 :]])
+    idx, dist = sel.select(n_samples, min_distance, strategy=strategy)
+    return sel, [int(i) for i in idx], [float(x) for x in dist]
+
+
+@pytest.mark.parametrize("shape", ["uniform", "rough", "video"])
+def test_the_dense_path_picks_exactly_what_the_pruned_path_picks(shape: str) -> None:
+    pool, cands = shaped(shape, 3000, 400, 96, seed=11)
+    _, dense, dense_d = select(pool, cands, 150, 0.0, "dense")
+    _, pruned, pruned_d = select(pool, cands, 150, 0.0, "pruned")
+    _, auto, auto_d = select(pool, cands, 150, 0.0, "auto")
+    assert dense == pruned == auto
+    assert dense_d == pruned_d == auto_d
+    check = float64_reference_check(cands, pool, dense, 0.0, budget=150)
+    assert check.ok, f"worst violation {check.worst} at step {check.worst_step}"
+
+
+@pytest.mark.parametrize("shape", ["uniform", "rough"])
+def test_the_dense_path_stops_where_the_rule_says(shape: str) -> None:
+    pool, cands = shaped(shape, 2000, 300, 64, seed=5)
+    _, whole, whole_d = select(pool, cands, 100, 0.0, "dense")
+    # A min_distance between two picks' distances near the middle: stop exactly there.
+    md = (whole_d[49] + whole_d[50]) / 2
+    _, stopped, _ = select(pool, cands, 100, md, "dense")
+    assert stopped == whole[:50]
+    check = float64_reference_check(cands, pool, stopped, md, budget=100)
+    assert check.ok, f"worst violation {check.worst} at step {check.worst_step}"
+
+
+def test_rows_that_do_not_group_are_measured_by_gemm_and_video_frames_are_not() -> None:
+    # Uniform rows: every row its own group, so bounding each against the pool's leaders
+    # costs about as many distances as the pool has rows, far slower than a GEMM pass.
+    pool, cands = shaped("uniform", 4000, 800, 128, seed=3)
+    sel = incremental(pool, [cands])
+    assert sel.gemm_rows == 4000
+    # Smooth video: a few hundred groups, each bounded with a few distances.
+    pool, cands = shaped("video", 4000, 800, 128, seed=3)
+    sel = incremental(pool, [cands])
+    assert sel.gemm_rows == 0
+
+
+def test_forced_paths_are_reported_and_a_bad_strategy_is_refused() -> None:
+    pool, cands = shaped("rough", 600, 100, 32, seed=2)
+    sel, _, _ = select(pool, cands, 20, 0.0, "dense")
+    assert sel.last_switch == 0
+    assert sel.last_pool_pass is None
+    sel.select(20, 0.0, strategy="pruned")
+    assert sel.last_switch is None
+    with pytest.raises(ValueError, match="strategy"):
+        sel.select(20, 0.0, strategy="fast")
