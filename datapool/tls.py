@@ -81,8 +81,11 @@ def explain_connection_error(details: str, address: str, ca_cert: Path | None) -
             f"the TLS certificate of {address} is not signed by the CA in {ca_cert or 'the system store'} "
             f"(ca_cert= / ${CA_ENV}): use the CA that issued the server's certificate"
         )
-    if "not in peer certificate" in details or "Peer name" in details:
-        return f"the TLS certificate of {address} does not name that host: dial a name it lists"
+    if "Hostname Verification" in details or "not in peer certificate" in details:
+        return (
+            f"the TLS certificate of {address} does not name that host: dial a name it lists "
+            "(`datapool up --tls-dir` names localhost, the loopback addresses, this host and --host)"
+        )
     if "WRONG_VERSION_NUMBER" in details:
         return (
             f"{address} does not speak TLS (plaintext server): call it without ca_cert= / ${CA_ENV}, "

@@ -91,6 +91,20 @@ def test_a_plaintext_client_is_told_that_the_server_requires_tls(tls_address: st
     assert "Socket closed" not in error.message
 
 
+def test_a_certificate_for_other_names_is_refused_naming_the_address(pki: PKI) -> None:
+    # 127.0.0.2 is this host too (all of 127/8 is loopback), but the certificate does not name it.
+    server = ServiceServer(
+        "test", "127.0.0.2:0", lambda s: None, [], credentials=server_credentials(pki.good.cert, pki.good.key)
+    )
+    server.start()
+    try:
+        error = _refusal(f"127.0.0.2:{server.port}", pki.good.ca_cert)
+    finally:
+        server.stop(0)
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert f"the TLS certificate of 127.0.0.2:{server.port} does not name that host" in error.message
+
+
 def test_a_tls_client_is_told_that_the_server_is_plaintext(pki: PKI) -> None:
     server = _serve(None)
     try:
