@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import uvicorn
-
-from datapool.view.app import create_app
-from datapool.view.data import GrpcViewSource
 from datapool.view.projection import METHODS
 
 
@@ -25,6 +21,12 @@ def add_view_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
+    # Imported here: FastAPI takes a second or two to import, which every other command would pay.
+    import uvicorn
+
+    from datapool.view.app import create_app
+    from datapool.view.grpc_source import GrpcViewSource
+
     if args.ca_cert:
         # The client reads it from the environment (datapool.tls), as every client does.
         os.environ["DATAPOOL_CA_CERT"] = args.ca_cert

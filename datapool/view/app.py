@@ -13,16 +13,13 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from PIL import Image
 
+from datapool.client_models import ApiError
 from datapool.view.data import UnknownDataset, ViewData, ViewSource
+from datapool.view.legend import legend
 from datapool.view.pages import index_page, message_page, plot_page
 from datapool.view.projection import METHODS, ProjectionCache
 
 BUNDLE = Path(__file__).parent / "static" / "dist" / "view.js"
-# One colour per run in run order: the first run grey, the second green (the picture users
-# know from Lightly), then matplotlib's tab10 order.
-PALETTE = ("#7f7f7f", "#2ca02c", "#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-WHOLE = {"name": "initial-tag", "label": "initial-tag (whole pool)", "color": "#222222"}
-BACKGROUND = {"name": "embedded-not-pooled", "label": "embedded, not pooled", "color": "#d4d4d4"}
 THUMBNAIL_PX = 224
 
 
@@ -56,6 +53,14 @@ def create_app(source: ViewSource, default_dataset: str | None = None) -> FastAP
         title = "not found" if exc.status_code == 404 else "error"
         return HTMLResponse(message_page(title, str(exc.detail)), exc.status_code)
 
+    @app.exception_handler(ApiError)
+    async def _scheduler_errors(request: Request, exc: ApiError) -> Response:
+        # The scheduler refused (a token, TLS) or is down: say so, as a page or as JSON.
+        detail = f"the scheduler answered {exc}"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": detail}, 502)
+        return HTMLResponse(message_page("the scheduler refused", detail), 502)
+
     @app.get("/", response_model=None)
     def index() -> Response:
         if default_dataset:
@@ -75,20 +80,7 @@ def create_app(source: ViewSource, default_dataset: str | None = None) -> FastAP
     @app.get("/api/datasets/{name}/meta")
     def meta(name: str, method: str = "pca") -> dict[str, object]:
         view = data(name)
-        counts = view.tag_counts()
-        tags = [
-            {"name": t, "color": PALETTE[i % len(PALETTE)], "alpha": 1.0, "size": 7, "count": counts[i]}
-            for i, t in enumerate(view.tags)
-        ]
-        background = {**BACKGROUND, "alpha": 1.0, "size": 4, "count": len(view.tag_of) - view.pooled}
-        return {
-            "version": view.version,
-            "method": checked(method),
-            "total": len(view.tag_of),
-            "tags": tags,
-            "whole": {**WHOLE, "count": view.pooled},
-            "background": background,
-        }
+        return {"version": view.version, "method": checked(method), "total": len(view.tag_of), **legend(view)}
 
     @app.get("/api/datasets/{name}/points.bin")
     def points(name: str, method: str = "pca") -> Response:

@@ -12,8 +12,6 @@ from collections import OrderedDict
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 
 METHODS = ("pca", "tsne")
 # Projections kept at once (per dataset, pool version, method and row count).
@@ -24,6 +22,11 @@ def project(vectors: npt.NDArray[np.float32], method: str) -> npt.NDArray[np.flo
     """n x 2 coordinates scaled into [-0.95, 0.95] (the WebGL plot's device coordinates)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    # Imported here: scikit-learn takes seconds to import, and the scheduler imports this
+    # module at start (for run reports) long before a run needs a projection.
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
     n = len(vectors)
     if n == 0:
         return np.zeros((0, 2), np.float32)
@@ -35,7 +38,8 @@ def project(vectors: npt.NDArray[np.float32], method: str) -> npt.NDArray[np.flo
     else:
         reduced = PCA(n_components=min(50, n, vectors.shape[1]), random_state=0).fit_transform(vectors)
         perplexity = float(min(30, max(2, (n - 1) // 3)))
-        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0).fit_transform(reduced)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", max_iter=500, random_state=0)
+        xy = tsne.fit_transform(reduced)
     return _scaled(np.asarray(xy, np.float64)).astype(np.float32)
 
 

@@ -11,7 +11,7 @@ from view_support import TOKEN, Datasets, fill, launch, serving
 
 from datapool.stack import Stack, free_port
 from datapool.view.app import create_app
-from datapool.view.data import GrpcViewSource
+from datapool.view.grpc_source import GrpcViewSource
 
 
 @pytest.fixture(scope="session")

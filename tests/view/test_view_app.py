@@ -14,7 +14,7 @@ from playwright.sync_api import Browser
 from view_support import Datasets, get, get_json, watched_page
 
 from datapool.view.app import create_app
-from datapool.view.data import GrpcViewSource
+from datapool.view.grpc_source import GrpcViewSource
 
 READY_MS = 60_000
 THUMBNAIL_SHOWN = "(() => { const i = document.querySelector('#tip img'); return i && i.naturalWidth > 0 })()"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -18,12 +18,13 @@ from PIL import Image
 from datapool.pool.repository import PoolRepository
 from datapool.run_report import RunReport
 from datapool.storage import Store, open_store
-from datapool.view.projection import project
 from services.common.secrets import SCRUBBER
 from services.scheduler.report import report_key
 from services.scheduler.report.page import render_page
-from services.scheduler.report.plots import PoolVectors, density_figure, summary_figure, view_figure
 from services.scheduler.run.context import RunContext
+
+if TYPE_CHECKING:
+    from services.scheduler.report.plots import PoolVectors
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ def write_reports(ctx: RunContext, report: RunReport) -> None:
 
 
 def build_html(store: Store, report: dict[str, Any]) -> str:
+    # matplotlib and scikit-learn take seconds to import: only when the first report is drawn,
+    # not when the scheduler starts.
+    from datapool.view.projection import project
+    from services.scheduler.report.plots import density_figure, summary_figure, view_figure
+
     pool, keys = _pool(store, report)
     figures = {"summary": summary_figure(report, pool), "density": density_figure(report)}
     if len(pool.vectors) >= 3:
@@ -61,6 +67,8 @@ def build_html(store: Store, report: dict[str, Any]) -> str:
 
 def _pool(store: Store, report: dict[str, Any]) -> tuple[PoolVectors, dict[str, str]]:
     """The pool after the run and the keys of this run's frames by frame name."""
+    from services.scheduler.report.plots import PoolVectors
+
     empty = PoolVectors(np.zeros((0, 1), np.float32), np.zeros(0, bool))
     version = int(report["pool_after"]["version"])
     repo = PoolRepository(store)

@@ -1,0 +1,45 @@
+"""`datapool view` as a user starts it: the command, its token, and a scheduler that refuses it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from view_support import TOKEN, Datasets, get, serving
+
+from datapool.stack import free_port
+from datapool.view.app import create_app
+from datapool.view.grpc_source import GrpcViewSource
+
+
+def test_datapool_view_opens_the_dataset_named_on_the_command_line(datasets: Datasets) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "datapool.cli", "view", "--address", datasets.address]
+    command += ["--token", TOKEN, "--dataset", datasets.two_runs, "--port", str(port)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = get(f"http://127.0.0.1:{port}/")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "datapool view did not start"
+                time.sleep(0.2)
+        # "/" redirects to the dataset's page (urllib follows it).
+        assert status == 200
+        assert f'data-api="/api/datasets/{datasets.two_runs}"' in body.decode()
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert "Traceback" not in stderr
+
+
+def test_a_token_the_scheduler_refuses_gets_a_page_saying_so(datasets: Datasets) -> None:
+    source = GrpcViewSource(datasets.address, "not-the-token")
+    with serving(create_app(source)) as url:
+        status, body = get(f"{url}/datasets/{datasets.two_runs}")
+    source.close()
+    assert status == 502
+    assert "the token was refused" in body.decode()
