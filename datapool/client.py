@@ -36,7 +36,7 @@ from datapool.storage.locations import (
     parse_container_path,
     s3_location,
 )
-from datapool.tls import CA_ENV, TLSFileError, ca_cert_path, channel_credentials, explain_connection_error
+from datapool.tls import client_tls, explain_connection_error
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -80,11 +80,7 @@ class ApiWorkflowClient:
         token = token if token is not None else os.environ.get("DATAPOOL_TOKEN")
         self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
         self._timeout = timeout
-        self.ca_cert = ca_cert_path(ca_cert)
-        try:
-            credentials = channel_credentials(self.ca_cert) if self.ca_cert is not None else None
-        except TLSFileError as e:
-            raise ValueError(f"ca_cert / ${CA_ENV}: {e}") from None
+        self.ca_cert, credentials = client_tls(ca_cert)
         self._channel = make_channel(
             self.address,
             retry_service_config("datapool.v1.Scheduler", _IDEMPOTENT),
@@ -120,11 +116,10 @@ class ApiWorkflowClient:
     def _error(self, e: grpc.RpcError) -> ApiError:
         """The call's error; a connection that failed over TLS (or the lack of it) says so in words."""
         error = api_error(e)
-        if error.code == grpc.StatusCode.UNAVAILABLE:
-            explained = explain_connection_error(error.message, self.address, self.ca_cert)
-            if explained is not None:
-                return ApiError(error.code, explained)
-        return error
+        if error.code != grpc.StatusCode.UNAVAILABLE:
+            return error
+        explained = explain_connection_error(error.message, self.address, self.ca_cert)
+        return ApiError(error.code, explained) if explained else error
 
     # datasets
 

@@ -38,6 +38,16 @@ def ca_cert_path(ca_cert: str | os.PathLike[str] | None) -> Path | None:
     return Path(chosen) if chosen is not None else None
 
 
+def client_tls(ca_cert: str | os.PathLike[str] | None) -> tuple[Path | None, grpc.ChannelCredentials | None]:
+    """The client's CA path (`ca_cert`, else $DATAPOOL_CA_CERT) and TLS trusting it; (None, None):
+    plaintext. ValueError naming the file when it cannot be read."""
+    path = ca_cert_path(ca_cert)
+    try:
+        return path, channel_credentials(path) if path is not None else None
+    except TLSFileError as e:
+        raise ValueError(f"ca_cert / ${CA_ENV}: {e}") from None
+
+
 def client_credentials(ca_cert: str | os.PathLike[str] | None = None) -> grpc.ChannelCredentials | None:
     """A client's TLS towards the scheduler: trust `ca_cert` or $DATAPOOL_CA_CERT; None: plaintext."""
     path = ca_cert_path(ca_cert)
