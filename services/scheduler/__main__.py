@@ -22,6 +22,7 @@ from services.scheduler.auth import add_token_file_arg, user_token_interceptor, 
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB
 from services.scheduler.pipeline import RunPipeline
+from services.scheduler.rate_limit import RateLimiter
 from services.scheduler.remotes import EmbedderPool, SelectorClient
 from services.scheduler.runs import RunManager
 from services.scheduler.servicer import SchedulerServicer
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> None:
         help="do not migrate the schema on start (`datapool migrate` did); refuse any other version",
     )
     parser.add_argument("--max-concurrent-runs", type=int, default=4)
+    parser.add_argument(
+        "--schedule-rate-per-minute",
+        type=float,
+        default=120.0,
+        help="ScheduleRun calls a minute per token before RESOURCE_EXHAUSTED (0: no limit)",
+    )
+    parser.add_argument("--schedule-burst", type=int, default=30, help="ScheduleRun calls at once per token")
     parser.add_argument(
         "--run-lease-s",
         type=float,
@@ -112,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     runs = RunManager(
         db, RunPipeline(embedders, selector), args.max_concurrent_runs, datasources, lease_s=args.run_lease_s
     )
-    servicer = SchedulerServicer(db, runs, selector, datasources)
+    limit = RateLimiter(args.schedule_rate_per_minute, args.schedule_burst)
+    servicer = SchedulerServicer(db, runs, selector, datasources, schedule_limit=limit)
 
     def register(server: grpc.Server) -> None:
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(servicer, server)

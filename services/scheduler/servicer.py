@@ -14,6 +14,7 @@ from services.common.secrets import redacted
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import DatasetRow, MetadataDB, RunRow
 from services.scheduler.pool_view import PoolView
+from services.scheduler.rate_limit import RateLimiter, caller_key
 from services.scheduler.remotes import SelectorClient
 from services.scheduler.runs import END_STATES, RunManager
 from services.scheduler.tags import TagCatalog
@@ -49,9 +50,15 @@ def run_msg(row: RunRow) -> scheduler_pb2.Run:
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def __init__(
-        self, db: MetadataDB, runs: RunManager, selector: SelectorClient, datasources: DatasourceCatalog
+        self,
+        db: MetadataDB,
+        runs: RunManager,
+        selector: SelectorClient,
+        datasources: DatasourceCatalog,
+        schedule_limit: RateLimiter | None = None,
     ) -> None:
         self.db = db
+        self.schedule_limit = schedule_limit or RateLimiter(0, 1)
         self.datasources = datasources
         self.runs = runs
         self.tags = TagCatalog(selector)
@@ -94,6 +101,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def ScheduleRun(
         self, request: scheduler_pb2.ScheduleRunRequest, context: grpc.ServicerContext
     ) -> scheduler_pb2.Run:
+        self.schedule_limit.take(caller_key(context))
         dataset = self.db.get_dataset(dataset_id=request.dataset_id)
         config = parse_run_config_json(request.worker_config_json, request.selection_config_json)
         return run_msg(self.runs.schedule(dataset.id, dataset.type, config))
