@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -126,7 +127,8 @@ def ensure_local_tls(root: Path, hosts: Iterable[str] = ()) -> TLSDir:
     root.mkdir(parents=True, exist_ok=True)
     ensure_private_file(d.ca_key, lambda: key_pem(new_key()))
     ca_key = _load_key(d.ca_key)
-    if not d.ca_cert.exists():
+    # A CA certificate of another key (ca.key deleted and made anew) is made anew too.
+    if not d.ca_cert.exists() or _public_key(d.ca_cert) != ca_key.public_key():
         _write_public(d.ca_cert, cert_pem(make_ca(ca_key)))
     ca = x509.load_pem_x509_certificate(d.ca_cert.read_bytes())
     names = [
@@ -147,10 +149,18 @@ def _still_good(d: TLSDir, ca: x509.Certificate, names: list[str]) -> bool:
     if not (d.cert.exists() and d.key.exists()):
         return False
     cert = x509.load_pem_x509_certificate(d.cert.read_bytes())
-    if cert.issuer != ca.subject or cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    if cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
         return False
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return all(_general_name(n) in sans for n in names)
+
+
+def _public_key(cert_path: Path) -> object:
+    return x509.load_pem_x509_certificate(cert_path.read_bytes()).public_key()
 
 
 def _general_name(name: str) -> x509.GeneralName:

@@ -45,3 +45,13 @@ def test_a_new_host_gets_a_new_certificate_from_the_same_ca(tmp_path: Path) -> N
     assert d.cert.read_bytes() != cert
     assert str(ipaddress.ip_address("10.1.2.3")) in _names(d.cert)
     assert stat.S_IMODE(d.key.stat().st_mode) == 0o600
+
+
+def test_a_lost_ca_key_gives_a_new_ca_and_a_certificate_it_signed(tmp_path: Path) -> None:
+    d = ensure_local_tls(tmp_path / "tls")
+    old_ca = d.ca_cert.read_bytes()
+    d.ca_key.unlink()
+    ensure_local_tls(tmp_path / "tls")
+    assert d.ca_cert.read_bytes() != old_ca
+    ca = x509.load_pem_x509_certificate(d.ca_cert.read_bytes())
+    x509.load_pem_x509_certificate(d.cert.read_bytes()).verify_directly_issued_by(ca)
