@@ -4,9 +4,10 @@ names `metrics`, which the ServiceMonitor scrapes; the log format and tracing re
 from __future__ import annotations
 
 import pytest
-from chart import RenderError, arg, component, containers, labels_match, of_kind, render, workload
+from chart import CHART, RenderError, arg, component, containers, labels_match, of_kind, render, workload
 
 SERVICES = ("scheduler", "selector", "embedder")
+GPU_VALUES = CHART / "ci" / "gpu-values.yaml"
 METRICS_ON = {"metrics.enabled": True, "metrics.serviceMonitor.enabled": True}
 
 
@@ -30,6 +31,15 @@ def test_each_grpc_service_serves_metrics_on_the_port_the_service_monitor_scrape
         assert labels_match(
             service["spec"]["selector"], workload(manifests, name)["spec"]["template"]["metadata"]["labels"]
         )
+
+
+def test_the_gpu_values_with_the_embedder_autoscaler_turn_metrics_on() -> None:
+    manifests = render(GPU_VALUES)
+    assert of_kind(manifests, "HorizontalPodAutoscaler")
+    assert not of_kind(manifests, "ServiceMonitor")  # that one needs prometheus-operator's CRD
+    for name in SERVICES:
+        (c,) = containers(workload(manifests, name))
+        assert arg(c, "--metrics-port") == "9464"
 
 
 def test_without_metrics_no_service_is_given_a_metrics_port() -> None:
