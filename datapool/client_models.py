@@ -32,6 +32,8 @@ class RunState(StrEnum):
     COMMITTING = "COMMITTING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    # Waiting for a free slot of the scheduler's --max-concurrent-runs; the message has its position.
+    QUEUED = "QUEUED"
 
 
 class ApiError(Exception):

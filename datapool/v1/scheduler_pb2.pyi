@@ -75,6 +75,10 @@ class _RunStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RunState.Val
     COMMITTING: _RunState.ValueType  # 4
     COMPLETED: _RunState.ValueType  # 5
     FAILED: _RunState.ValueType  # 6
+    QUEUED: _RunState.ValueType  # 7
+    """Waiting for a free slot (the scheduler's --max-concurrent-runs); the message gives its
+    position in the queue.
+    """
 
 class RunState(_RunState, metaclass=_RunStateEnumTypeWrapper): ...
 
@@ -85,6 +89,10 @@ SELECTING: RunState.ValueType  # 3
 COMMITTING: RunState.ValueType  # 4
 COMPLETED: RunState.ValueType  # 5
 FAILED: RunState.ValueType  # 6
+QUEUED: RunState.ValueType  # 7
+"""Waiting for a free slot (the scheduler's --max-concurrent-runs); the message gives its
+position in the queue.
+"""
 Global___RunState: _TypeAlias = RunState  # noqa: Y015
 
 @_typing.final

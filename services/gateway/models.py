@@ -27,6 +27,8 @@ _RUN_STATES = {
     scheduler_pb2.COMMITTING: "SAVING_RESULTS",
     scheduler_pb2.COMPLETED: "COMPLETED",
     scheduler_pb2.FAILED: "FAILED",
+    # Waiting for a slot of --max-concurrent-runs: not picked up yet.
+    scheduler_pb2.QUEUED: "INITIALIZING",
 }
 _END_STATES = (scheduler_pb2.COMPLETED, scheduler_pb2.FAILED)
 

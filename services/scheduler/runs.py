@@ -24,6 +24,7 @@ from services.scheduler.lease_keeper import LeaseKeeper
 from services.scheduler.metrics import RUN_STATES
 from services.scheduler.pipeline import RunPipeline, RunSpec
 from services.scheduler.run.interfaces import RemoteError
+from services.scheduler.run_queue import RunQueue, queued_message
 from services.scheduler.takeover import spec_of, takeover_message
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ ACTIVE_STATES = (
     scheduler_pb2.EMBEDDING,
     scheduler_pb2.SELECTING,
     scheduler_pb2.COMMITTING,
+    scheduler_pb2.QUEUED,
 )
 INTERRUPTED = (
     "interrupted: the scheduler stopped during this run. The pool holds either nothing "
@@ -77,6 +79,7 @@ class RunManager:
         self._active: set[str] = set()
         self._interrupted: set[str] = set()
         self._max_runs = max_concurrent_runs
+        self._queue = RunQueue(max_concurrent_runs, self._announce_queued)
         # Several replicas may share the store: each run is leased to the one running it, and
         # a run whose replica stops renewing its lease is taken over by another (lease_keeper.py).
         self._keeper = LeaseKeeper(
@@ -112,7 +115,18 @@ class RunManager:
             with self._lock:
                 self._active.discard(row.id)
             return
+        self._submit(spec)
+
+    def _submit(self, spec: RunSpec) -> None:
+        self._queue.admit(spec.run_id)
         self._executor.submit(self._execute, spec)
+
+    def _announce_queued(self, run_id: str, position: int) -> None:
+        try:
+            message = queued_message(position, self._max_runs)
+            self.update(run_id, state=scheduler_pb2.QUEUED, message=message)
+        except LeaseLost:
+            self._queue.forget(run_id)
 
     def _fail_interrupted_runs(self) -> None:
         """Runs a stopped scheduler left in an active state end FAILED: on SQLite (one scheduler)
@@ -144,15 +158,18 @@ class RunManager:
         )
         with self._lock:
             self._active.add(row.id)
-        self._executor.submit(self._execute, spec)
-        return row
+        self._submit(spec)
+        return self.db.get_run(row.id)
 
     def _execute(self, spec: RunSpec) -> None:
         try:
+            if self._queue.start(spec.run_id):
+                self.update(spec.run_id, state=scheduler_pb2.OPEN, message="started: a slot freed")
             self._run(spec)
         except LeaseLost:
             log.warning("run %s: another scheduler replica took it over; this one stops", spec.run_id)
         finally:
+            self._queue.done()
             with self._lock:
                 self._active.discard(spec.run_id)
 
