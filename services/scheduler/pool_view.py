@@ -23,12 +23,15 @@ from datapool.v1 import common_pb2, scheduler_pb2
 from datapool.vectors import to_batch
 from services.scheduler.remotes import SelectorClient
 from services.scheduler.report import report_key
+from services.scheduler.report.write import wait_for_report
 from services.selector.cache_entry import CacheScope, UnusableEntry, decode_entry
 
 log = logging.getLogger(__name__)
 
 _FRAME_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 _ROWS_PER_MESSAGE = 2048
+# A run's report.html is drawn after the run ends; a download right then waits this long for it.
+REPORT_WAIT_S = 20.0
 
 
 class PoolView:
@@ -101,6 +104,7 @@ class PoolView:
         return scheduler_pb2.FrameImage(data=data, content_type=_FRAME_TYPES[suffix])
 
     def report_html(self, pool: common_pb2.StoreLocation, run_id: str) -> scheduler_pb2.RunReportHtml:
+        wait_for_report(run_id, REPORT_WAIT_S)
         key = report_key(run_id, "report.html")
         try:
             return scheduler_pb2.RunReportHtml(html=open_store(pool).read(key))

@@ -12,7 +12,8 @@ def _clusters(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(4, dim))
     v = centres[rng.integers(0, 4, n)] + 0.05 * rng.normal(size=(n, dim))
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def test_coordinates_fill_the_plot_and_keep_clusters_apart() -> None:

@@ -76,9 +76,12 @@ def test_the_report_renders_its_figures_and_every_pick_in_chromium(
     page.close()
 
 
-def test_a_report_missing_from_the_pool_is_not_found_naming_its_key(datasets: Datasets) -> None:
+def test_a_report_missing_from_the_pool_is_not_found_naming_its_key(
+    datasets: Datasets, tmp_path: Path
+) -> None:
     with datasets.client(datasets.one_frame) as client:
         run_id = next(t.run_id for t in client.get_all_tags() if t.run_id)
+        client.download_compute_worker_run_report_html(run_id, tmp_path / "report.html")  # written
         (datasets.pool(datasets.one_frame) / "reports" / run_id / "report.html").unlink()
         with pytest.raises(ApiError) as refused:
             client.download_compute_worker_run_report_html(run_id, "unused.html")

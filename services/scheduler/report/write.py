@@ -3,6 +3,11 @@
 The report is a reader's aid, not part of the pool: a report that cannot be drawn or
 written is logged and the run still completes as committed. Both files pass through the
 scrubber first, as the stored report does, so no credential reaches the pool in them.
+
+Drawing takes about half a second (matplotlib), longer than a small run itself, so it
+happens on one background thread after the run has ended; `wait_for_report` lets a
+download of report.html wait for it. The thread is not a daemon: a scheduler that stops
+gracefully finishes the reports it owes first.
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +26,7 @@ from PIL import Image
 from datapool.pool.repository import PoolRepository
 from datapool.run_report import RunReport
 from datapool.storage import Store, open_store
+from datapool.v1 import common_pb2
 from services.common.secrets import SCRUBBER
 from services.scheduler.report import report_key
 from services.scheduler.report.page import render_page
@@ -35,16 +44,42 @@ THUMBNAILS = 48
 THUMBNAIL_PX = 128
 
 
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-report")
+_pending: dict[str, Future[None]] = {}
+_lock = threading.Lock()
+
+
 def write_reports(ctx: RunContext, report: RunReport) -> None:
+    """Queues the run's reports; the run does not wait for them."""
+    text = SCRUBBER.scrub(SCRUBBER.scrub(json.dumps(report.to_json()), ctx.spec.pool), ctx.spec.input)
+    future = _WRITER.submit(_write, ctx.spec.pool, json.loads(text))
+    with _lock:
+        _pending[report.run_id] = future
+    future.add_done_callback(lambda _: _forget(report.run_id, future))
+
+
+def wait_for_report(run_id: str, timeout_s: float) -> None:
+    """Returns once run `run_id`'s reports are written (or failed), if this scheduler owes them."""
+    with _lock:
+        future = _pending.get(run_id)
+    if future is not None:
+        wait_futures([future], timeout=timeout_s)
+
+
+def _forget(run_id: str, future: Future[None]) -> None:
+    with _lock:
+        if _pending.get(run_id) is future:
+            del _pending[run_id]
+
+
+def _write(pool: common_pb2.StoreLocation, data: dict[str, Any]) -> None:
     try:
-        text = SCRUBBER.scrub(SCRUBBER.scrub(json.dumps(report.to_json()), ctx.spec.pool), ctx.spec.input)
-        data: dict[str, Any] = json.loads(text)
-        store = open_store(ctx.spec.pool)
+        store = open_store(pool)
         html = build_html(store, data)
-        store.put(report_key(report.run_id, "report.json"), json.dumps(data, indent=1).encode())
-        store.put(report_key(report.run_id, "report.html"), html.encode())
+        store.put(report_key(data["run_id"], "report.json"), json.dumps(data, indent=1).encode())
+        store.put(report_key(data["run_id"], "report.html"), html.encode())
     except Exception as e:  # whatever breaks the report must not fail a committed run
-        log.warning("run %s: cannot write its report into the pool: %s", report.run_id, e)
+        log.warning("run %s: cannot write its report into the pool: %s", data["run_id"], e)
 
 
 def build_html(store: Store, report: dict[str, Any]) -> str:
