@@ -9,7 +9,8 @@ scene cut and every 250 frames) and `short` GOPs (a keyframe every 15 frames).
 - embed: `embed_file` (the embedder's decode + batch + model core) with the `auto` backend.
 - render (baseline): what RenderFrames did before issue 15, re-created here: decode from the
   first frame to the last pick, Pillow's PNG at zlib level 6, one frame after another.
-- render: `services.embedder.render.render_frames` as the embedder runs it now.
+- render: `services.embedder.render.render_frames` as the embedder runs it now (PNG);
+  `jpg 90` the same with worker_config.output_image_format jpg at jpg_quality 90.
 Each render writes its files into a temporary folder (a local pool). Picks are `even` (100
 frames spread over the clip) or `clustered` (4 runs of 25 neighbouring frames). The share is
 render / (embed + render): the whole run also selects and commits, so the true share is lower.
@@ -207,7 +208,11 @@ def main() -> None:
         return
     embed = min(time_embed(paths["long"], args.backend) for _ in range(args.repeat))
     print(f"embed, {FRAMES} frames of {SIZE[0]}x{SIZE[1]}: {embed.wall:.2f} s, {embed.cpu:.2f} s of CPU")
-    renders: dict[str, Renderer] = {"render": render_frames}
+    # With the frame count, as the scheduler asks: the embedding found it.
+    renders: dict[str, Renderer] = {
+        "render": lambda path, frames: render_frames(path, frames, frame_count=FRAMES),
+        "jpg 90": lambda path, frames: render_frames(path, frames, ImageFormat("jpg", 90), FRAMES),
+    }
     if not args.skip_baseline:
         renders = {"baseline": baseline_render, **renders}
     print("share: render / (embed + render), of wall time and of CPU time")

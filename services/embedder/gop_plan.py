@@ -5,7 +5,8 @@ Reading the packets without decoding them gives every frame's pts: when each pac
 frame, frame n is the packet with the n-th smallest pts, so decoding can start at the keyframe
 before a frame instead of at the first frame. Whatever could break that (a packet without pts,
 two packets with one pts, a first packet that is not a keyframe, a packet count other than the
-frame count a run found) makes `plan` return None, and the caller decodes from the start.
+frame count the embedding found, or no such count) makes `plan` return None, and the caller
+decodes from the start.
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ class Span:
 
 
 def read_index(container: Any) -> PacketIndex | None:
-    """Demuxes (does not decode) the first video stream; None where a packet has no pts."""
+    """Demuxes (does not decode) the first video stream; None where a packet has no pts, or is
+    flagged discarded or corrupt."""
     stream = container.streams.video[0]
     pts: list[int] = []
     keyframes: list[int] = []
     for packet in container.demux(stream):
         if packet.size == 0:
             continue  # the demuxer's end-of-stream marker
-        if packet.pts is None:
+        if packet.pts is None or packet.is_discard or packet.is_corrupt:
+            # Discarded packets (an MP4 edit list's) decode to no frame; corrupt ones may not.
             return None
         if packet.is_keyframe:
             keyframes.append(len(pts))
@@ -51,16 +54,18 @@ def read_index(container: Any) -> PacketIndex | None:
     return PacketIndex(pts, keyframes)
 
 
-def plan(index: PacketIndex, frames: Sequence[int], frame_count: int | None = None) -> list[Span] | None:
+def plan(index: PacketIndex, frames: Sequence[int], frame_count: int | None) -> list[Span] | None:
     """The spans to decode for `frames` (distinct, sorted, >= 0), merged where GOPs meet or overlap.
 
+    `frame_count` is the number of frames the embedder decoded the file to; without it (None)
+    the packets are not trusted at all.
     None when the packets cannot be trusted to number the frames: see the module's docstring.
     A frame past the last packet is left to the caller's full decode too, which names it.
     """
     pts, keys = index.pts, index.keyframes
     if not keys or keys[0] != 0 or len(set(pts)) != len(pts) or min(pts) != pts[0]:
         return None
-    if frame_count is not None and frame_count != len(pts):
+    if frame_count != len(pts):
         return None
     if frames and frames[-1] >= len(pts):
         return None

@@ -42,8 +42,9 @@ def render_frames(
     (increasing for ordinary files).
 
     `frame_count`: the frames the file decoded to when it was embedded, when known; seeking is
-    used only where the packets agree with it. Raises InvalidArgument naming an index the file
-    does not have, UndecodableFile if the file cannot be decoded.
+    used only where the packets agree with it (without it, decoding starts at the first frame).
+    Raises InvalidArgument naming an index the file does not have, UndecodableFile if the file
+    cannot be decoded.
     """
     wanted = sorted(set(frame_indices))
     if not wanted:

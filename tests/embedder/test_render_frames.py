@@ -85,7 +85,7 @@ def test_leading_frames_of_an_open_gop_render_as_a_full_decode_gives_them(
     # frame's missing references), and the picks still come from seeking, with no garbage.
     monkeypatch.setattr(render, "_from_the_start", never_from_the_start)
     full = decoded(open_gop)
-    rendered = dict(render_frames(open_gop, picks))
+    rendered = dict(render_frames(open_gop, picks, frame_count=GOP_FRAMES))
     assert sorted(rendered) == picks
     for index, png in rendered.items():
         np.testing.assert_array_equal(pixels(png), full[index], err_msg=f"frame {index}")
@@ -100,19 +100,20 @@ def test_only_the_gops_holding_picks_are_decoded(variable_gop: Path, monkeypatch
 
     monkeypatch.setattr(render, "decode_spans", spy)
     monkeypatch.setattr(render, "_from_the_start", never_from_the_start)
-    assert [i for i, _ in render_frames(variable_gop, [7, 31, 32])] == [7, 31, 32]
+    assert [i for i, _ in render_frames(variable_gop, [7, 31, 32], frame_count=GOP_FRAMES)] == [7, 31, 32]
     assert fed == [11, 14]  # the GOPs from keyframes 6 and 30, nothing before or between
 
 
-def test_a_frame_count_other_than_the_packets_decodes_from_the_start(
-    variable_gop: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("frame_count", [GOP_FRAMES - 1, None])
+def test_without_a_frame_count_that_the_packets_agree_with_it_decodes_from_the_start(
+    variable_gop: Path, monkeypatch: pytest.MonkeyPatch, frame_count: int | None
 ) -> None:
     def never(*args: object) -> None:
-        raise AssertionError("seeked although the packets disagree with the frame count")
+        raise AssertionError("seeked although no frame count vouches for the packets")
 
     monkeypatch.setattr(render, "decode_spans", never)
     full = decoded(variable_gop)
-    [(index, png)] = list(render_frames(variable_gop, [20], frame_count=GOP_FRAMES - 1))
+    [(index, png)] = list(render_frames(variable_gop, [20], frame_count=frame_count))
     np.testing.assert_array_equal(pixels(png), full[index])
 
 
