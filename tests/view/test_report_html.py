@@ -13,6 +13,8 @@ from playwright.sync_api import Browser
 from view_support import Datasets, watched_page
 
 from datapool.client_models import ApiError
+from datapool.pool.gc import collect_garbage
+from datapool.storage import LocalStore
 
 
 class _Cells(HTMLParser):
@@ -87,3 +89,13 @@ def test_a_report_missing_from_the_pool_is_not_found_naming_its_key(
             client.download_compute_worker_run_report_html(run_id, "unused.html")
     assert refused.value.code == grpc.StatusCode.NOT_FOUND
     assert f"reports/{run_id}/report.html" in refused.value.message
+
+
+def test_garbage_collection_leaves_the_reports_alone(datasets: Datasets, tmp_path: Path) -> None:
+    run_id, _ = datasets.runs[0]
+    pool = datasets.pool(datasets.two_runs)
+    with datasets.client(datasets.two_runs) as client:
+        client.download_compute_worker_run_report_html(run_id, tmp_path / "before.html")  # written
+    collect_garbage(LocalStore(str(pool)), min_age_s=0)
+    assert (pool / "reports" / run_id / "report.html").read_bytes() == (tmp_path / "before.html").read_bytes()
+    assert (pool / "reports" / run_id / "report.json").exists()
