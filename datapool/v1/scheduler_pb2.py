@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from datapool.v1 import common_pb2 as datapool_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64\x61tapool/v1/scheduler.proto\x12\x0b\x64\x61tapool.v1\x1a\x18\x64\x61tapool/v1/common.proto\"d\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12&\n\x04type\x18\x03 \x01(\x0e\x32\x18.datapool.v1.DatasetType\x12\x17\n\x0f\x63reated_unix_ms\x18\x04 \x01(\x03\"L\n\x14\x43reateDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.datapool.v1.DatasetType\"8\n\x11GetDatasetRequest\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x0e\n\x04name\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\"\x15\n\x13ListDatasetsRequest\">\n\x14ListDatasetsResponse\x12&\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x14.datapool.v1.Dataset\"\xa0\x01\n\x14SetDatasourceRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12/\n\x07purpose\x18\x02 \x01(\x0e\x32\x1e.datapool.v1.DatasourcePurpose\x12,\n\x08location\x18\x03 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\x12\x15\n\rbypass_verify\x18\x04 \x01(\x08\"\x7f\n\nDatasource\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12/\n\x07purpose\x18\x02 \x01(\x0e\x32\x1e.datapool.v1.DatasourcePurpose\x12,\n\x08location\x18\x03 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\"c\n\x12ScheduleRunRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x1a\n\x12worker_config_json\x18\x02 \x01(\t\x12\x1d\n\x15selection_config_json\x18\x03 \x01(\t\"\x7f\n\x0bRunProgress\x12\x13\n\x0b\x66iles_total\x18\x01 \x01(\x03\x12\x12\n\nfiles_done\x18\x02 \x01(\x03\x12\x15\n\rfiles_skipped\x18\x03 \x01(\x03\x12\x17\n\x0f\x66rames_embedded\x18\x04 \x01(\x03\x12\x17\n\x0f\x66rames_selected\x18\x05 \x01(\x03\"\xe3\x01\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.datapool.v1.RunState\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x03\x12\x17\n\x0fupdated_unix_ms\x18\x06 \x01(\x03\x12*\n\x08progress\x18\x07 \x01(\x0b\x32\x18.datapool.v1.RunProgress\x12\x11\n\ttag_names\x18\x08 \x03(\t\x12\x14\n\x0cpool_version\x18\t \x01(\x03\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x19\n\tRunReport\x12\x0c\n\x04json\x18\x01 \x01(\t\"%\n\x0fListTagsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"U\n\x07TagInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x13\n\x0b\x66rame_count\x18\x03 \x01(\x03\x12\x17\n\x0f\x63reated_unix_ms\x18\x04 \x01(\x03\"6\n\x10ListTagsResponse\x12\"\n\x04tags\x18\x01 \x03(\x0b\x32\x14.datapool.v1.TagInfo\">\n\x16\x45xportFilenamesRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08tag_name\x18\x02 \x01(\t\",\n\x17\x45xportFilenamesResponse\x12\x11\n\tfilenames\x18\x01 \x03(\t\"?\n\x17\x45xportEmbeddingsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08tag_name\x18\x02 \x01(\t\"M\n\rEmbeddingRows\x12\x11\n\tfilenames\x18\x01 \x03(\t\x12)\n\x07vectors\x18\x02 \x01(\x0b\x32\x18.datapool.v1.VectorBatch\"A\n\x17\x45xportViewFramesRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nwith_cache\x18\x02 \x01(\x08\"x\n\tViewFrame\x12\x12\n\nframe_name\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x13\n\x0bsource_path\x18\x03 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x04 \x01(\x03\x12\x10\n\x08tag_name\x18\x05 \x01(\t\x12\x0e\n\x06pooled\x18\x06 \x01(\x08\"u\n\nViewFrames\x12\x14\n\x0cpool_version\x18\x01 \x01(\x03\x12&\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x16.datapool.v1.ViewFrame\x12)\n\x07vectors\x18\x03 \x01(\x0b\x32\x18.datapool.v1.VectorBatch\"3\n\x10ReadFrameRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"0\n\nFrameImage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"\x1d\n\rRunReportHtml\x12\x0c\n\x04html\x18\x01 \x01(\x0c*C\n\x0b\x44\x61tasetType\x12\x1c\n\x18\x44\x41TASET_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06VIDEOS\x10\x01\x12\n\n\x06IMAGES\x10\x02*a\n\x11\x44\x61tasourcePurpose\x12\"\n\x1e\x44\x41TASOURCE_PURPOSE_UNSPECIFIED\x10\x00\x12\t\n\x05INPUT\x10\x01\x12\x0b\n\x07LIGHTLY\x10\x02\x12\x10\n\x0cINPUT_OUTPUT\x10\x03*\x84\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x08\n\x04OPEN\x10\x01\x12\r\n\tEMBEDDING\x10\x02\x12\r\n\tSELECTING\x10\x03\x12\x0e\n\nCOMMITTING\x10\x04\x12\r\n\tCOMPLETED\x10\x05\x12\n\n\x06\x46\x41ILED\x10\x06\x12\n\n\x06QUEUED\x10\x07\x32\x9a\x08\n\tScheduler\x12H\n\rCreateDataset\x12!.datapool.v1.CreateDatasetRequest\x1a\x14.datapool.v1.Dataset\x12\x42\n\nGetDataset\x12\x1e.datapool.v1.GetDatasetRequest\x1a\x14.datapool.v1.Dataset\x12S\n\x0cListDatasets\x12 .datapool.v1.ListDatasetsRequest\x1a!.datapool.v1.ListDatasetsResponse\x12K\n\rSetDatasource\x12!.datapool.v1.SetDatasourceRequest\x1a\x17.datapool.v1.Datasource\x12@\n\x0bScheduleRun\x12\x1f.datapool.v1.ScheduleRunRequest\x1a\x10.datapool.v1.Run\x12\x36\n\x06GetRun\x12\x1a.datapool.v1.GetRunRequest\x1a\x10.datapool.v1.Run\x12:\n\x08WatchRun\x12\x1a.datapool.v1.GetRunRequest\x1a\x10.datapool.v1.Run0\x01\x12\x42\n\x0cGetRunReport\x12\x1a.datapool.v1.GetRunRequest\x1a\x16.datapool.v1.RunReport\x12G\n\x08ListTags\x12\x1c.datapool.v1.ListTagsRequest\x1a\x1d.datapool.v1.ListTagsResponse\x12\\\n\x0f\x45xportFilenames\x12#.datapool.v1.ExportFilenamesRequest\x1a$.datapool.v1.ExportFilenamesResponse\x12V\n\x10\x45xportEmbeddings\x12$.datapool.v1.ExportEmbeddingsRequest\x1a\x1a.datapool.v1.EmbeddingRows0\x01\x12S\n\x10\x45xportViewFrames\x12$.datapool.v1.ExportViewFramesRequest\x1a\x17.datapool.v1.ViewFrames0\x01\x12\x43\n\tReadFrame\x12\x1d.datapool.v1.ReadFrameRequest\x1a\x17.datapool.v1.FrameImage\x12J\n\x10GetRunReportHtml\x12\x1a.datapool.v1.GetRunRequest\x1a\x1a.datapool.v1.RunReportHtmlb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64\x61tapool/v1/scheduler.proto\x12\x0b\x64\x61tapool.v1\x1a\x18\x64\x61tapool/v1/common.proto\"d\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12&\n\x04type\x18\x03 \x01(\x0e\x32\x18.datapool.v1.DatasetType\x12\x17\n\x0f\x63reated_unix_ms\x18\x04 \x01(\x03\"L\n\x14\x43reateDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.datapool.v1.DatasetType\"8\n\x11GetDatasetRequest\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x0e\n\x04name\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\"\x15\n\x13ListDatasetsRequest\">\n\x14ListDatasetsResponse\x12&\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x14.datapool.v1.Dataset\"\xa0\x01\n\x14SetDatasourceRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12/\n\x07purpose\x18\x02 \x01(\x0e\x32\x1e.datapool.v1.DatasourcePurpose\x12,\n\x08location\x18\x03 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\x12\x15\n\rbypass_verify\x18\x04 \x01(\x08\"\x7f\n\nDatasource\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12/\n\x07purpose\x18\x02 \x01(\x0e\x32\x1e.datapool.v1.DatasourcePurpose\x12,\n\x08location\x18\x03 \x01(\x0b\x32\x1a.datapool.v1.StoreLocation\"c\n\x12ScheduleRunRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x1a\n\x12worker_config_json\x18\x02 \x01(\t\x12\x1d\n\x15selection_config_json\x18\x03 \x01(\t\"\x7f\n\x0bRunProgress\x12\x13\n\x0b\x66iles_total\x18\x01 \x01(\x03\x12\x12\n\nfiles_done\x18\x02 \x01(\x03\x12\x15\n\rfiles_skipped\x18\x03 \x01(\x03\x12\x17\n\x0f\x66rames_embedded\x18\x04 \x01(\x03\x12\x17\n\x0f\x66rames_selected\x18\x05 \x01(\x03\"\xe3\x01\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.datapool.v1.RunState\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x05 \x01(\x03\x12\x17\n\x0fupdated_unix_ms\x18\x06 \x01(\x03\x12*\n\x08progress\x18\x07 \x01(\x0b\x32\x18.datapool.v1.RunProgress\x12\x11\n\ttag_names\x18\x08 \x03(\t\x12\x14\n\x0cpool_version\x18\t \x01(\x03\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"[\n\x14GetDatasourceRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12/\n\x07purpose\x18\x02 \x01(\x0e\x32\x1e.datapool.v1.DatasourcePurpose\"%\n\x0fListRunsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"2\n\x10ListRunsResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.datapool.v1.Run\"\x19\n\tRunReport\x12\x0c\n\x04json\x18\x01 \x01(\t\"%\n\x0fListTagsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"U\n\x07TagInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x13\n\x0b\x66rame_count\x18\x03 \x01(\x03\x12\x17\n\x0f\x63reated_unix_ms\x18\x04 \x01(\x03\"6\n\x10ListTagsResponse\x12\"\n\x04tags\x18\x01 \x03(\x0b\x32\x14.datapool.v1.TagInfo\">\n\x16\x45xportFilenamesRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08tag_name\x18\x02 \x01(\t\",\n\x17\x45xportFilenamesResponse\x12\x11\n\tfilenames\x18\x01 \x03(\t\"?\n\x17\x45xportEmbeddingsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x10\n\x08tag_name\x18\x02 \x01(\t\"M\n\rEmbeddingRows\x12\x11\n\tfilenames\x18\x01 \x03(\t\x12)\n\x07vectors\x18\x02 \x01(\x0b\x32\x18.datapool.v1.VectorBatch\"A\n\x17\x45xportViewFramesRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nwith_cache\x18\x02 \x01(\x08\"x\n\tViewFrame\x12\x12\n\nframe_name\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x13\n\x0bsource_path\x18\x03 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x04 \x01(\x03\x12\x10\n\x08tag_name\x18\x05 \x01(\t\x12\x0e\n\x06pooled\x18\x06 \x01(\x08\"u\n\nViewFrames\x12\x14\n\x0cpool_version\x18\x01 \x01(\x03\x12&\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x16.datapool.v1.ViewFrame\x12)\n\x07vectors\x18\x03 \x01(\x0b\x32\x18.datapool.v1.VectorBatch\"3\n\x10ReadFrameRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"0\n\nFrameImage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"\x1d\n\rRunReportHtml\x12\x0c\n\x04html\x18\x01 \x01(\x0c*C\n\x0b\x44\x61tasetType\x12\x1c\n\x18\x44\x41TASET_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06VIDEOS\x10\x01\x12\n\n\x06IMAGES\x10\x02*a\n\x11\x44\x61tasourcePurpose\x12\"\n\x1e\x44\x41TASOURCE_PURPOSE_UNSPECIFIED\x10\x00\x12\t\n\x05INPUT\x10\x01\x12\x0b\n\x07LIGHTLY\x10\x02\x12\x10\n\x0cINPUT_OUTPUT\x10\x03*\x84\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x08\n\x04OPEN\x10\x01\x12\r\n\tEMBEDDING\x10\x02\x12\r\n\tSELECTING\x10\x03\x12\x0e\n\nCOMMITTING\x10\x04\x12\r\n\tCOMPLETED\x10\x05\x12\n\n\x06\x46\x41ILED\x10\x06\x12\n\n\x06QUEUED\x10\x07\x32\xb0\t\n\tScheduler\x12H\n\rCreateDataset\x12!.datapool.v1.CreateDatasetRequest\x1a\x14.datapool.v1.Dataset\x12\x42\n\nGetDataset\x12\x1e.datapool.v1.GetDatasetRequest\x1a\x14.datapool.v1.Dataset\x12S\n\x0cListDatasets\x12 .datapool.v1.ListDatasetsRequest\x1a!.datapool.v1.ListDatasetsResponse\x12K\n\rSetDatasource\x12!.datapool.v1.SetDatasourceRequest\x1a\x17.datapool.v1.Datasource\x12@\n\x0bScheduleRun\x12\x1f.datapool.v1.ScheduleRunRequest\x1a\x10.datapool.v1.Run\x12\x36\n\x06GetRun\x12\x1a.datapool.v1.GetRunRequest\x1a\x10.datapool.v1.Run\x12:\n\x08WatchRun\x12\x1a.datapool.v1.GetRunRequest\x1a\x10.datapool.v1.Run0\x01\x12\x42\n\x0cGetRunReport\x12\x1a.datapool.v1.GetRunRequest\x1a\x16.datapool.v1.RunReport\x12G\n\x08ListTags\x12\x1c.datapool.v1.ListTagsRequest\x1a\x1d.datapool.v1.ListTagsResponse\x12\\\n\x0f\x45xportFilenames\x12#.datapool.v1.ExportFilenamesRequest\x1a$.datapool.v1.ExportFilenamesResponse\x12V\n\x10\x45xportEmbeddings\x12$.datapool.v1.ExportEmbeddingsRequest\x1a\x1a.datapool.v1.EmbeddingRows0\x01\x12S\n\x10\x45xportViewFrames\x12$.datapool.v1.ExportViewFramesRequest\x1a\x17.datapool.v1.ViewFrames0\x01\x12\x43\n\tReadFrame\x12\x1d.datapool.v1.ReadFrameRequest\x1a\x17.datapool.v1.FrameImage\x12J\n\x10GetRunReportHtml\x12\x1a.datapool.v1.GetRunRequest\x1a\x1a.datapool.v1.RunReportHtml\x12K\n\rGetDatasource\x12!.datapool.v1.GetDatasourceRequest\x1a\x17.datapool.v1.Datasource\x12G\n\x08ListRuns\x12\x1c.datapool.v1.ListRunsRequest\x1a\x1d.datapool.v1.ListRunsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'datapool.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATASETTYPE']._serialized_start=2085
-  _globals['_DATASETTYPE']._serialized_end=2152
-  _globals['_DATASOURCEPURPOSE']._serialized_start=2154
-  _globals['_DATASOURCEPURPOSE']._serialized_end=2251
-  _globals['_RUNSTATE']._serialized_start=2254
-  _globals['_RUNSTATE']._serialized_end=2386
+  _globals['_DATASETTYPE']._serialized_start=2269
+  _globals['_DATASETTYPE']._serialized_end=2336
+  _globals['_DATASOURCEPURPOSE']._serialized_start=2338
+  _globals['_DATASOURCEPURPOSE']._serialized_end=2435
+  _globals['_RUNSTATE']._serialized_start=2438
+  _globals['_RUNSTATE']._serialized_end=2570
   _globals['_DATASET']._serialized_start=70
   _globals['_DATASET']._serialized_end=170
   _globals['_CREATEDATASETREQUEST']._serialized_start=172
@@ -60,34 +60,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUN']._serialized_end=1145
   _globals['_GETRUNREQUEST']._serialized_start=1147
   _globals['_GETRUNREQUEST']._serialized_end=1178
-  _globals['_RUNREPORT']._serialized_start=1180
-  _globals['_RUNREPORT']._serialized_end=1205
-  _globals['_LISTTAGSREQUEST']._serialized_start=1207
-  _globals['_LISTTAGSREQUEST']._serialized_end=1244
-  _globals['_TAGINFO']._serialized_start=1246
-  _globals['_TAGINFO']._serialized_end=1331
-  _globals['_LISTTAGSRESPONSE']._serialized_start=1333
-  _globals['_LISTTAGSRESPONSE']._serialized_end=1387
-  _globals['_EXPORTFILENAMESREQUEST']._serialized_start=1389
-  _globals['_EXPORTFILENAMESREQUEST']._serialized_end=1451
-  _globals['_EXPORTFILENAMESRESPONSE']._serialized_start=1453
-  _globals['_EXPORTFILENAMESRESPONSE']._serialized_end=1497
-  _globals['_EXPORTEMBEDDINGSREQUEST']._serialized_start=1499
-  _globals['_EXPORTEMBEDDINGSREQUEST']._serialized_end=1562
-  _globals['_EMBEDDINGROWS']._serialized_start=1564
-  _globals['_EMBEDDINGROWS']._serialized_end=1641
-  _globals['_EXPORTVIEWFRAMESREQUEST']._serialized_start=1643
-  _globals['_EXPORTVIEWFRAMESREQUEST']._serialized_end=1708
-  _globals['_VIEWFRAME']._serialized_start=1710
-  _globals['_VIEWFRAME']._serialized_end=1830
-  _globals['_VIEWFRAMES']._serialized_start=1832
-  _globals['_VIEWFRAMES']._serialized_end=1949
-  _globals['_READFRAMEREQUEST']._serialized_start=1951
-  _globals['_READFRAMEREQUEST']._serialized_end=2002
-  _globals['_FRAMEIMAGE']._serialized_start=2004
-  _globals['_FRAMEIMAGE']._serialized_end=2052
-  _globals['_RUNREPORTHTML']._serialized_start=2054
-  _globals['_RUNREPORTHTML']._serialized_end=2083
-  _globals['_SCHEDULER']._serialized_start=2389
-  _globals['_SCHEDULER']._serialized_end=3439
+  _globals['_GETDATASOURCEREQUEST']._serialized_start=1180
+  _globals['_GETDATASOURCEREQUEST']._serialized_end=1271
+  _globals['_LISTRUNSREQUEST']._serialized_start=1273
+  _globals['_LISTRUNSREQUEST']._serialized_end=1310
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1312
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1362
+  _globals['_RUNREPORT']._serialized_start=1364
+  _globals['_RUNREPORT']._serialized_end=1389
+  _globals['_LISTTAGSREQUEST']._serialized_start=1391
+  _globals['_LISTTAGSREQUEST']._serialized_end=1428
+  _globals['_TAGINFO']._serialized_start=1430
+  _globals['_TAGINFO']._serialized_end=1515
+  _globals['_LISTTAGSRESPONSE']._serialized_start=1517
+  _globals['_LISTTAGSRESPONSE']._serialized_end=1571
+  _globals['_EXPORTFILENAMESREQUEST']._serialized_start=1573
+  _globals['_EXPORTFILENAMESREQUEST']._serialized_end=1635
+  _globals['_EXPORTFILENAMESRESPONSE']._serialized_start=1637
+  _globals['_EXPORTFILENAMESRESPONSE']._serialized_end=1681
+  _globals['_EXPORTEMBEDDINGSREQUEST']._serialized_start=1683
+  _globals['_EXPORTEMBEDDINGSREQUEST']._serialized_end=1746
+  _globals['_EMBEDDINGROWS']._serialized_start=1748
+  _globals['_EMBEDDINGROWS']._serialized_end=1825
+  _globals['_EXPORTVIEWFRAMESREQUEST']._serialized_start=1827
+  _globals['_EXPORTVIEWFRAMESREQUEST']._serialized_end=1892
+  _globals['_VIEWFRAME']._serialized_start=1894
+  _globals['_VIEWFRAME']._serialized_end=2014
+  _globals['_VIEWFRAMES']._serialized_start=2016
+  _globals['_VIEWFRAMES']._serialized_end=2133
+  _globals['_READFRAMEREQUEST']._serialized_start=2135
+  _globals['_READFRAMEREQUEST']._serialized_end=2186
+  _globals['_FRAMEIMAGE']._serialized_start=2188
+  _globals['_FRAMEIMAGE']._serialized_end=2236
+  _globals['_RUNREPORTHTML']._serialized_start=2238
+  _globals['_RUNREPORTHTML']._serialized_end=2267
+  _globals['_SCHEDULER']._serialized_start=2573
+  _globals['_SCHEDULER']._serialized_end=3773
 # @@protoc_insertion_point(module_scope)

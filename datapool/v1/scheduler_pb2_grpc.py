@@ -106,6 +106,16 @@ class SchedulerStub:
                 request_serializer=datapool_dot_v1_dot_scheduler__pb2.GetRunRequest.SerializeToString,
                 response_deserializer=datapool_dot_v1_dot_scheduler__pb2.RunReportHtml.FromString,
                 _registered_method=True)
+        self.GetDatasource = channel.unary_unary(
+                '/datapool.v1.Scheduler/GetDatasource',
+                request_serializer=datapool_dot_v1_dot_scheduler__pb2.GetDatasourceRequest.SerializeToString,
+                response_deserializer=datapool_dot_v1_dot_scheduler__pb2.Datasource.FromString,
+                _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/datapool.v1.Scheduler/ListRuns',
+                request_serializer=datapool_dot_v1_dot_scheduler__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=datapool_dot_v1_dot_scheduler__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -202,6 +212,20 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDatasource(self, request, context):
+        """A dataset's datasource with its credentials masked, for reading back what was set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuns(self, request, context):
+        """Runs oldest first: a dataset's, or every dataset's when dataset_id is empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -274,6 +298,16 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.GetRunReportHtml,
                     request_deserializer=datapool_dot_v1_dot_scheduler__pb2.GetRunRequest.FromString,
                     response_serializer=datapool_dot_v1_dot_scheduler__pb2.RunReportHtml.SerializeToString,
+            ),
+            'GetDatasource': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDatasource,
+                    request_deserializer=datapool_dot_v1_dot_scheduler__pb2.GetDatasourceRequest.FromString,
+                    response_serializer=datapool_dot_v1_dot_scheduler__pb2.Datasource.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=datapool_dot_v1_dot_scheduler__pb2.ListRunsRequest.FromString,
+                    response_serializer=datapool_dot_v1_dot_scheduler__pb2.ListRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -656,6 +690,60 @@ class Scheduler:
             '/datapool.v1.Scheduler/GetRunReportHtml',
             datapool_dot_v1_dot_scheduler__pb2.GetRunRequest.SerializeToString,
             datapool_dot_v1_dot_scheduler__pb2.RunReportHtml.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDatasource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/datapool.v1.Scheduler/GetDatasource',
+            datapool_dot_v1_dot_scheduler__pb2.GetDatasourceRequest.SerializeToString,
+            datapool_dot_v1_dot_scheduler__pb2.Datasource.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/datapool.v1.Scheduler/ListRuns',
+            datapool_dot_v1_dot_scheduler__pb2.ListRunsRequest.SerializeToString,
+            datapool_dot_v1_dot_scheduler__pb2.ListRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,10 @@ class SchedulerStub:
     """A rendered frame of the pool (a key under frames/), as stored."""
     GetRunReportHtml: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.GetRunRequest, _scheduler_pb2.RunReportHtml]
     """The run's report.html as the run wrote it into the pool datasource."""
+    GetDatasource: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.GetDatasourceRequest, _scheduler_pb2.Datasource]
+    """A dataset's datasource with its credentials masked, for reading back what was set."""
+    ListRuns: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListRunsRequest, _scheduler_pb2.ListRunsResponse]
+    """Runs oldest first: a dataset's, or every dataset's when dataset_id is empty."""
 
 @_typing.type_check_only
 class SchedulerAsyncStub(SchedulerStub):
@@ -83,6 +87,10 @@ class SchedulerAsyncStub(SchedulerStub):
     """A rendered frame of the pool (a key under frames/), as stored."""
     GetRunReportHtml: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.GetRunRequest, _scheduler_pb2.RunReportHtml]  # type: ignore[assignment]
     """The run's report.html as the run wrote it into the pool datasource."""
+    GetDatasource: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.GetDatasourceRequest, _scheduler_pb2.Datasource]  # type: ignore[assignment]
+    """A dataset's datasource with its credentials masked, for reading back what was set."""
+    ListRuns: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListRunsRequest, _scheduler_pb2.ListRunsResponse]  # type: ignore[assignment]
+    """Runs oldest first: a dataset's, or every dataset's when dataset_id is empty."""
 
 class SchedulerServicer(metaclass=_abc_1.ABCMeta):
     """The only service a client talks to. Keeps datasets, datasources and runs in
@@ -192,5 +200,21 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_scheduler_pb2.RunReportHtml, _abc.Awaitable[_scheduler_pb2.RunReportHtml]]:
         """The run's report.html as the run wrote it into the pool datasource."""
+
+    @_abc_1.abstractmethod
+    def GetDatasource(
+        self,
+        request: _scheduler_pb2.GetDatasourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.Datasource, _abc.Awaitable[_scheduler_pb2.Datasource]]:
+        """A dataset's datasource with its credentials masked, for reading back what was set."""
+
+    @_abc_1.abstractmethod
+    def ListRuns(
+        self,
+        request: _scheduler_pb2.ListRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.ListRunsResponse, _abc.Awaitable[_scheduler_pb2.ListRunsResponse]]:
+        """Runs oldest first: a dataset's, or every dataset's when dataset_id is empty."""
 
 def add_SchedulerServicer_to_server(servicer: SchedulerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

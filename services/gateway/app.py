@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import grpc
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,6 +38,16 @@ def token(request: Request) -> str:
         return value
     auth = request.headers.get("authorization", "")
     return auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
+
+
+# Lightly's list endpoints page by item counts; the client stops at a page shorter than asked.
+PageSize = Annotated[int | None, Query(alias="pageSize", ge=1)]
+PageOffset = Annotated[int | None, Query(alias="pageOffset", ge=0)]
+
+
+def page(items: list[Any], page_size: int | None, page_offset: int | None) -> list[Any]:
+    start = page_offset or 0
+    return items[start : start + page_size] if page_size else items[start:]
 
 
 async def _on_http_error(request: Request, exc: Exception) -> object:

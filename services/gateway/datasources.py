@@ -92,3 +92,41 @@ def location(body: dict[str, Any]) -> common_pb2.StoreLocation:
         return local_location(path)
     except InvalidLocation as e:
         raise bad_request(f"fullPath: {e}") from None
+
+
+_PURPOSE_NAMES = {value: name for name, value in _PURPOSES.items()}
+# Credentials never leave the scheduler (its reply masks them). Lightly's models require a value
+# (an external id of 10 or more of [a-zA-Z0-9_+=,.@:/-]), so a masked one reads as this.
+MASKED = "REDACTED-BY-DATAPOOL"
+
+
+def _masked(value: str) -> str:
+    return MASKED if value else ""
+
+
+def as_lightly(ds: scheduler_pb2.Datasource) -> dict[str, Any]:
+    """The scheduler's datasource as Lightly's DatasourceConfig body, credentials masked."""
+    loc = ds.location
+    body: dict[str, Any] = {"purpose": _PURPOSE_NAMES.get(ds.purpose, "INPUT")}
+    kind = loc.WhichOneof("kind")
+    if kind == "s3":
+        s3 = loc.s3
+        # Lightly requires a region; the SDKs' default applies where none was given.
+        body |= {"fullPath": f"s3://{s3.bucket}/{s3.prefix}", "s3Region": s3.region or "us-east-1"}
+        if s3.WhichOneof("auth") == "delegated_role":
+            role = s3.delegated_role
+            body |= {"type": "S3DelegatedAccess", "s3ARN": role.role_arn}
+            body["s3ExternalId"] = _masked(role.external_id)
+        else:
+            body |= {"type": "S3", "s3AccessKeyId": MASKED, "s3SecretAccessKey": MASKED}
+    elif kind == "gcs":
+        gcs = loc.gcs
+        body |= {"type": "GCS", "fullPath": f"gs://{gcs.bucket}/{gcs.prefix}", "gcsProjectId": gcs.project_id}
+        body["gcsCredentials"] = _masked(gcs.credentials_json)
+    elif kind == "azure":
+        az = loc.azure
+        body |= {"type": "AZURE", "fullPath": f"{az.container}/{az.prefix}", "accountName": az.account_name}
+        body["accountKey"] = _masked(az.sas_token)
+    else:
+        body |= {"type": "LOCAL", "fullPath": loc.local.root}
+    return body

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from datapool.v1 import scheduler_pb2
 from services.gateway import datasources, models
-from services.gateway.app import Gateway, gateway, token
+from services.gateway.app import Gateway, PageOffset, PageSize, gateway, page, token
 from services.gateway.errors import bad_request, unsupported
 
 router = APIRouter()
@@ -45,23 +45,18 @@ def _datasets(gw: Gateway, tok: str) -> list[scheduler_pb2.Dataset]:
     )
 
 
-def _page(items: list[Any], page_size: int | None, page_offset: int | None) -> list[Any]:
-    start = page_offset or 0
-    return items[start : start + page_size] if page_size else items[start:]
-
-
 @router.get("/v1/datasets")
 def list_datasets(
     gw: Gw,
     tok: Token,
     shared: bool = False,
     get_assets_of_team: Annotated[bool, Query(alias="getAssetsOfTeam")] = False,
-    page_size: Annotated[int | None, Query(alias="pageSize", ge=1)] = None,
-    page_offset: Annotated[int | None, Query(alias="pageOffset", ge=0)] = None,
+    page_size: PageSize = None,
+    page_offset: PageOffset = None,
 ) -> list[dict[str, Any]]:
     if shared or get_assets_of_team:
         return []  # datapool has no sharing or teams: every dataset is the caller's own
-    return _page([models.dataset(d) for d in _datasets(gw, tok)], page_size, page_offset)
+    return page([models.dataset(d) for d in _datasets(gw, tok)], page_size, page_offset)
 
 
 @router.get("/v1/datasets/query/name/{dataset_name}")
@@ -72,8 +67,8 @@ def datasets_by_name(
     exact: bool = False,
     shared: bool = False,
     get_assets_of_team: Annotated[bool, Query(alias="getAssetsOfTeam")] = False,
-    page_size: Annotated[int | None, Query(alias="pageSize", ge=1)] = None,
-    page_offset: Annotated[int | None, Query(alias="pageOffset", ge=0)] = None,
+    page_size: PageSize = None,
+    page_offset: PageOffset = None,
 ) -> list[dict[str, Any]]:
     """The name-exists query `create_dataset` and `set_dataset_id_by_name` make."""
     if shared or get_assets_of_team:
@@ -83,7 +78,7 @@ def datasets_by_name(
         for d in _datasets(gw, tok)
         if d.name == dataset_name or (not exact and d.name.startswith(dataset_name))
     ]
-    return _page([models.dataset(d) for d in found], page_size, page_offset)
+    return page([models.dataset(d) for d in found], page_size, page_offset)
 
 
 @router.post("/v1/datasets", status_code=201)
@@ -115,3 +110,14 @@ def set_datasource(dataset_id: str, gw: Gw, tok: Token, body: Annotated[dict[str
         location=datasources.location(body),
     )
     gw.scheduler.call(gw.scheduler.stub.SetDatasource, request, tok)
+
+
+@router.get("/v1/datasets/{dataset_id}/datasource")
+def get_datasource(dataset_id: str, gw: Gw, tok: Token, purpose: str | None = None) -> dict[str, Any]:
+    """`get_datasource`: without a purpose, the INPUT_OUTPUT datasource where the dataset has one
+    (Lightly's default), else the INPUT one. Credentials come back masked."""
+    which = (
+        datasources.purpose({"purpose": purpose}) if purpose else scheduler_pb2.DATASOURCE_PURPOSE_UNSPECIFIED
+    )
+    request = scheduler_pb2.GetDatasourceRequest(dataset_id=dataset_id, purpose=which)  # type: ignore[arg-type]
+    return datasources.as_lightly(gw.scheduler.call(gw.scheduler.stub.GetDatasource, request, tok))

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from datapool.v1 import scheduler_pb2
 from services.gateway import models, worker_config
-from services.gateway.app import Gateway, gateway, token
-from services.gateway.errors import not_found
+from services.gateway.app import Gateway, PageOffset, PageSize, gateway, page, token
+from services.gateway.errors import bad_request, not_found
 
 router = APIRouter()
 Gw = Annotated[Gateway, Depends(gateway)]
@@ -43,6 +43,42 @@ def schedule_run(dataset_id: str, body: ScheduleRequest, gw: Gw, tok: Token) -> 
         selection_config_json=json.dumps(config.selection_config),
     )
     return {"id": gw.scheduler.call(gw.scheduler.stub.ScheduleRun, request, tok).id}
+
+
+def _runs(gw: Gateway, dataset_id: str, tok: str) -> list[scheduler_pb2.Run]:
+    request = scheduler_pb2.ListRunsRequest(dataset_id=dataset_id)
+    return list(gw.scheduler.call(gw.scheduler.stub.ListRuns, request, tok).runs)
+
+
+_SCHEDULED_STATES = ("OPEN", "LOCKED", "DONE", "CANCELED")
+
+
+@router.get("/v1/datasets/{dataset_id}/docker/worker/schedule")
+def scheduled_runs(dataset_id: str, gw: Gw, tok: Token, state: str | None = None) -> list[dict[str, Any]]:
+    """`get_scheduled_compute_worker_runs`: without a state, those not yet DONE or CANCELED. A
+    scheduled run is picked up at once (LOCKED until it ends, then DONE); its config id is its id."""
+    if state is not None and state not in _SCHEDULED_STATES:
+        raise bad_request(f"state: {state!r} is not one of {', '.join(_SCHEDULED_STATES)}")
+    runs = [models.scheduled_run(r, r.id) for r in _runs(gw, dataset_id, tok)]
+    if state is None:
+        return [r for r in runs if r["state"] not in ("DONE", "CANCELED")]
+    return [r for r in runs if r["state"] == state]
+
+
+@router.get("/v1/docker/runs")
+def all_runs(
+    gw: Gw, tok: Token, page_size: PageSize = None, page_offset: PageOffset = None
+) -> list[dict[str, Any]]:
+    """`get_compute_worker_runs()`: every dataset's runs, oldest first."""
+    return page([models.docker_run(r) for r in _runs(gw, "", tok)], page_size, page_offset)
+
+
+@router.get("/v1/docker/runs/query/datasetId/{dataset_id}")
+def dataset_runs(
+    dataset_id: str, gw: Gw, tok: Token, page_size: PageSize = None, page_offset: PageOffset = None
+) -> list[dict[str, Any]]:
+    """`get_compute_worker_runs(dataset_id=...)`, oldest first."""
+    return page([models.docker_run(r) for r in _runs(gw, dataset_id, tok)], page_size, page_offset)
 
 
 def _run(gw: Gateway, run_id: str, tok: str) -> scheduler_pb2.Run:

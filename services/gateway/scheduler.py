@@ -11,7 +11,16 @@ from datapool.v1 import scheduler_pb2_grpc
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 120.0
-_IDEMPOTENT = ["GetDataset", "ListDatasets", "GetRun", "GetRunReport", "ListTags", "ExportFilenames"]
+_IDEMPOTENT = [
+    "GetDataset",
+    "ListDatasets",
+    "GetDatasource",
+    "GetRun",
+    "ListRuns",
+    "GetRunReport",
+    "ListTags",
+    "ExportFilenames",
+]
 
 
 class Scheduler:

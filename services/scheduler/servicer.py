@@ -11,6 +11,7 @@ from datapool.config import parse_run_config_json
 from datapool.errors import FailedPrecondition, InvalidArgument, NotFound
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 from services.common.secrets import redacted
+from services.scheduler.datasource_readback import read_back
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import DatasetRow, MetadataDB, RunRow
 from services.scheduler.pool_view import PoolView
@@ -19,6 +20,7 @@ from services.scheduler.remotes import SelectorClient
 from services.scheduler.runs import END_STATES, RunManager
 from services.scheduler.tags import TagCatalog
 
+ALL_RUN_STATES = tuple(v for v in scheduler_pb2.RunState.values() if v != scheduler_pb2.RUN_STATE_UNSPECIFIED)
 WATCH_POLL_S = 0.5
 # WatchRun repeats an unchanged run this often, so a client can tell a quiet run from a
 # frozen scheduler (datapool.client's idle_timeout_s, 60 s by default).
@@ -167,6 +169,21 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     ) -> scheduler_pb2.RunReportHtml:
         row = self.db.get_run(request.run_id)
         return self.view.report_html(self._pool(row.dataset_id), row.id)
+
+    def GetDatasource(
+        self, request: scheduler_pb2.GetDatasourceRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.Datasource:
+        return read_back(self.datasources, request.dataset_id, request.purpose)
+
+    def ListRuns(
+        self, request: scheduler_pb2.ListRunsRequest, context: grpc.ServicerContext
+    ) -> scheduler_pb2.ListRunsResponse:
+        if request.dataset_id:
+            self.db.get_dataset(dataset_id=request.dataset_id)
+            rows = self.db.runs_of_dataset(request.dataset_id)
+        else:
+            rows = self.db.runs_in_states(ALL_RUN_STATES)
+        return scheduler_pb2.ListRunsResponse(runs=[run_msg(r) for r in rows])
 
     def _pool(self, dataset_id: str) -> common_pb2.StoreLocation:
         self.db.get_dataset(dataset_id=dataset_id)

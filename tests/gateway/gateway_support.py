@@ -5,23 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from datapool.stack import free_port
+from stack_launcher import running_stack
 
 REPO = Path(__file__).resolve().parents[2]
 LIGHTLY_PYTHON = REPO / ".lightly-venv" / "bin" / "python"
 HERE = Path(__file__).resolve().parent
-READY_TIMEOUT_S = 240.0
 
 
 @dataclass
@@ -49,38 +44,23 @@ def lightly_env(stack: GatewayStack, token: str | None = None) -> dict[str, str]
 
 @contextlib.contextmanager
 def gateway_stack(base: Path, token: str, extra_env: dict[str, str]) -> Iterator[GatewayStack]:
-    port, http_port = free_port(), free_port()
-    env = dict(os.environ, DATAPOOL_TOKEN=token, **extra_env)
-    for k in ("DATAPOOL_SECRET_KEY", "DATAPOOL_SECRET_KEY_FILE"):
-        env.pop(k, None)
-    argv = [sys.executable, "-m", "datapool.cli", "up", "--port", str(port), "--http-port", str(http_port)]
-    argv += ["--state-dir", str(base / "state")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    output: list[str] = []
-    ready = threading.Event()
+    """`datapool up --http-port` (tests/stack_launcher.py, shared with tests/e2e)."""
+    with running_stack(base, token, extra_env, http=True) as stack:
+        assert stack.http_url is not None
+        yield GatewayStack(stack.http_url, token, stack.state_dir, stack.output)
 
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            if "ready" in line:
-                ready.set()
 
-    pumping = threading.Thread(target=pump, daemon=True)
-    pumping.start()
-    if not ready.wait(READY_TIMEOUT_S):
-        proc.kill()
-        pytest.fail("datapool up --http-port did not print ready:\n" + "".join(output))
-    assert f"Lightly REST API on http://127.0.0.1:{http_port}" in "".join(output)
-    try:
-        yield GatewayStack(f"http://127.0.0.1:{http_port}", token, base / "state", output)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-        pumping.join(timeout=10)  # the pipe is at its end once the process is gone
-        assert proc.stdout is not None
-        proc.stdout.close()
-        assert code == 0, "".join(output)
+def log_tails(stack: GatewayStack, lines: int = 25) -> str:
+    """The last lines of each service's log (SDK request dumps left out), for a failed run's message."""
+    out = []
+    for log in sorted((stack.state_dir / "logs").glob("*.log")):
+        kept = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if line[:1].isdigit() and "http_logging_policy" not in line
+        ]
+        out.append(f"--- {log.name}\n" + "\n".join(kept[-lines:]))
+    return "\n" + "\n".join(out)
 
 
 class LightlyRunner:

@@ -74,6 +74,9 @@ def main() -> None:
         client.schedule_compute_worker_run(lightly_config={"loader": {"batch_size": 16}})
 
     def unsupported_endpoint() -> None:
+        client.delete_dataset_by_id(client.dataset_id)
+
+    def datasource_not_set() -> None:
         client.get_datasource()
 
     def bad_resource_path() -> None:
@@ -89,6 +92,7 @@ def main() -> None:
         enable_training,
         lightly_config,
         unsupported_endpoint,
+        datasource_not_set,
         bad_resource_path,
     ]
     cases = {fn.__name__: _outcome(fn) for fn in checks}

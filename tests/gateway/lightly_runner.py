@@ -49,6 +49,7 @@ def _results(namespace: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     with open(csv_path) as f:
         rows = list(csv.reader(f))
     client.download_compute_worker_run_artifacts(run=run, output_dir=str(out_dir / run.id))
+    datasource = client.get_datasource().actual_instance.to_dict(by_alias=True)
     report = json.loads((out_dir / run.id / "report.json").read_text())
     return {
         "state": str(run_info.state),
@@ -61,6 +62,13 @@ def _results(namespace: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         "filenames": {k: [n for n in v if n] for k, v in filenames.items()},
         "csv": rows,
         "report": report,
+        "datasource": datasource,
+        "scheduled_unfinished": [r.id for r in client.get_scheduled_compute_worker_runs()],
+        "scheduled_done": [
+            (r.id, r.config_id) for r in client.get_scheduled_compute_worker_runs(state="DONE")
+        ],
+        "dataset_runs": [r.id for r in client.get_compute_worker_runs(dataset_id=client.dataset_id)],
+        "all_runs": [r.id for r in client.get_compute_worker_runs()],
         "registered_worker": client.register_compute_worker(name="datapool-test"),
         "worker_ids": client.get_compute_worker_ids(),
     }

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from emulators import AZURE_ACCOUNT, GCS_PROJECT, S3_REGION
-from gateway_support import HERE, GatewayStack, LightlyRunner, lightly_env, lightly_python
+from gateway_support import HERE, GatewayStack, LightlyRunner, lightly_env, lightly_python, log_tails
 
 from datapool.samples import make_video
 from datapool.storage import open_store
@@ -98,10 +98,10 @@ def processed(result: dict[str, Any]) -> set[str]:
     return {f["path"] for f in result["report"]["files"]["processed"]}
 
 
-def check_run(result: dict[str, Any]) -> list[str]:
+def check_run(result: dict[str, Any], stack: GatewayStack) -> list[str]:
     """A completed run whose tag (if it added frames) exports exactly its picks; returns them."""
     print(f"run {result['run_id']}: {result['seconds']}; report seconds {result['report'].get('seconds')}")
-    assert result["ended_successfully"], result["message"]
+    assert result["ended_successfully"], result["message"] + log_tails(stack)
     assert result["state"] == result["run_state"] == "COMPLETED"
     tags = [t["name"] for t in result["tags"]]
     assert tags[-1] == "initial-tag"
@@ -109,6 +109,10 @@ def check_run(result: dict[str, Any]) -> list[str]:
     assert sorted(result["filenames"]["initial-tag"]) == sorted(pool)
     assert result["tags"][-1]["tot_size"] == len(pool)
     assert result["worker_ids"] == [result["registered_worker"]]
+    # Scheduled runs and runs as the scheduler lists them: this one has ended (DONE, newest).
+    assert result["scheduled_unfinished"] == []
+    assert [result["run_id"], result["run_id"]] in result["scheduled_done"]
+    assert result["dataset_runs"][-1] == result["run_id"] and result["run_id"] in result["all_runs"]
     picks = result["report"]["frames"]["selected"]
     if not picks:
         assert result["run_tags"] == []
@@ -117,6 +121,20 @@ def check_run(result: dict[str, Any]) -> list[str]:
     new: list[str] = result["filenames"][result["run_tags"][0]]
     assert len(new) == picks
     return new
+
+
+def check_datasource(got: dict[str, Any], bucket: common_pb2.StoreLocation, purpose: str) -> None:
+    """get_datasource reads back the input location, with no credential in it."""
+    kind = str(bucket.WhichOneof("kind"))
+    inner = getattr(bucket, kind)
+    assert got["purpose"] == purpose, got
+    assert got["fullPath"].endswith(f"{inner.container if kind == 'azure' else inner.bucket}/input/"), got
+    secrets = [inner.sas_token] if kind == "azure" else []
+    if kind == "s3":
+        auth = inner.access_key if inner.WhichOneof("auth") == "access_key" else inner.delegated_role
+        secrets = [getattr(auth, f, "") for f in ("access_key_id", "secret_access_key", "external_id")]
+    for secret in filter(None, secrets):
+        assert secret not in json.dumps(got), got
 
 
 @pytest.mark.parametrize("kind", ["s3", "s3-role", "gcs", "azure"])
@@ -151,7 +169,8 @@ def test_the_docs_datapool_example_runs_unchanged_through_the_lightly_client(
     try:
         # Run 1: three videos, 0.1.
         r1 = runner.next_result()
-        new1 = check_run(r1)
+        new1 = check_run(r1, lightly_stack)
+        check_datasource(r1["datasource"], bucket, "INPUT")
         emb1 = embeddings(r1["csv"])
         assert processed(r1) == {f"campus{i}-c0.mp4" for i in range(3)}
         assert sorted(new1) == sorted(emb1) and emb1
@@ -161,7 +180,7 @@ def test_the_docs_datapool_example_runs_unchanged_through_the_lightly_client(
         upload_videos(inp, tmp_path, [3, 4])
         runner.proceed()
         r2 = runner.next_result()
-        new2 = check_run(r2)
+        new2 = check_run(r2, lightly_stack)
         emb2 = embeddings(r2["csv"])
         assert processed(r2) == {"campus3-c0.mp4", "campus4-c0.mp4"}
         assert set(emb2) == set(emb1) | set(new2)
@@ -173,7 +192,7 @@ def test_the_docs_datapool_example_runs_unchanged_through_the_lightly_client(
         # Run 3: process_all examines every video again; picks keep 0.2 from the whole pool.
         runner.proceed()
         r3 = runner.next_result()
-        new3 = check_run(r3)
+        new3 = check_run(r3, lightly_stack)
         emb3 = embeddings(r3["csv"])
         assert processed(r3) == {f"campus{i}-c0.mp4" for i in range(5)}
         assert set(emb3) == set(emb2) | set(new3)
@@ -209,14 +228,15 @@ def test_an_input_output_datasource_keeps_its_pool_at_the_lightly_prefix_never_l
     runner = LightlyRunner(lightly_stack, {"steps": steps}, tmp_path)
     try:
         r1 = runner.next_result()
-        new1 = check_run(r1)
+        new1 = check_run(r1, lightly_stack)
         assert processed(r1) == {"campus0-c0.mp4"} and new1
+        check_datasource(r1["datasource"], bucket, "INPUT_OUTPUT")
         pool_keys = [o.key for o in open_store(with_prefix(bucket, "input/.lightly/")).list()]
         assert any(k.startswith("frames/") for k in pool_keys), pool_keys
         # The second run lists the input again: the pool's frames under .lightly/ are not input.
         runner.proceed()
         r2 = runner.next_result()
-        check_run(r2)
+        check_run(r2, lightly_stack)
         assert processed(r2) == set()
         assert (r2["report"]["files"]["listed"], r2["report"]["files"]["new"]) == (1, 0)
         assert sorted(embeddings(r2["csv"])) == sorted(new1)
@@ -257,7 +277,8 @@ def test_bad_input_gets_the_exceptions_the_lightly_client_raises(
     check("unsupported_worker_key", 400, "not supported by datapool", "worker_config.pretagging")
     check("enable_training", 400, "worker_config.enable_training")
     check("lightly_config", 400, "not supported by datapool", "lightly_config")
-    check("unsupported_endpoint", 404, "not supported by datapool", "/datasource")
+    check("unsupported_endpoint", 404, "not supported by datapool", "DELETE /v1/datasets/")
+    check("datasource_not_set", 404, "NOT_FOUND", "has no INPUT datasource")
     check("bad_resource_path", 400, "fullPath", "Not_A_Bucket")
     # The token travels in the query string; the gateway's access log masks it (and read-URL tickets).
     log = (lightly_stack.state_dir / "logs" / "gateway.log").read_text()
