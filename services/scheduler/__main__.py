@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--schedule-burst", type=int, default=30, help="ScheduleRun calls at once per token")
     parser.add_argument(
+        "--embed-idle-s",
+        type=float,
+        default=300.0,
+        help="an embedder stream silent this long while awaited counts as a hung replica: its file "
+        "moves to another replica",
+    )
+    parser.add_argument(
         "--run-lease-s",
         type=float,
         default=30.0,
@@ -115,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         (a.strip() for a in args.embedder.split(",") if a.strip()),
         token=internal_token,
         streams=args.embed_streams or None,
+        idle_s=args.embed_idle_s,
         tls=internal_tls,
     )
     runs = RunManager(

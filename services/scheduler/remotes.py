@@ -23,6 +23,7 @@ from datapool.run_report import ModelInfo, PoolPoint
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token
 from services.common.refusals import BACKEND_REFUSED_KEY
+from services.scheduler.idle_watch import IdleWatch
 from services.scheduler.run.interfaces import (
     BackendRefused,
     EmbedderError,
@@ -50,6 +51,9 @@ RENDER_FRAMES_DEADLINE_S = 1800.0
 # with exponential backoff (capped at 2 s, so a restarted replica is found soon) and calls
 # carry wait_for_ready.
 REPLICA_WAIT_S = 120.0
+# An EmbedFile stream silent this long while awaited is a hung replica (idle_watch.py): its file
+# moves to another one. Generous: a replica's first file may wait for its model to load.
+EMBED_IDLE_S = 300.0
 _RECONNECT_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
@@ -66,8 +70,15 @@ def sampling_pb(sampling: FrameSampling) -> embedder_pb2.FrameSampling:
 
 
 class EmbedderReplica:
-    def __init__(self, address: str, token: str | None = None, tls: ChannelTLS | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        token: str | None = None,
+        tls: ChannelTLS | None = None,
+        idle_s: float = EMBED_IDLE_S,
+    ) -> None:
         self.address = address
+        self.idle_s = idle_s
         self._channel = make_channel(
             address,
             retry_service_config("datapool.v1.Embedder", _EMBEDDER_IDEMPOTENT),
@@ -122,9 +133,11 @@ class EmbedderReplica:
             backend=backend,
             sampling=sampling_pb(sampling),
         )
+        watch: IdleWatch | None = None
         try:
             stream = self._stub.EmbedFile(request, timeout=EMBED_FILE_DEADLINE_S, wait_for_ready=True)
-            for event in stream:
+            watch = IdleWatch(stream, self.idle_s)
+            for event in watch.messages(stream):
                 if event.WhichOneof("event") in ("done", "skipped"):
                     # The embedder ends the stream right after its last event; read that end before
                     # handing the event over, since callers stop at it: an abandoned stream is
@@ -133,6 +146,12 @@ class EmbedderReplica:
                         pass
                 yield event
         except grpc.RpcError as e:
+            if watch is not None and watch.hung:
+                raise EmbedderError(
+                    "DEADLINE_EXCEEDED",
+                    f"sent nothing for {self.idle_s:g} s while embedding {file.path!r} "
+                    "(hung? the scheduler's --embed-idle-s)",
+                ) from None
             raise _embedder_error(e) from None
 
     def render_frames(self, request: embedder_pb2.RenderFramesRequest) -> list[str]:
@@ -160,8 +179,9 @@ class EmbedderPool:
         token: str | None = None,
         streams: int | None = None,
         tls: ChannelTLS | None = None,
+        idle_s: float | None = None,
     ) -> None:
-        self.replicas = [EmbedderReplica(a, token, tls) for a in addresses]
+        self.replicas = [EmbedderReplica(a, token, tls, idle_s or EMBED_IDLE_S) for a in addresses]
         if not self.replicas:
             raise ValueError("at least one embedder address is required")
         self.streams = streams or max(2, 2 * len(self.replicas))
