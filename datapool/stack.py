@@ -218,6 +218,8 @@ class Stack:
             child.args += ["--otel"] if otel else []
             self.metrics[child.name] = f"http://{host}:{metrics_port}/metrics"
         (self.state_dir / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2) + "\n")
+        if self.gateway is not None and log_format:
+            self.gateway.args += ["--log-format", log_format]
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._lock = threading.Lock()

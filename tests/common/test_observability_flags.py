@@ -1,5 +1,5 @@
-"""A real service process with `--log-format json --metrics-port N --otel`: JSON lines on stderr,
-its calls counted on /metrics, and a span per call (printed by the console exporter)."""
+"""Real service processes with `--log-format json` (and `--metrics-port N --otel`): JSON lines only,
+calls counted on /metrics, and a span per call (printed by the console exporter)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -63,3 +64,34 @@ def test_a_selector_with_json_logs_metrics_and_tracing_serves_all_three(tmp_path
     served = [s for s in spans if s["name"] == GET_POOL and s["kind"] == "SpanKind.SERVER"]
     assert len(served) == 2
     assert {s["resource"]["attributes"]["service.name"] for s in served} == {"datapool-selector"}
+
+
+def test_the_gateway_with_json_logs_writes_uvicorns_records_as_json_lines_too() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAPOOL_")}
+    args = ["--port", str(port), "--scheduler", "127.0.0.1:1", "--log-format", "json"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "services.gateway", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz?token=s3cr3t", timeout=5):
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline, "the gateway did not answer /healthz"
+                    time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            output, _ = proc.communicate(timeout=30)
+    # uvicorn stops gracefully, then re-raises the signal it caught.
+    assert proc.returncode in (0, -signal.SIGTERM), output
+    records = [json.loads(line) for line in output.splitlines()]  # every line is one JSON object
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any("GET /healthz?token=REDACTED" in r["message"] for r in access), records
+    assert "s3cr3t" not in output

@@ -17,7 +17,18 @@ def flag(args: list[str], name: str) -> str:
 def test_each_service_gets_its_own_metrics_port_recorded_in_the_state_dir(tmp_path: Path) -> None:
     state = tmp_path / "state"
     args = build_parser().parse_args(
-        ["up", "--state-dir", str(state), "--embedders", "2", "--log-format", "json", "--otel"]
+        [
+            "up",
+            "--state-dir",
+            str(state),
+            "--embedders",
+            "2",
+            "--log-format",
+            "json",
+            "--otel",
+            "--http-port",
+            "0",
+        ]
     )
     stack = stack_from_args(args)
     services = [stack.selector, *stack.embedders, stack.scheduler]
@@ -27,6 +38,7 @@ def test_each_service_gets_its_own_metrics_port_recorded_in_the_state_dir(tmp_pa
     assert json.loads((state / METRICS_FILE).read_text()) == stack.metrics
     for s in services:
         assert flag(s.args, "--log-format") == "json" and "--otel" in s.args, s.name
+    assert stack.gateway is not None and flag(stack.gateway.args, "--log-format") == "json"
 
 
 def test_without_the_flags_each_service_reads_its_environment(tmp_path: Path) -> None:

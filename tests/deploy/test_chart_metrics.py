@@ -50,15 +50,22 @@ def test_without_metrics_no_service_is_given_a_metrics_port() -> None:
         assert not [a for a in c["args"] if str(a).startswith("--metrics-port")]
 
 
-def test_json_logs_and_tracing_reach_every_grpc_service() -> None:
+def test_json_logs_reach_every_service_and_tracing_every_grpc_service() -> None:
     endpoint = "http://otel-collector.monitoring:4317"
     manifests = render(
-        settings={"logFormat": "json", "tracing.enabled": True, "tracing.otlpEndpoint": endpoint}
+        settings={
+            "logFormat": "json",
+            "tracing.enabled": True,
+            "tracing.otlpEndpoint": endpoint,
+            "gateway.enabled": True,
+        }
     )
     for name in SERVICES:
         (c,) = containers(workload(manifests, name))
         assert arg(c, "--log-format") == "json" and "--otel" in c["args"], name
         assert {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": endpoint} in c["env"], name
+    (gateway,) = containers(workload(manifests, "gateway"))
+    assert arg(gateway, "--log-format") == "json"
 
 
 def test_tracing_without_a_collector_is_refused_naming_the_value() -> None:
