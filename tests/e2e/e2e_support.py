@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# `datapool up` for every test folder lives in tests/stack_launcher.py; re-exported here, where
+# the e2e tests import it from.
+from stack_launcher import READY_TIMEOUT_S as READY_TIMEOUT_S
+from stack_launcher import RunningStack as RunningStack
+from stack_launcher import running_stack as running_stack
+
 from datapool import ApiWorkflowClient
-
-
-@dataclass
-class RunningStack:
-    address: str
-    token: str
-    fault_dir: Path
-    state_dir: Path
-    proc: subprocess.Popen[str]
-    output: list[str]
 
 
 def pool_embeddings(client: ApiWorkflowClient, tmp: Path) -> dict[str, np.ndarray]:
@@ -92,71 +79,6 @@ def min_pairwise_distance(a: np.ndarray) -> float:
     d = np.sqrt(((a[:, None, :] - a[None, :, :]) ** 2).sum(-1))
     d[np.diag_indices(len(a))] = np.inf
     return float(d.min())
-
-
-READY_TIMEOUT_S = 240.0
-
-
-@contextlib.contextmanager
-def running_stack(
-    base: Path, token: str, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
-) -> Iterator[RunningStack]:
-    """`datapool up [args]` as a user runs it; stops it with SIGTERM and checks it stops cleanly and fast."""
-    import pytest
-
-    from datapool.stack import free_port
-
-    fault_dir = base / "faults"
-    fault_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = dict(os.environ, DATAPOOL_TOKEN=token, DATAPOOL_FAULT_DIR=str(fault_dir), **(extra_env or {}))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "datapool.cli", "up", "--port", str(port), "--state-dir", str(base / "state")),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    output: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            if "ready" in line:
-                ready.set()
-
-    pumping = threading.Thread(target=pump, daemon=True)
-    pumping.start()
-
-    def close_output() -> None:
-        # The pipe is closed here, not by garbage collection (a ResourceWarning, an error under
-        # pytest's filterwarnings=error in whichever test collects it).
-        pumping.join(timeout=10)
-        assert proc.stdout is not None
-        if not pumping.is_alive():  # a reader still inside the pipe would fail on a closed file
-            proc.stdout.close()
-
-    if not ready.wait(READY_TIMEOUT_S):
-        proc.kill()
-        proc.wait()
-        close_output()
-        pytest.fail("datapool up did not print ready:\n" + "".join(output))
-    yield RunningStack(f"127.0.0.1:{port}", token, fault_dir, base / "state", proc, output)
-    t = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    code = proc.wait(timeout=30)
-    elapsed = time.monotonic() - t
-    close_output()
-    # `datapool up` must stop all three services cleanly within a few seconds.
-    assert code == 0, "".join(output)
-    assert elapsed < 15, f"stopping took {elapsed:.1f}s"
-    assert any("stopped" in line for line in output)
 
 
 def wait_end(client: ApiWorkflowClient, run_id: str) -> Any:
