@@ -36,4 +36,3 @@ def test_a_jpg_run_renders_jpgs_and_tells_the_embedder_each_files_frame_count(tm
         assert key == f"frames/r/{request.file.path}-0.jpg"
     [commit] = selector.commits
     assert sorted(f.key for f in commit.frames) == ["frames/r/a.mp4-0.jpg", "frames/r/b.mp4-0.jpg"]
-
