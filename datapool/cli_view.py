@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from datapool.view.projection import METHODS
 
@@ -27,10 +26,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     from datapool.view.app import create_app
     from datapool.view.grpc_source import GrpcViewSource
 
-    if args.ca_cert:
-        # The client reads it from the environment (datapool.tls), as every client does.
-        os.environ["DATAPOOL_CA_CERT"] = args.ca_cert
-    source = GrpcViewSource(args.address, args.token)
+    source = GrpcViewSource(args.address, args.token, args.ca_cert)
     dataset = f"{args.dataset}?method={args.method}" if args.dataset else None
     app = create_app(source, dataset)
     where = f"http://{args.host}:{args.port}/" + (f"datasets/{dataset}" if dataset else "")

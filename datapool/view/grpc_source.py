@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
@@ -33,8 +34,10 @@ class ViewClient(ApiWorkflowClient):
 class GrpcViewSource:
     """Reads through the scheduler's read-only calls, with the client's token and TLS."""
 
-    def __init__(self, address: str | None, token: str | None) -> None:
-        self._address, self._token = address, token
+    def __init__(
+        self, address: str | None, token: str | None, ca_cert: str | os.PathLike[str] | None = None
+    ) -> None:
+        self._address, self._token, self._ca_cert = address, token, ca_cert
         self._clients: dict[str, ViewClient] = {}
         self._lock = threading.Lock()
 
@@ -43,7 +46,7 @@ class GrpcViewSource:
         with self._lock:
             client = self._clients.get(dataset)
             if client is None:
-                client = ViewClient(token=self._token, address=self._address)
+                client = ViewClient(token=self._token, address=self._address, ca_cert=self._ca_cert)
                 try:
                     client.set_dataset_id_by_name(dataset)
                 except ApiError as e:
@@ -55,7 +58,7 @@ class GrpcViewSource:
             return client
 
     def datasets(self) -> list[str]:
-        with ViewClient(token=self._token, address=self._address) as client:
+        with ViewClient(token=self._token, address=self._address, ca_cert=self._ca_cert) as client:
             return sorted(d.name for d in client.get_datasets())
 
     def frame(self, dataset: str, key: str) -> tuple[bytes, str]:

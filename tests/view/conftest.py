@@ -17,7 +17,7 @@ from datapool.view.grpc_source import GrpcViewSource
 @pytest.fixture(scope="session")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datasets]:
     base = tmp_path_factory.mktemp("view")
-    stack = Stack(base / "state", port=free_port())
+    stack = Stack(base / "state", port=free_port(), tls_dir=base / "tls")
     saved = os.environ.get("DATAPOOL_TOKEN")
     os.environ["DATAPOOL_TOKEN"] = TOKEN  # the scheduler's user token, inherited at spawn
     try:
@@ -28,7 +28,8 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datasets]:
         else:
             os.environ["DATAPOOL_TOKEN"] = saved
     try:
-        data = Datasets(stack.address, base / "data")
+        assert stack.ca_cert is not None
+        data = Datasets(stack.address, base / "data", stack.ca_cert)
         fill(data)
         yield data
     finally:
@@ -37,7 +38,7 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datasets]:
 
 @pytest.fixture(scope="session")
 def view_url(datasets: Datasets) -> Iterator[str]:
-    source = GrpcViewSource(datasets.address, TOKEN)
+    source = GrpcViewSource(datasets.address, TOKEN, datasets.ca_cert)
     with serving(create_app(source)) as url:
         yield url
     source.close()

@@ -16,7 +16,8 @@ from datapool.view.grpc_source import GrpcViewSource
 def test_datapool_view_opens_the_dataset_named_on_the_command_line(datasets: Datasets) -> None:
     port = free_port()
     command = [sys.executable, "-m", "datapool.cli", "view", "--address", datasets.address]
-    command += ["--token", TOKEN, "--dataset", datasets.two_runs, "--port", str(port)]
+    command += ["--token", TOKEN, "--ca-cert", str(datasets.ca_cert), "--dataset", datasets.two_runs]
+    command += ["--port", str(port)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -37,9 +38,18 @@ def test_datapool_view_opens_the_dataset_named_on_the_command_line(datasets: Dat
 
 
 def test_a_token_the_scheduler_refuses_gets_a_page_saying_so(datasets: Datasets) -> None:
-    source = GrpcViewSource(datasets.address, "not-the-token")
+    source = GrpcViewSource(datasets.address, "not-the-token", datasets.ca_cert)
     with serving(create_app(source)) as url:
         status, body = get(f"{url}/datasets/{datasets.two_runs}")
     source.close()
     assert status == 502
     assert "the token was refused" in body.decode()
+
+
+def test_a_view_without_the_ca_certificate_of_a_tls_scheduler_says_so(datasets: Datasets) -> None:
+    source = GrpcViewSource(datasets.address, TOKEN)
+    with serving(create_app(source)) as url:
+        status, body = get(f"{url}/datasets/{datasets.two_runs}")
+    source.close()
+    assert status == 502
+    assert "requires TLS" in body.decode()

@@ -1,6 +1,6 @@
 """A real stack with datasets in known states, the view served from it, and Debian's chromium.
 
-The stack is `datapool.stack.Stack` (three service processes) with a user token; the view is
+The stack is `datapool.stack.Stack` (three service processes) with a user token and TLS; the view is
 `datapool view`'s app served by uvicorn in a thread; the browser is /usr/bin/chromium driven by
 Playwright (never a downloaded browser). WebGL runs on SwiftShader, chromium's CPU renderer.
 """
@@ -39,6 +39,8 @@ class Datasets:
 
     address: str
     root: Path
+    # The stack serves TLS: every client and the view trust this CA certificate.
+    ca_cert: Path
     runs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     two_runs: str = "two-runs"
     one_frame: str = "one-frame"
@@ -46,7 +48,7 @@ class Datasets:
     empty_pool: str = "empty-pool"
 
     def client(self, dataset: str) -> ApiWorkflowClient:
-        client = ApiWorkflowClient(token=TOKEN, address=self.address)
+        client = ApiWorkflowClient(token=TOKEN, address=self.address, ca_cert=self.ca_cert)
         client.set_dataset_id_by_name(dataset)
         return client
 
@@ -69,7 +71,7 @@ def run_once(client: ApiWorkflowClient, n: int, min_distance: float) -> tuple[st
 
 
 def make_dataset(data: Datasets, name: str, videos: int, with_pool: bool = True) -> ApiWorkflowClient:
-    client = ApiWorkflowClient(token=TOKEN, address=data.address)
+    client = ApiWorkflowClient(token=TOKEN, address=data.address, ca_cert=data.ca_cert)
     client.create_dataset(dataset_name=name, dataset_type=DatasetType.VIDEOS)
     folder = data.root / name / "videos"
     folder.mkdir(parents=True)
