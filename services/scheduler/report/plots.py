@@ -106,7 +106,7 @@ def density_figure(report: dict[str, Any], limit: int = 30) -> bytes:
         at = np.array(picks.get(f["path"], []), np.float64) / max(1, f["frames"] - 1)
         right.scatter(at, np.full(len(at), row), marker="|", s=120, c=_GREEN)
     right.set_yticks([])
-    right.set_ylim(-0.5, len(files) - 0.5)
+    right.set_ylim(-0.5, max(1, len(files)) - 0.5)
     right.set_xlim(-0.02, 1.02)
     right.set_xlabel("position in the video (0 = first frame, 1 = last)")
     right.set_title("where the picks are")
