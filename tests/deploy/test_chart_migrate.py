@@ -3,7 +3,7 @@ that starts without migrating; SQLite (the default) migrates itself and gets no 
 
 from __future__ import annotations
 
-from chart import CHART, arg, containers, of_kind, render
+from chart import CHART, arg, containers, of_kind, render, workload
 
 DATABASE = {"secrets.database.existingSecret": "dp-database"}
 POSTGRES_VALUES = CHART / "ci" / "postgres-values.yaml"
@@ -43,3 +43,22 @@ def test_the_postgres_values_file_renders_the_job_with_its_secret() -> None:
     (job,) = of_kind(render(POSTGRES_VALUES), "Job")
     (c,) = job["spec"]["template"]["spec"]["containers"]
     assert c["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "datapool-database", "key": "url"}
+
+
+def test_schedulers_on_postgres_are_replicas_rolled_over_without_a_volume() -> None:
+    manifests = render(POSTGRES_VALUES)
+    scheduler = workload(manifests, "scheduler")
+    assert scheduler["spec"]["replicas"] == 2
+    assert scheduler["spec"]["strategy"] == {"type": "RollingUpdate"}
+    assert of_kind(manifests, "PersistentVolumeClaim") == []
+    (state,) = (v for v in scheduler["spec"]["template"]["spec"]["volumes"] if v["name"] == "state")
+    assert "emptyDir" in state
+
+
+def test_a_scheduler_on_sqlite_stays_one_replica_recreated_on_its_volume() -> None:
+    manifests = render(settings={"scheduler.replicas": 3})
+    scheduler = workload(manifests, "scheduler")
+    assert scheduler["spec"]["replicas"] == 1
+    assert scheduler["spec"]["strategy"] == {"type": "Recreate"}
+    (claim,) = of_kind(manifests, "PersistentVolumeClaim")
+    assert claim["metadata"]["name"].endswith("-scheduler-state")
