@@ -1,9 +1,10 @@
 """The servers' half of the transport settings, shared by the three services.
 
 Every server gets: explicit message-size limits, keepalive, the standard health
-service, reflection, the domain-error interceptor, and graceful shutdown on
-SIGTERM/SIGINT (health turns NOT_SERVING, in-flight calls get `grace` seconds).
-Clients open channels with `datapool.channels`.
+service, reflection, the RPC metrics and domain-error interceptors, and graceful
+shutdown on SIGTERM/SIGINT (health turns NOT_SERVING, in-flight calls get `grace`
+seconds). Clients open channels with `datapool.channels`; logging is set up by
+`services.common.logging_setup`.
 """
 
 from __future__ import annotations
@@ -123,7 +124,3 @@ class ServiceServer:
         self.start()
         stop.wait()
         self.stop(grace)
-
-
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
