@@ -22,9 +22,10 @@ from datapool.config import DEFAULT_JPG_QUALITY
 from datapool.errors import InvalidArgument
 
 IMAGE_FORMATS = ("png", "jpg")
-# PNG row filter "up" at zlib level 1: on 720p video frames this writes a PNG ~9x faster than
-# Pillow's default (adaptive filters, level 6), for ~13% more bytes (595 against 528 KiB), and
-# 3x faster and 9% smaller than Pillow at level 1 (bench/bench_render.py --png-levels).
+# PNG row filter "up" at zlib level 1: on 720p video frames this writes a PNG 9x faster than
+# Pillow's default (adaptive filters, level 6: 108 against 981 ms a frame on a busy core) for
+# 14% more bytes (576 against 506 KiB), and 2x faster and 8% smaller than Pillow at level 1;
+# level 3 takes twice as long for 11% fewer bytes (bench/bench_render.py --png-levels).
 # Rendering is on the run's critical path; a pick's bytes are stored once.
 PNG_OPTIONS = {"pred": "up", "compression_level": "1"}
 
