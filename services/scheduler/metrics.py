@@ -12,7 +12,8 @@ from prometheus_client import Counter, Gauge
 
 from datapool.v1 import scheduler_pb2
 
-ACTIVE_STATES = ("OPEN", "EMBEDDING", "SELECTING", "COMMITTING")
+# As services.scheduler.runs.ACTIVE_STATES (a test checks they agree).
+ACTIVE_STATES = ("QUEUED", "OPEN", "EMBEDDING", "SELECTING", "COMMITTING")
 END_STATES = ("COMPLETED", "FAILED")
 
 RUNS = Counter("datapool_runs", "Runs that entered each state on this scheduler.", ["state"])
