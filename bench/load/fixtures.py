@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,11 @@ def stack(base: Path) -> Iterator[RunningStack]:
 
 
 def scheduler_pid(stack: RunningStack) -> int:
-    """The scheduler child of `datapool up` (found through /proc: no psutil needed)."""
+    return service_pid(stack, "services.scheduler")
+
+
+def service_pid(stack: RunningStack, module: str) -> int:
+    """The child of `datapool up` running `module` (found through /proc: no psutil needed)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -41,9 +44,9 @@ def scheduler_pid(stack: RunningStack) -> int:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == stack.proc.pid and b"services.scheduler" in cmdline:
+        if ppid == stack.proc.pid and module.encode() in cmdline:
             return int(entry.name)
-    raise RuntimeError("no scheduler process under datapool up")
+    raise RuntimeError(f"no {module} process under datapool up")
 
 
 def rss_mib(pid: int) -> float:
@@ -51,6 +54,12 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process `pid` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def uptime() -> str:
@@ -106,11 +115,3 @@ def make_datasets(
     finally:
         client.close()
     return out
-
-
-def wait_until(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not callable(predicate) or not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")
-        time.sleep(0.2)

@@ -25,8 +25,8 @@ from collections import Counter
 from pathlib import Path
 
 import grpc
-from fixtures import Dataset, make_datasets, rss_mib, scheduler_pid, stack, uptime
-from harness import DEADLINE_S, Call, closed_loop, percentile
+from fixtures import Dataset, cpu_s, make_datasets, rss_mib, scheduler_pid, service_pid, stack, uptime
+from harness import DEADLINE_S, Call, LoadResult, closed_loop, percentile
 from stack_launcher import RunningStack
 
 from datapool import ApiWorkflowClient
@@ -34,6 +34,8 @@ from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 END = (scheduler_pb2.COMPLETED, scheduler_pb2.FAILED)
 ACTIVE = (scheduler_pb2.OPEN, scheduler_pb2.EMBEDDING, scheduler_pb2.SELECTING, scheduler_pb2.COMMITTING)
+# ScheduleRun's deliberate refusals (the per-token rate limit), by message; waited out and retried.
+REFUSED: Counter[str] = Counter()
 WORKER = json.dumps({"enable_training": False})
 # Every new frame is picked (no distance floor), so a pool must end with all of its runs' frames.
 SELECTION = json.dumps(
@@ -63,7 +65,7 @@ async def _schedule(
         except grpc.aio.AioRpcError as e:
             if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
                 raise
-            print(f"  ScheduleRun refused (rate limit, deliberate): {e.details()}")
+            REFUSED[e.details() or ""] += 1
             await asyncio.sleep(1.0)
 
 
@@ -96,6 +98,23 @@ def _read_calls(run_id: str, dataset_id: str) -> dict[str, Call]:
     return {"GetRun": get_run, "ListTags": list_tags, "ListDatasets": list_datasets}
 
 
+async def _measured_reads(
+    running: RunningStack, calls: dict[str, Call], args: argparse.Namespace
+) -> LoadResult:
+    """One closed-loop measurement, with the CPU each process spent per call: a figure that the
+    machine's other load does not change, and that bounds the RPS on dedicated cores."""
+    pids = {name: service_pid(running, f"services.{name}") for name in ("scheduler", "selector")}
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    own = time.process_time()
+    result = await closed_loop(running.address, running.token, calls, args.clients, args.seconds, 10**7)
+    n = sum(len(m.latencies_s) for m in result.methods.values()) or 1
+    spent = {name: (cpu_s(pid) - before[name]) * 1000 / n for name, pid in pids.items()}
+    spent["harness"] = (time.process_time() - own) * 1000 / n
+    print(result.table())
+    print("CPU ms per call: " + ", ".join(f"{k} {v:.2f}" for k, v in spent.items()))
+    return result
+
+
 async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> None:
     datasets = make_datasets(running, base, 4, 4, staged=args.staged, videos=True, frames=args.frames)
     md = _metadata(running)
@@ -107,8 +126,7 @@ async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> 
         # Warm-up, not measured: channels connected, the services' first-call imports done.
         await closed_loop(running.address, running.token, calls, args.clients, 3.0, 10**7)
         print(f"reads, idle scheduler ({args.clients} clients, {args.seconds:.0f} s; {uptime()})")
-        idle = await closed_loop(running.address, running.token, calls, args.clients, args.seconds, 10**7)
-        print(idle.table())
+        await _measured_reads(running, calls, args)
 
         stop = asyncio.Event()
         in_progress: list[int] = []
@@ -131,9 +149,8 @@ async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> 
         await asyncio.sleep(3.0)  # let the 4 runs start embedding
         sampler = asyncio.ensure_future(sample())
         print(f"reads, 4 runs in progress ({args.clients} clients, {args.seconds:.0f} s; {uptime()})")
-        busy = await closed_loop(running.address, running.token, calls, args.clients, args.seconds, 10**7)
+        await _measured_reads(running, calls, args)
         stop.set()
-        print(busy.table())
         print(
             "runs in progress while measured (sampled every 0.5 s): "
             f"{dict(sorted(Counter(in_progress).items()))}"
@@ -162,6 +179,7 @@ async def schedule(running: RunningStack, base: Path, args: argparse.Namespace) 
         f"RSS {rss_start:.0f} MiB; {uptime()}"
     )
     run_ids: dict[str, Dataset] = {}
+    rss = [f"{rss_start:.0f}"]  # at the start and after each fifth of the runs was scheduled
     async with grpc.aio.insecure_channel(running.address) as channel:
         stub = scheduler_pb2_grpc.SchedulerStub(channel)
         # The first run of each dataset takes the file it was made with; later runs one new file each.
@@ -171,16 +189,18 @@ async def schedule(running: RunningStack, base: Path, args: argparse.Namespace) 
             await asyncio.sleep(max(0.0, t0 + k * gap - time.monotonic()))
             ds = datasets[k % 20]
             run_ids[await (_schedule_no_new_file(stub, md, ds) if k < 20 else _schedule(stub, md, ds))] = ds
+            if (k + 1) % max(1, args.runs // 5) == 0:
+                rss.append(f"{rss_mib(pid):.0f}")
         ends = [await _wait_end(stub, md, r) for r in run_ids]
         states = Counter(scheduler_pb2.RunState.Name(e) for e in ends)  # type: ignore[arg-type]
     took = time.monotonic() - t0
     rss_end = rss_mib(pid)
     print(f"  all {len(run_ids)} runs ended {took:.0f} s after the first was scheduled: {dict(states)}")
-    print(f"  scheduler RSS: start {rss_start:.0f} MiB, end {rss_end:.0f} MiB; {uptime()}")
-    print("  " + _check_pools(running, run_ids))
+    print(f"  scheduler RSS MiB: {' -> '.join(rss)} -> {rss_end:.0f} at the end; {uptime()}")
+    print("  " + "\n  ".join(_check_pools(running, run_ids)))
 
 
-def _check_pools(running: RunningStack, run_ids: dict[str, Dataset]) -> str:
+def _check_pools(running: RunningStack, run_ids: dict[str, Dataset]) -> list[str]:
     """Every input file processed by exactly one run; each pool holds its runs' picks exactly once."""
     processed: Counter[tuple[str, str]] = Counter()
     picks: dict[Path, Counter[str]] = {}
@@ -197,7 +217,9 @@ def _check_pools(running: RunningStack, run_ids: dict[str, Dataset]) -> str:
         inputs = {(ds.name, p.name) for ds in run_ids.values() for p in ds.input_dir.iterdir()}
         lost_files = inputs - set(processed)
         twice = [k for k, n in processed.items() if n > 1]
-        problems = [f"{len(lost_files)} input files processed by no run", f"{len(twice)} by two runs"]
+        problems = [
+            f"{len(inputs)} input files: {len(lost_files)} processed by no run, {len(twice)} by two runs"
+        ]
         seen_pools = {ds.pool_dir: ds for ds in run_ids.values()}
         for pool_dir, ds in sorted(seen_pools.items()):
             client.dataset_id = ds.id
@@ -212,7 +234,7 @@ def _check_pools(running: RunningStack, run_ids: dict[str, Dataset]) -> str:
                 f"{pool_dir.name}: {len(rows)} frames, {dup} duplicated, {len(missing)} picks missing, "
                 f"{len(extra)} not picked by any run, {picked_twice} picked twice"
             )
-    return "; ".join(problems)
+    return problems
 
 
 async def watch(running: RunningStack, base: Path, args: argparse.Namespace) -> None:
@@ -248,10 +270,14 @@ async def watch(running: RunningStack, base: Path, args: argparse.Namespace) -> 
 
         probe_ms: list[float] = []
         watching = asyncio.ensure_future(asyncio.gather(*(watch_one(r) for r in run_ids)))
+        probe_errors: Counter[str] = Counter()
         while not watching.done():
             t = time.perf_counter()
-            await stub.GetRun(scheduler_pb2.GetRunRequest(run_id=run_ids[0]), metadata=md, timeout=60)
-            probe_ms.append((time.perf_counter() - t) * 1000)
+            try:
+                await stub.GetRun(scheduler_pb2.GetRunRequest(run_id=run_ids[0]), metadata=md, timeout=10)
+                probe_ms.append((time.perf_counter() - t) * 1000)
+            except grpc.aio.AioRpcError as e:
+                probe_errors[e.code().name] += 1
             await asyncio.sleep(0.2)
         await watching
     late_ms.sort()
@@ -264,7 +290,7 @@ async def watch(running: RunningStack, base: Path, args: argparse.Namespace) -> 
     print(
         f"  GetRun meanwhile ({len(probe_ms)} probes): "
         + ", ".join(f"p{int(q * 100)} {percentile(probe_ms, q):.1f} ms" for q in (0.5, 0.9, 0.99))
-        + f"; {uptime()}"
+        + f", errors {dict(probe_errors) or 0}; {uptime()}"
     )
 
 
@@ -287,6 +313,8 @@ def main() -> None:
     scenario = {"reads": reads, "schedule": schedule, "watch": watch}[args.scenario]
     with tempfile.TemporaryDirectory(prefix="datapool-load-") as tmp, stack(Path(tmp)) as running:
         asyncio.run(scenario(running, Path(tmp), args))
+    if REFUSED:
+        print(f"ScheduleRun refused {sum(REFUSED.values())} times (deliberate), e.g. {next(iter(REFUSED))}")
 
 
 if __name__ == "__main__":

@@ -54,16 +54,20 @@ class ServiceServer:
         interceptors: Sequence[grpc.ServerInterceptor] = (),
         credentials: grpc.ServerCredentials | None = None,
         health_address: str | None = None,
+        max_concurrent_rpcs: int | None = None,
     ) -> None:
         """`credentials`: TLS on `address` (plaintext callers are refused), from
         `services.common.tls_args`. `health_address`: also answer health checks, and nothing
-        else, in plaintext there (Kubernetes' gRPC probes cannot speak TLS)."""
+        else, in plaintext there (Kubernetes' gRPC probes cannot speak TLS).
+        `max_concurrent_rpcs`: a call beyond it is refused RESOURCE_EXHAUSTED at once, rather
+        than queued until a worker thread is free (None: queued)."""
         self.name = name
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name),
             options=SERVER_OPTIONS,
             # Metrics outermost: they record the status the caller gets, refusals included.
             interceptors=[RpcMetricsInterceptor(), *interceptors, DomainErrorInterceptor()],
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
         )
         register(self.server)
         self.health = health.HealthServicer()

@@ -30,6 +30,12 @@ from services.scheduler.store.engine import DEFAULT_DB_FILE, default_database_ur
 
 log = logging.getLogger("datapool.scheduler")
 
+# Every WatchRun holds a worker thread for its run's whole life (a sync gRPC server): with the
+# default 16 threads, 16 watchers made every later call wait until a run ended (bench/load/
+# scenarios.py watch: GetRun past a 60 s deadline). A waiting watcher costs an idle thread; past
+# the cap a call is refused RESOURCE_EXHAUSTED at once instead of queueing behind the streams.
+WORKER_THREADS = 256
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.scheduler", description=__doc__)
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         # Clients show no certificate (their token is the credential): TLS without client auth.
         credentials=tls.server(require_client_auth=False) if tls else None,
         health_address=health_address(args),
+        max_workers=WORKER_THREADS,
+        max_concurrent_rpcs=WORKER_THREADS,
     )
     if not token:
         log.warning(

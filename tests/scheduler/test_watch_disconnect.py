@@ -2,8 +2,8 @@
 notices within a poll and returns, its worker thread is free again, and later calls answer.
 
 The server is the real one (ServiceServer, SchedulerServicer, a SQLite store) with as few worker
-threads as there are streams, so a handler left spinning after its client went away would take a
-thread for good and the calls after it would wait past their deadline. The client is a separate
+threads and calls in flight as there are streams, so a handler left spinning after its client went
+away would keep its thread and the calls after it would be refused. The client is a separate
 process killed with SIGKILL: its TCP connection closes under the open streams, as when a laptop
 loses its network or a `datapool run` is killed."""
 
@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from datapool.channels import make_channel
@@ -70,6 +71,7 @@ def scheduler(tmp_path: Path) -> Iterator[tuple[str, str, RunChanges]]:
         lambda s: scheduler_pb2_grpc.add_SchedulerServicer_to_server(servicer, s),
         [],
         max_workers=STREAMS,
+        max_concurrent_rpcs=STREAMS,
     )
     server.start()
     yield f"127.0.0.1:{server.port}", run.id, changes
@@ -103,6 +105,12 @@ def test_a_client_killed_mid_watch_frees_every_handler_and_later_calls_answer(
         assert client.stdout.readline().strip() == "watching"
         time.sleep(2 * WATCH_POLL_S)
         assert changes.waits >= STREAMS  # every handler is in its loop, holding all the threads
+        # Meanwhile a call past the server's cap is refused at once, not queued behind the streams.
+        with make_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
+            scheduler_pb2_grpc.SchedulerStub(channel).GetRun(
+                scheduler_pb2.GetRunRequest(run_id=run_id), timeout=3
+            )
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     finally:
         client.kill()
         client.wait()
