@@ -6,6 +6,8 @@ CLI read, and gc collects.
 - `files`: a source file's identity (path, size, etag).
 - `naming`: the frame naming rule.
 - `state`: a segment's frames and vectors as read back.
+- `cache_entry`: one embedding cache entry's bytes (the selector writes and reads them, the
+  view reads them).
 - `repository`: reading manifests and segments, and the commit's writes (commit rules 1-4).
 - `gc`: deleting what no manifest references (commit rule 5).
 """

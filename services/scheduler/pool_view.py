@@ -3,8 +3,9 @@ vectors, rendered frames, and the HTML reports runs wrote.
 
 Nothing here writes: the view's server only ever reaches the pool through these calls.
 Pooled frames come from the selector (ExportPool, as tags and exports do); frames the pool
-does not hold come from the pool's embedding cache, read here with the selector's entry
-decoder so that an entry is checked (checksum, shape) exactly as a run would check it.
+does not hold come from the pool's embedding cache, read here with the pool format's entry
+decoder (datapool.pool.cache_entry, as the selector reads it) so that an entry is checked
+(checksum, shape) exactly as a run would check it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from datapool.errors import InvalidArgument, NotFound
+from datapool.pool.cache_entry import CacheScope, UnusableEntry, decode_entry
 from datapool.pool.files import FileRef
 from datapool.pool.layout import EMBEDDING_CACHE_PREFIX, FRAMES_PREFIX
 from datapool.storage import ObjectNotFound, StoreError, open_store
@@ -24,7 +26,6 @@ from datapool.vectors import to_batch
 from services.scheduler.remotes import SelectorClient
 from services.scheduler.report import report_key
 from services.scheduler.report.write import wait_for_report
-from services.selector.cache_entry import CacheScope, UnusableEntry, decode_entry
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from datapool.errors import FailedPrecondition
-from services.selector.cache_entry import CacheEntry, CacheScope
+from datapool.pool.cache_entry import CacheEntry, CacheScope
 from services.selector.session import SESSION_TTL_SECONDS
 
 # Vectors staged at once by all sessions. A load over it embeds the rest of its files;

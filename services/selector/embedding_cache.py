@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from datapool.pool.cache_entry import CacheEntry, CacheScope, UnusableEntry, decode_entry, encode_entry
 from datapool.pool.files import FileRef
 from datapool.pool.layout import EMBEDDING_CACHE_PREFIX
 from datapool.storage import ObjectNotFound, Store, StoreError, StoreNotFoundError
-from services.selector.cache_entry import CacheEntry, CacheScope, UnusableEntry, decode_entry, encode_entry
 from services.selector.metrics import CACHE_HITS, CACHE_MISSES
 
 log = logging.getLogger(__name__)

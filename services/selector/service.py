@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from datapool.errors import FailedPrecondition, InvalidArgument
+from datapool.pool.cache_entry import CacheEntry, CacheScope
 from datapool.pool.files import FileRef
 from datapool.pool.layout import PoolManifest
 from datapool.pool.repository import PoolRepository
 from datapool.pool.state import PoolState
-from services.selector.cache_entry import CacheEntry, CacheScope
 from services.selector.cached_loads import StagedCacheLoads
 from services.selector.candidates import CandidateCollector, decode_vectors, sample_count
 from services.selector.commit import PoolCommitter

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import grpc
 
 from datapool.errors import InvalidArgument
+from datapool.pool.cache_entry import CacheScope
 from datapool.pool.files import FileRef
 from datapool.pool.repository import PoolRepository
 from datapool.storage import StoreError, open_store
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
-from services.selector.cache_entry import CacheScope
 from services.selector.model import Pick
 from services.selector.service import SelectorService, SelectStream
 from services.selector.session import Committed, SelectionSpec

@@ -22,6 +22,7 @@ from e2e_support import RunningStack, pool_embeddings, processed_paths, run, sel
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.channels import wait_healthy
 from datapool.config import FrameSampling
+from datapool.pool.cache_entry import CacheScope
 from datapool.pool.files import FileRef
 from datapool.pool.layout import EMBEDDING_CACHE_PREFIX
 from datapool.samples import make_video
@@ -29,7 +30,6 @@ from datapool.storage import Store, open_store
 from datapool.v1 import common_pb2
 from services.common.faults import held, hold, release
 from services.scheduler.pipeline import cache_sampling_key
-from services.selector.cache_entry import CacheScope
 from services.selector.embedding_cache import EmbeddingCache
 
 pytestmark = pytest.mark.e2e

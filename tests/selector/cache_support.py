@@ -9,11 +9,11 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 from selector_helpers import F32, clustered_unit_vectors, file_ref, select, spec
 
+from datapool.pool.cache_entry import CacheScope
 from datapool.pool.files import FileRef
 from datapool.pool.layout import EMBEDDING_CACHE_PREFIX
 from datapool.pool.repository import PoolRepository
 from datapool.storage import ForwardingStore, ObjectInfo, Store
-from services.selector.cache_entry import CacheScope
 from services.selector.service import SelectorService
 from services.selector.session import SelectionSession, SelectionSpec
 

@@ -14,11 +14,11 @@ from cache_support import DIM, SCOPE, caching_spec, files_and_vectors, stream
 from selector_helpers import file_ref, select
 
 from datapool.errors import FailedPrecondition
+from datapool.pool.cache_entry import CacheEntry
 from datapool.pool.repository import PoolRepository
 from datapool.storage import ForwardingStore, Store
 from services.selector import cached_loads
 from services.selector import service as service_module
-from services.selector.cache_entry import CacheEntry
 from services.selector.cached_loads import StagedCacheLoads, entry_bytes
 from services.selector.service import SelectorService
 

@@ -20,10 +20,10 @@ from cache_support import (
 from selector_helpers import file_ref, rendered_picks, select
 
 from datapool.errors import InvalidArgument
+from datapool.pool.cache_entry import CacheScope
 from datapool.pool.repository import PoolRepository
 from datapool.v1 import common_pb2, selector_pb2
 from services.selector import servicer
-from services.selector.cache_entry import CacheScope
 from services.selector.embedding_cache import EmbeddingCache
 from services.selector.service import SelectorService
 from services.selector.servicer import SelectorServicer

@@ -26,6 +26,7 @@ from cache_support import (
 from selector_helpers import file_ref, rendered_picks, select, spec
 
 from datapool.config import FrameSampling
+from datapool.pool.cache_entry import CacheScope
 from datapool.pool.gc import collect_garbage
 from datapool.pool.layout import DATA_PREFIX
 from datapool.pool.repository import PoolRepository
@@ -34,7 +35,6 @@ from datapool.v1 import common_pb2
 from services.embedder import decode
 from services.scheduler.pipeline import cache_sampling_key
 from services.selector import embedding_cache
-from services.selector.cache_entry import CacheScope
 from services.selector.embedding_cache import EmbeddingCache
 from services.selector.service import SelectorService
 
