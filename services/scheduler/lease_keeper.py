@@ -50,6 +50,8 @@ class LeaseKeeper:
         self._thread.start()
 
     def stop(self) -> None:
+        # Not joined: shutdown calls this holding the run manager's lock, which a beat may wait
+        # for. The thread closes the heartbeat's connections as it ends.
         self._stop.set()
 
     def beat(self) -> None:
@@ -68,3 +70,4 @@ class LeaseKeeper:
                 # A database blip must not end the heartbeat: the next beat retries, and a
                 # lease outlives two missed beats.
                 log.exception("lease heartbeat failed")
+        self.leases.close()

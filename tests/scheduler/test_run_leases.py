@@ -116,6 +116,8 @@ def test_twenty_expired_runs_are_claimed_by_exactly_one_of_two_replicas(
         t.start()
     for t in threads:
         t.join(30)
+    for leases in replicas:
+        leases.close()
     assert sorted(claimed[0] + claimed[1]) == sorted(r.id for r in runs)
     assert {db.get_run(r.id).owner for r in runs} <= {"replica-0", "replica-1"}
     for i in range(2):

@@ -42,7 +42,8 @@ def open_engine(value: str | Path) -> Engine:
     if url.get_backend_name() == "postgresql":
         # psycopg 3 is the one driver we ship; a bare postgresql:// would ask for psycopg2.
         url = url.set(drivername="postgresql+psycopg")
-        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        # Enough for the server's handler threads, the runs and their watchers at once.
+        return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=32)
     raise InvalidArgument(
         f"--database-url {_shown(url_text)!r}: unsupported database {url.get_backend_name()!r}; "
         "give sqlite:///PATH or postgresql://…"

@@ -8,8 +8,9 @@ so two replicas looking at once never claim the same run; SQLite has one replica
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, create_engine, select, update
 
 from services.scheduler.db import MetadataDB
 from services.scheduler.store.rows import RunRow, now_ms, run_row
@@ -21,6 +22,21 @@ class RunLeases:
         self.db = db
         self.owner = owner
         self.lease_ms = lease_ms
+        # Postgres: the heartbeat gets connections of its own, so a burst of calls holding the
+        # shared pool cannot delay a renewal past the lease (another replica would take over a
+        # run that is alive). SQLite: one process, its one lock.
+        self._engine = (
+            create_engine(db.engine.url, pool_size=1, max_overflow=1, pool_pre_ping=True)
+            if db.is_postgres
+            else None
+        )
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _tx(self) -> AbstractContextManager[Connection]:
+        return self._engine.begin() if self._engine is not None else self.db._tx()
 
     def renew(self, run_ids: Iterable[str]) -> set[str]:
         """Extends this replica's leases on `run_ids`; returns those it no longer holds."""
@@ -28,7 +44,7 @@ class RunLeases:
         if not wanted:
             return set()
         mine = (runs.c.owner == self.owner) & runs.c.id.in_(wanted)
-        with self.db._tx() as c:
+        with self._tx() as c:
             c.execute(update(runs).where(mine).values(lease_expires_unix_ms=now_ms() + self.lease_ms))
             held = set(c.execute(select(runs.c.id).where(mine)).scalars())
         return wanted - held
@@ -46,7 +62,7 @@ class RunLeases:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        with self.db._tx() as c:
+        with self._tx() as c:
             ids = list(c.execute(query).scalars())
             if not ids:
                 return []
