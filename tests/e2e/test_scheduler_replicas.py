@@ -8,7 +8,10 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,8 @@ from services.scheduler.db import MetadataDB
 pytestmark = pytest.mark.e2e
 
 KILLED_AT = "scheduler.run.after_cache_load"
-LEASE_S = 2.0
+# Long enough that a replica starved of CPU on a busy 2-core machine still renews in time.
+LEASE_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +67,84 @@ def _start_replica(stack: RunningStack, url: str, root: Path) -> tuple[subproces
     return proc, f"127.0.0.1:{port}"
 
 
-def test_killing_the_scheduler_running_a_run_lets_the_other_replica_finish_it_once(
-    stack: RunningStack, postgres: PostgresServer, tmp_path: Path
-) -> None:
+@dataclass
+class Replicas:
+    url: str
+    root: Path
+    a: subprocess.Popen[bytes]
+    b: subprocess.Popen[bytes]
+    address_a: str
+    address_b: str
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    stack: RunningStack, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Replicas]:
     url = postgres.new_database()
+    root = tmp_path_factory.mktemp("replicas")
     # Both start at once (their imports take most of the time on a busy machine).
-    (a, address_a), (b, address_b) = (_start_replica(stack, url, tmp_path / n) for n in ("a", "b"))
+    (a, address_a), (b, address_b) = (_start_replica(stack, url, root / n) for n in ("a", "b"))
     try:
         for address, name in ((address_a, "a"), (address_b, "b")):
-            assert wait_healthy(address, 120), (tmp_path / name / "scheduler.log").read_text()
+            assert wait_healthy(address, 120), (root / name / "scheduler.log").read_text()
+        yield Replicas(url, root, a, b, address_a, address_b)
+    finally:
+        for proc in (a, b):
+            proc.kill()
+            proc.wait()
+
+
+def test_twenty_runs_scheduled_at_once_across_two_replicas_each_run_exactly_once(
+    stack: RunningStack, replicas: Replicas, tmp_path: Path
+) -> None:
+    clients = [
+        ApiWorkflowClient(token=stack.token, address=a) for a in (replicas.address_a, replicas.address_b)
+    ]
+    clients[0].create_dataset(dataset_name=f"twenty-{tmp_path.name}", dataset_type=DatasetType.VIDEOS)
+    (tmp_path / "videos").mkdir()
+    clients[0].set_local_config(resource_path=str(tmp_path / "videos"), purpose=DatasourcePurpose.INPUT)
+    clients[0].set_local_config(resource_path=str(tmp_path / "pool"), purpose=DatasourcePurpose.LIGHTLY)
+    clients[1].set_dataset_id_by_name(f"twenty-{tmp_path.name}")
+
+    def schedule(i: int) -> str:
+        run_id: str = clients[i % 2].schedule_compute_worker_run(
+            worker_config={}, selection_config=selection(0.0, 1)
+        )
+        return run_id
+
+    with ThreadPoolExecutor(20) as pool:
+        run_ids = list(pool.map(schedule, range(20)))
+    assert len(set(run_ids)) == 20
+    for i, run_id in enumerate(run_ids):
+        # Watched through the other replica than the one that accepted it.
+        assert wait_end(clients[(i + 1) % 2], run_id).ended_successfully()
+    db = MetadataDB(replicas.url, migrate_schema=False)
+    rows = [db.get_run(r) for r in run_ids]
+    db.close()
+    logs = "".join(
+        line
+        for name in ("a", "b")
+        for line in (replicas.root / name / "scheduler.log").read_text().splitlines(keepends=True)
+        if "lease" in line or "taking it over" in line
+    )
+    assert [r.attempt for r in rows] == [1] * 20, logs  # none ran twice
+    owners = Counter(r.owner.split(":")[1] for r in rows if r.owner)
+    assert owners == {str(replicas.a.pid): 10, str(replicas.b.pid): 10}
+
+
+def test_killing_the_scheduler_running_a_run_lets_the_other_replica_finish_it_once(
+    stack: RunningStack, replicas: Replicas, tmp_path: Path
+) -> None:
+    # Runs last in this module: it kills replica A.
+    url, a, b, address_a, address_b = (
+        replicas.url,
+        replicas.a,
+        replicas.b,
+        replicas.address_a,
+        replicas.address_b,
+    )
+    try:
         videos = tmp_path / "videos"
         videos.mkdir()
         for i in range(3):
@@ -80,7 +153,7 @@ def test_killing_the_scheduler_running_a_run_lets_the_other_replica_finish_it_on
         client_a.create_dataset(dataset_name=f"replicas-{tmp_path.name}", dataset_type=DatasetType.VIDEOS)
         client_a.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
         client_a.set_local_config(resource_path=str(tmp_path / "pool"), purpose=DatasourcePurpose.LIGHTLY)
-        arm(tmp_path / "a" / "faults", KILLED_AT)  # replica A dies at this step of its run
+        arm(replicas.root / "a" / "faults", KILLED_AT)  # replica A dies at this step of its run
         run_id = client_a.schedule_compute_worker_run(worker_config={}, selection_config=selection(0.0, 100))
         assert a.wait(timeout=120) == -9
 
