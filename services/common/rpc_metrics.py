@@ -14,8 +14,7 @@ from typing import Any
 import grpc
 
 from services.common.metrics import RPC_REQUESTS, RPC_SECONDS
-
-_Behaviour = Callable[[Any, grpc.ServicerContext], Any]
+from services.common.wrapping_interceptor import Behaviour, WrappingInterceptor
 
 
 def _record(method: str, code: grpc.StatusCode, started: float) -> None:
@@ -37,7 +36,7 @@ def _final_code(context: grpc.ServicerContext, failed: bool) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
 
 
-def _wrap_unary(method: str, fn: _Behaviour) -> _Behaviour:
+def _wrap_unary(method: str, fn: Behaviour) -> Behaviour:
     def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
@@ -51,7 +50,7 @@ def _wrap_unary(method: str, fn: _Behaviour) -> _Behaviour:
     return wrapped
 
 
-def _wrap_stream(method: str, fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> _Behaviour:
+def _wrap_stream(method: str, fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> Behaviour:
     def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         started = time.perf_counter()
         try:
@@ -68,31 +67,8 @@ def _wrap_stream(method: str, fn: Callable[[Any, grpc.ServicerContext], Iterator
     return wrapped
 
 
-_KINDS: tuple[tuple[str, Callable[[str, Any], _Behaviour], Callable[..., Any]], ...] = (
-    ("unary_unary", _wrap_unary, grpc.unary_unary_rpc_method_handler),
-    ("stream_unary", _wrap_unary, grpc.stream_unary_rpc_method_handler),
-    ("unary_stream", _wrap_stream, grpc.unary_stream_rpc_method_handler),
-    ("stream_stream", _wrap_stream, grpc.stream_stream_rpc_method_handler),
-)
-
-
-class RpcMetricsInterceptor(grpc.ServerInterceptor):
+class RpcMetricsInterceptor(WrappingInterceptor):
     """Counts calls and observes their duration into `datapool_rpc_*`, by method and code."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None  # unknown method: gRPC answers UNIMPLEMENTED itself
-        method = handler_call_details.method
-        for attribute, wrap, make in _KINDS:
-            behaviour = getattr(handler, attribute)
-            if behaviour:
-                wrapped: grpc.RpcMethodHandler[Any, Any] = make(
-                    wrap(method, behaviour), handler.request_deserializer, handler.response_serializer
-                )
-                return wrapped
-        return handler
+    def __init__(self) -> None:
+        super().__init__(_wrap_unary, _wrap_stream)

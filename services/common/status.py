@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from datapool.errors import DatapoolError
+from services.common.wrapping_interceptor import Behaviour, WrappingInterceptor
 
 _ERRNO_CODES = {
     errno.ENOSPC: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -29,8 +30,6 @@ _ERRNO_CODES = {
 # hard limit") instead of showing the error: a message that echoes a huge input is cut.
 MAX_DETAILS_CHARS = 4000
 
-_Behaviour = Callable[[Any, grpc.ServicerContext], Any]
-
 
 def _abort(context: grpc.ServicerContext, e: Exception) -> None:
     if isinstance(e, DatapoolError):
@@ -44,7 +43,7 @@ def _abort(context: grpc.ServicerContext, e: Exception) -> None:
     context.abort(_ERRNO_CODES.get(e.errno or 0, grpc.StatusCode.INTERNAL), f"{what}{where} ({e.strerror})")
 
 
-def _wrap_unary(fn: _Behaviour) -> _Behaviour:
+def _wrap_unary(_method: str, fn: Behaviour) -> Behaviour:
     def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return fn(request, context)
@@ -54,7 +53,7 @@ def _wrap_unary(fn: _Behaviour) -> _Behaviour:
     return wrapped
 
 
-def _wrap_stream(fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> _Behaviour:
+def _wrap_stream(_method: str, fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> Behaviour:
     def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from fn(request, context)
@@ -64,30 +63,8 @@ def _wrap_stream(fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> _B
     return wrapped
 
 
-# Each kind of method: the handler's attribute, how to wrap it, and how to build the handler.
-_KINDS: tuple[
-    tuple[str, Callable[[Any], _Behaviour], Callable[..., grpc.RpcMethodHandler[Any, Any]]], ...
-] = (
-    ("unary_unary", _wrap_unary, grpc.unary_unary_rpc_method_handler),
-    ("stream_unary", _wrap_unary, grpc.stream_unary_rpc_method_handler),
-    ("unary_stream", _wrap_stream, grpc.unary_stream_rpc_method_handler),
-    ("stream_stream", _wrap_stream, grpc.stream_stream_rpc_method_handler),
-)
-
-
-class DomainErrorInterceptor(grpc.ServerInterceptor):
+class DomainErrorInterceptor(WrappingInterceptor):
     """Maps domain errors and stray OSErrors to status codes; anything else stays UNKNOWN."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        for attribute, wrap, make in _KINDS:
-            behaviour = getattr(handler, attribute)
-            if behaviour:
-                return make(wrap(behaviour), handler.request_deserializer, handler.response_serializer)
-        return handler
+    def __init__(self) -> None:
+        super().__init__(_wrap_unary, _wrap_stream)
