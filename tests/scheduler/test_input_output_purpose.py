@@ -3,11 +3,11 @@ input's reserved `.lightly/` prefix, which no run lists as input."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from catalog_helpers import INPUT, POOL, videos_catalog
 from stage_fakes import spec
 
 from datapool.errors import InvalidArgument
@@ -15,17 +15,9 @@ from datapool.storage import azure_location, gcs_location, local_location, s3_lo
 from datapool.storage.nesting import reserved_pool_location
 from datapool.v1 import common_pb2, scheduler_pb2, selector_pb2
 from services.scheduler.datasources import DatasourceCatalog
-from services.scheduler.db import MetadataDB
 from services.scheduler.run.listing import list_new_files
 
-INPUT, POOL = scheduler_pb2.INPUT, scheduler_pb2.LIGHTLY
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[tuple[DatasourceCatalog, str]]:
-    db = MetadataDB(tmp_path / "state" / "datapool.sqlite3")
-    yield DatasourceCatalog(db, None), db.create_dataset("videos", scheduler_pb2.VIDEOS).id
-    db.close()
+catalog = pytest.fixture(videos_catalog, name="catalog")
 
 
 @pytest.mark.parametrize(

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from catalog_helpers import INPUT, POOL, videos_catalog
 
 from datapool.errors import InvalidArgument
 from datapool.storage import local_location, s3_location
-from datapool.v1 import common_pb2, scheduler_pb2
+from datapool.v1 import common_pb2
 from services.scheduler.datasources import DatasourceCatalog
-from services.scheduler.db import MetadataDB
 
-INPUT, POOL = scheduler_pb2.INPUT, scheduler_pb2.LIGHTLY
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[tuple[DatasourceCatalog, str]]:
-    db = MetadataDB(tmp_path / "state" / "datapool.sqlite3")
-    yield DatasourceCatalog(db, None), db.create_dataset("videos", scheduler_pb2.VIDEOS).id
-    db.close()
+catalog = pytest.fixture(videos_catalog, name="catalog")
 
 
 def _set_both(
