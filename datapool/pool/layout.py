@@ -7,6 +7,7 @@ immutable and named by the commit that wrote it.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,11 +34,14 @@ _MANIFEST_NAME = re.compile(r"^(\d{20})\.json$")
 
 
 def frame_key(run_id: str, frame_name: str, image_format: str = "png") -> str:
-    """Where run `run_id` renders the frame named `frame_name` (`<...>.png`): the name with the
-    suffix of the run's worker_config.output_image_format (`.png` or `.jpg`)."""
-    if image_format != "png":
-        frame_name = f"{frame_name.removesuffix('.png')}.{image_format}"
-    return f"{FRAMES_PREFIX}{run_id}/{frame_name}"
+    """Where run `run_id` renders the frame named `frame_name`: the name with the suffix of the
+    run's worker_config.output_image_format (`.png` or `.jpg`). The selector names frames with
+    that suffix already; a selector older than SelectionSpec.image_format names them `.png`
+    whatever the format, and its frames land where they always did."""
+    stem, suffix = posixpath.splitext(frame_name)
+    if suffix in (".png", ".jpg"):
+        frame_name = stem
+    return f"{FRAMES_PREFIX}{run_id}/{frame_name}.{image_format}"
 
 
 def frame_file_name(key: str) -> str:

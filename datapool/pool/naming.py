@@ -1,4 +1,5 @@
-"""The frame naming rule: one PNG name per (file, frame), stable across runs."""
+"""The frame naming rule: one name per (file, frame), stable across runs, ending in the suffix
+of the format the run writes its frames in (`.png`, or `.jpg` with output_image_format jpg)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import posixpath
 from datapool.errors import InvalidArgument
 
 FILE_KINDS = ("video", "image")
+# worker_config.output_image_format's values; a frame's name ends in `.<format>`.
+FRAME_FORMATS = ("png", "jpg")
 
 # A local folder allows 255 bytes per name, and a store writes each object through a
 # temporary file beside it (`<name>.datapool-tmp-<32 hex>`, 46 bytes more): a frame
@@ -21,12 +24,23 @@ _HASH_CHARS = 16
 _MAX_TAIL_BYTES = 48
 
 
-def frame_name(path: str, frame_index: int, frame_count: int, kind: str = "video") -> str:
-    """`<path without extension>-<index padded to len(str(frame_count))>-<extension>.png`.
+def frame_suffix(image_format: str) -> str:
+    """`.png` or `.jpg`, the suffix of frames written in `image_format` ("" is png)."""
+    image_format = image_format or "png"
+    if image_format not in FRAME_FORMATS:
+        raise InvalidArgument(f"image_format {image_format[:40]!r} is not one of {', '.join(FRAME_FORMATS)}")
+    return f".{image_format}"
 
-    Images have one frame, so their index is left out: `<path without extension>-<extension>.png`.
-    Keeping the extension in the name keeps `a.mp4` and `a.avi` from colliding. A name too long
-    for a store is shortened (see `fit`).
+
+def frame_name(
+    path: str, frame_index: int, frame_count: int, kind: str = "video", suffix: str = ".png"
+) -> str:
+    """`<path without extension>-<index padded to len(str(frame_count))>-<extension><suffix>`.
+
+    Images have one frame, so their index is left out: `<path without extension>-<extension><suffix>`.
+    Keeping the extension in the name keeps `a.mp4` and `a.avi` from colliding. `suffix` is the
+    frame file's (`frame_suffix`), so the name in the manifest is the name of the file written.
+    A name too long for a store is shortened (see `fit`).
     """
     stem, dot_ext = posixpath.splitext(path)
     ext = dot_ext[1:]
@@ -37,7 +51,7 @@ def frame_name(path: str, frame_index: int, frame_count: int, kind: str = "video
         raise InvalidArgument(f"file_complete.kind {kind!r} of {path!r} is not one of {FILE_KINDS}")
     if ext:
         parts.append(ext)
-    return fit(stem, "-".join(parts) + ".png")
+    return fit(stem, "-".join(parts) + suffix)
 
 
 def fit(stem: str, tail: str) -> str:
@@ -49,7 +63,7 @@ def fit(stem: str, tail: str) -> str:
         return full
     digest = hashlib.sha256(full.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
     if len(tail.encode("utf-8", "surrogatepass")) > _MAX_TAIL_BYTES:
-        tail = ".png"
+        tail = posixpath.splitext(tail)[1]
     *folders, base = stem.split("/")
     room = MAX_COMPONENT_BYTES - len(tail.encode("utf-8", "surrogatepass")) - _HASH_CHARS - 1
     last = f"{_prefix(base, room)}~{digest}{tail}"

@@ -154,6 +154,7 @@ class SelectionSpec(_message.Message):
     SAMPLING_KEY_FIELD_NUMBER: _builtins.int
     CACHED_FILES_FIELD_NUMBER: _builtins.int
     BASE_VERSION_FIELD_NUMBER: _builtins.int
+    IMAGE_FORMAT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     run_id: _builtins.str
     n_samples: _builtins.int
@@ -178,6 +179,11 @@ class SelectionSpec(_message.Message):
     Commit (redone picks, NeedFrames). Unset: the newest. A version the pool does not
     hold fails with FAILED_PRECONDITION.
     """
+    image_format: _builtins.str
+    """The run's worker_config.output_image_format, "png" or "jpg": the suffix of every frame
+    name the selector makes (picks, the manifest, report.json), as of the frame files the
+    run writes. Empty: "png". Anything else fails with INVALID_ARGUMENT.
+    """
     @_builtins.property
     def pool(self) -> _common_pb2.StoreLocation: ...
     def __init__(
@@ -193,10 +199,11 @@ class SelectionSpec(_message.Message):
         sampling_key: _builtins.str = ...,
         cached_files: _builtins.int = ...,
         base_version: _builtins.int | None = ...,
+        image_format: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_base_version", b"_base_version", "base_version", b"base_version", "pool", b"pool"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_version", b"_base_version", "base_version", b"base_version", "cached_files", b"cached_files", "min_distance", b"min_distance", "model", b"model", "n_samples", b"n_samples", "pool", b"pool", "proportion_samples", b"proportion_samples", "run_id", b"run_id", "sampling_key", b"sampling_key", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_version", b"_base_version", "base_version", b"base_version", "cached_files", b"cached_files", "image_format", b"image_format", "min_distance", b"min_distance", "model", b"model", "n_samples", b"n_samples", "pool", b"pool", "proportion_samples", b"proportion_samples", "run_id", b"run_id", "sampling_key", b"sampling_key", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__base_version: _TypeAlias = _typing.Literal["base_version"]  # noqa: Y015
     _WhichOneofArgType__base_version: _TypeAlias = _typing.Literal["_base_version", b"_base_version"]  # noqa: Y015

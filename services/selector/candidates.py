@@ -82,9 +82,13 @@ class CandidateSet:
 
 
 class CandidateCollector:
-    def __init__(self, pool_dim: int, keep: Callable[[Vectors], Vectors] | None = None) -> None:
+    def __init__(
+        self, pool_dim: int, keep: Callable[[Vectors], Vectors] | None = None, frame_suffix: str = ".png"
+    ) -> None:
         # 0: the pool has no vectors yet, so the first batch sets the dimension.
         self.pool_dim = pool_dim
+        # The run's frame files' suffix (`.png`, `.jpg`): frame names end in it.
+        self.frame_suffix = frame_suffix
         # Where a complete file's vectors are stored (RunVectors.keep: memory or spill file).
         self._keep = keep if keep is not None else _in_memory
         self.dim = pool_dim
@@ -139,7 +143,7 @@ class CandidateCollector:
             unique, vectors = np.zeros(0, dtype=np.int64), empty_vectors(self.dim)
         indices_list = unique.tolist()
         identities = [FrameIdentity(file, index) for index in indices_list]
-        names = [frame_name(file.path, index, frame_count, kind) for index in indices_list]
+        names = [frame_name(file.path, index, frame_count, kind, self.frame_suffix) for index in indices_list]
         final = FileCandidates(file, unique.astype(np.int64), identities, names, vectors, frame_count, kind)
         # The deduplicated rows replace the batches, so a repeated file_complete finds the same frames.
         staged.index_blocks = [final.frame_indices] if len(final) else []

@@ -11,6 +11,7 @@ from datapool.errors import FailedPrecondition, InvalidArgument
 from datapool.pool.cache_entry import CacheEntry, CacheScope
 from datapool.pool.files import FileRef
 from datapool.pool.layout import PoolManifest
+from datapool.pool.naming import FRAME_FORMATS, frame_suffix
 from datapool.pool.repository import PoolRepository
 from datapool.pool.state import PoolState
 from services.selector.cached_loads import StagedCacheLoads
@@ -54,7 +55,9 @@ class SelectStream:
         # The run's one copy of its vectors (memory, then the spill file), read in place by
         # the collector, selector_rs and Commit.
         self.run_vectors = run_vectors if run_vectors is not None else RunVectors()
-        self.collector = CandidateCollector(pool_dim=pool.dim, keep=self.run_vectors.keep)
+        self.collector = CandidateCollector(
+            pool_dim=pool.dim, keep=self.run_vectors.keep, frame_suffix=frame_suffix(spec.image_format)
+        )
         self.selection = StreamingSelection(pool, keep=self.run_vectors.keep)
         self.cache_writer = (
             CacheWriter(EmbeddingCache(repository.store, CacheScope(spec.model, spec.sampling_key)))
@@ -254,3 +257,7 @@ def _validate_spec(spec: SelectionSpec) -> None:
         sample_count(spec.n_samples, spec.proportion_samples, 0)
     if math.isnan(spec.min_distance) or spec.min_distance < 0:
         raise InvalidArgument(f"spec.min_distance must be >= 0, got {spec.min_distance}")
+    if spec.image_format not in FRAME_FORMATS:
+        raise InvalidArgument(
+            f"spec.image_format must be one of {', '.join(FRAME_FORMATS)}, got {spec.image_format[:40]!r}"
+        )

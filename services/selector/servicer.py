@@ -188,6 +188,7 @@ def _spec(spec: selector_pb2.SelectionSpec) -> SelectionSpec:
         sampling_key=spec.sampling_key,
         cached_files=spec.cached_files,
         base_version=spec.base_version if spec.HasField("base_version") else None,
+        image_format=spec.image_format or "png",
     )
 
 

@@ -31,6 +31,8 @@ class SelectionSpec:
     cached_files: int = 0
     # The pool version the run diffed its input against; None selects against the newest.
     base_version: int | None = None
+    # The run's output_image_format ("png", "jpg"): frame names end in its suffix.
+    image_format: str = "png"
 
 
 @dataclass(frozen=True)

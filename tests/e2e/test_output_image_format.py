@@ -1,5 +1,6 @@
 """worker_config.output_image_format through a real `datapool up`: a jpg run writes JPEGs at
-the jpg_quality asked, named `.jpg`, and exports list those names; bad values are refused
+the jpg_quality asked, named `.jpg` in the pool's manifest and report.json as on disk, and
+exports list those names; bad values are refused
 before the run, naming the key."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from e2e_support import RunningStack, run, selection, tag_names
+from e2e_support import RunningStack, local_video_dataset, run, selection, tag_names
 from PIL import Image
 
-from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool import ApiError, ApiWorkflowClient
+from datapool.pool.repository import PoolRepository
 from datapool.samples import make_video
+from datapool.storage import LocalStore
 from services.embedder.decode import FrameDecoder
 
 pytestmark = pytest.mark.e2e
@@ -24,11 +27,7 @@ pytestmark = pytest.mark.e2e
 def dataset(stack: RunningStack, root: Path, name: str) -> tuple[ApiWorkflowClient, Path, Path]:
     videos, pool = root / "videos", root / "pool"
     make_video(videos / "cam.mp4", scene_seed=60, n_frames=20)
-    client = ApiWorkflowClient(token=stack.token, address=stack.address)
-    client.create_dataset(dataset_name=name, dataset_type=DatasetType.VIDEOS)
-    client.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
-    client.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
-    return client, videos, pool
+    return local_video_dataset(stack, name, videos, pool), videos, pool
 
 
 def test_a_jpg_run_writes_jpegs_named_jpg(stack: RunningStack, tmp_path: Path) -> None:
@@ -39,8 +38,14 @@ def test_a_jpg_run_writes_jpegs_named_jpg(stack: RunningStack, tmp_path: Path) -
         full = dict(decoder.frames())
     files = sorted(pool.glob("frames/*/*"))
     assert len(files) == 4 and all(f.suffix == ".jpg" for f in files), files
+    # The frame's name is its file's: in report.json and in the pool manifest alike.
+    assert sorted(p["frame_name"] for p in report["selected"]) == sorted(f.name for f in files)
+    repo = PoolRepository(LocalStore(pool))
+    pooled = repo.load_state(repo.newest_manifest())
+    assert sorted(f.frame_name for f in pooled.frames) == sorted(f.name for f in files)
+    assert sorted(f.key for f in pooled.frames) == sorted(f.relative_to(pool).as_posix() for f in files)
     for pick in report["selected"]:
-        [jpg] = list(pool.glob(f"frames/*/{pick['frame_name'].removesuffix('.png')}.jpg"))
+        [jpg] = list(pool.glob(f"frames/*/{pick['frame_name']}"))
         image = Image.open(io.BytesIO(jpg.read_bytes()))
         assert image.format == "JPEG"
         error = np.abs(np.asarray(image.convert("RGB")).astype(int) - full[pick["frame_index"]]).mean()

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from datapool.errors import InvalidArgument
-from datapool.pool.naming import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, frame_name
+from datapool.pool.layout import frame_key
+from datapool.pool.naming import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, frame_name, frame_suffix
 
 
 @pytest.mark.parametrize(
@@ -60,3 +61,32 @@ def test_a_name_too_long_for_an_object_store_key_is_shortened() -> None:
 def test_names_that_fit_are_unchanged() -> None:
     path = "d" * 189 + ".mp4"
     assert frame_name(path, 3, 10) == "d" * 189 + "-03-mp4.png"
+
+
+def test_a_jpg_frame_is_named_jpg_even_when_shortened() -> None:
+    assert frame_name("sub/x.mp4", 7, 10, "video", frame_suffix("jpg")) == "sub/x-07-mp4.jpg"
+    assert frame_name("photos/cat.png", 0, 1, "image", frame_suffix("jpg")) == "photos/cat-png.jpg"
+    # Too long for a folder, with a tail past 48 bytes: the shortened name keeps only the suffix.
+    path = "d" * 250 + "." + "e" * 60
+    shortened = frame_name(path, 3, 10, "video", ".jpg")
+    assert shortened.endswith(".jpg") and "~" in shortened
+    assert max(_byte_lengths(shortened)) <= MAX_COMPONENT_BYTES
+
+
+def test_the_frame_suffix_of_an_unknown_format_is_refused() -> None:
+    assert frame_suffix("") == ".png"
+    with pytest.raises(InvalidArgument, match="'gif' is not one of png, jpg"):
+        frame_suffix("gif")
+
+
+@pytest.mark.parametrize(
+    ("name", "image_format", "key"),
+    [
+        ("sub/x-07-mp4.png", "png", "frames/r/sub/x-07-mp4.png"),
+        ("sub/x-07-mp4.jpg", "jpg", "frames/r/sub/x-07-mp4.jpg"),
+        # A selector older than SelectionSpec.image_format names frames `.png` in jpg runs.
+        ("sub/x-07-mp4.png", "jpg", "frames/r/sub/x-07-mp4.jpg"),
+    ],
+)
+def test_a_frame_key_ends_in_the_runs_format(name: str, image_format: str, key: str) -> None:
+    assert frame_key("r", name, image_format) == key

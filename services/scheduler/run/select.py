@@ -82,6 +82,8 @@ def embed_and_select(ctx: RunContext, files: list[common_pb2.FileRef]) -> select
             cached_files=ctx.report.embedding_cache.files_from_cache,
             # The version the listing diffed against: a commit since is caught up at Commit.
             base_version=ctx.base_version,
+            # Frame names end in the suffix of the files the render stage writes.
+            image_format=ctx.spec.config.worker.output_image_format,
         )
     )
     feeder = _Feeder(ctx, files)
