@@ -14,7 +14,16 @@ from stack_launcher import READY_TIMEOUT_S as READY_TIMEOUT_S
 from stack_launcher import RunningStack as RunningStack
 from stack_launcher import running_stack as running_stack
 
-from datapool import ApiWorkflowClient
+from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
+
+
+def local_video_dataset(stack: RunningStack, name: str, videos: Path, pool: Path) -> ApiWorkflowClient:
+    """A client on a new VIDEOS dataset `name` whose input is the folder `videos`, its pool `pool`."""
+    client = ApiWorkflowClient(token=stack.token, address=stack.address)
+    client.create_dataset(dataset_name=name, dataset_type=DatasetType.VIDEOS)
+    client.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
+    client.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
+    return client
 
 
 def pool_embeddings(client: ApiWorkflowClient, tmp: Path) -> dict[str, np.ndarray]:

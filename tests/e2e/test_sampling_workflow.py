@@ -11,10 +11,10 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from e2e_support import RunningStack, run, selection
+from e2e_support import RunningStack, local_video_dataset, run, selection
 from PIL import Image
 
-from datapool import ApiError, ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool import ApiError, ApiWorkflowClient
 from datapool.samples import make_video
 from services.embedder.decode import FrameDecoder
 
@@ -27,11 +27,7 @@ def dataset(stack: RunningStack, root: Path, name: str) -> tuple[ApiWorkflowClie
     videos, pool = root / "videos", root / "pool"
     for i in range(2):
         make_video(videos / f"cam{i}.mp4", scene_seed=40 + i, n_frames=FRAMES)
-    client = ApiWorkflowClient(token=stack.token, address=stack.address)
-    client.create_dataset(dataset_name=name, dataset_type=DatasetType.VIDEOS)
-    client.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
-    client.set_local_config(resource_path=str(pool), purpose=DatasourcePurpose.LIGHTLY)
-    return client, videos, pool
+    return local_video_dataset(stack, name, videos, pool), videos, pool
 
 
 def test_sampled_picks_keep_their_frame_and_picture(stack: RunningStack, tmp_path: Path) -> None:
