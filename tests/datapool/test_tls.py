@@ -24,8 +24,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def _serve(credentials: grpc.ServerCredentials | None) -> ServiceServer:
-    server = ServiceServer("test", "127.0.0.1:0", lambda s: None, [], credentials=credentials)
+def _serve(credentials: grpc.ServerCredentials | None, host: str = "127.0.0.1") -> ServiceServer:
+    server = ServiceServer("test", f"{host}:0", lambda s: None, [], credentials=credentials)
     server.start()
     return server
 
@@ -52,6 +52,18 @@ def _refusal(address: str, ca_cert: Path | None) -> ApiError:
     return caught.value
 
 
+def _refusal_from_a_server(
+    credentials: grpc.ServerCredentials | None, ca_cert: Path | None, host: str = "127.0.0.1"
+) -> tuple[str, ApiError]:
+    """Serves on `host` for one client call: the server's address and the error the call got."""
+    server = _serve(credentials, host)
+    address = f"{host}:{server.port}"
+    try:
+        return address, _refusal(address, ca_cert)
+    finally:
+        server.stop(0)
+
+
 def test_a_client_trusting_the_ca_gets_through_the_handshake(pki: PKI, tls_address: str) -> None:
     assert _refusal(tls_address, pki.good.ca_cert).code == grpc.StatusCode.UNIMPLEMENTED
 
@@ -75,13 +87,10 @@ def test_a_certificate_from_another_ca_is_refused_naming_the_address_and_the_ca(
 
 
 def test_an_expired_certificate_is_refused(pki: PKI) -> None:
-    server = _serve(server_credentials(pki.expired_cert, pki.expired_key))
-    try:
-        error = _refusal(f"127.0.0.1:{server.port}", pki.good.ca_cert)
-    finally:
-        server.stop(0)
+    credentials = server_credentials(pki.expired_cert, pki.expired_key)
+    address, error = _refusal_from_a_server(credentials, pki.good.ca_cert)
     assert error.code == grpc.StatusCode.UNAVAILABLE
-    assert f"the TLS certificate of 127.0.0.1:{server.port} has expired" in error.message
+    assert f"the TLS certificate of {address} has expired" in error.message
 
 
 def test_a_plaintext_client_is_told_that_the_server_requires_tls(tls_address: str) -> None:
@@ -93,26 +102,17 @@ def test_a_plaintext_client_is_told_that_the_server_requires_tls(tls_address: st
 
 def test_a_certificate_for_other_names_is_refused_naming_the_address(pki: PKI) -> None:
     # 127.0.0.2 is this host too (all of 127/8 is loopback), but the certificate does not name it.
-    server = ServiceServer(
-        "test", "127.0.0.2:0", lambda s: None, [], credentials=server_credentials(pki.good.cert, pki.good.key)
-    )
-    server.start()
-    try:
-        error = _refusal(f"127.0.0.2:{server.port}", pki.good.ca_cert)
-    finally:
-        server.stop(0)
+    credentials = server_credentials(pki.good.cert, pki.good.key)
+    address, error = _refusal_from_a_server(credentials, pki.good.ca_cert, host="127.0.0.2")
+    assert address.startswith("127.0.0.2:")
     assert error.code == grpc.StatusCode.UNAVAILABLE
-    assert f"the TLS certificate of 127.0.0.2:{server.port} does not name that host" in error.message
+    assert f"the TLS certificate of {address} does not name that host" in error.message
 
 
 def test_a_tls_client_is_told_that_the_server_is_plaintext(pki: PKI) -> None:
-    server = _serve(None)
-    try:
-        error = _refusal(f"127.0.0.1:{server.port}", pki.good.ca_cert)
-    finally:
-        server.stop(0)
+    address, error = _refusal_from_a_server(None, pki.good.ca_cert)
     assert error.code == grpc.StatusCode.UNAVAILABLE
-    assert f"127.0.0.1:{server.port} does not speak TLS" in error.message
+    assert f"{address} does not speak TLS" in error.message
 
 
 def test_a_server_that_is_down_is_not_reported_as_a_tls_problem(pki: PKI) -> None:
