@@ -34,25 +34,17 @@ LEAF_DAYS = 397
 
 @dataclass(frozen=True)
 class TLSDir:
-    """The files of a TLS directory (see the module docstring)."""
+    """The files of a TLS directory (see the module docstring); `TLSDir.at(root)` names them."""
 
     root: Path
+    ca_cert: Path
+    ca_key: Path
+    cert: Path
+    key: Path
 
-    @property
-    def ca_cert(self) -> Path:
-        return self.root / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.root / "ca.key"
-
-    @property
-    def cert(self) -> Path:
-        return self.root / "tls.crt"
-
-    @property
-    def key(self) -> Path:
-        return self.root / "tls.key"
+    @classmethod
+    def at(cls, root: Path) -> TLSDir:
+        return cls(root, root / "ca.crt", root / "ca.key", root / "tls.crt", root / "tls.key")
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -123,7 +115,7 @@ def issue(
 def ensure_local_tls(root: Path, hosts: Iterable[str] = ()) -> TLSDir:
     """The CA and the service certificate in `root`, created if absent; the certificate is issued
     again (by the same CA) when it expires within a day or does not name one of `hosts`."""
-    d = TLSDir(root.absolute())
+    d = TLSDir.at(root.absolute())
     root.mkdir(parents=True, exist_ok=True)
     ensure_private_file(d.ca_key, lambda: key_pem(new_key()))
     ca_key = _load_key(d.ca_key)
