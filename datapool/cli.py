@@ -17,6 +17,13 @@ from datapool.client_models import ApiError
 DEFAULT_STATE_DIR = Path(".datapool-state")
 
 
+def _add_running_scheduler_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="use a running scheduler instead of starting one")
+    p.add_argument(
+        "--ca-cert", type=Path, help="with --address: CA certificate of its TLS (default $DATAPOOL_CA_CERT)"
+    )
+
+
 def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
     p.add_argument(
         "--log-format",
@@ -96,10 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="bring the stack up, run once over a folder of videos, print a summary")
     _add_stack_args(run, 50051)
-    run.add_argument("--address", help="use a running scheduler instead of starting one")
-    run.add_argument(
-        "--ca-cert", type=Path, help="with --address: CA certificate of its TLS (default $DATAPOOL_CA_CERT)"
-    )
+    _add_running_scheduler_args(run)
     run.add_argument("--input", type=Path, required=True, help="folder of videos (INPUT datasource)")
     run.add_argument("--pool", type=Path, required=True, help="folder of the pool (LIGHTLY datasource)")
     run.add_argument("--n-samples", type=int)
@@ -112,10 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the three-run workflow on generated sample videos")
     _add_stack_args(demo, 50051)
-    demo.add_argument("--address", help="use a running scheduler instead of starting one")
-    demo.add_argument(
-        "--ca-cert", type=Path, help="with --address: CA certificate of its TLS (default $DATAPOOL_CA_CERT)"
-    )
+    _add_running_scheduler_args(demo)
     demo.add_argument("--dir", type=Path, default=Path("demo-data"))
     demo.add_argument("--frames", type=int, default=40, help="frames per sample video")
     demo.set_defaults(fn=cmd_demo, state_dir=None)
