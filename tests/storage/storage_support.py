@@ -26,26 +26,29 @@ class EmulatorsApi(Protocol):
     def emulator_env(self) -> dict[str, str]: ...
 
 
-def with_prefix(location: common_pb2.StoreLocation, prefix: str) -> common_pb2.StoreLocation:
-    """The same bucket (or the parent folder, for "local") under another prefix."""
+def _copy(location: common_pb2.StoreLocation, local_name: str) -> tuple[common_pb2.StoreLocation, str]:
+    """A copy of `location` and its kind; a local copy is already the folder `local_name` beside
+    the original (a local location has no bucket or prefix apart from its folder)."""
     other = common_pb2.StoreLocation()
     other.CopyFrom(location)
-    kind = other.WhichOneof("kind")
+    kind = str(other.WhichOneof("kind"))
     if kind == "local":
-        other.local.root = str(Path(other.local.root).parent / prefix)
-    else:
-        getattr(other, str(kind)).prefix = prefix
+        other.local.root = str(Path(other.local.root).parent / local_name)
+    return other, kind
+
+
+def with_prefix(location: common_pb2.StoreLocation, prefix: str) -> common_pb2.StoreLocation:
+    """The same bucket (or the parent folder, for "local") under another prefix."""
+    other, kind = _copy(location, prefix)
+    if kind != "local":
+        getattr(other, kind).prefix = prefix
     return other
 
 
 def with_bucket(location: common_pb2.StoreLocation, bucket: str) -> common_pb2.StoreLocation:
-    other = common_pb2.StoreLocation()
-    other.CopyFrom(location)
-    kind = other.WhichOneof("kind")
-    if kind == "local":
-        other.local.root = str(Path(other.local.root).parent / bucket)
-    elif kind == "azure":
+    other, kind = _copy(location, bucket)
+    if kind == "azure":
         other.azure.container = bucket
-    else:
-        getattr(other, str(kind)).bucket = bucket
+    elif kind != "local":
+        getattr(other, kind).bucket = bucket
     return other
