@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,13 @@ TOKEN = "load-bench-token"
 def stack(base: Path) -> Iterator[RunningStack]:
     """`datapool up` (scheduler, selector, one embedder) in `base`, stopped cleanly on exit."""
     with running_stack(base, TOKEN) as running:
-        yield running
+        try:
+            yield running
+        except BaseException:
+            # running_stack stops the stack only when its block ends normally.
+            running.proc.send_signal(signal.SIGTERM)
+            running.proc.wait(timeout=60)
+            raise
 
 
 def scheduler_pid(stack: RunningStack) -> int:

@@ -93,6 +93,11 @@ class EmbedderReplica:
         self._stub = embedder_pb2_grpc.EmbedderStub(with_token(self._channel, token))
 
     def _state_changed(self, state: grpc.ChannelConnectivity) -> None:
+        if state == grpc.ChannelConnectivity.IDLE and self.state == grpc.ChannelConnectivity.READY:
+            # The embedder closed an idle or aged connection (servers' max_connection_age: 5 min).
+            # A channel left IDLE connects again only for a call, and wait_ready makes none
+            # while no replica is READY: every run failed "no embedder answered" from then on.
+            grpc.channel_ready_future(self._channel)
         self.state = state
         for changed in self.on_state_change:
             with changed:
