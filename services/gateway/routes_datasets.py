@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -45,40 +47,50 @@ def _datasets(gw: Gateway, tok: str) -> list[scheduler_pb2.Dataset]:
     )
 
 
-@router.get("/v1/datasets")
-def list_datasets(
-    gw: Gw,
-    tok: Token,
+@dataclass(frozen=True)
+class DatasetListing:
+    """The query both dataset listings take. Datapool has no sharing or teams: a listing of shared
+    or team datasets is empty (the scheduler is not asked), every other dataset is the caller's own."""
+
+    only_others: bool
+    page_size: int | None
+    page_offset: int | None
+
+    def answer(self, datasets: Callable[[], list[scheduler_pb2.Dataset]]) -> list[dict[str, Any]]:
+        if self.only_others:
+            return []
+        return page([models.dataset(d) for d in datasets()], self.page_size, self.page_offset)
+
+
+def _listing(
     shared: bool = False,
     get_assets_of_team: Annotated[bool, Query(alias="getAssetsOfTeam")] = False,
     page_size: PageSize = None,
     page_offset: PageOffset = None,
-) -> list[dict[str, Any]]:
-    if shared or get_assets_of_team:
-        return []  # datapool has no sharing or teams: every dataset is the caller's own
-    return page([models.dataset(d) for d in _datasets(gw, tok)], page_size, page_offset)
+) -> DatasetListing:
+    return DatasetListing(shared or get_assets_of_team, page_size, page_offset)
+
+
+Listing = Annotated[DatasetListing, Depends(_listing)]
+
+
+@router.get("/v1/datasets")
+def list_datasets(gw: Gw, tok: Token, listing: Listing) -> list[dict[str, Any]]:
+    return listing.answer(lambda: _datasets(gw, tok))
 
 
 @router.get("/v1/datasets/query/name/{dataset_name}")
 def datasets_by_name(
-    dataset_name: str,
-    gw: Gw,
-    tok: Token,
-    exact: bool = False,
-    shared: bool = False,
-    get_assets_of_team: Annotated[bool, Query(alias="getAssetsOfTeam")] = False,
-    page_size: PageSize = None,
-    page_offset: PageOffset = None,
+    dataset_name: str, gw: Gw, tok: Token, listing: Listing, exact: bool = False
 ) -> list[dict[str, Any]]:
     """The name-exists query `create_dataset` and `set_dataset_id_by_name` make."""
-    if shared or get_assets_of_team:
-        return []
-    found = [
-        d
-        for d in _datasets(gw, tok)
-        if d.name == dataset_name or (not exact and d.name.startswith(dataset_name))
-    ]
-    return page([models.dataset(d) for d in found], page_size, page_offset)
+    return listing.answer(
+        lambda: [
+            d
+            for d in _datasets(gw, tok)
+            if d.name == dataset_name or (not exact and d.name.startswith(dataset_name))
+        ]
+    )
 
 
 @router.post("/v1/datasets", status_code=201)
