@@ -11,10 +11,9 @@ from typing import Literal, overload
 
 import grpc
 
-from datapool.errors import InvalidArgument, reworded
+from datapool.errors import InvalidArgument
 from datapool.pool.files import FileRef
 from datapool.sampling import Sampling
-from datapool.storage import StoreError
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
 from services.common.refusals import BACKEND_REFUSED_KEY
@@ -23,6 +22,7 @@ from services.embedder.backends.base import BackendUnavailable, ModelBackend, Un
 from services.embedder.decode import MediaInfo, UndecodableFile, numbering_key
 from services.embedder.embedding import DEFAULT_BATCH_SIZE, EmbedSummary, FrameBatch, embed_file
 from services.embedder.frame_encoding import ImageFormat
+from services.embedder.frame_writes import FrameWriter
 from services.embedder.locations_guard import AllowedRoots, check_frame_key
 from services.embedder.metrics import BUSY, FRAMES_DECODED, FRAMES_EMBEDDED
 from services.embedder.render import render_frames
@@ -139,20 +139,15 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         keys_by_index: dict[int, list[str]] = {}
         for index, key in zip(indices, keys, strict=True):
             keys_by_index.setdefault(index, []).append(key)
-        written: set[str] = set()
-        with listed_file_path(source, listed) as path:
+        with listed_file_path(source, listed) as path, FrameWriter(target) as writer:
             frames = render_frames(
                 self._allowed(path, request.source), indices, image_format, request.frame_count or None
             )
             for index, image in frames:
                 if not context.is_active():
                     break
-                for key in keys_by_index[index]:
-                    try:
-                        target.put(key, image)
-                    except StoreError as e:
-                        raise reworded(e, f"writing frame {index} to {key!r}: {e}") from None
-                    written.add(key)
+                writer.submit(index, keys_by_index[index], image)
+            written = writer.finish()
         return embedder_pb2.RenderFramesResponse(written_keys=[k for k in keys if k in written])
 
     @overload
