@@ -1,4 +1,4 @@
-"""The `datapool` command: `up` (serve the stack), `run` (one run, start to end), `demo`, `gc`."""
+"""The `datapool` command: `up` (serve the stack), `run` (one run, start to end), `demo`, `gc`, `migrate`."""
 
 from __future__ import annotations
 
@@ -127,13 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_gc_args(gc)
     gc.set_defaults(fn=cmd_gc, state_dir=DEFAULT_STATE_DIR)
 
-    view = sub.add_parser("view", help="serve the embedding view of a dataset's pool in a browser")
-    add_view_args(view)
-    view.set_defaults(fn=cmd_view, state_dir=DEFAULT_STATE_DIR)
-
     migrate = sub.add_parser("migrate", help="bring the scheduler's metadata store to this version's schema")
     add_migrate_args(migrate, DEFAULT_STATE_DIR)
     migrate.set_defaults(fn=cmd_migrate)
+
+    view = sub.add_parser("view", help="serve the embedding view of a dataset's pool in a browser")
+    add_view_args(view)
+    view.set_defaults(fn=cmd_view, state_dir=DEFAULT_STATE_DIR)
     return parser
 
 

@@ -309,22 +309,9 @@ class ApiWorkflowClient:
     def download_compute_worker_run_report_html(
         self, run: ComputeWorkerRun | str, output_path: str | os.PathLike[str]
     ) -> None:
-        """Writes the run's self-contained report.html (plots, picks, seconds per stage) to `output_path`."""
-        run_id = run if isinstance(run, str) else run.id
-        report = self._call(self._stub.GetRunReportHtml, scheduler_pb2.GetRunRequest(run_id=run_id))
-        Path(output_path).write_bytes(report.html)
-
-    def export_view_frames(self, with_cache: bool = True) -> Iterator[scheduler_pb2.ViewFrames]:
-        """The current dataset's pooled frames with vectors, then (`with_cache`) the embedding
-        cache's frames the pool does not hold; what `datapool view` draws."""
-        request = scheduler_pb2.ExportViewFramesRequest(dataset_id=self.dataset_id, with_cache=with_cache)
-        return self._stream(self._stub.ExportViewFrames, request, timeout=EXPORT_EMBEDDINGS_DEADLINE_S)
-
-    def read_frame(self, key: str) -> scheduler_pb2.FrameImage:
-        """A rendered frame of the current dataset's pool (`frames/<run id>/<name>`)."""
-        return self._call(
-            self._stub.ReadFrame, scheduler_pb2.ReadFrameRequest(dataset_id=self.dataset_id, key=key)
-        )
+        """Writes the run's self-contained report.html (figures, picks, timings) to `output_path`."""
+        request = scheduler_pb2.GetRunRequest(run_id=run if isinstance(run, str) else run.id)
+        Path(output_path).write_bytes(self._call(self._stub.GetRunReportHtml, request).html)
 
     # tags and exports
 
