@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,21 +26,11 @@ def add_migrate_args(p: argparse.ArgumentParser, default_state_dir: Path) -> Non
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    # Server-side code, imported only by this command: `datapool` stays light for clients.
-    from datapool.errors import DatapoolError
-    from services.scheduler.store.engine import default_database_url, open_engine
-    from services.scheduler.store.migrate import upgrade
-
-    url = args.database_url or default_database_url(args.state_dir)
-    try:
-        engine = open_engine(url)
-        try:
-            head = upgrade(engine)
-            where = engine.url.render_as_string(hide_password=True)
-        finally:
-            engine.dispose()
-    except DatapoolError as e:
-        print(f"datapool migrate: {e}", file=sys.stderr)
-        return 1
-    print(f"datapool migrate: {where} is at schema {head}", flush=True)
-    return 0
+    # The store and its migrations are server code (services/scheduler/store): run them as a
+    # process, as `datapool up` runs the services, so the client package imports no server code.
+    # The URL may hold a password: it goes by environment, never on a command line.
+    env = dict(os.environ)
+    if args.database_url:
+        env[DATABASE_URL_ENV] = args.database_url
+    command = [sys.executable, "-m", "services.scheduler.store", "--state-dir", str(args.state_dir)]
+    return subprocess.run(command, env=env, check=False).returncode

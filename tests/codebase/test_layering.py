@@ -63,3 +63,14 @@ def test_a_scheduler_import_of_the_selector_would_be_caught(tmp_path: Path) -> N
         "from services.selector.embedding_cache import EmbeddingCache\nfrom services import embedder\n"
     )
     assert [s for _, s in _imported_services(bad)] == ["selector", "embedder"]
+
+
+def test_the_user_package_imports_no_service_code() -> None:
+    # Dependencies point down: services -> datapool. The client package must install and import
+    # without the servers (a `datapool migrate` starts the store's code as a process instead).
+    found = [
+        f"{where(path, node)} imports services.{service}"
+        for path in python_files("datapool")
+        for node, service in _imported_services(path)
+    ]
+    assert not found, "datapool/ must not import services/:\n" + "\n".join(found)

@@ -86,14 +86,14 @@ def test_a_scheduler_refuses_to_start_on_a_newer_schema(
 
 
 def test_no_migrate_refuses_an_unmigrated_store_until_datapool_migrate_ran(
-    database_url: str, capsys: pytest.CaptureFixture[str]
+    database_url: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SchemaError, match=r"at schema none, .* run `datapool migrate"):
         MetadataDB(database_url, migrate_schema=False)
     with pytest.raises(SystemExit) as exit_:
         datapool_main(["migrate", "--database-url", database_url])
     assert exit_.value.code == 0
-    assert f"is at schema {code_head()}" in capsys.readouterr().out
+    assert f"is at schema {code_head()}" in capfd.readouterr().out
     MetadataDB(database_url, migrate_schema=False).close()
 
 
