@@ -31,11 +31,22 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from emulators import Emulators
+from postgres_server import PostgresServer
 
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2
 
 STORE_KINDS = ["local", "s3", "gcs", "azure"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real Postgres (Debian's server, on loopback in a temporary folder) for the session."""
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="session")

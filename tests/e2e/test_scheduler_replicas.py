@@ -32,15 +32,6 @@ KILLED_AT = "scheduler.run.after_cache_load"
 LEASE_S = 10.0
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def _start_replica(stack: RunningStack, url: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
     ready = next(line for line in stack.output if "ready on" in line)
     found = re.search(r"\(selector (\S+), embedders ([^)]+?)[,)]", ready)

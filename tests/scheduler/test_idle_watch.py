@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from embed_only import EmbedOnly
 
 from datapool.config import FrameSampling
 from datapool.storage.locations import local_location
@@ -18,7 +19,7 @@ from services.scheduler.remotes import EmbedderReplica
 from services.scheduler.run.interfaces import EmbedderError
 
 
-class Silent(embedder_pb2_grpc.EmbedderServicer):
+class Silent(EmbedOnly):
     """Sends `events` info messages, then nothing until the caller gives up when `hang`."""
 
     def __init__(self, events: int, hang: bool) -> None:
@@ -33,16 +34,6 @@ class Silent(embedder_pb2_grpc.EmbedderServicer):
             yield embedder_pb2.EmbedFileResponse(info=embedder_pb2.MediaInfo(kind="video"))
         while self.hang and context.is_active():
             time.sleep(0.05)
-
-    def GetModelInfo(
-        self, request: embedder_pb2.GetModelInfoRequest, context: grpc.ServicerContext
-    ) -> embedder_pb2.ModelInfo:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in this test")
-
-    def RenderFrames(
-        self, request: embedder_pb2.RenderFramesRequest, context: grpc.ServicerContext
-    ) -> embedder_pb2.RenderFramesResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in this test")
 
 
 def _embed(servicer: Silent, idle_s: float, consume_s: float = 0.0) -> int:

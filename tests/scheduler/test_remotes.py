@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from embed_only import EmbedOnly
 
 from datapool.config import FrameSampling
 from datapool.storage.locations import local_location
@@ -17,7 +18,7 @@ from services.scheduler.remotes import EmbedderReplica, SelectorClient
 from services.scheduler.run.interfaces import BackendRefused, EmbedderError, SelectorError
 
 
-class Refusing(embedder_pb2_grpc.EmbedderServicer):
+class Refusing(EmbedOnly):
     """Answers every EmbedFile FAILED_PRECONDITION, marked as a backend refusal when `marked`."""
 
     def __init__(self, marked: bool) -> None:
@@ -30,16 +31,6 @@ class Refusing(embedder_pb2_grpc.EmbedderServicer):
             context.set_trailing_metadata(((BACKEND_REFUSED_KEY, "1"),))
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, "model backend 'x' cannot run here")
         yield embedder_pb2.EmbedFileResponse()
-
-    def GetModelInfo(
-        self, request: embedder_pb2.GetModelInfoRequest, context: grpc.ServicerContext
-    ) -> embedder_pb2.ModelInfo:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in this test")
-
-    def RenderFrames(
-        self, request: embedder_pb2.RenderFramesRequest, context: grpc.ServicerContext
-    ) -> embedder_pb2.RenderFramesResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in this test")
 
 
 def _embed_once(marked: bool) -> None:
