@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
-
-import grpc
+from collections.abc import Callable, Iterable
 
 from datapool.errors import ResourceExhausted
 
@@ -21,8 +19,9 @@ _HEADER = "authorization"
 _IDLE_S = 3600.0
 
 
-def caller_key(context: grpc.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
+def caller_key(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The caller's bucket, from a call's invocation metadata (its bearer token, hashed)."""
+    for key, value in metadata or ():
         if key == _HEADER:
             raw = value if isinstance(value, bytes) else value.encode()
             return hashlib.sha256(raw).hexdigest()[:16]

@@ -103,7 +103,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def ScheduleRun(
         self, request: scheduler_pb2.ScheduleRunRequest, context: grpc.ServicerContext
     ) -> scheduler_pb2.Run:
-        self.schedule_limit.take(caller_key(context))
+        self.schedule_limit.take(caller_key(context.invocation_metadata()))
         dataset = self.db.get_dataset(dataset_id=request.dataset_id)
         config = parse_run_config_json(request.worker_config_json, request.selection_config_json)
         return run_msg(self.runs.schedule(dataset.id, dataset.type, config))

@@ -74,3 +74,34 @@ def test_the_user_package_imports_no_service_code() -> None:
         for node, service in _imported_services(path)
     ]
     assert not found, "datapool/ must not import services/:\n" + "\n".join(found)
+
+
+# The scheduler's gRPC edges: what serves calls, what makes them, and the process entry point.
+SCHEDULER_GRPC_EDGES = {"servicer.py", "remotes.py", "__main__.py"}
+
+
+def _imports_grpc(path: Path) -> bool:
+    for node in ast.walk(parsed(path)):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "grpc" for a in node.names):
+            return True
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").split(".")[0] == "grpc"
+        ):
+            return True
+    return False
+
+
+def test_grpc_stays_at_the_schedulers_edges() -> None:
+    # The run logic sees typed interfaces and domain errors (services/scheduler/run/interfaces.py),
+    # so it can be tested with plain fakes; only the edges know the transport.
+    found = [
+        str(path.relative_to(ROOT))
+        for path in python_files("services/scheduler")
+        if path.relative_to(ROOT / "services/scheduler").as_posix() not in SCHEDULER_GRPC_EDGES
+        and _imports_grpc(path)
+    ]
+    assert not found, "grpc imported away from the scheduler's servicer/remotes/__main__:\n" + "\n".join(
+        found
+    )

@@ -65,5 +65,5 @@ def test_schedule_run_is_refused_before_it_touches_the_store(make_db: Callable[[
         servicer.ScheduleRun(request, Context("t1"))  # type: ignore[arg-type]
     with pytest.raises(NotFound):
         servicer.ScheduleRun(request, Context("t2"))  # type: ignore[arg-type]
-    assert caller_key(Context("t1")) != caller_key(Context("t2"))  # type: ignore[arg-type]
-    assert "t1" not in caller_key(Context("t1"))  # type: ignore[arg-type]
+    assert caller_key(Context("t1").invocation_metadata()) != caller_key(Context("t2").invocation_metadata())
+    assert "t1" not in caller_key(Context("t1").invocation_metadata())
