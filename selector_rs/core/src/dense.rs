@@ -15,7 +15,6 @@
 //!   candidate, and on spread-out data (where a new pick is far from almost everyone)
 //!   it does a few rows per pick.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
@@ -188,25 +187,8 @@ struct Entry {
     index: usize,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    /// Largest bound first, then the lowest index: the greedy rule's own order.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.bound
-            .total_cmp(&other.bound)
-            .then(other.index.cmp(&self.index))
-    }
-}
+// Largest bound first, then the lowest index: the greedy rule's own order.
+largest_bound_first!(Entry, index);
 
 /// Distances computed between two cancellation checks in the greedy loop (about 50 ms
 /// at width 1280 on two cores).
@@ -333,21 +315,7 @@ pub(crate) fn all_rows(candidates: &Blocks<'_>) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::matrix::Matrix;
-
-    /// Deterministic values in [-1, 1) (xorshift), so the tests need no RNG crate.
-    fn noise(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                #[allow(clippy::cast_precision_loss)]
-                let v = (s >> 40) as f32 / (1u64 << 23) as f32;
-                v * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_data::noise;
 
     fn brute(c: &Blocks<'_>, t: &[f32], cols: usize) -> Vec<f64> {
         (0..c.rows())

@@ -4,25 +4,11 @@
 
 use crate::greedy::{dense_from, prepare, select_with, Selected};
 use crate::switch::{DenseCost, Strategy};
+use crate::test_data::noise;
 use crate::{Blocks, Matrix, Pick, PoolIndex};
 
 fn never() -> bool {
     false
-}
-
-/// Deterministic values in [-1, 1): rows that do not group (every row its own leader).
-fn scattered(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..rows * cols)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            #[allow(clippy::cast_precision_loss)]
-            let v = (s >> 40) as f32 / (1u64 << 23) as f32;
-            v * 2.0 - 1.0
-        })
-        .collect()
 }
 
 struct Case {
@@ -34,8 +20,8 @@ struct Case {
 impl Case {
     fn new(n: usize, p: usize, cols: usize) -> Self {
         Self {
-            cands: scattered(n, cols, 1),
-            pool: scattered(p, cols, 2),
+            cands: noise(n * cols, 1),
+            pool: noise(p * cols, 2),
             cols,
         }
     }

@@ -282,25 +282,8 @@ struct Entry {
     version: u32,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    /// Largest bound first; on equal bounds the group with the lowest rows first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.bound
-            .total_cmp(&other.bound)
-            .then(other.start.cmp(&self.start))
-    }
-}
+// Largest bound first; on equal bounds the group with the lowest rows first.
+largest_bound_first!(Entry, start);
 
 /// A candidate's refinable state, copied out for parallel refinement and back.
 #[derive(Debug, Clone, Copy)]
@@ -581,29 +564,6 @@ impl Selection<'_, '_> {
     }
 }
 
-/// The greedy loop over prepared candidates, pruned while it pays (see `switch`).
-pub(crate) fn select(
-    candidates: &Blocks<'_>,
-    pool: &Matrix<'_>,
-    index: &PoolIndex,
-    prep: Prepared,
-    n_samples: usize,
-    min_distance: f64,
-    cancel: Cancel<'_>,
-) -> Result<Vec<Pick>, SelectError> {
-    let selected = select_with(
-        candidates,
-        pool,
-        index,
-        prep,
-        n_samples,
-        min_distance,
-        cancel,
-        Strategy::Auto,
-    )?;
-    Ok(selected.picks)
-}
-
 /// The picks, and where the measured decisions (see `switch`) changed course, as pick
 /// counts: the GEMM pass over the pool during the pruned loop, and the hand-over from
 /// the pruned loop to the dense path (`None`: never).
@@ -614,7 +574,8 @@ pub struct Selected {
     pub switched_at: Option<usize>,
 }
 
-/// [`select`] on the path `strategy` says.
+/// The greedy loop over prepared candidates on the path `strategy` says: pruned while
+/// it pays (`Strategy::Auto`, see `switch`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn select_with(
     candidates: &Blocks<'_>,
@@ -910,6 +871,8 @@ pub(crate) fn dense_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The greedy loop on the path the measurements choose, as the crate's callers run it.
+    use crate::select_prepared_blocks as select;
 
     fn never() -> bool {
         false
@@ -924,7 +887,7 @@ mod tests {
         Matrix::new("pool", &[], 0, 0).unwrap()
     }
 
-    fn run(c: &Matrix<'_>, p: &Matrix<'_>, n: usize, min_d: f64) -> Vec<usize> {
+    fn run(c: &Matrix<'_>, p: &Matrix<'_>, n: i64, min_d: f64) -> Vec<usize> {
         let index = PoolIndex::build(p, &never).unwrap();
         let prep = prepare(c, p, &index, &never).unwrap();
         select(&Blocks::from(c), p, &index, prep, n, min_d, &never)

@@ -8,6 +8,9 @@
 //! blocks (each block is prepared against the pool as it arrives, and selection runs
 //! over the concatenation once the last block is in).
 
+#[macro_use]
+mod order;
+
 mod dense;
 mod distance;
 mod greedy;
@@ -21,6 +24,8 @@ pub mod validate;
 mod fallback_tests;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod test_data;
 // The f64 reference the integration tests use too: one copy for both.
 #[cfg(test)]
 #[path = "../tests/reference/mod.rs"]
@@ -131,8 +136,9 @@ pub fn select_prepared(
     cancel: Cancel<'_>,
 ) -> Result<Vec<Pick>, SelectError> {
     validate::same_width(candidates, pool)?;
+    let blocks = Blocks::from(candidates);
     select_prepared_blocks(
-        &Blocks::from(candidates),
+        &blocks,
         pool,
         index,
         prepared,
@@ -156,10 +162,7 @@ pub fn select_prepared_blocks(
     min_distance: f64,
     cancel: Cancel<'_>,
 ) -> Result<Vec<Pick>, SelectError> {
-    let n_samples = validate::n_samples(n_samples)?;
-    let min_distance = validate::min_distance(min_distance)?;
-    check_prepared(candidates, pool, index, &prepared)?;
-    greedy::select(
+    select_prepared_blocks_with(
         candidates,
         pool,
         index,
@@ -167,7 +170,9 @@ pub fn select_prepared_blocks(
         n_samples,
         min_distance,
         cancel,
+        Strategy::Auto,
     )
+    .map(|selected| selected.picks)
 }
 
 /// [`select_prepared_blocks`] on the path `strategy` says, reporting where the pruned
@@ -186,18 +191,11 @@ pub fn select_prepared_blocks_with(
     cancel: Cancel<'_>,
     strategy: Strategy,
 ) -> Result<Selected, SelectError> {
-    let n_samples = validate::n_samples(n_samples)?;
-    let min_distance = validate::min_distance(min_distance)?;
+    let n = validate::n_samples(n_samples)?;
+    let min_d = validate::min_distance(min_distance)?;
     check_prepared(candidates, pool, index, &prepared)?;
     greedy::select_with(
-        candidates,
-        pool,
-        index,
-        prepared,
-        n_samples,
-        min_distance,
-        cancel,
-        strategy,
+        candidates, pool, index, prepared, n, min_d, cancel, strategy,
     )
 }
 

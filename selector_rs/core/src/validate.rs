@@ -129,6 +129,29 @@ impl fmt::Display for SelectError {
 
 impl std::error::Error for SelectError {}
 
+impl SelectError {
+    /// The error for a refused value at `row`, `col` of `arg`: [`Self::OutOfRange`] when
+    /// it is finite (too large), [`Self::NonFinite`] otherwise.
+    #[must_use]
+    pub fn refused_value(arg: &'static str, row: usize, col: usize, value: f32) -> Self {
+        if value.is_finite() {
+            Self::OutOfRange {
+                arg,
+                row,
+                col,
+                value,
+            }
+        } else {
+            Self::NonFinite {
+                arg,
+                row,
+                col,
+                value,
+            }
+        }
+    }
+}
+
 /// What a front end knows about an array argument before it can view it as a slice.
 #[derive(Debug, Clone, Copy)]
 #[allow(clippy::struct_excessive_bools)] // mirrors numpy's flags one to one
@@ -232,22 +255,13 @@ pub fn finite(m: &Matrix<'_>) -> Result<(), SelectError> {
         None => Ok(()),
         Some(pos) => {
             // cols > 0 here: an empty row has no values to be out of range.
-            let (arg, row, col, value) = (m.name(), pos / m.cols(), pos % m.cols(), m.data()[pos]);
-            Err(if value.is_finite() {
-                SelectError::OutOfRange {
-                    arg,
-                    row,
-                    col,
-                    value,
-                }
-            } else {
-                SelectError::NonFinite {
-                    arg,
-                    row,
-                    col,
-                    value,
-                }
-            })
+            let (row, col) = (pos / m.cols(), pos % m.cols());
+            Err(SelectError::refused_value(
+                m.name(),
+                row,
+                col,
+                m.data()[pos],
+            ))
         }
     }
 }

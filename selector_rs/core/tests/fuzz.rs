@@ -402,22 +402,12 @@ impl Input {
 /// The error for the first refused value of a matrix, by row-major position.
 fn first_bad(arg: &'static str, data: &[f32], cols: usize) -> Option<SelectError> {
     let pos = data.iter().position(|&x| invalid(x))?;
-    let (row, col, value) = (pos / cols, pos % cols, data[pos]);
-    Some(if value.is_finite() {
-        SelectError::OutOfRange {
-            arg,
-            row,
-            col,
-            value,
-        }
-    } else {
-        SelectError::NonFinite {
-            arg,
-            row,
-            col,
-            value,
-        }
-    })
+    Some(SelectError::refused_value(
+        arg,
+        pos / cols,
+        pos % cols,
+        data[pos],
+    ))
 }
 
 /// The argument an error must name.
