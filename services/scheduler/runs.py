@@ -158,6 +158,7 @@ class RunManager:
         )
         with self._lock:
             self._active.add(row.id)
+        log.info("run %s scheduled on dataset %s", row.id, dataset_id)
         self._submit(spec)
         return self.db.get_run(row.id)
 
@@ -175,6 +176,7 @@ class RunManager:
 
     def _run(self, spec: RunSpec) -> None:
         observer = _DbObserver(self, spec.run_id)
+        log.info("run %s started", spec.run_id)
         try:
             report = self.pipeline.execute(spec, observer)
         except DatapoolError as e:
@@ -209,6 +211,8 @@ class RunManager:
             tags = [report.tag] if report.tag else []
             if report.pool_after is not None:
                 version = report.pool_after.version
+        # An operator following the log sees each run's end and why (the message is scrubbed above).
+        log.info("run %s ended %s: %s", run_id, report.state, message)
         stored = json.loads(self.scrubber.scrub(json.dumps(report.to_json())))
         self.update(run_id, state=state, message=message, report=stored, tag_names=tags, pool_version=version)
 

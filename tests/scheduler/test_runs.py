@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from datapool.config import parse_run_config
+from datapool.errors import NotFound
 from datapool.storage.locations import local_location
 from datapool.v1 import scheduler_pb2
 from services.scheduler.datasources import DatasourceCatalog
@@ -74,3 +78,33 @@ def test_shutdown_ends_runs_in_progress_failed_interrupted(
     time.sleep(0.3)
     assert db.get_run(run.id) == row
     db.close()
+
+
+class FailingPipeline:
+    def execute(self, spec: Any, observer: Any) -> dict[str, Any]:
+        raise NotFound("the input folder 'in' is gone")
+
+
+def test_a_run_logs_when_it_is_scheduled_starts_and_ends_with_why(
+    make_db: Callable[[], MetadataDB], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = make_db()
+    ds = db.create_dataset("d", scheduler_pb2.VIDEOS)
+    datasources = DatasourceCatalog(db, None)
+    for purpose, folder in ((scheduler_pb2.INPUT, "in"), (scheduler_pb2.LIGHTLY, "pool")):
+        datasources.set(ds.id, purpose, local_location(str(tmp_path / folder)), verify=False)
+    manager = RunManager(db, FailingPipeline(), datasources=datasources)  # type: ignore[arg-type]
+    try:
+        with caplog.at_level(logging.INFO, logger="services.scheduler.runs"):
+            run = manager.schedule(ds.id, scheduler_pb2.VIDEOS, parse_run_config({}, SELECTION))
+            deadline = time.monotonic() + 10
+            while db.get_run(run.id).state != scheduler_pb2.FAILED and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.1)
+    finally:
+        manager.shutdown()
+        db.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "services.scheduler.runs"]
+    assert f"run {run.id} scheduled on dataset {ds.id}" in lines
+    assert f"run {run.id} started" in lines
+    assert f"run {run.id} ended FAILED: the input folder 'in' is gone" in lines
