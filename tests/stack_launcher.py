@@ -98,7 +98,19 @@ def running_stack(
         pytest.fail("datapool up did not print ready:\n" + "".join(output))
     if http_url is not None:
         assert f"Lightly REST API on {http_url}" in "".join(output), "".join(output)
-    yield RunningStack(f"127.0.0.1:{port}", token, fault_dir, base / "state", proc, output, http_url)
+    try:
+        yield RunningStack(f"127.0.0.1:{port}", token, fault_dir, base / "state", proc, output, http_url)
+    except BaseException:
+        # The body failed: stop the stack anyway (SIGTERM, so `datapool up` stops its services
+        # too; no process left running after the test), and report the body's error.
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        close_output()
+        raise
     t = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=30)
