@@ -1,0 +1,155 @@
+//! Preparing a block of candidates: its leader groups, the runs of nearby groups, and
+//! every leader's bounds on its distance to the pool (or, where the bounds would cost
+//! more, every row's exact distance by the GEMM pass).
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::Prepared;
+use crate::dense::{self, Targets};
+use crate::distance::l2;
+use crate::groups::{self, Group};
+use crate::matrix::{Blocks, Matrix};
+use crate::pool::{raised, PoolIndex};
+use crate::switch::trace;
+use crate::validate::SelectError;
+use crate::Cancel;
+
+/// Groups whose leaders are measured against the pool between two cancellation checks.
+const GROUPS_PER_CHECK: usize = 512;
+
+/// Radius of a run of groups, as a multiple of the group radius `tau`.
+const RUN_TAU: f64 = 4.0;
+
+/// A run never spans more groups than this.
+const MAX_RUN_GROUPS: usize = 64;
+
+/// Groups `candidates` and measures every group leader's exact distance to the pool.
+pub(crate) fn prepare(
+    candidates: &Matrix<'_>,
+    pool: &Matrix<'_>,
+    index: &PoolIndex,
+    cancel: Cancel<'_>,
+) -> Result<Prepared, SelectError> {
+    let tau = groups::tau(candidates);
+    let grouped = groups::leader_groups(candidates, tau, cancel)?;
+    let (run_of, run_offset, runs) = group_runs(candidates, &grouped.groups, RUN_TAU * tau);
+    let mut lower = vec![f64::INFINITY; grouped.groups.len()];
+    let mut upper = vec![f64::INFINITY; grouped.groups.len()];
+    let mut leader_near = vec![usize::MAX; grouped.groups.len()];
+    let n = candidates.rows();
+    let mut exact = None;
+    if pool.rows() > 0 {
+        let started = Instant::now();
+        for (slab_no, (((slab, lb), ub), near)) in grouped
+            .groups
+            .chunks(GROUPS_PER_CHECK)
+            .zip(lower.chunks_mut(GROUPS_PER_CHECK))
+            .zip(upper.chunks_mut(GROUPS_PER_CHECK))
+            .zip(leader_near.chunks_mut(GROUPS_PER_CHECK))
+            .enumerate()
+        {
+            if cancel() {
+                return Err(SelectError::Cancelled);
+            }
+            if slab_no == 1 {
+                // Measured on the first slab: when the groups do not compress the rows,
+                // bounding each leader costs more than the GEMM pass that gives every
+                // row its exact distance, and the bounds would prune little anyway.
+                #[allow(clippy::cast_precision_loss)]
+                let hints_left = started.elapsed().as_secs_f64() / GROUPS_PER_CHECK as f64
+                    * (grouped.groups.len() - GROUPS_PER_CHECK) as f64;
+                let cost = index.dense_cost(&Blocks::from(candidates), pool);
+                let pass = cost.pool_pass(n, pool.rows());
+                trace(|| {
+                    format!("prepare {n} rows: bounds left {hints_left:.3} s, GEMM {pass:.3} s")
+                });
+                if hints_left > pass {
+                    let rows = dense::all_rows(&Blocks::from(candidates));
+                    let targets = Targets {
+                        data: pool.data(),
+                        rows: pool.rows(),
+                    };
+                    exact = Some(dense::nearest(
+                        &Blocks::from(candidates),
+                        &rows,
+                        targets,
+                        cancel,
+                    )?);
+                    break;
+                }
+            }
+            // Bounds only: an exact search is left for the few candidates that could
+            // still win when selection needs it.
+            slab.par_iter()
+                .zip(
+                    lb.par_iter_mut()
+                        .zip(ub.par_iter_mut().zip(near.par_iter_mut())),
+                )
+                .for_each(|(g, (lb, (ub, row)))| {
+                    let hint = index.hint(pool, candidates.row(g.start), 0.0);
+                    (*lb, *ub, *row) = hint.bounds(index);
+                });
+        }
+    }
+    let mut pool_ub = vec![0.0_f64; n];
+    let mut pool_exact = vec![false; n];
+    let gemm_rows = if exact.is_some() { n } else { 0 };
+    if let Some(exact) = exact {
+        for (k, g) in grouped.groups.iter().enumerate() {
+            (lower[k], upper[k], leader_near[k]) = (exact[g.start], exact[g.start], usize::MAX);
+        }
+        pool_ub = exact;
+        pool_exact.fill(true);
+    } else {
+        for (g, &d) in grouped.groups.iter().zip(&upper) {
+            for i in g.rows() {
+                pool_ub[i] = raised(d + grouped.offset[i]);
+                pool_exact[i] = pool.rows() == 0;
+            }
+        }
+    }
+    Ok(Prepared {
+        groups: grouped.groups,
+        offset: grouped.offset,
+        leader_lb: lower,
+        leader_ub: upper,
+        leader_near,
+        pool_ub,
+        pool_exact,
+        run_of,
+        run_offset,
+        runs,
+        gemm_rows,
+    })
+}
+
+/// Runs over `groups`: a group joins the current run while its leader lies within
+/// `tau` of the run's first leader (and the run is not full).
+pub(super) fn group_runs(
+    m: &Matrix<'_>,
+    groups: &[Group],
+    tau: f64,
+) -> (Vec<usize>, Vec<f64>, Vec<usize>) {
+    let mut run_of = Vec::with_capacity(groups.len());
+    let mut run_offset = Vec::with_capacity(groups.len());
+    let mut runs: Vec<usize> = Vec::new();
+    for (k, g) in groups.iter().enumerate() {
+        let joined = runs.last().and_then(|&first| {
+            if k - first >= MAX_RUN_GROUPS {
+                return None;
+            }
+            let d = l2(m.row(g.start), m.row(groups[first].start));
+            (d <= tau).then_some(d)
+        });
+        if let Some(d) = joined {
+            run_offset.push(d);
+        } else {
+            runs.push(k);
+            run_offset.push(0.0);
+        }
+        run_of.push(runs.len() - 1);
+    }
+    (run_of, run_offset, runs)
+}

@@ -1,0 +1,151 @@
+//! The pruned loop: a max-heap of groups by the bound of their unpicked members, each
+//! step visiting only the groups that can still hold the farthest candidate.
+
+use std::collections::BinaryHeap;
+use std::sync::atomic::AtomicU64;
+
+use super::pool_pass::measure;
+use super::selection::Selection;
+use super::state::beats;
+use super::{Pick, Prepared};
+use crate::matrix::{Blocks, Matrix};
+use crate::pool::{raised, PoolIndex};
+use crate::switch::Meter;
+use crate::validate::SelectError;
+use crate::Cancel;
+
+/// Group visits between two looks at the clock (a visit is a few microseconds).
+const VISITS_PER_CHECK: usize = 64;
+
+/// Heap entry: a group with the bound its members had when it was pushed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    pub(super) bound: f64,
+    pub(super) start: usize,
+    pub(super) group: usize,
+    pub(super) version: u32,
+}
+
+// Largest bound first; on equal bounds the group with the lowest rows first.
+largest_bound_first!(Entry, start);
+
+/// The pruned loop, until it is done (`true`) or the measurements say to go dense.
+pub(super) fn pruned(
+    sel: &mut Selection<'_, '_>,
+    heap: &mut BinaryHeap<Entry>,
+    meter: &mut Option<Meter>,
+    budget: usize,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<bool, SelectError> {
+    let mut visited = Vec::new();
+    let mut visits = 0_usize;
+    while sel.picks.len() < budget {
+        if cancel() {
+            return Err(SelectError::Cancelled);
+        }
+        if measure(meter, sel, cancel)? {
+            return Ok(false);
+        }
+        let mut best: Option<(f64, usize)> = None;
+        while let Some(top) = heap.peek().copied() {
+            if top.version != sel.version[top.group] {
+                heap.pop();
+                continue;
+            }
+            if !beats(top.bound, top.start, best) {
+                break;
+            }
+            heap.pop();
+            sel.bound[top.group] = sel.visit(top.group, &mut best);
+            visited.push(top.group);
+            visits += 1;
+            // Mid-pick too: on unprunable data one pick can outlast the dense path.
+            if visits.is_multiple_of(VISITS_PER_CHECK) && measure(meter, sel, cancel)? {
+                return Ok(false);
+            }
+        }
+        for group in visited.drain(..) {
+            sel.version[group] += 1;
+            if sel.bound[group] > f64::NEG_INFINITY {
+                heap.push(Entry {
+                    bound: sel.bound[group],
+                    start: sel.prep.groups[group].start,
+                    group,
+                    version: sel.version[group],
+                });
+            }
+        }
+        let Some((distance, index)) = best else {
+            return Ok(true);
+        };
+        if distance < min_distance {
+            return Ok(true);
+        }
+        sel.picked[index] = true;
+        sel.picks.push(Pick { index, distance });
+        if let Some(m) = meter.as_mut() {
+            m.picked();
+        }
+    }
+    Ok(sel.picks.len() >= budget)
+}
+
+/// The pruned loop's starting state: every group on the heap at its first bound.
+pub(super) fn start<'a, 'b>(
+    candidates: &'b Blocks<'a>,
+    pool: &'b Matrix<'a>,
+    index: &'b PoolIndex,
+    prep: Prepared,
+    budget: usize,
+) -> (BinaryHeap<Entry>, Selection<'a, 'b>) {
+    let n = candidates.rows();
+    let prep_inexact = prep.pool_exact.iter().filter(|&&e| !e).count();
+    let k = prep.groups.len();
+    let run_count = prep.runs.len();
+    let bound: Vec<f64> = prep
+        .groups
+        .iter()
+        .zip(&prep.leader_ub)
+        .map(|(g, d)| {
+            // Members that know their pool distance exactly bound the group tightly.
+            if g.rows().all(|i| prep.pool_exact[i]) {
+                g.rows()
+                    .map(|i| prep.pool_ub[i])
+                    .fold(f64::NEG_INFINITY, f64::max)
+            } else {
+                raised(d + g.radius)
+            }
+        })
+        .collect();
+    let heap: BinaryHeap<Entry> = prep
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(group, g)| Entry {
+            bound: bound[group],
+            start: g.start,
+            group,
+            version: 0,
+        })
+        .collect();
+    let sel = Selection {
+        candidates,
+        pool,
+        index,
+        prep,
+        pick_min: vec![f64::INFINITY; n],
+        seen: vec![0; n],
+        picked: vec![false; n],
+        leader_picks: vec![Vec::new(); k],
+        run_picks: vec![Vec::new(); run_count],
+        group_pick: vec![f64::INFINITY; k],
+        bound,
+        version: vec![0; k],
+        picks: Vec::with_capacity(budget),
+        inexact: prep_inexact,
+        search_ns: AtomicU64::new(0),
+        pool_pass_at: None,
+    };
+    (heap, sel)
+}

@@ -1,0 +1,123 @@
+//! The pruned loop's working state: every candidate's bounds and the picks so far, and
+//! how one candidate's bound is tightened.
+
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use super::state::State;
+use super::{Pick, Prepared};
+use crate::distance::l2;
+use crate::matrix::{Blocks, Matrix};
+use crate::pool::{beyond, Hint, PoolIndex};
+
+pub(super) struct Selection<'a, 'b> {
+    pub(super) candidates: &'b Blocks<'a>,
+    pub(super) pool: &'b Matrix<'a>,
+    pub(super) index: &'b PoolIndex,
+    pub(super) prep: Prepared,
+    pub(super) pick_min: Vec<f64>,
+    pub(super) seen: Vec<usize>,
+    pub(super) picked: Vec<bool>,
+    /// Per group: distances from the leader to the picks, as far as the group has seen
+    /// them (filled only for groups that get visited), and the smallest of them.
+    pub(super) leader_picks: Vec<Vec<f64>>,
+    /// Per run: distances from its leader to the picks, as far as it has seen them.
+    pub(super) run_picks: Vec<Vec<f64>>,
+    pub(super) group_pick: Vec<f64>,
+    pub(super) bound: Vec<f64>,
+    pub(super) version: Vec<u32>,
+    pub(super) picks: Vec<Pick>,
+    /// Candidates whose pool distance is not exact yet, and the nanoseconds (summed over
+    /// threads) spent so far searching the pool for such distances.
+    pub(super) inexact: usize,
+    pub(super) search_ns: AtomicU64,
+    pub(super) pool_pass_at: Option<usize>,
+}
+
+impl Selection<'_, '_> {
+    #[inline]
+    pub(super) fn state(&self, i: usize, group: usize) -> State {
+        State {
+            index: i,
+            pick_min: self.pick_min[i],
+            seen: self.seen[i],
+            pool_ub: self.prep.pool_ub[i],
+            pool_exact: self.prep.pool_exact[i],
+            pool_lb: self.prep.leader_lb[group] - self.prep.offset[i],
+            pool_lb_scale: self.prep.leader_lb[group].abs() + self.prep.offset[i],
+        }
+    }
+
+    #[inline]
+    pub(super) fn store(&mut self, s: &State) {
+        self.pick_min[s.index] = s.pick_min;
+        self.seen[s.index] = s.seen;
+        self.prep.pool_ub[s.index] = s.pool_ub;
+        if s.pool_exact && !self.prep.pool_exact[s.index] {
+            self.inexact -= 1;
+        }
+        self.prep.pool_exact[s.index] = s.pool_exact;
+    }
+
+    /// Seconds spent searching the pool so far, over all threads.
+    #[inline]
+    pub(super) fn search_s(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let ns = self.search_ns.load(AtomicOrdering::Relaxed) as f64;
+        ns * 1e-9
+    }
+
+    /// Tightens `s` until it is exact or certainly below `cutoff`.
+    ///
+    /// `to_leader[j - first]` is the distance from the group's leader to pick `j`: a
+    /// pick farther from the candidate than its current bound cannot lower it, and
+    /// `d(x, q) >= d(leader, q) - d(x, leader)` shows most of them without a distance.
+    pub(super) fn refine(
+        &self,
+        mut s: State,
+        group: usize,
+        to_leader: &[f64],
+        hint: &OnceLock<Hint>,
+        cutoff: f64,
+    ) -> State {
+        let x = self.candidates.row(s.index);
+        let offset = self.prep.offset[s.index];
+        while s.seen < self.picks.len() {
+            let near = to_leader[s.seen];
+            if !beyond(near - offset, s.bound(), near + offset + s.bound()) {
+                let q = self.candidates.row(self.picks[s.seen].index);
+                s.pick_min = s.pick_min.min(l2(x, q));
+            }
+            s.seen += 1;
+            if s.bound() < cutoff {
+                return s;
+            }
+        }
+        if !s.pool_exact && !s.pick_decides() {
+            // The pool row nearest the leader is usually near `x` too: one distance that
+            // often settles `x` without a search.
+            let near = self.prep.leader_near[group];
+            if near != usize::MAX {
+                s.pool_ub = s.pool_ub.min(l2(x, self.pool.row(near)));
+                if s.bound() < cutoff {
+                    return s;
+                }
+            }
+            let started = Instant::now();
+            let g = &self.prep.groups[group];
+            let hint = hint.get_or_init(|| {
+                self.index
+                    .hint(self.pool, self.candidates.row(g.start), g.radius)
+            });
+            let (d, exact, _) =
+                self.index
+                    .nearest(self.pool, x, self.prep.offset[s.index], hint, cutoff);
+            s.pool_ub = if exact { d } else { s.pool_ub.min(d) };
+            s.pool_exact = exact;
+            let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.search_ns.fetch_add(ns, AtomicOrdering::Relaxed);
+        }
+        s
+    }
+}

@@ -1,0 +1,134 @@
+//! Visiting a group in the pruned loop: its leader's distances to the new picks, through
+//! its run where that shows a pick is too far away to matter, then the members that
+//! could still be the farthest candidate, refined in rounds.
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use super::selection::Selection;
+use super::state::{beats, State};
+use crate::distance::l2;
+use crate::pool::{beyond, raised, SLACK};
+
+/// Candidates refined together before it pays to use more than one thread.
+const PARALLEL_BATCH: usize = 16;
+
+impl Selection<'_, '_> {
+    /// Brings group `k` up to date and folds its best exact candidate into `best`.
+    /// Returns the new bound on its unpicked members (`-inf` when none is left).
+    pub(super) fn visit(&mut self, k: usize, best: &mut Option<(f64, usize)>) -> f64 {
+        let g = self.prep.groups[k];
+        let leader = self.candidates.row(g.start);
+        let run = self.prep.run_of[k];
+        let mut to_run = std::mem::take(&mut self.run_picks[run]);
+        let run_leader = self
+            .candidates
+            .row(self.prep.groups[self.prep.runs[run]].start);
+        to_run.extend(
+            self.picks[to_run.len()..]
+                .iter()
+                .map(|p| l2(run_leader, self.candidates.row(p.index))),
+        );
+        let mut to_leader = std::mem::take(&mut self.leader_picks[k]);
+        let fresh = to_leader.len();
+        let off = self.prep.run_offset[k];
+        let limit = self.bound[k];
+        let mut near_pick = self.group_pick[k];
+        for (p, &d) in self.picks[fresh..].iter().zip(&to_run[fresh..]) {
+            if off == 0.0 {
+                to_leader.push(d);
+                near_pick = near_pick.min(d);
+                continue;
+            }
+            // d(leader, q) >= d(run leader, q) - d(run leader, leader), lowered past
+            // rounding; a pick that far away can never lower a member's bound below
+            // the group's, so its exact distance is not needed.
+            let lower = d - off - SLACK * (d + off);
+            if beyond(lower - g.radius, limit, lower + g.radius + limit) {
+                to_leader.push(lower);
+            } else {
+                let exact = l2(leader, self.candidates.row(p.index));
+                to_leader.push(exact);
+                near_pick = near_pick.min(exact);
+            }
+        }
+        self.run_picks[run] = to_run;
+        self.group_pick[k] = near_pick;
+        let bound = self.visit_members(k, near_pick, &to_leader, best);
+        self.leader_picks[k] = to_leader;
+        bound
+    }
+
+    /// `visit` for the members, given the leader's distances to all picks.
+    pub(super) fn visit_members(
+        &mut self,
+        k: usize,
+        near_pick: f64,
+        to_leader: &[f64],
+        best: &mut Option<(f64, usize)>,
+    ) -> f64 {
+        let g = self.prep.groups[k];
+        let t = self.picks.len();
+
+        let mut bound = f64::NEG_INFINITY;
+        let mut needy: Vec<(f64, usize)> = Vec::new();
+        for i in g.rows() {
+            if self.picked[i] {
+                continue;
+            }
+            let ub = self
+                .state(i, k)
+                .bound()
+                .min(raised(self.prep.offset[i] + near_pick));
+            if beats(ub, i, *best) {
+                needy.push((ub, i));
+            } else {
+                bound = bound.max(ub);
+            }
+        }
+        if needy.is_empty() {
+            return bound;
+        }
+        // Most promising first, in rounds that double in size: the first exact values
+        // raise the cutoff that lets the later rounds stop early.
+        needy.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Built by the first candidate that needs a search of the pool, if any does.
+        let hint = OnceLock::new();
+        let mut done = 0;
+        let mut round = 1;
+        while done < needy.len() {
+            let batch: Vec<State> = needy[done..(done + round).min(needy.len())]
+                .iter()
+                .filter(|&&(ub, i)| {
+                    let keep = beats(ub, i, *best);
+                    if !keep {
+                        bound = bound.max(ub);
+                    }
+                    keep
+                })
+                .map(|&(_, i)| self.state(i, k))
+                .collect();
+            done = (done + round).min(needy.len());
+            round *= 2;
+            let cutoff = best.map_or(f64::NEG_INFINITY, |b| b.0);
+            let this = &*self;
+            let refine = |s| this.refine(s, k, to_leader, &hint, cutoff);
+            // Waking the other threads costs more than refining a few candidates.
+            let refined: Vec<State> = if batch.len() < PARALLEL_BATCH {
+                batch.into_iter().map(refine).collect()
+            } else {
+                batch.into_par_iter().map(refine).collect()
+            };
+            for s in &refined {
+                self.store(s);
+                let value = s.bound();
+                bound = bound.max(value.min(raised(self.prep.offset[s.index] + near_pick)));
+                if s.exact(t) && beats(value, s.index, *best) {
+                    *best = Some((value, s.index));
+                }
+            }
+        }
+        bound
+    }
+}
