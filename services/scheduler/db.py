@@ -24,15 +24,33 @@ from services.scheduler.store.rows import (
     DatasetRow,
     LeaseLost,
     RunRow,
+    RunSummary,
     dataset_row,
     new_id,
     now_ms,
     run_columns,
     run_row,
+    run_summary,
 )
 from services.scheduler.store.schema import datasets, datasources, runs
 
-__all__ = ["DatasetRow", "LeaseLost", "MetadataDB", "RunRow", "new_id", "now_ms"]
+__all__ = ["DatasetRow", "LeaseLost", "MetadataDB", "RunRow", "RunSummary", "new_id", "now_ms"]
+
+# RunSummary's columns, in its order: a read call's message needs neither config nor report.
+RUN_SUMMARY_COLUMNS = tuple(
+    runs.c[name]
+    for name in (
+        "id",
+        "dataset_id",
+        "state",
+        "message",
+        "progress",
+        "tag_names",
+        "pool_version",
+        "created_unix_ms",
+        "updated_unix_ms",
+    )
+)
 
 
 class MetadataDB:
@@ -183,6 +201,26 @@ class MetadataDB:
         if r is None:
             raise NotFound(f"no run with id {run_id!r}")
         return run_row(r)
+
+    def get_run_summary(self, run_id: str) -> RunSummary:
+        """The run as GetRun and WatchRun show it (`get_run` also decodes its config and report)."""
+        with self._tx() as c:
+            r = c.execute(select(*RUN_SUMMARY_COLUMNS).where(runs.c.id == run_id)).first()
+        if r is None:
+            raise NotFound(f"no run with id {run_id!r}")
+        return run_summary(r)
+
+    def run_summaries(
+        self, *, dataset_id: str | None = None, states: tuple[int, ...] | None = None
+    ) -> list[RunSummary]:
+        """The runs of `dataset_id` / in `states` (each when given), oldest first, as ListRuns shows them."""
+        query = select(*RUN_SUMMARY_COLUMNS).order_by(runs.c.created_unix_ms)
+        if dataset_id is not None:
+            query = query.where(runs.c.dataset_id == dataset_id)
+        if states is not None:
+            query = query.where(runs.c.state.in_(states))
+        with self._tx() as c:
+            return [run_summary(r) for r in c.execute(query).all()]
 
     def runs_in_states(self, states: tuple[int, ...]) -> list[RunRow]:
         query = select(runs).where(runs.c.state.in_(states)).order_by(runs.c.created_unix_ms)

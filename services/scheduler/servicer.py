@@ -13,7 +13,7 @@ from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 from services.common.secrets import redacted
 from services.scheduler.datasource_readback import read_back
 from services.scheduler.datasources import DatasourceCatalog
-from services.scheduler.db import DatasetRow, MetadataDB, RunRow
+from services.scheduler.db import DatasetRow, MetadataDB, RunRow, RunSummary
 from services.scheduler.pool_view import PoolView
 from services.scheduler.rate_limit import RateLimiter, caller_key
 from services.scheduler.remotes import SelectorClient
@@ -36,7 +36,7 @@ def _dataset_msg(row: DatasetRow) -> scheduler_pb2.Dataset:
     )
 
 
-def run_msg(row: RunRow) -> scheduler_pb2.Run:
+def run_msg(row: RunRow | RunSummary) -> scheduler_pb2.Run:
     return scheduler_pb2.Run(
         id=row.id,
         dataset_id=row.dataset_id,
@@ -111,13 +111,13 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def GetRun(
         self, request: scheduler_pb2.GetRunRequest, context: grpc.ServicerContext
     ) -> scheduler_pb2.Run:
-        return run_msg(self.db.get_run(request.run_id))
+        return run_msg(self.db.get_run_summary(request.run_id))
 
     def WatchRun(self, request: scheduler_pb2.GetRunRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
         last: scheduler_pb2.Run | None = None
         sent = 0.0
         while context.is_active():
-            msg = run_msg(self.db.get_run(request.run_id))
+            msg = run_msg(self.db.get_run_summary(request.run_id))
             if (
                 last is None
                 or msg.state != last.state
@@ -180,9 +180,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     ) -> scheduler_pb2.ListRunsResponse:
         if request.dataset_id:
             self.db.get_dataset(dataset_id=request.dataset_id)
-            rows = self.db.runs_of_dataset(request.dataset_id)
+            rows = self.db.run_summaries(dataset_id=request.dataset_id)
         else:
-            rows = self.db.runs_in_states(ALL_RUN_STATES)
+            rows = self.db.run_summaries(states=ALL_RUN_STATES)
         return scheduler_pb2.ListRunsResponse(runs=[run_msg(r) for r in rows])
 
     def _pool(self, dataset_id: str) -> common_pb2.StoreLocation:

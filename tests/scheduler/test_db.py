@@ -52,6 +52,29 @@ def test_datasets_and_runs_persist_across_a_restart(make_db: Callable[[], Metada
         again.get_run("missing")
 
 
+def test_a_run_summary_is_the_run_without_its_config_and_report(make_db: Callable[[], MetadataDB]) -> None:
+    db = make_db()
+    videos, images = (db.create_dataset(n, scheduler_pb2.VIDEOS).id for n in ("videos", "images"))
+    first = db.create_run(videos, scheduler_pb2.OPEN, {"a": 1})
+    second = db.create_run(images, scheduler_pb2.OPEN, {})
+    third = db.create_run(videos, scheduler_pb2.OPEN, {})
+    db.update_run(third.id, state=scheduler_pb2.COMPLETED, message="done", progress={"files_done": 3})
+    row = db.update_run(
+        first.id, state=scheduler_pb2.SELECTING, report={"files": [1, 2]}, tag_names=["t"], pool_version=4
+    )
+    summary = db.get_run_summary(first.id)
+    shown = {f: getattr(row, f) for f in summary.__dataclass_fields__}
+    assert summary.__dict__ == shown
+    assert summary.tag_names == ["t"] and summary.pool_version == 4
+    # Runs created within one millisecond have no order between them: compared as sets.
+    assert {r.id for r in db.run_summaries(dataset_id=videos)} == {first.id, third.id}
+    assert [r.id for r in db.run_summaries(states=(scheduler_pb2.COMPLETED,))] == [third.id]
+    assert {r.id for r in db.run_summaries()} == {first.id, second.id, third.id}
+    assert db.run_summaries(dataset_id=videos, states=(scheduler_pb2.OPEN,)) == []
+    with pytest.raises(NotFound, match="no run with id 'missing'"):
+        db.get_run_summary("missing")
+
+
 def test_the_migrated_schema_is_the_one_the_code_reads(make_db: Callable[[], MetadataDB]) -> None:
     db = make_db()
     with db.engine.connect() as c:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,23 @@ class RunRow:
     attempt: int = 1
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """A run as its message shows it: a RunRow without `config` and `report`, which read calls
+    (GetRun, WatchRun, ListRuns) never show, so they are neither read nor decoded (a report
+    grows with the run's files)."""
+
+    id: str
+    dataset_id: str
+    state: int
+    message: str
+    progress: dict[str, int]
+    tag_names: list[str]
+    pool_version: int
+    created_unix_ms: int
+    updated_unix_ms: int
+
+
 class LeaseLost(Exception):
     """This replica no longer owns the run (its lease expired and another replica took it over):
     it must write nothing more about it."""
@@ -72,6 +90,11 @@ def run_row(r: RowMapping) -> RunRow:
         owner=r["owner"],
         attempt=r["attempt"],
     )
+
+
+def run_summary(r: Sequence[Any]) -> RunSummary:
+    """From a row of `RunSummary`'s columns in its order (`db.RUN_SUMMARY_COLUMNS`)."""
+    return RunSummary(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7], r[8])
 
 
 def run_columns(row: RunRow) -> dict[str, Any]:
