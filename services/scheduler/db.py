@@ -14,7 +14,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from datapool.errors import AlreadyExists, NotFound
@@ -51,6 +51,17 @@ RUN_SUMMARY_COLUMNS = tuple(
         "updated_unix_ms",
     )
 )
+
+# The read calls' statements, built once: building a statement costs more CPU than SQLite's
+# answer to it, and a constant statement also skips SQLAlchemy's cache-key walk of a new one.
+_DATASET_BY_ID = select(datasets).where(datasets.c.id == bindparam("key"))
+_DATASET_BY_NAME = select(datasets).where(datasets.c.name == bindparam("key"))
+_DATASETS = select(datasets).order_by(datasets.c.created_unix_ms)
+_DATASOURCE = select(datasources.c.location).where(
+    (datasources.c.dataset_id == bindparam("dataset_id")) & (datasources.c.purpose == bindparam("purpose"))
+)
+_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
+_RUN_SUMMARY = select(*RUN_SUMMARY_COLUMNS).where(runs.c.id == bindparam("run_id"))
 
 
 class MetadataDB:
@@ -96,21 +107,17 @@ class MetadataDB:
         return row
 
     def get_dataset(self, *, dataset_id: str | None = None, name: str | None = None) -> DatasetRow:
-        if dataset_id is not None:
-            where = datasets.c.id == dataset_id
-            missing = f"no dataset with id {dataset_id!r}"
-        else:
-            where = datasets.c.name == name
-            missing = f"no dataset named {name!r}"
+        by_id = dataset_id is not None
         with self._tx() as c:
-            r = c.execute(select(datasets).where(where)).mappings().first()
+            query = _DATASET_BY_ID if by_id else _DATASET_BY_NAME
+            r = c.execute(query, {"key": dataset_id if by_id else name}).mappings().first()
         if r is None:
-            raise NotFound(missing)
+            raise NotFound(f"no dataset with id {dataset_id!r}" if by_id else f"no dataset named {name!r}")
         return dataset_row(r)
 
     def list_datasets(self) -> list[DatasetRow]:
         with self._tx() as c:
-            rows = c.execute(select(datasets).order_by(datasets.c.created_unix_ms)).mappings().all()
+            rows = c.execute(_DATASETS).mappings().all()
         return [dataset_row(r) for r in rows]
 
     # datasources
@@ -125,9 +132,8 @@ class MetadataDB:
                 c.execute(insert(datasources).values(**row))
 
     def get_datasource(self, dataset_id: str, purpose: int) -> bytes | None:
-        key = (datasources.c.dataset_id == dataset_id) & (datasources.c.purpose == purpose)
         with self._tx() as c:
-            r = c.execute(select(datasources.c.location).where(key)).first()
+            r = c.execute(_DATASOURCE, {"dataset_id": dataset_id, "purpose": purpose}).first()
         return None if r is None else bytes(r[0])
 
     # runs
@@ -197,7 +203,7 @@ class MetadataDB:
 
     def get_run(self, run_id: str) -> RunRow:
         with self._tx() as c:
-            r = c.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+            r = c.execute(_RUN, {"run_id": run_id}).mappings().first()
         if r is None:
             raise NotFound(f"no run with id {run_id!r}")
         return run_row(r)
@@ -205,7 +211,7 @@ class MetadataDB:
     def get_run_summary(self, run_id: str) -> RunSummary:
         """The run as GetRun and WatchRun show it (`get_run` also decodes its config and report)."""
         with self._tx() as c:
-            r = c.execute(select(*RUN_SUMMARY_COLUMNS).where(runs.c.id == run_id)).first()
+            r = c.execute(_RUN_SUMMARY, {"run_id": run_id}).first()
         if r is None:
             raise NotFound(f"no run with id {run_id!r}")
         return run_summary(r)
