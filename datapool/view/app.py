@@ -17,7 +17,7 @@ from datapool.client_models import ApiError
 from datapool.view.data import UnknownDataset, ViewData, ViewSource
 from datapool.view.legend import legend
 from datapool.view.pages import index_page, message_page, plot_page
-from datapool.view.projection import METHODS, ProjectionCache
+from datapool.view.projection import METHODS, ProjectionCache, warm_up
 
 BUNDLE = Path(__file__).parent / "static" / "dist" / "view.js"
 THUMBNAIL_PX = 224
@@ -26,6 +26,8 @@ THUMBNAIL_PX = 224
 def create_app(source: ViewSource, default_dataset: str | None = None) -> FastAPI:
     app = FastAPI(title="datapool view", docs_url=None, redoc_url=None, openapi_url=None)
     projections = ProjectionCache()
+    # scikit-learn's import takes seconds: start it now, while the user opens the browser.
+    threading.Thread(target=warm_up, name="view-sklearn-import", daemon=True).start()
     loaded: dict[str, ViewData] = {}
     lock = threading.Lock()
 
