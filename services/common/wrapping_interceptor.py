@@ -31,6 +31,10 @@ class WrappingInterceptor(grpc.ServerInterceptor):
     def __init__(self, unary: Wrap, stream: Wrap) -> None:
         self._unary = unary
         self._stream = stream
+        # Per method: the handler last wrapped and its wrapped handler. A registered method's
+        # handler is the same object on every call, so it is wrapped once rather than rebuilt
+        # per call; one entry per known method (unknown ones have no handler).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     def intercept_service(
         self,
@@ -41,6 +45,14 @@ class WrappingInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None  # unknown method: gRPC answers UNIMPLEMENTED itself
         method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        result = self._wrap(method, handler)
+        self._wrapped[method] = (handler, result)
+        return result
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
         for attribute, streamed, make in _KINDS:
             behaviour = getattr(handler, attribute)
             if behaviour:
