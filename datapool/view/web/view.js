@@ -2,11 +2,6 @@
 // regl-scatterplot (WebGL), which keeps a million points interactive. Category i < tags is
 // the i-th run's tag; the last category is the embedding cache's frames the pool lacks.
 import createScatterplot from 'regl-scatterplot';
-// The spatial index regl-scatterplot hovers with (kdbush), built here from the typed columns:
-// handed plain points instead, it copies a million [x, y, z, w] arrays to a worker first.
-import createKDBushClass from 'regl-scatterplot/src/kdbush-class.js';
-
-const KDBush = createKDBushClass();
 
 const plot = document.getElementById('plot');
 const canvas = document.getElementById('canvas');
@@ -48,11 +43,7 @@ async function load() {
   const order = new Uint32Array(buf, 8 * n, n);
   const zs = Float32Array.from(new Uint8Array(buf, 12 * n, n));
   performance.mark('datapool-fetched');
-  const index = new KDBush(n, 16);
-  for (let j = 0; j < n; j += 1) index.add(xs[j], ys[j]);
-  index.finish();
-  performance.mark('datapool-indexed');
-  await scatterplot.draw({ x: xs, y: ys, z: zs }, { zDataType: 'categorical', spatialIndex: index.data });
+  await scatterplot.draw({ x: xs, y: ys, z: zs }, { zDataType: 'categorical' });
   performance.mark('datapool-drawn');
 
   const shown = new Set(categories.map((_, i) => i));
