@@ -16,7 +16,7 @@ from datapool.errors import NotFound
 from datapool.storage.locations import local_location
 from datapool.v1 import scheduler_pb2
 from services.scheduler.datasources import DatasourceCatalog
-from services.scheduler.db import MetadataDB
+from services.scheduler.db import DatasetRow, MetadataDB
 from services.scheduler.runs import RunManager
 
 SELECTION = {
@@ -42,6 +42,15 @@ def test_restart_fails_interrupted_runs_and_keeps_ended_ones(make_db: Callable[[
         db.close()
 
 
+def _dataset_with_datasources(db: MetadataDB, root: Path) -> tuple[DatasetRow, DatasourceCatalog]:
+    """A VIDEOS dataset with local input and pool folders under `root` (not verified)."""
+    ds = db.create_dataset("d", scheduler_pb2.VIDEOS)
+    datasources = DatasourceCatalog(db, None)
+    for purpose, folder in ((scheduler_pb2.INPUT, "in"), (scheduler_pb2.LIGHTLY, "pool")):
+        datasources.set(ds.id, purpose, local_location(str(root / folder)), verify=False)
+    return ds, datasources
+
+
 class HeldPipeline:
     """Holds the run in EMBEDDING until released, then fails as a closed channel makes it fail."""
 
@@ -61,10 +70,7 @@ def test_shutdown_ends_runs_in_progress_failed_interrupted(
     make_db: Callable[[], MetadataDB], tmp_path: Path
 ) -> None:
     db = make_db()
-    ds = db.create_dataset("d", scheduler_pb2.VIDEOS)
-    datasources = DatasourceCatalog(db, None)
-    for purpose, folder in ((scheduler_pb2.INPUT, "in"), (scheduler_pb2.LIGHTLY, "pool")):
-        datasources.set(ds.id, purpose, local_location(str(tmp_path / folder)), verify=False)
+    ds, datasources = _dataset_with_datasources(db, tmp_path)
     pipeline = HeldPipeline()
     manager = RunManager(db, pipeline, datasources=datasources)  # type: ignore[arg-type]
     run = manager.schedule(ds.id, scheduler_pb2.VIDEOS, parse_run_config({}, SELECTION))
@@ -89,10 +95,7 @@ def test_a_run_logs_when_it_is_scheduled_starts_and_ends_with_why(
     make_db: Callable[[], MetadataDB], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = make_db()
-    ds = db.create_dataset("d", scheduler_pb2.VIDEOS)
-    datasources = DatasourceCatalog(db, None)
-    for purpose, folder in ((scheduler_pb2.INPUT, "in"), (scheduler_pb2.LIGHTLY, "pool")):
-        datasources.set(ds.id, purpose, local_location(str(tmp_path / folder)), verify=False)
+    ds, datasources = _dataset_with_datasources(db, tmp_path)
     manager = RunManager(db, FailingPipeline(), datasources=datasources)  # type: ignore[arg-type]
     try:
         with caplog.at_level(logging.INFO, logger="services.scheduler.runs"):
