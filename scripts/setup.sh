@@ -61,8 +61,10 @@ fi
 # executable_path=/usr/bin/chromium: Playwright never downloads a browser here).
 if [ ! -x /usr/bin/chromium ] && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian's chromium (apt-get) for tests/view"
-    apt-get install -y --no-install-recommends chromium > /dev/null || \
-        echo "setup: could not install chromium; tests/view will be skipped" >&2
+    # A fresh machine may have no package lists yet: update them once and try again.
+    apt-get install -y -qq --no-install-recommends chromium > /dev/null \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium > /dev/null; } \
+        || echo "setup: could not install chromium; tests/view will be skipped" >&2
 fi
 # helm, for the chart checks of deploy/ (deploy/check.sh, tests/deploy/): built from the Go module
 # proxy into .tools/bin (ignored by git), pinned; rebuilt only when the pinned version changes.
