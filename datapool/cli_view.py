@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import sys
 
 from datapool.view.projection import METHODS
 
@@ -19,7 +21,24 @@ def add_view_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_view(args: argparse.Namespace) -> int:
+    # The page has no login of its own: it shows the pool to whoever reaches it, with the
+    # scheduler token it was given. Served on loopback only, so no data leaves this host
+    # without credentials (reach it from elsewhere through an authenticated tunnel or proxy).
+    if not _loopback(args.host):
+        print(
+            f"datapool view: --host {args.host!r} is not a loopback address; the view has no login of "
+            "its own, so it serves only 127.0.0.1, ::1 or localhost",
+            file=sys.stderr,
+        )
+        return 2
     # Imported here: FastAPI takes a second or two to import, which every other command would pay.
     import uvicorn
 

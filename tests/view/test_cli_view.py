@@ -53,3 +53,15 @@ def test_a_view_without_the_ca_certificate_of_a_tls_scheduler_says_so(datasets: 
     source.close()
     assert status == 502
     assert "requires TLS" in body.decode()
+
+
+def test_datapool_view_refuses_to_serve_beyond_loopback_naming_the_flag() -> None:
+    # The page has no login of its own: on a public address it would serve the pool to anyone.
+    done = subprocess.run(
+        [sys.executable, "-m", "datapool.cli", "view", "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--host '0.0.0.0' is not a loopback address" in done.stderr
