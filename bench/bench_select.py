@@ -2,8 +2,12 @@
 
 Cases (d = 1280, float32, min_distance 0): ``n1k`` N = 1,000 candidates, P = 100 pool rows,
 100 picks; ``n10k`` 10,000 / 1,000 / 200; ``small`` 20,000 / 1,000 / 200; ``target1`` 100,000 /
-5,000 / 500; ``target2`` 1,000,000 / 100,000 / 1,000 (ours only unless ``--with-numpy`` /
-``--with-faiss`` / ``--with-lightly``: a baseline takes tens of minutes there; its cells read "—").
+5,000 / 500; ``target2`` 1,000,000 / 100,000 / 1,000 (ours only unless ``--with-big numpy`` etc.:
+a baseline's pool pass alone is 2.6e14 flops there, an hour or more on 2 cores, so it runs on the
+first ``--big-rows`` candidates (default 20,000) against the whole pool, and its time is scaled by
+N / big-rows, which holds because both its pool pass and its per-pick updates are linear in N; such
+cells read "~T (est.)" and their picks are not compared with ours). ``--subset lightly=20000`` does
+the same for one baseline at any size (lightly-mundig takes ~800 s a shape at target1).
 
 Shapes (``--data``, several at once, or ``all``), from `tests/synthetic_embeddings.py`:
 ``video`` (smooth: slow near-duplicate frames), ``rough`` (calibrated to real EfficientNet-Lite0
@@ -15,9 +19,11 @@ Seeds: figures to report come from a seed never used in development. Without ``-
 fresh one is drawn and printed; pass it again to reproduce the run (and reuse its cached
 inputs). Development used ``--seed 0`` (DEV_SEED); the tests use their own small seeds.
 
-For each method: the median wall time over ``--repeat`` runs, its extra memory (bench_measure)
-and the cores other processes kept busy meanwhile. Every pick of ours is checked in float64
-(at target2 against a random ``--check-sample`` of candidates plus the picks), and so is the
+For each method: the median wall time over ``--repeat`` runs, its extra memory (bench_measure),
+the cores other processes kept busy meanwhile and the 1-minute load average before and after it
+(the machine may be shared; ratios are only taken within one run of this script). Every pick
+of ours is checked in float64 (at target2 against a random ``--check-sample`` of candidates
+plus the picks: a full float64 pass there would be the baselines' hour again), and so is the
 stopping rule (from 100,000 candidates on against that sample): ours runs again with a
 min_distance between the distances of two picks near the middle and must stop exactly there.
 Each baseline's picks are compared with ours, and checked in float64 where they differ. The
@@ -54,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bench_measure import MiB, Result, blas_report, machine, run_method, status_kib
 from greedy_reference import float64_reference_check, pick_distances64
-from select_baselines import faiss_select, lightly_select, numpy_select
+from select_baselines import agreement, faiss_select, lightly_select, numpy_select
 from synthetic_embeddings import ROUGH, pool_and_candidates, uniform_sphere
 
 import selector_rs
@@ -121,22 +127,6 @@ def load_inputs(data: str, case: Case, seed: int, cache: Path) -> tuple[F32, F32
     return pool, cands, seconds
 
 
-def agreement(ours: I64, ours_d: npt.NDArray[np.float64], other: Result) -> str:
-    """Whether a baseline picked what we picked; where not, how far apart the pick distances are."""
-    assert other.distances is not None and other.picks is not None
-    if np.array_equal(ours, other.picks):
-        same = "same picks"
-    else:
-        k = min(len(ours), len(other.picks))
-        diff = np.nonzero(ours[:k] != other.picks[:k])[0]
-        first = int(diff[0]) if len(diff) else k
-        same = f"picks differ from step {first} ({len(other.picks)} picks vs our {len(ours)})"
-    k = min(len(ours_d), len(other.distances))
-    finite = np.isfinite(ours_d[:k]) & np.isfinite(other.distances[:k])
-    gap = float(np.abs(ours_d[:k][finite] - other.distances[:k][finite]).max()) if finite.any() else 0.0
-    return f"{other.name}: {same}; max |pick distance - ours| = {gap:.2e}"
-
-
 def sampled(case: Case, seed: int, sample: int) -> I64:
     """The candidates a sampled float64 check compares (besides the picks)."""
     rng = np.random.default_rng(seed)
@@ -182,6 +172,10 @@ def check_ours(
     return f"{picks_ok}; stop {'PASS' if stop_ok else 'FAIL'}", pd
 
 
+def _loadavg() -> float:
+    return os.getloadavg()[0]
+
+
 def run_shape(data: str, case: Case, args: argparse.Namespace) -> list[str]:
     """Runs every method on one shape; returns its Markdown table row."""
     t0 = time.perf_counter()
@@ -195,14 +189,26 @@ def run_shape(data: str, case: Case, args: argparse.Namespace) -> list[str]:
     if args.generate_only:
         return []
     n, md = case.picks, case.min_distance
+    # A baseline may see the first rows only (see the docstring); its time is scaled up.
+    subset = dict(item.split("=") for item in args.subset)
+    rows = {b: int(subset.get(b, args.big_rows if case.big else case.n)) for b in BASELINES}
+    scales = {"ours": 1.0} | {b: case.n / min(case.n, r) for b, r in rows.items()}
     fns = {
         "ours": lambda _: (selector_rs.select_diverse(cands, pool, n, md), None),
-        "numpy": lambda ph: numpy_select(cands, pool, n, md, phases=ph),
-        "faiss": lambda ph: faiss_select(cands, pool, n, md, phases=ph),
-        "lightly": lambda ph: lightly_select(cands, pool, n, md, phases=ph),
+        "numpy": lambda ph: numpy_select(cands[: rows["numpy"]], pool, n, md, phases=ph),
+        "faiss": lambda ph: faiss_select(cands[: rows["faiss"]], pool, n, md, phases=ph),
+        "lightly": lambda ph: lightly_select(cands[: rows["lightly"]], pool, n, md, phases=ph),
     }
     wanted = ["ours"] + [b for b in BASELINES if b in args.baselines and (not case.big or b in args.with_big)]
-    results = {name: run_method(name, fns[name], args.repeat) for name in wanted}
+    results: dict[str, Result] = {}
+    load: dict[str, tuple[float, float]] = {}
+    for name in wanted:
+        before = _loadavg()
+        results[name] = run_method(name, fns[name], args.repeat)
+        load[name] = (before, _loadavg())
+        if scales[name] != 1:
+            results[name].seconds = [t * scales[name] for t in results[name].seconds]
+            print(f"  {name}: on {rows[name]:,} candidates; time scaled by {scales[name]:g} (estimate)")
     ours = results["ours"]
     assert ours.picks is not None
     check, ours_d = (
@@ -211,7 +217,7 @@ def run_shape(data: str, case: Case, args: argparse.Namespace) -> list[str]:
         else check_ours(cands, pool, case, args.seed, args.check_sample, ours, not args.no_stop_check)
     )
     for other in results.values():
-        if other.name == "ours" or args.no_check or other.picks is None:
+        if other.name == "ours" or args.no_check or other.picks is None or scales[other.name] != 1:
             continue
         if other.distances is None:
             other.distances = pick_distances64(cands, pool, other.picks)
@@ -223,26 +229,36 @@ def run_shape(data: str, case: Case, args: argparse.Namespace) -> list[str]:
             print(f"    its picks in float64: {'PASS' if theirs.ok else 'FAIL'} (worst {theirs.worst:.1e})")
 
     cand_mib = cands.nbytes / MiB
-    print("method   median s    best s   baseline/ours   extra memory          other processes busy")
+    print(
+        "method   median s    best s   baseline/ours   extra memory          other processes busy   load avg"
+    )
     for r in results.values():
+        est = " (est.)" if scales[r.name] != 1 else ""
         print(
             f"{r.name:7s} {r.median:9.3f} {min(r.seconds):9.3f} {r.median / ours.median:12.1f}x   "
             f"{r.extra_bytes / MiB:8.1f} MiB ({100 * r.extra_bytes / MiB / cand_mib:5.1f}%)   "
-            f"up to {r.other_load:.1f} of {os.cpu_count()} cores"
+            f"up to {r.other_load:.1f} of {os.cpu_count()} cores   "
+            f"{load[r.name][0]:.1f} -> {load[r.name][1]:.1f}{est}"
         )
 
     def cell(name: str) -> str:
-        return f"{results[name].median:.2f}" if name in results else "—"
+        if name not in results:
+            return "—"
+        t = results[name].median
+        return f"{t:.2f}" if scales[name] == 1 else f"~{t:,.0f} (est.)" if t >= 100 else f"~{t:.3g} (est.)"
 
     def ratio(name: str) -> str:
-        return f"{results[name].median / ours.median:.1f}x" if name in results else "—"
+        if name not in results:
+            return "—"
+        return f"{'~' if scales[name] != 1 else ''}{results[name].median / ours.median:.1f}x"
 
     busy = max(r.other_load for r in results.values())
+    loads = [v for pair in load.values() for v in pair]
     return [
         f"| {args.case} | {data} | {case.n:,} x {DIM} | {case.p:,} | {n} | {cell('numpy')} | {cell('faiss')} "
         f"| {cell('lightly')} | {cell('ours')} | {ratio('numpy')} | {ratio('faiss')} | {ratio('lightly')} "
         f"| {ours.extra_bytes / MiB:.0f} MiB ({100 * ours.extra_bytes / MiB / cand_mib:.1f}%) | {check} "
-        f"| {busy:.1f} |"
+        f"| {busy:.1f} | {min(loads):.1f}-{max(loads):.1f} |"
     ]
 
 
@@ -272,6 +288,19 @@ def main() -> None:
         "--no-stop-check", action="store_true", help="skip the stopping-rule run (a second selection)"
     )
     parser.add_argument(
+        "--big-rows",
+        type=int,
+        default=20_000,
+        help="at target2, candidates a --with-big baseline runs on (its time is scaled up)",
+    )
+    parser.add_argument(
+        "--subset",
+        action="append",
+        default=[],
+        metavar="BASELINE=ROWS",
+        help="run a baseline on the first ROWS candidates and scale its time (an estimate)",
+    )
+    parser.add_argument(
         "--check-sample", type=int, default=5_000, help="at target2, candidates (besides the picks) checked"
     )
     parser.add_argument("--seed", type=int, help="input seed (default: a fresh one, printed)")
@@ -288,7 +317,7 @@ def main() -> None:
     print(f"machine: {machine()}; os.cpu_count() = {os.cpu_count()} threads")
     print(
         f"selector_rs {selector_rs.__version__} (kernel {getattr(selector_rs, 'kernel', 'unknown')}, "
-        f"installed {_installed_at(selector_rs.__file__)}); "
+        f"installed {_installed_at(selector_rs.__file__)}, from {Path(selector_rs.__file__ or '?').parent}); "
         f"numpy {np.__version__} (BLAS: {blas_report()}); faiss {faiss.__version__}; "
         f"lightly-mundig {importlib.metadata.version('lightly-mundig')}; "
         f"python {platform.python_version()}"
@@ -303,9 +332,9 @@ def main() -> None:
         print(
             "| case | shape | N x d | P | picks | NumPy/BLAS s | faiss s | lightly-mundig s | ours s "
             "| NumPy/ours | faiss/ours | lightly/ours | ours extra memory | float64 check "
-            "| other load (cores) |"
+            "| other load (cores) | load avg (1 min) |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(rows))
 
 

@@ -41,8 +41,10 @@ import faiss
 import lightly_mundig  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
+from bench_measure import Result
 
 __all__ = [
+    "agreement",
     "faiss_select",
     "lightly_select",
     "numpy_select",
@@ -245,3 +247,19 @@ def lightly_select(
     if list(picked[:p]) != list(range(p)):
         raise RuntimeError("lightly-mundig: the result does not start with the preselected pool")
     return np.asarray(picked[p:], dtype=np.int64) - p, None
+
+
+def agreement(ours: I64, ours_d: npt.NDArray[np.float64], other: Result) -> str:
+    """Whether a baseline picked what we picked; where not, how far apart the pick distances are."""
+    assert other.distances is not None and other.picks is not None
+    if np.array_equal(ours, other.picks):
+        same = "same picks"
+    else:
+        k = min(len(ours), len(other.picks))
+        diff = np.nonzero(ours[:k] != other.picks[:k])[0]
+        first = int(diff[0]) if len(diff) else k
+        same = f"picks differ from step {first} ({len(other.picks)} picks vs our {len(ours)})"
+    k = min(len(ours_d), len(other.distances))
+    finite = np.isfinite(ours_d[:k]) & np.isfinite(other.distances[:k])
+    gap = float(np.abs(ours_d[:k][finite] - other.distances[:k][finite]).max()) if finite.any() else 0.0
+    return f"{other.name}: {same}; max |pick distance - ours| = {gap:.2e}"

@@ -3,7 +3,8 @@
 //! Two parts, both exact:
 //!
 //! * [`nearest`]: every candidate's distance to its nearest target row (pool rows and
-//!   earlier picks) by a blocked GEMM (`matrixmultiply::sgemm`), `|x|² + |t|² - 2 x·t`.
+//!   earlier picks) by a blocked GEMM (the `gemm` crate's `f32` kernels,
+//!   chosen at run time: AVX-512, AVX2+FMA, ...), `|x|² + |t|² - 2 x·t`.
 //!   That expansion is fast but loses the small distances to cancellation, so it only
 //!   shortlists: every row whose GEMM value lies within a proven error bound of the
 //!   smallest is measured again with the one distance kernel ([`l2`]). The result is
@@ -46,7 +47,11 @@ pub(crate) struct Targets<'a> {
 }
 
 /// `gamma_k = k u / (1 - k u)`: the relative bound on an f32 dot product of `k` terms
-/// in any summation order, against the sum of the absolute products.
+/// in any summation order, against the sum of the absolute products. It holds for any
+/// GEMM kernel that forms each dot product as a sum of the `k` products (each term goes
+/// through at most `k` roundings, whatever the order, the blocking over `k` or the
+/// lanes), fused multiply-adds included (one rounding where there were two); it would
+/// not hold for Strassen-like products, which no kernel used here is.
 fn gamma(k: usize) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let ku = k as f64 * f64::from(f32::EPSILON) / 2.0;
@@ -68,16 +73,41 @@ pub(crate) fn nearest(
     targets: Targets<'_>,
     cancel: Cancel<'_>,
 ) -> Result<Vec<f64>, SelectError> {
+    let norms = norms(targets, candidates.cols());
+    let near = nearest_rows(candidates, rows, targets, &norms, cancel)?;
+    Ok(near.into_iter().map(|(d, _)| d).collect())
+}
+
+/// Squared norms of the target rows, in f64: what [`nearest_rows`] needs of them, so
+/// that a caller searching the same targets many times computes them once.
+pub(crate) fn norms(targets: Targets<'_>, cols: usize) -> Vec<f64> {
+    if cols == 0 {
+        return vec![0.0; targets.rows];
+    }
+    targets.data.chunks_exact(cols).map(sum_squares).collect()
+}
+
+/// [`nearest`], with each row's nearest target row too (the lowest one on ties;
+/// `usize::MAX` when there are no targets), given the targets' [`norms`].
+///
+/// # Errors
+/// [`SelectError::Cancelled`] when `cancel` says so (checked between slabs of blocks).
+pub(crate) fn nearest_rows(
+    candidates: &Blocks<'_>,
+    rows: &[usize],
+    targets: Targets<'_>,
+    norms: &[f64],
+    cancel: Cancel<'_>,
+) -> Result<Vec<(f64, usize)>, SelectError> {
     let (n, cols) = (rows.len(), candidates.cols());
     if targets.rows == 0 {
-        return Ok(vec![f64::INFINITY; n]);
+        return Ok(vec![(f64::INFINITY, usize::MAX); n]);
     }
     if cols == 0 {
-        return Ok(vec![0.0; n]);
+        return Ok(vec![(0.0, 0); n]);
     }
-    let norms: Vec<f64> = targets.data.chunks_exact(cols).map(sum_squares).collect();
     let largest = norms.iter().copied().fold(0.0, f64::max).sqrt();
-    let mut out = vec![0.0; n];
+    let mut out = vec![(0.0, 0); n];
     let blocks = n.div_ceil(BLOCK_ROWS);
     let per_check =
         (PAIRS_PER_CHECK / (BLOCK_ROWS * targets.rows)).max(rayon::current_num_threads());
@@ -92,20 +122,20 @@ pub(crate) fn nearest(
             .for_each(|(b, out)| {
                 let first = (slab + b) * BLOCK_ROWS;
                 let rows = &rows[first..first + out.len()];
-                nearest_block(candidates, rows, targets, &norms, largest, out);
+                nearest_block(candidates, rows, targets, norms, largest, out);
             });
     }
     Ok(out)
 }
 
-/// [`nearest`] for one block of `rows`.
+/// [`nearest_rows`] for one block of `rows`.
 fn nearest_block(
     candidates: &Blocks<'_>,
     rows: &[usize],
     targets: Targets<'_>,
     norms: &[f64],
     largest: f64,
-    out: &mut [f64],
+    out: &mut [(f64, usize)],
 ) {
     let (m, cols) = (out.len(), candidates.cols());
     let x = gather_rows(candidates, rows.iter().copied());
@@ -124,23 +154,32 @@ fn nearest_block(
         let width = chunk.min(targets.rows - start);
         let t = &targets.data[start * cols..(start + width) * cols];
         // SAFETY: `x` is m x cols row-major, `t` is width x cols row-major (read as its
-        // transpose, cols x width, through the strides), `product` holds m x width.
+        // transpose, cols x width, through the strides), `product` holds m x width;
+        // `gemm` takes (column stride, row stride) pairs and computes
+        // `dst = alpha dst + beta lhs rhs`, here with `dst` not read (alpha 0, beta 1).
         unsafe {
-            matrixmultiply::sgemm(
+            gemm::gemm(
                 m,
-                cols,
                 width,
-                1.0,
-                x.as_ptr(),
-                stride(cols),
-                1,
-                t.as_ptr(),
-                1,
-                stride(cols),
-                0.0,
+                cols,
                 product.as_mut_ptr(),
-                stride(width),
                 1,
+                stride(width),
+                false,
+                x.as_ptr(),
+                1,
+                stride(cols),
+                t.as_ptr(),
+                stride(cols),
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                // One thread per block: the blocks already run on every rayon thread,
+                // which measured faster than one multi-threaded GEMM per larger block.
+                gemm::Parallelism::None,
             );
         }
         for i in 0..m {
@@ -159,11 +198,15 @@ fn nearest_block(
     for (i, o) in out.iter_mut().enumerate() {
         let cut = window(best[i], err[i]);
         let row = candidates.row(rows[i]);
+        // The shortlist is in target order, so a strict `<` keeps the lowest row.
         *o = shortlist[i]
             .iter()
             .filter(|&&(a, _)| a <= cut)
-            .map(|&(_, j)| l2(row, &targets.data[j * cols..(j + 1) * cols]))
-            .fold(f64::INFINITY, f64::min);
+            .map(|&(_, j)| (l2(row, &targets.data[j * cols..(j + 1) * cols]), j))
+            .fold(
+                (f64::INFINITY, usize::MAX),
+                |a, b| if b.0 < a.0 { b } else { a },
+            );
     }
 }
 

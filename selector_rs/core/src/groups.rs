@@ -79,7 +79,7 @@ pub(crate) fn tau_coarse(m: &Matrix<'_>) -> f64 {
 
 /// Median distances between consecutive rows and between random rows (0 for fewer
 /// than two rows).
-fn scale(m: &Matrix<'_>) -> (f64, f64) {
+pub(crate) fn scale(m: &Matrix<'_>) -> (f64, f64) {
     let n = m.rows();
     if n < 2 {
         return (0.0, 0.0);

@@ -3,9 +3,11 @@
 
 use std::sync::OnceLock;
 
+use crate::dense::{self, Targets};
 use crate::distance::l2;
 use crate::groups::{self, Group, Groups};
 use crate::matrix::{Blocks, Matrix};
+use crate::scenes::Scenes;
 use crate::switch::DenseCost;
 use crate::validate::{self, SelectError};
 use crate::Cancel;
@@ -37,10 +39,22 @@ pub struct PoolIndex {
     /// A coarser level: runs of consecutive groups whose leaders lie near the run's
     /// first leader (scenes, in video data), so a search can skip whole runs.
     runs: Vec<Run>,
+    /// The pool cut into scenes (see `scenes`), where it falls into them.
+    scenes: Option<Scenes>,
     rows: usize,
     /// The dense path's costs, measured once on a sizeable input: GEMM and distance
     /// times do not depend on the values, so every later block and selection reuses it.
     dense_cost: OnceLock<DenseCost>,
+    /// The pool rows' squared norms, for GEMM searches of it (computed when first asked).
+    norms: OnceLock<Vec<f64>>,
+}
+
+/// The whole pool as GEMM targets.
+pub(crate) fn targets<'a>(pool: &Matrix<'a>) -> Targets<'a> {
+    Targets {
+        data: pool.data(),
+        rows: pool.rows(),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,11 +116,22 @@ impl PoolIndex {
                     .fold(0.0, f64::max),
             })
             .collect();
+        let scenes = Scenes::build(pool);
+        crate::switch::trace(|| {
+            format!(
+                "pool {} rows: {} groups, {} scenes",
+                pool.rows(),
+                groups.groups.len(),
+                scenes.as_ref().map_or(0, Scenes::len)
+            )
+        });
         Ok(Self {
             groups,
             runs,
+            scenes,
             rows: pool.rows(),
             dense_cost: OnceLock::new(),
+            norms: OnceLock::new(),
         })
     }
 
@@ -138,6 +163,17 @@ impl PoolIndex {
             let _ = self.dense_cost.set(cost);
         }
         cost
+    }
+
+    /// The pool rows' squared norms (see [`crate::dense::nearest_rows`]).
+    pub(crate) fn norms(&self, pool: &Matrix<'_>) -> &[f64] {
+        self.norms
+            .get_or_init(|| dense::norms(targets(pool), pool.cols()))
+    }
+
+    /// The pool's scenes, where it falls into them.
+    pub(crate) fn scenes(&self) -> Option<&Scenes> {
+        self.scenes.as_ref()
     }
 
     fn group(&self, m: u32) -> &Group {

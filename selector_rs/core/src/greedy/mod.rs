@@ -6,8 +6,13 @@
 //! step is refined:
 //!
 //! * `pool_ub`: distance to the nearest pool row, exact once refined; before that,
-//!   `d(leader, nearest pool leader) + d(i, leader)`, measured on arrival, and a lower
-//!   bound `pool_lb` from the same search order (`pool::Hint`).
+//!   the candidate's own distance to its leader's nearest pool row, measured on
+//!   arrival, and a lower bound `pool_lb` from the leader's search order
+//!   (`pool::Hint`). Where the pool falls into scenes (`scenes`), a search asks only
+//!   for a pool row nearer than the candidate's bounds, which the scenes' per-row
+//!   distances to their centres rule out wholesale; finding none, `pool_floor`
+//!   records that the pick decides `D`. A search waits until the candidate's group
+//!   holds the largest bound on the heap.
 //! * `pick_min`: exact distance to the nearest of the first `seen` picks.
 //! * `offset + group_pick`: distance to the leader plus the leader's distance to the
 //!   nearest pick, which retires a whole group at once when a pick lands next to it.

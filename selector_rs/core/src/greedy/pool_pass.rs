@@ -55,5 +55,5 @@ pub(super) fn measure(
             )
         });
     }
-    Ok(m.switch(sel.picks.len()))
+    Ok(m.switch(sel.picks.len(), sel.search_s()))
 }

@@ -9,7 +9,7 @@ use super::selection::Selection;
 use super::state::beats;
 use super::{Pick, Prepared};
 use crate::matrix::{Blocks, Matrix};
-use crate::pool::{raised, PoolIndex};
+use crate::pool::PoolIndex;
 use crate::switch::Meter;
 use crate::validate::SelectError;
 use crate::Cancel;
@@ -57,8 +57,16 @@ pub(super) fn pruned(
                 break;
             }
             heap.pop();
-            sel.bound[top.group] = sel.visit(top.group, &mut best);
-            visited.push(top.group);
+            sel.search_from = next_bound(heap, &sel.version);
+            let (bound, waits) = sel.visit(top.group, &mut best);
+            sel.bound[top.group] = bound;
+            if waits {
+                // Back on the heap now: it is visited again, and searches, once its
+                // bound is the largest left and `best` has not overtaken it.
+                heap.push(Entry { bound, ..top });
+            } else {
+                visited.push(top.group);
+            }
             visits += 1;
             // Mid-pick too: on unprunable data one pick can outlast the dense path.
             if visits.is_multiple_of(VISITS_PER_CHECK) && measure(meter, sel, cancel)? {
@@ -85,10 +93,21 @@ pub(super) fn pruned(
         sel.picked[index] = true;
         sel.picks.push(Pick { index, distance });
         if let Some(m) = meter.as_mut() {
-            m.picked();
+            m.picked(sel.search_s());
         }
     }
     Ok(sel.picks.len() >= budget)
+}
+
+/// The largest current bound on the heap (stale entries dropped), `-inf` when empty.
+fn next_bound(heap: &mut BinaryHeap<Entry>, version: &[u32]) -> f64 {
+    while let Some(top) = heap.peek() {
+        if top.version == version[top.group] {
+            return top.bound;
+        }
+        heap.pop();
+    }
+    f64::NEG_INFINITY
 }
 
 /// The pruned loop's starting state: every group on the heap at its first bound.
@@ -103,19 +122,14 @@ pub(super) fn start<'a, 'b>(
     let prep_inexact = prep.pool_exact.iter().filter(|&&e| !e).count();
     let k = prep.groups.len();
     let run_count = prep.runs.len();
+    // Each member's own pool bound (see `prepare`) bounds the group tightly.
     let bound: Vec<f64> = prep
         .groups
         .iter()
-        .zip(&prep.leader_ub)
-        .map(|(g, d)| {
-            // Members that know their pool distance exactly bound the group tightly.
-            if g.rows().all(|i| prep.pool_exact[i]) {
-                g.rows()
-                    .map(|i| prep.pool_ub[i])
-                    .fold(f64::NEG_INFINITY, f64::max)
-            } else {
-                raised(d + g.radius)
-            }
+        .map(|g| {
+            g.rows()
+                .map(|i| prep.pool_ub[i])
+                .fold(f64::NEG_INFINITY, f64::max)
         })
         .collect();
     let heap: BinaryHeap<Entry> = prep
@@ -135,6 +149,7 @@ pub(super) fn start<'a, 'b>(
         index,
         prep,
         pick_min: vec![f64::INFINITY; n],
+        pool_floor: vec![f64::NEG_INFINITY; n],
         seen: vec![0; n],
         picked: vec![false; n],
         leader_picks: vec![Vec::new(); k],
@@ -146,6 +161,7 @@ pub(super) fn start<'a, 'b>(
         inexact: prep_inexact,
         search_ns: AtomicU64::new(0),
         pool_pass_at: None,
+        search_from: f64::NEG_INFINITY,
     };
     (heap, sel)
 }

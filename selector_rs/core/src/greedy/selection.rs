@@ -17,6 +17,8 @@ pub(super) struct Selection<'a, 'b> {
     pub(super) index: &'b PoolIndex,
     pub(super) prep: Prepared,
     pub(super) pick_min: Vec<f64>,
+    /// Per candidate: no pool row is nearer than this (see `State::pool_floor`).
+    pub(super) pool_floor: Vec<f64>,
     pub(super) seen: Vec<usize>,
     pub(super) picked: Vec<bool>,
     /// Per group: distances from the leader to the picks, as far as the group has seen
@@ -33,6 +35,9 @@ pub(super) struct Selection<'a, 'b> {
     pub(super) inexact: usize,
     pub(super) search_ns: AtomicU64,
     pub(super) pool_pass_at: Option<usize>,
+    /// The next group's bound on the heap while a group is visited: a candidate below
+    /// it waits for its pool search until it is the largest bound left (see `visit`).
+    pub(super) search_from: f64,
 }
 
 impl Selection<'_, '_> {
@@ -46,12 +51,14 @@ impl Selection<'_, '_> {
             pool_exact: self.prep.pool_exact[i],
             pool_lb: self.prep.leader_lb[group] - self.prep.offset[i],
             pool_lb_scale: self.prep.leader_lb[group].abs() + self.prep.offset[i],
+            pool_floor: self.pool_floor[i],
         }
     }
 
     #[inline]
     pub(super) fn store(&mut self, s: &State) {
         self.pick_min[s.index] = s.pick_min;
+        self.pool_floor[s.index] = s.pool_floor;
         self.seen[s.index] = s.seen;
         self.prep.pool_ub[s.index] = s.pool_ub;
         if s.pool_exact && !self.prep.pool_exact[s.index] {
@@ -82,6 +89,7 @@ impl Selection<'_, '_> {
         cutoff: f64,
     ) -> State {
         let x = self.candidates.row(s.index);
+        let search_from = self.search_from;
         let offset = self.prep.offset[s.index];
         while s.seen < self.picks.len() {
             let near = to_leader[s.seen];
@@ -95,16 +103,29 @@ impl Selection<'_, '_> {
             }
         }
         if !s.pool_exact && !s.pick_decides() {
-            // The pool row nearest the leader is usually near `x` too: one distance that
-            // often settles `x` without a search.
-            let near = self.prep.leader_near[group];
-            if near != usize::MAX {
-                s.pool_ub = s.pool_ub.min(l2(x, self.pool.row(near)));
-                if s.bound() < cutoff {
-                    return s;
-                }
+            // (`prepare` measured `x` against its leader's nearest pool row already.)
+            // A search is the expensive part: it waits while another group may hold a
+            // larger bound, whose own exact value could make it unnecessary.
+            if s.bound() < search_from {
+                return s;
             }
             let started = Instant::now();
+            if let Some(scenes) = self.index.scenes() {
+                // Only a pool row nearer than both bounds can matter: with none, the
+                // pick decides `D`, or the pool bound is the pool distance.
+                let below = s.pool_ub.min(s.pick_min);
+                let (d, row, exact) = scenes.nearest_below(self.pool, x, below, cutoff);
+                if row != usize::MAX {
+                    (s.pool_ub, s.pool_exact) = (d, exact);
+                } else if s.pool_ub <= below {
+                    s.pool_exact = true;
+                } else {
+                    s.pool_floor = below;
+                }
+                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.search_ns.fetch_add(ns, AtomicOrdering::Relaxed);
+                return s;
+            }
             let g = &self.prep.groups[group];
             let hint = hint.get_or_init(|| {
                 self.index

@@ -29,6 +29,8 @@ pub(super) struct State {
     /// magnitude it was computed from.
     pub(super) pool_lb: f64,
     pub(super) pool_lb_scale: f64,
+    /// No pool row is nearer than this (a search found none below it): exact, no slack.
+    pub(super) pool_floor: f64,
 }
 
 impl State {
@@ -40,11 +42,12 @@ impl State {
     /// The pool is certainly no nearer than the nearest pick, so `pick_min` is `D`.
     #[inline]
     pub(super) fn pick_decides(&self) -> bool {
-        beyond(
-            self.pool_lb,
-            self.pick_min,
-            self.pool_lb_scale + self.pick_min,
-        )
+        self.pick_min <= self.pool_floor
+            || beyond(
+                self.pool_lb,
+                self.pick_min,
+                self.pool_lb_scale + self.pick_min,
+            )
     }
 
     /// `bound()` is `D` itself, given all `picks` picks.

@@ -16,8 +16,10 @@ const PARALLEL_BATCH: usize = 16;
 
 impl Selection<'_, '_> {
     /// Brings group `k` up to date and folds its best exact candidate into `best`.
-    /// Returns the new bound on its unpicked members (`-inf` when none is left).
-    pub(super) fn visit(&mut self, k: usize, best: &mut Option<(f64, usize)>) -> f64 {
+    /// Returns the new bound on its unpicked members (`-inf` when none is left), and
+    /// whether a member that could still beat `best` waits for its pool search (the
+    /// group must go back on the heap in this step).
+    pub(super) fn visit(&mut self, k: usize, best: &mut Option<(f64, usize)>) -> (f64, bool) {
         let g = self.prep.groups[k];
         let leader = self.candidates.row(g.start);
         let run = self.prep.run_of[k];
@@ -67,7 +69,7 @@ impl Selection<'_, '_> {
         near_pick: f64,
         to_leader: &[f64],
         best: &mut Option<(f64, usize)>,
-    ) -> f64 {
+    ) -> (f64, bool) {
         let g = self.prep.groups[k];
         let t = self.picks.len();
 
@@ -88,7 +90,7 @@ impl Selection<'_, '_> {
             }
         }
         if needy.is_empty() {
-            return bound;
+            return (bound, false);
         }
         // Most promising first, in rounds that double in size: the first exact values
         // raise the cutoff that lets the later rounds stop early.
@@ -97,6 +99,7 @@ impl Selection<'_, '_> {
         let hint = OnceLock::new();
         let mut done = 0;
         let mut round = 1;
+        let mut waiting: Option<(f64, usize)> = None;
         while done < needy.len() {
             let batch: Vec<State> = needy[done..(done + round).min(needy.len())]
                 .iter()
@@ -124,11 +127,16 @@ impl Selection<'_, '_> {
                 self.store(s);
                 let value = s.bound();
                 bound = bound.max(value.min(raised(self.prep.offset[s.index] + near_pick)));
-                if s.exact(t) && beats(value, s.index, *best) {
-                    *best = Some((value, s.index));
+                if s.exact(t) {
+                    if beats(value, s.index, *best) {
+                        *best = Some((value, s.index));
+                    }
+                } else if beats(value, s.index, waiting) {
+                    waiting = Some((value, s.index));
                 }
             }
         }
-        bound
+        let waits = waiting.is_some_and(|(v, i)| beats(v, i, *best));
+        (bound, waits)
     }
 }
