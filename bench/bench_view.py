@@ -7,6 +7,8 @@ Per size it prints:
   - import_s: scikit-learn's import, once per process (the view starts it in the background when
     it launches, so a user opening the page after a few seconds does not wait for it);
   - projection_s: the server's PCA, computed once per pool version (cold, after the import);
+  - grown_s: the next pool version, 10% more rows, placed with the kept fit (old points stay);
+  - refit_s: the same rows fitted from scratch, which is what grown_s saves;
   - interactive_s: navigation start until the plot has drawn every point AND a hover has shown
     a point's details (projection cached, as on every load after the first);
   - hover_s, toggle_s: one hover's details, and hiding one tag's points, once interactive.
@@ -35,7 +37,8 @@ from view_support import get, launch, serving
 
 from datapool.view.app import create_app
 from datapool.view.data import UnknownDataset, ViewData
-from datapool.view.projection import ProjectionCache, warm_up
+from datapool.view.projection import warm_up
+from datapool.view.projection_cache import ProjectionCache
 
 TIP_SHOWN = "(() => !document.querySelector('#tip').hidden)()"
 
@@ -43,9 +46,9 @@ TIP_SHOWN = "(() => !document.querySelector('#tip').hidden)()"
 class SyntheticSource:
     """One dataset, "bench", of `n` frames: a third pooled over three tags, the rest faint."""
 
-    def __init__(self, n: int, dim: int) -> None:
-        rng = np.random.default_rng(0)
-        centres = rng.normal(size=(40, dim)).astype(np.float32)
+    def __init__(self, n: int, dim: int, seed: int = 0) -> None:
+        centres = np.random.default_rng(0).normal(size=(40, dim)).astype(np.float32)
+        rng = np.random.default_rng(seed)
         vectors = centres[rng.integers(0, 40, n)] + 0.3 * rng.normal(size=(n, dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         pooled = n // 3
@@ -82,9 +85,18 @@ def measure(n: int, dim: int) -> dict[str, float]:
     t = time.perf_counter()
     warm_up()
     import_s = time.perf_counter() - t
+    cache = ProjectionCache()
     t = time.perf_counter()
-    ProjectionCache().get("bench", 1, "pca", source.data.vectors)
+    cache.get("bench", 1, "pca", source.data.vectors)
     projection_s = time.perf_counter() - t
+    grown = np.concatenate([source.data.vectors, SyntheticSource(n // 10, dim, seed=1).data.vectors])
+    t = time.perf_counter()
+    cache.get("bench", 2, "pca", grown)
+    grown_s = time.perf_counter() - t
+    assert cache.fitted == 1
+    t = time.perf_counter()
+    ProjectionCache().get("bench", 2, "pca", grown)
+    refit_s = time.perf_counter() - t
     with serving(create_app(source)) as url, sync_playwright() as playwright:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
@@ -114,6 +126,8 @@ def measure(n: int, dim: int) -> dict[str, float]:
     return {
         "import_s": import_s,
         "projection_s": projection_s,
+        "grown_s": grown_s,
+        "refit_s": refit_s,
         "interactive_s": interactive_s,
         "hover_s": hover_s,
         "toggle_s": toggle_s,
@@ -129,12 +143,12 @@ def main() -> None:
     args = parser.parse_args()
     where = platform.processor() or platform.machine()
     print(f"# {where}, chromium with SwiftShader (CPU WebGL), dim {args.dim}")
-    heads = ("import_s", "projection_s", "interactive_s", "hover_s", "toggle_s")
-    print(f"{'points':>10} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, (9, 13, 14, 8, 9), strict=True)))
+    heads = ("import_s", "projection_s", "grown_s", "refit_s", "interactive_s", "hover_s", "toggle_s")
+    widths = (9, 13, 8, 8, 14, 8, 9)
+    print(f"{'points':>10} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
     for n in (int(s) for s in args.sizes.split(",")):
         r = measure(n, args.dim)
-        seconds = (r["import_s"], r["projection_s"], r["interactive_s"], r["hover_s"], r["toggle_s"])
-        cells = " ".join(f"{v:>{w}.2f}" for v, w in zip(seconds, (9, 13, 14, 8, 9), strict=True))
+        cells = " ".join(f"{r[h]:>{w}.2f}" for h, w in zip(heads, widths, strict=True))
         print(f"{n:>10} {cells}", flush=True)
 
 

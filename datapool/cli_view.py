@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
+import secrets
 import sys
 
+from datapool.view.access import TOKEN_ENV
 from datapool.view.projection import METHODS
 
 
@@ -17,7 +20,17 @@ def add_view_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port to serve on (default %(default)s)")
     p.add_argument(
-        "--method", choices=METHODS, default="pca", help="default projection (default %(default)s)"
+        "--view-token",
+        help="the token the page asks for (default: $DATAPOOL_VIEW_TOKEN, else a new random one); "
+        "printed with the address",
+    )
+    p.add_argument(
+        "--projection",
+        "--method",
+        dest="method",
+        choices=METHODS,
+        default="pca",
+        help="default projection: pca, umap (umap-learn) or tsne (scikit-learn) (default %(default)s)",
     )
 
 
@@ -29,13 +42,12 @@ def _loopback(host: str) -> bool:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    # The page has no login of its own: it shows the pool to whoever reaches it, with the
-    # scheduler token it was given. Served on loopback only, so no data leaves this host
-    # without credentials (reach it from elsewhere through an authenticated tunnel or proxy).
+    # The page asks for a token of its own (access.py), and is served on loopback only: reach it
+    # from elsewhere through an authenticated tunnel or proxy.
     if not _loopback(args.host):
         print(
-            f"datapool view: --host {args.host!r} is not a loopback address; the view has no login of "
-            "its own, so it serves only 127.0.0.1, ::1 or localhost",
+            f"datapool view: --host {args.host!r} is not a loopback address; the view serves only "
+            "127.0.0.1, ::1 or localhost (its token travels in plain HTTP)",
             file=sys.stderr,
         )
         return 2
@@ -47,9 +59,13 @@ def cmd_view(args: argparse.Namespace) -> int:
 
     source = GrpcViewSource(args.address, args.token, args.ca_cert)
     dataset = f"{args.dataset}?method={args.method}" if args.dataset else None
-    app = create_app(source, dataset)
+    # Given (--view-token, $DATAPOOL_VIEW_TOKEN) to keep one address across restarts; else new each time.
+    token = args.view_token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    app = create_app(source, dataset, access_token=token)
     where = f"http://{args.host}:{args.port}/" + (f"datasets/{dataset}" if dataset else "")
-    print(f"datapool view on {where} (read-only; Ctrl-C stops it)", flush=True)
+    join = "&" if "?" in where else "?"
+    # The address with its token goes to the user's terminal only, as Jupyter's does; never to a log.
+    print(f"datapool view on {where}{join}token={token} (read-only; Ctrl-C stops it)", flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

@@ -14,18 +14,28 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from PIL import Image
 
 from datapool.client_models import ApiError
+from datapool.view.access import require_token
 from datapool.view.data import UnknownDataset, ViewData, ViewSource
 from datapool.view.legend import legend
 from datapool.view.pages import index_page, message_page, plot_page
-from datapool.view.projection import METHODS, ProjectionCache, warm_up
+from datapool.view.projection import METHODS, warm_up
+from datapool.view.projection_cache import ProjectionCache
 
 BUNDLE = Path(__file__).parent / "static" / "dist" / "view.js"
 THUMBNAIL_PX = 224
+# How long points.bin waits for a projection before answering 202 "computing" (the page polls).
+PROJECTION_WAIT_S = 5.0
 
 
-def create_app(source: ViewSource, default_dataset: str | None = None) -> FastAPI:
+def create_app(
+    source: ViewSource, default_dataset: str | None = None, access_token: str | None = None
+) -> FastAPI:
+    """The view's app; with `access_token`, every request must carry it (datapool/view/access.py)."""
     app = FastAPI(title="datapool view", docs_url=None, redoc_url=None, openapi_url=None)
+    if access_token is not None:
+        require_token(app, access_token)
     projections = ProjectionCache()
+    app.state.projections = projections  # tests and the bench read its counters
     # scikit-learn's import takes seconds: start it now, while the user opens the browser.
     threading.Thread(target=warm_up, name="view-sklearn-import", daemon=True).start()
     loaded: dict[str, ViewData] = {}
@@ -77,19 +87,27 @@ def create_app(source: ViewSource, default_dataset: str | None = None) -> FastAP
             return message_page(name, f"dataset {name!r} has no pool yet{why}: run it first")
         if view.pooled == 1:
             return message_page(name, f"the pool of {name!r} holds one frame: nothing to compare it with yet")
-        return plot_page(name, checked(method), METHODS)
+        return plot_page(name, checked(method), METHODS, describe(view, method))
+
+    def describe(view: ViewData, method: str) -> dict[str, object]:
+        return {"version": view.version, "method": checked(method), "total": len(view.tag_of), **legend(view)}
 
     @app.get("/api/datasets/{name}/meta")
     def meta(name: str, method: str = "pca") -> dict[str, object]:
-        view = data(name)
-        return {"version": view.version, "method": checked(method), "total": len(view.tag_of), **legend(view)}
+        return describe(data(name), method)
 
     @app.get("/api/datasets/{name}/points.bin")
     def points(name: str, method: str = "pca") -> Response:
         """x, y (float32), row (uint32), category (uint8), n of each, in draw order: the faint
         background first so pooled points stay on top; `row` maps a drawn point back."""
         view = data(name)
-        xy = projections.get(name, view.version, checked(method), view.vectors)
+        xy = projections.get(
+            name, view.version, checked(method), view.vectors, view.frame_ids, wait_s=PROJECTION_WAIT_S
+        )
+        if xy is None:
+            # UMAP's and t-SNE's fits take longer than a request should hang: the page asks again.
+            seconds = projections.computing_for(name, view.version, method, len(view.vectors))
+            return JSONResponse({"computing": method, "seconds": round(seconds, 1)}, 202)
         cat = np.where(view.tag_of >= 0, view.tag_of, len(view.tags)).astype(np.uint8)
         order = np.argsort(view.tag_of >= 0, kind="stable").astype(np.uint32)
         body = xy[order, 0].tobytes() + xy[order, 1].tobytes() + order.tobytes() + cat[order].tobytes()

@@ -40,6 +40,10 @@ class ViewData:
         counts = np.bincount(self.tag_of[self.tag_of >= 0], minlength=len(self.tags))
         return [int(c) for c in counts]
 
+    def frame_ids(self) -> list[str]:
+        """A name per row that stays across pool versions (pooled or not): video and frame index."""
+        return [f"{s}\x00{i}" for s, i in zip(self.sources, self.frame_index.tolist(), strict=True)]
+
     def nearest_pool_distance(self, row: int) -> float | None:
         """L2 distance from row `row` to the nearest other pooled frame; None if there is none."""
         pool = self.vectors[: self.pooled]

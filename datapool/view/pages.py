@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
 _STYLE = """
@@ -21,9 +23,28 @@ main.message { margin: 40px; }
 """
 
 
-def plot_page(dataset: str, method: str, methods: tuple[str, ...]) -> str:
+def legend_items(meta: dict[str, Any]) -> str:
+    """The legend as HTML, so that scripts read `data-tag` and `data-count` without running the
+    page; `data-cats` are the categories an entry switches (the page's script wires the clicks)."""
+    tags = meta["tags"]
+    entries = [(t, [i]) for i, t in enumerate(tags)]
+    entries += [(meta["whole"], list(range(len(tags)))), (meta["background"], [len(tags)])]
+    return "".join(
+        f'<li data-tag="{escape(e["name"])}" data-count="{e["count"]}" data-cats="{json.dumps(cats)}">'
+        f'<span class="swatch" style="background:{escape(e["color"])}"></span>'
+        f'<span class="name">{escape(e.get("label") or e["name"])}</span> '
+        f'<span class="count">({e["count"]})</span></li>'
+        for e, cats in entries
+    )
+
+
+def plot_page(dataset: str, method: str, methods: tuple[str, ...], meta: dict[str, Any]) -> str:
+    """`meta`: what /meta answers (version, total, legend); the page carries it, so the plot is
+    set up without asking for it first."""
     api = f"/api/datasets/{quote(dataset, safe='')}"
-    label = {"pca": "PCA", "tsne": "t-SNE"}
+    # Inside <script>, only "</" could end the element early.
+    meta_json = json.dumps(meta).replace("</", "<\\/")
+    label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
     links = " ".join(
         f'<a href="?method={m}">{label.get(m, m)}</a>' if m != method else f"<b>{label.get(m, m)}</b>"
         for m in methods
@@ -37,7 +58,8 @@ def plot_page(dataset: str, method: str, methods: tuple[str, ...]) -> str:
 <aside><h3>{escape(dataset)}</h3><p>projection: {links}</p>
 <p id="status">Colours: one per run, in run order. Faint grey: frames embedded but not pooled.
 Click a legend entry to hide or show it; hover a point for its frame; click to open it.</p>
-<ul id="legend"></ul></aside>
+<ul id="legend">{legend_items(meta)}</ul></aside>
+<script id="meta" type="application/json">{meta_json}</script>
 <script src="/static/view.js"></script>
 </body></html>"""
 

@@ -9,7 +9,8 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 from view_support import TOKEN, Datasets, fill, launch, serving
 
-from datapool.stack import Stack, free_port
+from datapool.ports import free_port
+from datapool.stack import Stack
 from datapool.view.app import create_app
 from datapool.view.grpc_source import GrpcViewSource
 

@@ -2,35 +2,52 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from urllib.parse import parse_qs, urlsplit
 
 from view_support import TOKEN, Datasets, get, serving
 
-from datapool.stack import free_port
+from datapool.ports import free_port
 from datapool.view.app import create_app
 from datapool.view.grpc_source import GrpcViewSource
 
 
-def test_datapool_view_opens_the_dataset_named_on_the_command_line(datasets: Datasets) -> None:
+def test_datapool_view_opens_the_dataset_named_on_the_command_line_with_the_token_it_prints(
+    datasets: Datasets,
+) -> None:
     port = free_port()
     command = [sys.executable, "-m", "datapool.cli", "view", "--address", datasets.address]
     command += ["--token", TOKEN, "--ca-cert", str(datasets.ca_cert), "--dataset", datasets.two_runs]
     command += ["--port", str(port)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        assert proc.stdout is not None
+        printed = proc.stdout.readline()
+        address = re.search(r"http://\S+", printed)
+        assert address, printed
+        token = parse_qs(urlsplit(address.group()).query)["token"][0]
+        # A browser: the token in the address sets the cookie that the redirect and the page use.
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         deadline = time.monotonic() + 60
-        while True:
+        while True:  # the address is printed before the server listens
             try:
-                status, body = get(f"http://127.0.0.1:{port}/")
+                with browser.open(f"http://127.0.0.1:{port}/?token={token}", timeout=60) as r:
+                    status, body = r.status, r.read()
                 break
-            except OSError:
+            except urllib.error.URLError:
                 assert proc.poll() is None and time.monotonic() < deadline, "datapool view did not start"
                 time.sleep(0.2)
-        # "/" redirects to the dataset's page (urllib follows it).
+        # "/" redirects to the dataset's page (urllib follows it, with the cookie).
         assert status == 200
         assert f'data-api="/api/datasets/{datasets.two_runs}"' in body.decode()
+        # Without it, nothing: not the page, not the data.
+        assert get(f"http://127.0.0.1:{port}/")[0] == 401
+        assert get(f"http://127.0.0.1:{port}/api/datasets/{datasets.two_runs}/meta")[0] == 401
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
@@ -65,3 +82,14 @@ def test_datapool_view_refuses_to_serve_beyond_loopback_naming_the_flag() -> Non
     )
     assert done.returncode == 2
     assert "--host '0.0.0.0' is not a loopback address" in done.stderr
+
+
+def test_datapool_view_refuses_an_unknown_projection_naming_the_option() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "datapool.cli", "view", "--projection", "isomap"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--projection" in done.stderr and "'isomap'" in done.stderr and "umap" in done.stderr

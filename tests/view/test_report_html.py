@@ -34,6 +34,30 @@ class _Cells(HTMLParser):
             self._key = None
 
 
+class _Rows(HTMLParser):
+    """The cells of each row of the page's `table#<table_id>`."""
+
+    def __init__(self, table_id: str) -> None:
+        super().__init__()
+        self.table_id, self._inside, self._cell = table_id, False, False
+        self.rows: list[list[str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and dict(attrs).get("id") == self.table_id:
+            self._inside = True
+        elif self._inside and tag == "tr":
+            self.rows.append([])
+        self._cell = self._inside and tag == "td"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._inside = self._inside and tag != "table"
+
+    def handle_data(self, data: str) -> None:
+        if self._cell:
+            self.rows[-1].append(data)
+            self._cell = False
+
+
 def _expected(report: dict[str, Any]) -> dict[str, str]:
     files, frames = report["files"], report["frames"]
     out = {f"frames.{k}": str(frames[k]) for k in ("decoded", "embedded", "from_cache", "selected")}
@@ -52,6 +76,14 @@ def test_the_reports_numbers_agree_with_report_json(datasets: Datasets, tmp_path
             parser = _Cells()
             parser.feed((tmp_path / "report.html").read_text())
             assert parser.cells == _expected(report)
+            rows = _Rows("processed")
+            rows.feed((tmp_path / "report.html").read_text())
+            picked = [p["source"] for p in report["selected"]]
+            numbers = ("frames", "frames_embedded", "frames_from_cache")
+            assert [r for r in rows.rows if r] == [
+                [f["path"], *(str(f.get(k) or 0) for k in numbers), str(picked.count(f["path"]))]
+                for f in report["files"]["processed"]
+            ]
             # The pool holds the same report.json, written before the run's state was set.
             stored = json.loads(
                 (datasets.pool(datasets.two_runs) / "reports" / run_id / "report.json").read_text()

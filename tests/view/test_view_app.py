@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import urllib.error
 import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,8 @@ def test_hovering_a_pooled_point_shows_its_thumbnail_and_details(
 ) -> None:
     errors: list[str] = []
     page = watched_page(browser, errors)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
     page.goto(f"{view_url}/datasets/{datasets.two_runs}")
     page.wait_for_selector("#plot[data-ready=true]", timeout=READY_MS)
     page.evaluate("window.datapoolView.hover(0)")
@@ -65,8 +68,43 @@ def test_hovering_a_pooled_point_shows_its_thumbnail_and_details(
     info = get_json(f"{view_url}/api/datasets/{datasets.two_runs}/points/0")
     for value in (info["name"], info["video"], info["tag"], str(info["nearest_pool_distance"])):
         assert value in text
+    assert f"frame: {info['frame_index']}" in text
+    # A click on the hovered point opens its full frame.
+    with page.expect_popup() as opened:
+        page.dispatch_event("#canvas", "click")
+    assert opened.value.url == f"{view_url}{info['frame']}"
+    opened.value.close()
     assert errors == []
+    # No CDN: the page, its script, the points and the thumbnail all come from the view itself.
+    assert requested and all(url.startswith(f"{view_url}/") for url in requested), requested
     page.close()
+
+
+class _Legend(HTMLParser):
+    """The `data-tag` entries of the served page's legend: tag -> data-count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict[str, int] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "li" and a.get("data-tag") is not None:
+            self.counts[str(a["data-tag"])] = int(a.get("data-count") or -1)
+
+
+def test_the_served_page_carries_its_legend_for_scripts_that_run_no_javascript(
+    datasets: Datasets, view_url: str
+) -> None:
+    with datasets.client(datasets.two_runs) as client:
+        tags = {t.name: t.frame_count for t in client.get_all_tags()}
+    meta = get_json(f"{view_url}/api/datasets/{datasets.two_runs}/meta")
+    status, body = get(f"{view_url}/datasets/{datasets.two_runs}")
+    assert status == 200
+    parser = _Legend()
+    parser.feed(body.decode())
+    assert parser.counts == {**tags, "embedded-not-pooled": meta["total"] - tags["initial-tag"]}
+    assert [r[1]["tag"] for r in datasets.runs] == list(parser.counts)[:2]  # run order
 
 
 def test_a_points_details_name_its_nearest_pool_neighbour_from_the_pools_embeddings(
@@ -96,6 +134,12 @@ def test_a_click_opens_the_pooled_png_itself(datasets: Datasets, view_url: str) 
     assert status == 200
     run_id = next(r for r, rep in datasets.runs if rep["tag"] == info["tag"])
     assert body == (datasets.pool(datasets.two_runs) / "frames" / run_id / info["name"]).read_bytes()
+
+
+def test_an_unknown_projection_is_refused_naming_the_parameter(datasets: Datasets, view_url: str) -> None:
+    status, body = get(f"{view_url}/api/datasets/{datasets.two_runs}/points.bin?method=isomap")
+    assert status == 400
+    assert "method must be one of pca, umap, tsne, got 'isomap'" in body.decode()
 
 
 def test_an_unknown_dataset_gets_a_404_page_naming_it(view_url: str) -> None:

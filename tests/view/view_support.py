@@ -23,8 +23,8 @@ from fastapi import FastAPI
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool.ports import free_port
 from datapool.samples import make_video
-from datapool.stack import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]

@@ -15,11 +15,32 @@ function hexToRgba(hex, alpha) {
   return [((v >> 16) & 255) / 255, ((v >> 8) & 255) / 255, (v & 255) / 255, alpha];
 }
 
+// The server answers 202 while it computes a projection (UMAP's first fit, t-SNE): ask again.
+async function fetchPoints() {
+  const status = document.getElementById('status');
+  const said = status.textContent;
+  for (;;) {
+    const r = await fetch(`${api}/points.bin?method=${method}`);
+    if (r.status === 202) {
+      const { seconds } = await r.json();
+      status.textContent = `computing the ${method} projection on the server (${seconds} s so far)...`;
+      plot.dataset.computing = method;
+      await new Promise((ok) => { setTimeout(ok, 1000); });
+    } else if (!r.ok) {
+      throw new Error(`points.bin answered ${r.status}: ${await r.text()}`);
+    } else {
+      status.textContent = said;
+      delete plot.dataset.computing;
+      return r.arrayBuffer();
+    }
+  }
+}
+
 async function load() {
   // The points download while the plot is set up (shader compilation takes most of a second
-  // on a CPU renderer); the legend's metadata, a few hundred bytes, arrives first.
-  const pointsBuffer = fetch(`${api}/points.bin?method=${method}`).then((r) => r.arrayBuffer());
-  const meta = await fetch(`${api}/meta?method=${method}`).then((r) => r.json());
+  // on a CPU renderer); the legend and the counts come with the page (script#meta).
+  const pointsBuffer = fetchPoints();
+  const meta = JSON.parse(document.getElementById('meta').textContent);
   const n = meta.total;
   const categories = [...meta.tags, meta.background];
   const { width, height } = canvas.getBoundingClientRect();
@@ -54,17 +75,9 @@ async function load() {
     else await scatterplot.filter(keep);
     plot.dataset.points = String(keep.length);
   };
-  const entries = [...meta.tags.map((t, i) => [t, [i]])];
-  entries.push([meta.whole, meta.tags.map((_, i) => i)]);
-  entries.push([meta.background, [meta.tags.length]]);
-  for (const [entry, cats] of entries) {
-    const item = document.createElement('li');
-    item.dataset.tag = entry.name;
-    item.dataset.count = String(entry.count);
-    item.innerHTML = `<span class="swatch"></span><span class="name"></span> <span class="count"></span>`;
-    item.querySelector('.swatch').style.background = entry.color;
-    item.querySelector('.name').textContent = entry.label || entry.name;
-    item.querySelector('.count').textContent = `(${entry.count})`;
+  // The legend's entries are in the page (data-tag, data-count, data-cats: the categories each switches).
+  for (const item of legend.children) {
+    const cats = JSON.parse(item.dataset.cats);
     item.addEventListener('click', async () => {
       const on = !cats.every((c) => shown.has(c));
       for (const c of cats) if (on) shown.add(c); else shown.delete(c);
@@ -74,8 +87,6 @@ async function load() {
       }
       await refilter();
     });
-    item.dataset.cats = JSON.stringify(cats);
-    legend.appendChild(item);
   }
 
   let hovered = null;
