@@ -1,20 +1,21 @@
 """The image files rendered frames are written as: PNG (lossless, the default) or JPEG.
 
-PNGs come from FFmpeg's PNG encoder (libavcodec, through PyAV), which encodes several frames
-at once in its own threads: the GIL does not serialise them. JPEGs come from Pillow, on the
-caller's threads (see `encode_jpg`).
+PNGs are written here: each row filtered "up" (numpy), the rows deflated by ISA-L (the `isal`
+package), in the three chunks a truecolour PNG needs. JPEGs come from Pillow. Both release
+the GIL while they compress, so the caller encodes several frames at once on threads.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
-from collections.abc import Iterator
+import zlib
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
-import av
 import numpy as np
+from isal import isal_zlib
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -22,12 +23,16 @@ from datapool.config import DEFAULT_JPG_QUALITY
 from datapool.errors import InvalidArgument
 
 IMAGE_FORMATS = ("png", "jpg")
-# PNG row filter "up" at zlib level 1: on 720p video frames this writes a PNG 9x faster than
-# Pillow's default (adaptive filters, level 6: 108 against 981 ms a frame on a busy core) for
-# 14% more bytes (576 against 506 KiB), and 2x faster and 8% smaller than Pillow at level 1;
-# level 3 takes twice as long for 11% fewer bytes (bench/bench_render.py --png-levels).
-# Rendering is on the run's critical path; a pick's bytes are stored once.
-PNG_OPTIONS = {"pred": "up", "compression_level": "1"}
+# Row filter "up" deflated by ISA-L at level 1: on 720p video frames 8-9 ms of CPU and 549 KiB a
+# frame, against 33-35 ms and 576 KiB for FFmpeg's PNG encoder (filter up, zlib level 1, used
+# before; zlib's level-1 deflate alone took 30 ms of it), 62 ms / 629 KiB for Pillow at level 1
+# and 190 ms / 506 KiB at Pillow's default, level 6. Other filters deflate worse at this speed
+# (sub: 703 KiB, none: 1064 KiB); ISA-L level 0 writes 645 KiB, level 2 is level 1 within the
+# noise, level 3 takes twice as long for more bytes (bench/bench_render.py --png-levels).
+# Rendering is on the run's critical path.
+PNG_LEVEL = 1
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_UP = 2  # PNG filter type 2: each byte minus the byte above it
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ class ImageFormat:
             raise InvalidArgument(f"jpg_quality: {quality} is not in 1..100")
         return cls(name, quality)
 
+    def encode(self, frame: NDArray[np.uint8]) -> bytes:
+        """The image file of `frame` (rgb24, height x width x 3)."""
+        return encode_png(frame) if self.name == "png" else self.encode_jpg(frame)
+
     def encode_jpg(self, frame: NDArray[np.uint8]) -> bytes:
         image = Image.fromarray(frame, mode="RGB")
         with _scratch_file() as file:
@@ -63,48 +72,25 @@ class ImageFormat:
 PNG = ImageFormat()
 
 
-class PngStream:
-    """PNGs of numbered frames, `threads` at a time; each comes out once, in the order pushed."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self._encoder: Any = None
-        self._shape: tuple[int, ...] = ()
-
-    def push(self, index: int, frame: NDArray[np.uint8]) -> Iterator[tuple[int, bytes]]:
-        """Hands `frame` to the encoder; yields the PNGs that are done."""
-        if frame.shape != self._shape:
-            # A video may change size midway: an encoder has one size.
-            yield from self.finish()
-            self._encoder = self._open(frame.shape[1], frame.shape[0])
-            self._shape = frame.shape
-        picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-        picture.pts = index
-        yield from self._packets(picture)
-
-    def finish(self) -> Iterator[tuple[int, bytes]]:
-        if self._encoder is not None:
-            yield from self._packets(None)
-            self._encoder = None
-            self._shape = ()
-
-    def _open(self, width: int, height: int) -> Any:
-        encoder = av.CodecContext.create("png", "w")
-        encoder.width, encoder.height, encoder.pix_fmt = width, height, "rgb24"
-        encoder.thread_type, encoder.thread_count = "FRAME", self.threads
-        encoder.options = dict(PNG_OPTIONS)
-        return encoder
-
-    def _packets(self, picture: Any) -> Iterator[tuple[int, bytes]]:
-        for packet in self._encoder.encode(picture):
-            yield int(packet.pts), bytes(packet)
-
-
 def encode_png(frame: NDArray[np.uint8]) -> bytes:
-    """One frame's PNG, as PngStream writes it."""
-    stream = PngStream(threads=1)
-    [(_, data)] = [*stream.push(0, frame), *stream.finish()]
-    return data
+    """A lossless 8-bit RGB PNG of `frame` (height x width x 3)."""
+    height, width, channels = frame.shape
+    if channels != 3:
+        raise ValueError(f"encode_png takes RGB frames, not {channels} channels")
+    rows = np.ascontiguousarray(frame).reshape(height, width * 3)
+    filtered = np.empty((height, width * 3 + 1), dtype=np.uint8)
+    filtered[:, 0] = _UP
+    filtered[0, 1:] = rows[0]  # the row above the first is zeros
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # wraps around mod 256, as PNG's "up"
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, no interlace
+    idat = isal_zlib.compress(filtered, PNG_LEVEL)
+    return b"".join((_PNG_SIGNATURE, *_chunk(b"IHDR", header), *_chunk(b"IDAT", idat), *_chunk(b"IEND", b"")))
+
+
+def _chunk(kind: bytes, data: bytes) -> tuple[bytes, ...]:
+    """A PNG chunk's parts: length, type, data, CRC of type and data."""
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)
 
 
 def _scratch_file() -> IO[bytes]:

@@ -16,6 +16,7 @@ from datapool.pool.files import FileRef
 from datapool.sampling import Sampling
 from datapool.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
+from services.common.faults import fault_point
 from services.common.refusals import BACKEND_REFUSED_KEY
 from services.embedder.backend_set import BackendChoice, BackendSet
 from services.embedder.backends.base import BackendUnavailable, ModelBackend, UnknownBackend
@@ -103,6 +104,8 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                     elif isinstance(event, FrameBatch):
                         FRAMES_EMBEDDED.labels(backend.name).inc(len(event.frame_indices))
                         yield embedder_pb2.EmbedFileResponse(batch=_batch_pb(event, dtype))
+                        # Tests hold replicas here, mid-file, to kill one with a file in flight.
+                        fault_point("embedder.embed.batch_sent")
                     else:
                         # Vectors of a file rewritten while we decoded it match neither version.
                         check_unchanged(store, listed, when="while embedding")

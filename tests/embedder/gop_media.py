@@ -13,14 +13,21 @@ SIZE = (96, 64)
 
 
 def make_gop_clip(
-    path: Path, n_frames: int, keyframes: set[int], open_gop: bool = False, container_bframes: int = 3
+    path: Path,
+    n_frames: int,
+    keyframes: set[int],
+    open_gop: bool = False,
+    container_bframes: int = 3,
+    b_pyramid: str = "normal",
 ) -> Path:
     """`n_frames` of a moving scene with IDR keyframes exactly at `keyframes` (frame 0 is one
     always); with `open_gop`, the later ones are open-GOP I-frames whose leading B-frames
-    refer to the GOP before."""
+    refer to the GOP before. `b_pyramid` "none": no B-frame is a reference (x264's default,
+    "normal", makes the middle one of a run of B-frames one). The container follows the
+    suffix (.mp4: NAL units behind lengths, .ts: start codes)."""
     params = [
         "threads=1:lookahead-threads=1:sliced-threads=0:no-asm=1",
-        f"keyint={n_frames + 1}:min-keyint=1:scenecut=0:bframes={container_bframes}",
+        f"keyint={n_frames + 1}:min-keyint=1:scenecut=0:bframes={container_bframes}:b-pyramid={b_pyramid}",
     ]
     if open_gop:
         params.append("open-gop=1")
