@@ -26,8 +26,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
+from datapool.ports import free_port
 from datapool.samples import make_sample_bucket
-from datapool.stack import Stack, free_port
+from datapool.stack import Stack
 
 SELECTION = {
     "n_samples": 10,

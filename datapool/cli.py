@@ -13,6 +13,7 @@ from datapool.cli_migrate import add_migrate_args, cmd_migrate
 from datapool.cli_runs import cmd_demo, cmd_run, stack_from_args
 from datapool.cli_view import add_view_args, cmd_view
 from datapool.client_models import ApiError
+from datapool.stack import EMBEDDER_NICE
 
 DEFAULT_STATE_DIR = Path(".datapool-state")
 
@@ -40,6 +41,13 @@ def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="metadata and logs")
     p.add_argument("--embedders", type=int, default=1, help="embedder replicas (default 1)")
+    p.add_argument(
+        "--embedder-nice",
+        type=_nice,
+        default=EMBEDDER_NICE,
+        help="the embedders' lower CPU priority (nice increment, 0..19; default %(default)s): their "
+        "video decoding and inference give way to the scheduler's calls on a shared host",
+    )
     p.add_argument("--backend", default="auto", help="model backend (default: auto)")
     p.add_argument(
         "--http-port",
@@ -52,6 +60,16 @@ def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
         help="TLS on every hop: a local CA and the services' certificate in this folder, created "
         "once and reused (clients trust DIR/ca.crt: $DATAPOOL_CA_CERT)",
     )
+
+
+def _nice(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"a nice increment is 0..19, got {text!r}")
+    return value
 
 
 def cmd_up(args: argparse.Namespace) -> int:

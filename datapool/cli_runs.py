@@ -31,6 +31,7 @@ def stack_from_args(args: argparse.Namespace) -> Stack:
         log_format=args.log_format,
         otel=args.otel,
         tls_dir=args.tls_dir,
+        embedder_nice=args.embedder_nice,
     )
 
 

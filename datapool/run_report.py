@@ -170,11 +170,24 @@ class RunReport:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunReport:
-        """A report read back; sections a failed run's report lacks stay empty."""
+        """A report read back, every section `to_json` writes; sections a failed run's report
+        lacks stay empty. Raises TypeError/ValueError/AttributeError on a malformed one."""
         files = data.get("files", {})
-        pool_after = data.get("pool_after")
+        pool_before, pool_after = data.get("pool_before"), data.get("pool_after")
+        # The report's model section leaves the dim out; no report shows it.
+        model = data.get("model")
+        selection = data.get("selection")
         return cls(
             run_id=str(data.get("run_id", "")),
+            started_at=str(data.get("started_at", "")),
+            config=dict(data.get("config", {})),
+            pool_before=PoolPoint(**pool_before) if pool_before is not None else None,
+            model=ModelInfo(dim=0, **model) if model is not None else None,
+            selection=SelectionCounts(**selection) if selection is not None else None,
+            embedding_cache=CacheCounts(**data.get("embedding_cache", {})),
+            selected=[SelectedFrame(**s) for s in data.get("selected", [])],
+            commit_attempts=int(data.get("commit_attempts", 0)),
+            finished_at=str(data.get("finished_at", "")),
             files=FileCounts(
                 listed=files.get("listed", 0),
                 media=files.get("media", 0),

@@ -7,11 +7,11 @@ SIGTERM to all, waits for their graceful shutdown, then SIGKILLs stragglers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +22,7 @@ from typing import IO
 
 from datapool.channels import wait_healthy
 from datapool.internal_token import TOKEN_FILE_ENV, TOKEN_FILE_OPTION, ensure_token_file
+from datapool.ports import free_port
 from datapool.secret_key import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION, ensure_key_file
 from datapool.tls import CA_ENV, channel_credentials
 from datapool.tls_certs import ensure_local_tls
@@ -33,6 +34,11 @@ METRICS_FILE = "metrics.json"
 
 STARTUP_TIMEOUT_S = 300.0
 STOP_GRACE_S = 8.0
+# How much lower the embedders' CPU priority is than the others' (a nice increment): on one
+# host they decode and embed video on the cores the scheduler answers calls on, and a read that
+# waits for a core behind them waited hundreds of ms (bench/load/scenarios.py reads, 4 runs).
+# The selector keeps the scheduler's priority: ListTags waits for its answer.
+EMBEDDER_NICE = 10
 
 
 def _http_healthy(address: str, timeout: float) -> bool:
@@ -50,12 +56,6 @@ def _http_healthy(address: str, timeout: float) -> bool:
             time.sleep(0.1)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class _Child:
     name: str
@@ -67,6 +67,8 @@ class _Child:
     log_file: IO[bytes] | None = field(default=None, repr=False)
     # Health checked over HTTP (GET /healthz) instead of the gRPC health service.
     http: bool = False
+    # Added to the child's nice value (lower CPU priority) as soon as it starts.
+    nice: int = 0
 
     def spawn(self, env: dict[str, str]) -> None:
         self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the child
@@ -80,6 +82,12 @@ class _Child:
             # which then stops the children in order.
             start_new_session=True,
         )
+        if self.nice:
+            # Set from here rather than in a preexec_fn (unsafe with the supervisor thread). Popen
+            # returns once the child has exec'd Python, before it starts any thread of its own;
+            # on Linux each later thread inherits the niceness of the thread that starts it.
+            with contextlib.suppress(ProcessLookupError):  # already gone: the supervisor restarts it
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
 
 
 class Stack:
@@ -95,7 +103,10 @@ class Stack:
         log_format: str | None = None,
         otel: bool = False,
         tls_dir: Path | None = None,
+        embedder_nice: int = EMBEDDER_NICE,
     ) -> None:
+        if not 0 <= embedder_nice <= 19:
+            raise ValueError(f"--embedder-nice must be 0..19, got {embedder_nice}")
         self.state_dir = state_dir.absolute()
         self.host = host
         self.port = port
@@ -161,6 +172,7 @@ class Stack:
                     ],
                     f"{host}:{p}",
                     logs / f"embedder-{i}.log",
+                    nice=embedder_nice,
                 )
             )
         secret_args = self._secret_key_args()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from datapool.stack import free_port
+from datapool.ports import free_port
 
 READY_TIMEOUT_S = 240.0
 STOP_LIMIT_S = 15.0

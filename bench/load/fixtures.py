@@ -24,9 +24,9 @@ TOKEN = "load-bench-token"
 
 
 @contextlib.contextmanager
-def stack(base: Path) -> Iterator[RunningStack]:
-    """`datapool up` (scheduler, selector, one embedder) in `base`, stopped cleanly on exit."""
-    with running_stack(base, TOKEN) as running:
+def stack(base: Path, up_args: tuple[str, ...] = ()) -> Iterator[RunningStack]:
+    """`datapool up [up_args]` (scheduler, selector, one embedder) in `base`, stopped cleanly on exit."""
+    with running_stack(base, TOKEN, args=up_args) as running:
         try:
             yield running
         except BaseException:
@@ -57,10 +57,30 @@ def service_pid(stack: RunningStack, module: str) -> int:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    """Resident MiB of `pid` and its children (the scheduler draws run reports in a child)."""
+    return _own_rss_mib(pid) + sum(_own_rss_mib(child) for child in _children(pid))
+
+
+def _own_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return 0.0  # a child that ended meanwhile
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except OSError:
+                continue
+    return out
 
 
 def cpu_s(pid: int) -> float:

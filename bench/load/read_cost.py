@@ -1,6 +1,6 @@
 """The scheduler's CPU cost of one read call, in this process (README, "Load").
 
-    .venv/bin/python bench/load/read_cost.py [--calls 2000] [--profile GetRun]
+    .venv/bin/python bench/load/read_cost.py [--calls 2000] [--profile GetRun] [--server threaded]
 
 Builds the scheduler's server as `services.scheduler.__main__` does (the same ServiceServer, its
 interceptors, a token file, a SQLite store) with 20 datasets and a finished run whose report
@@ -16,13 +16,16 @@ No selector runs, so ListTags (one selector call) is not measured here; `scenari
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import os
 import pstats
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -34,10 +37,14 @@ import grpc  # noqa: E402
 from grpc._interceptor import service_pipeline  # noqa: E402
 
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc  # noqa: E402
+from services.common.aio_interceptors import AioTokenInterceptor  # noqa: E402
+from services.common.aio_server import AsyncServiceServer  # noqa: E402
 from services.common.rpc_metrics import RpcMetricsInterceptor  # noqa: E402
 from services.common.server import ServiceServer  # noqa: E402
 from services.common.status import DomainErrorInterceptor  # noqa: E402
 from services.common.token_file import TokenFile  # noqa: E402
+from services.scheduler.async_servicer import AsyncSchedulerServicer  # noqa: E402
+from services.scheduler.async_tags import AsyncPoolTags  # noqa: E402
 from services.scheduler.auth import user_token_interceptor  # noqa: E402
 from services.scheduler.datasources import DatasourceCatalog  # noqa: E402
 from services.scheduler.db import MetadataDB  # noqa: E402
@@ -118,6 +125,49 @@ def _direct_caller(servicer: SchedulerServicer, tokens: TokenFile) -> Callable[[
     return call
 
 
+def _serve(kind: str, servicer: SchedulerServicer, tokens: TokenFile) -> tuple[int, Callable[[], None]]:
+    """The server on a free port, and how to stop it: the asyncio one on a loop in a thread of its
+    own (reads on the loop, as services.scheduler serves them), or the threaded one."""
+    if kind == "threaded":
+        server = ServiceServer(
+            "scheduler",
+            "127.0.0.1:0",
+            lambda s: scheduler_pb2_grpc.add_SchedulerServicer_to_server(servicer, s),
+            ["datapool.v1.Scheduler"],
+            interceptors=[user_token_interceptor(tokens)],
+            max_workers=16,
+        )
+        server.start()
+        return server.port, lambda: server.stop(0)
+    pool = ThreadPoolExecutor(4)
+    served = AsyncSchedulerServicer(servicer, pool, pool, AsyncPoolTags("127.0.0.1:1"))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> AsyncServiceServer:
+        server = AsyncServiceServer(
+            "scheduler",
+            "127.0.0.1:0",
+            lambda s: scheduler_pb2_grpc.add_SchedulerServicer_to_server(served, s),
+            ["datapool.v1.Scheduler"],
+            interceptors=[AioTokenInterceptor(user_token_interceptor(tokens))],
+        )
+        await server.start()
+        return server
+
+    aio_server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(aio_server.stop(0), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        pool.shutdown()
+
+    return aio_server.port, stop
+
+
 def _time(label: str, calls: int, one: Callable[[], object]) -> None:
     for _ in range(min(200, calls)):  # warm-up: compiled statements, pool connections
         one()
@@ -134,6 +184,12 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--profile", choices=["GetRun", "GetDataset", "ListDatasets"], default=None)
+    parser.add_argument(
+        "--server",
+        choices=["asyncio", "threaded"],
+        default="asyncio",
+        help="the scheduler's asyncio server (as served) or the threaded one it replaced",
+    )
     args = parser.parse_args()
     one, five, fifteen = os.getloadavg()
     print(f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores")
@@ -158,19 +214,8 @@ def main() -> None:
             pstats.Stats(profile).sort_stats("cumulative").print_stats(35)
             return
 
-        def register(server: grpc.Server) -> None:
-            scheduler_pb2_grpc.add_SchedulerServicer_to_server(servicer, server)
-
-        server = ServiceServer(
-            "scheduler",
-            "127.0.0.1:0",
-            register,
-            ["datapool.v1.Scheduler"],
-            interceptors=[user_token_interceptor(tokens)],
-            max_workers=16,
-        )
-        server.start()
-        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        port, stop = _serve(args.server, servicer, tokens)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = scheduler_pb2_grpc.SchedulerStub(channel)
         try:
             for name, request in requests.items():
@@ -185,7 +230,7 @@ def main() -> None:
                 _time("server python", args.calls, partial(direct, path, body))
         finally:
             channel.close()
-            server.stop(0)
+            stop()
             selector_channel = getattr(selector, "_channel", None)
             if selector_channel is not None:
                 selector_channel.close()

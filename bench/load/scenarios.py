@@ -1,11 +1,12 @@
 """The three load scenarios of issue 14 against a real `datapool up` on loopback (README, "Load").
 
-    .venv/bin/python bench/load/scenarios.py reads    [--clients 50] [--seconds 20]
+    .venv/bin/python bench/load/scenarios.py reads    [--clients 50] [--seconds 20] [--rate 500]
     .venv/bin/python bench/load/scenarios.py schedule [--runs 200] [--minutes 10]
     .venv/bin/python bench/load/scenarios.py watch    [--runs 100]
 
-reads: `clients` closed-loop clients on GetRun, ListTags and ListDatasets, first with an idle
-scheduler, then while 4 runs execute (a new run is scheduled as soon as one of the 4 ends).
+reads: `clients` clients on GetRun, ListTags and ListDatasets, first with an idle scheduler, then
+while 4 runs execute (a new run is scheduled as soon as one of the 4 ends); each time an open loop
+at `rate` calls a second, then a closed loop (why both: read_load.py), driven by ghz (ghz.py).
 schedule: `runs` runs spread evenly over `minutes` across 20 datasets that share 5 pools; then
 every input file must have been processed by exactly one run, and each pool must hold every frame
 its runs selected exactly once (read back through the client); scheduler RSS at start and end.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
@@ -25,8 +27,9 @@ from collections import Counter
 from pathlib import Path
 
 import grpc
-from fixtures import Dataset, cpu_s, make_datasets, rss_mib, scheduler_pid, service_pid, stack, uptime
-from harness import DEADLINE_S, Call, LoadResult, closed_loop, percentile
+from fixtures import Dataset, make_datasets, rss_mib, scheduler_pid, stack, uptime
+from harness import DEADLINE_S, closed_loop, percentile
+from read_load import add_read_args, measured_reads, read_calls, verdict
 from stack_launcher import RunningStack
 
 from datapool import ApiWorkflowClient
@@ -73,46 +76,18 @@ async def _wait_end(
     stub: scheduler_pb2_grpc.SchedulerAsyncStub, md: tuple[tuple[str, str], ...], run_id: str
 ) -> int:
     while True:
-        run = await stub.GetRun(scheduler_pb2.GetRunRequest(run_id=run_id), metadata=md, timeout=DEADLINE_S)
-        if run.state in END:
-            return int(run.state)
+        try:
+            run = await stub.GetRun(
+                scheduler_pb2.GetRunRequest(run_id=run_id), metadata=md, timeout=DEADLINE_S
+            )
+        except grpc.aio.AioRpcError as e:
+            # The cap on calls in flight refuses deliberately while an open loop overloads the scheduler.
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+        else:
+            if run.state in END:
+                return int(run.state)
         await asyncio.sleep(0.3)
-
-
-def _read_calls(run_id: str, dataset_id: str) -> dict[str, Call]:
-    async def get_run(stub: scheduler_pb2_grpc.SchedulerAsyncStub, md: tuple[tuple[str, str], ...]) -> object:
-        return await stub.GetRun(scheduler_pb2.GetRunRequest(run_id=run_id), metadata=md, timeout=DEADLINE_S)
-
-    async def list_tags(
-        stub: scheduler_pb2_grpc.SchedulerAsyncStub, md: tuple[tuple[str, str], ...]
-    ) -> object:
-        req = scheduler_pb2.ListTagsRequest(dataset_id=dataset_id)
-        return await stub.ListTags(req, metadata=md, timeout=DEADLINE_S)
-
-    async def list_datasets(
-        stub: scheduler_pb2_grpc.SchedulerAsyncStub, md: tuple[tuple[str, str], ...]
-    ) -> object:
-        req = scheduler_pb2.ListDatasetsRequest()
-        return await stub.ListDatasets(req, metadata=md, timeout=DEADLINE_S)
-
-    return {"GetRun": get_run, "ListTags": list_tags, "ListDatasets": list_datasets}
-
-
-async def _measured_reads(
-    running: RunningStack, calls: dict[str, Call], args: argparse.Namespace
-) -> LoadResult:
-    """One closed-loop measurement, with the CPU each process spent per call: a figure that the
-    machine's other load does not change, and that bounds the RPS on dedicated cores."""
-    pids = {name: service_pid(running, f"services.{name}") for name in ("scheduler", "selector")}
-    before = {name: cpu_s(pid) for name, pid in pids.items()}
-    own = time.process_time()
-    result = await closed_loop(running.address, running.token, calls, args.clients, args.seconds, 10**7)
-    n = sum(len(m.latencies_s) for m in result.methods.values()) or 1
-    spent = {name: (cpu_s(pid) - before[name]) * 1000 / n for name, pid in pids.items()}
-    spent["harness"] = (time.process_time() - own) * 1000 / n
-    print(result.table())
-    print("CPU ms per call: " + ", ".join(f"{k} {v:.2f}" for k, v in spent.items()))
-    return result
 
 
 async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> None:
@@ -122,11 +97,10 @@ async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> 
         stub = scheduler_pb2_grpc.SchedulerStub(channel)
         first = await _schedule_no_new_file(stub, md, datasets[0])
         assert await _wait_end(stub, md, first) == scheduler_pb2.COMPLETED
-        calls = _read_calls(first, datasets[0].id)
+        calls = read_calls(first, datasets[0].id)
         # Warm-up, not measured: channels connected, the services' first-call imports done.
-        await closed_loop(running.address, running.token, calls, args.clients, 3.0, 10**7)
-        print(f"reads, idle scheduler ({args.clients} clients, {args.seconds:.0f} s; {uptime()})")
-        await _measured_reads(running, calls, args)
+        await closed_loop(running.address, running.token, calls.python, args.clients, 3.0, 10**7)
+        await measured_reads(running, calls, args, "idle scheduler")
 
         stop = asyncio.Event()
         in_progress: list[int] = []
@@ -141,20 +115,24 @@ async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> 
 
         async def sample() -> None:
             while not stop.is_set():
-                runs = await stub.ListRuns(scheduler_pb2.ListRunsRequest(), metadata=md, timeout=DEADLINE_S)
-                in_progress.append(sum(r.state in ACTIVE for r in runs.runs))
+                with contextlib.suppress(grpc.aio.AioRpcError):  # a deliberate refusal under overload
+                    runs = await stub.ListRuns(
+                        scheduler_pb2.ListRunsRequest(), metadata=md, timeout=DEADLINE_S
+                    )
+                    in_progress.append(sum(r.state in ACTIVE for r in runs.runs))
                 await asyncio.sleep(0.5)
 
         keeper = asyncio.ensure_future(keep_four_running())
         await asyncio.sleep(3.0)  # let the 4 runs start embedding
         sampler = asyncio.ensure_future(sample())
-        print(f"reads, 4 runs in progress ({args.clients} clients, {args.seconds:.0f} s; {uptime()})")
-        await _measured_reads(running, calls, args)
+        busy = await measured_reads(running, calls, args, "4 runs in progress")
         stop.set()
         print(
             "runs in progress while measured (sampled every 0.5 s): "
             f"{dict(sorted(Counter(in_progress).items()))}"
         )
+        # What decides issue 14's target: the open loop while 4 runs execute.
+        print(f"DECIDES: {verdict(busy, args.rate)}; {uptime()}")
         await sampler
         await keeper
 
@@ -176,7 +154,7 @@ async def schedule(running: RunningStack, base: Path, args: argparse.Namespace) 
     rss_start = rss_mib(pid)
     print(
         f"schedule: {args.runs} runs over {args.minutes:g} min, 20 datasets, 5 pools; "
-        f"RSS {rss_start:.0f} MiB; {uptime()}"
+        f"RSS {rss_start:.0f} MiB (with its report process); {uptime()}"
     )
     run_ids: dict[str, Dataset] = {}
     rss = [f"{rss_start:.0f}"]  # at the start and after each fifth of the runs was scheduled
@@ -196,7 +174,10 @@ async def schedule(running: RunningStack, base: Path, args: argparse.Namespace) 
     took = time.monotonic() - t0
     rss_end = rss_mib(pid)
     print(f"  all {len(run_ids)} runs ended {took:.0f} s after the first was scheduled: {dict(states)}")
-    print(f"  scheduler RSS MiB: {' -> '.join(rss)} -> {rss_end:.0f} at the end; {uptime()}")
+    print(
+        f"  scheduler RSS MiB (with its report process): {' -> '.join(rss)} -> {rss_end:.0f} at the end; "
+        f"{uptime()}"
+    )
     print("  " + "\n  ".join(_check_pools(running, run_ids)))
 
 
@@ -304,10 +285,14 @@ def main() -> None:
     )
     sub = parser.add_subparsers(dest="scenario", required=True)
     r = sub.add_parser("reads")
-    r.add_argument("--clients", type=int, default=50)
-    r.add_argument("--seconds", type=float, default=20.0)
+    add_read_args(r)
     r.add_argument("--frames", type=int, default=48, help="frames per video of the 4 busy runs")
     r.add_argument("--staged", type=int, default=12, help="runs per busy dataset at most")
+    r.add_argument(
+        "--embedder-nice",
+        type=int,
+        help="passed to datapool up (the embedders' lower CPU priority; its default when not given)",
+    )
     s = sub.add_parser("schedule")
     s.add_argument("--runs", type=int, default=200)
     s.add_argument("--minutes", type=float, default=10.0)
@@ -315,7 +300,9 @@ def main() -> None:
     w.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
     scenario = {"reads": reads, "schedule": schedule, "watch": watch}[args.scenario]
-    with tempfile.TemporaryDirectory(prefix="datapool-load-") as tmp, stack(Path(tmp)) as running:
+    nice = getattr(args, "embedder_nice", None)
+    up_args = ("--embedder-nice", str(nice)) if nice is not None else ()
+    with tempfile.TemporaryDirectory(prefix="datapool-load-") as tmp, stack(Path(tmp), up_args) as running:
         asyncio.run(scenario(running, Path(tmp), args))
     if REFUSED:
         print(f"ScheduleRun refused {sum(REFUSED.values())} times (deliberate), e.g. {next(iter(REFUSED))}")

@@ -141,6 +141,10 @@ class PoolManifest:
     def tagged_segments(self) -> tuple[PoolSegment, ...]:
         return tuple(s for s in self.segments if s.tag)
 
+    def run_segment(self, run_id: str) -> PoolSegment | None:
+        """The segment run `run_id` committed (a run commits once), None when none names it."""
+        return next((s for s in self.segments if run_id and s.run_id == run_id), None)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": MANIFEST_FORMAT,

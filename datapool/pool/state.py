@@ -22,18 +22,25 @@ class PoolFrame:
     key: str
     file: FileRef
     frame_index: int
+    # The pick's distance to the pool and the earlier picks when it was picked (+inf for the
+    # first pick into an empty pool), so a run finished from its commit can report its picks.
+    # None in rows committed before the pool recorded it.
+    distance: float | None = None
 
     @property
     def identity(self) -> FrameIdentity:
         return FrameIdentity(self.file, self.frame_index)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        row = {
             "frame_name": self.frame_name,
             "key": self.key,
             "source": self.file.to_json(),
             "frame_index": self.frame_index,
         }
+        if self.distance is not None:
+            row["distance"] = self.distance
+        return row
 
     @staticmethod
     def from_json(obj: dict[str, Any]) -> PoolFrame:
@@ -42,6 +49,7 @@ class PoolFrame:
             key=str(obj["key"]),
             file=FileRef.from_json(obj["source"]),
             frame_index=int(obj["frame_index"]),
+            distance=float(obj["distance"]) if obj.get("distance") is not None else None,
         )
 
 

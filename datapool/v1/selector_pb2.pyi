@@ -770,3 +770,70 @@ class CachedFiles(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CachedFiles: _TypeAlias = CachedFiles  # noqa: Y015
+
+@_typing.final
+class GetRunCommitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POOL_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    @_builtins.property
+    def pool(self) -> _common_pb2.StoreLocation: ...
+    def __init__(
+        self,
+        *,
+        pool: _common_pb2.StoreLocation | None = ...,
+        run_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRunCommitRequest: _TypeAlias = GetRunCommitRequest  # noqa: Y015
+
+@_typing.final
+class RunCommit(_message.Message):
+    """found is false when no commit of the newest pool version names the run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOUND_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    POOL_FRAME_COUNT_FIELD_NUMBER: _builtins.int
+    TAG_NAME_FIELD_NUMBER: _builtins.int
+    PICKS_FIELD_NUMBER: _builtins.int
+    BASE_FRAME_COUNT_FIELD_NUMBER: _builtins.int
+    found: _builtins.bool
+    version: _builtins.int
+    """The pool version the commit created, and the pool's frames at that version."""
+    pool_frame_count: _builtins.int
+    tag_name: _builtins.str
+    """Empty when the commit added no frames."""
+    base_frame_count: _builtins.int
+    """The pool's frames at version - 1, the version the commit was made on."""
+    @_builtins.property
+    def picks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Pick]:
+        """The frames the commit added, in pick order. `distance` is NaN for frames committed
+        before the pool recorded it.
+        """
+
+    def __init__(
+        self,
+        *,
+        found: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        pool_frame_count: _builtins.int = ...,
+        tag_name: _builtins.str = ...,
+        picks: _abc.Iterable[Global___Pick] | None = ...,
+        base_frame_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_frame_count", b"base_frame_count", "found", b"found", "picks", b"picks", "pool_frame_count", b"pool_frame_count", "tag_name", b"tag_name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunCommit: _TypeAlias = RunCommit  # noqa: Y015

@@ -72,6 +72,11 @@ class SelectorStub:
                 request_serializer=datapool_dot_v1_dot_selector__pb2.LoadCachedRequest.SerializeToString,
                 response_deserializer=datapool_dot_v1_dot_selector__pb2.CachedFiles.FromString,
                 _registered_method=True)
+        self.GetRunCommit = channel.unary_unary(
+                '/datapool.v1.Selector/GetRunCommit',
+                request_serializer=datapool_dot_v1_dot_selector__pb2.GetRunCommitRequest.SerializeToString,
+                response_deserializer=datapool_dot_v1_dot_selector__pb2.RunCommit.FromString,
+                _registered_method=True)
 
 
 class SelectorServicer:
@@ -127,6 +132,14 @@ class SelectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunCommit(self, request, context):
+        """The commit a run made, found by its run id: every commit records its run, with or
+        without frames. A scheduler replica that takes a run over ends it from that commit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SelectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +177,11 @@ def add_SelectorServicer_to_server(servicer, server):
                     servicer.LoadCachedEmbeddings,
                     request_deserializer=datapool_dot_v1_dot_selector__pb2.LoadCachedRequest.FromString,
                     response_serializer=datapool_dot_v1_dot_selector__pb2.CachedFiles.SerializeToString,
+            ),
+            'GetRunCommit': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunCommit,
+                    request_deserializer=datapool_dot_v1_dot_selector__pb2.GetRunCommitRequest.FromString,
+                    response_serializer=datapool_dot_v1_dot_selector__pb2.RunCommit.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,6 +376,33 @@ class Selector:
             '/datapool.v1.Selector/LoadCachedEmbeddings',
             datapool_dot_v1_dot_selector__pb2.LoadCachedRequest.SerializeToString,
             datapool_dot_v1_dot_selector__pb2.CachedFiles.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunCommit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/datapool.v1.Selector/GetRunCommit',
+            datapool_dot_v1_dot_selector__pb2.GetRunCommitRequest.SerializeToString,
+            datapool_dot_v1_dot_selector__pb2.RunCommit.FromString,
             options,
             channel_credentials,
             insecure,

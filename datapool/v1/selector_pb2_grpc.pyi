@@ -49,6 +49,10 @@ class SelectorStub:
     files were loaded. The other files must be embedded and streamed to Select. Loads
     are held under a byte cap: files over it are answered as misses.
     """
+    GetRunCommit: _grpc.UnaryUnaryMultiCallable[_selector_pb2.GetRunCommitRequest, _selector_pb2.RunCommit]
+    """The commit a run made, found by its run id: every commit records its run, with or
+    without frames. A scheduler replica that takes a run over ends it from that commit.
+    """
 
 @_typing.type_check_only
 class SelectorAsyncStub(SelectorStub):
@@ -70,6 +74,10 @@ class SelectorAsyncStub(SelectorStub):
     session that the Select with the same session_id then opens; answers which
     files were loaded. The other files must be embedded and streamed to Select. Loads
     are held under a byte cap: files over it are answered as misses.
+    """
+    GetRunCommit: _aio.UnaryUnaryMultiCallable[_selector_pb2.GetRunCommitRequest, _selector_pb2.RunCommit]  # type: ignore[assignment]
+    """The commit a run made, found by its run id: every commit records its run, with or
+    without frames. A scheduler replica that takes a run over ends it from that commit.
     """
 
 class SelectorServicer(metaclass=_abc_1.ABCMeta):
@@ -131,6 +139,16 @@ class SelectorServicer(metaclass=_abc_1.ABCMeta):
         session that the Select with the same session_id then opens; answers which
         files were loaded. The other files must be embedded and streamed to Select. Loads
         are held under a byte cap: files over it are answered as misses.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRunCommit(
+        self,
+        request: _selector_pb2.GetRunCommitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_selector_pb2.RunCommit, _abc.Awaitable[_selector_pb2.RunCommit]]:
+        """The commit a run made, found by its run id: every commit records its run, with or
+        without frames. A scheduler replica that takes a run over ends it from that commit.
         """
 
 def add_SelectorServicer_to_server(servicer: SelectorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

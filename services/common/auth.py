@@ -70,16 +70,23 @@ class TokenInterceptor(grpc.ServerInterceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_OPEN_PREFIXES):
+        if handler is None:
             return handler
+        refusal = self.refusal(handler_call_details)
+        return handler if refusal is None else _deny(handler, refusal)
+
+    def refusal(self, handler_call_details: grpc.HandlerCallDetails) -> str | None:
+        """Why the call is refused (its UNAUTHENTICATED message), None when it may go on."""
+        if handler_call_details.method.startswith(_OPEN_PREFIXES):
+            return None
         sent = _sent_token(handler_call_details)
         if not sent:
-            return _deny(handler, self._missing)
+            return self._missing
         sent_bytes = sent.encode()
         # Compared with every token (no early exit), so the time taken says nothing about which matched.
         if not any([hmac.compare_digest(sent_bytes, t) for t in self._tokens()]):
-            return _deny(handler, self._refused)
-        return handler
+            return self._refused
+        return None
 
 
 def internal_token_interceptor(token: str, service: str) -> TokenInterceptor:

@@ -41,6 +41,28 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
+def reflect_and_bind(
+    server: grpc.Server | grpc.aio.Server,
+    name: str,
+    address: str,
+    service_names: Sequence[str],
+    credentials: grpc.ServerCredentials | None,
+) -> int:
+    """Reflection for `service_names` and health, then `address` bound (TLS with `credentials`,
+    plaintext without); the port bound. Shared by the threaded and the asyncio server."""
+    reflection.enable_server_reflection(
+        [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    if credentials is not None:
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"{name}: cannot bind {address}")
+    return port
+
+
 class ServiceServer:
     """A started gRPC server with health and reflection, stoppable gracefully."""
 
@@ -72,20 +94,7 @@ class ServiceServer:
         register(self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            [
-                *service_names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ],
-            self.server,
-        )
-        if credentials is not None:
-            self.port = self.server.add_secure_port(address, credentials)
-        else:
-            self.port = self.server.add_insecure_port(address)
-        if self.port == 0:
-            raise RuntimeError(f"{name}: cannot bind {address}")
+        self.port = reflect_and_bind(self.server, name, address, service_names, credentials)
         self.health_server: grpc.Server | None = None
         self.health_port = 0
         if health_address is not None:

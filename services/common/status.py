@@ -31,16 +31,21 @@ _ERRNO_CODES = {
 MAX_DETAILS_CHARS = 4000
 
 
-def _abort(context: grpc.ServicerContext, e: Exception) -> None:
+def abort_details(e: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status code and details a domain error or stray OSError is answered with."""
     if isinstance(e, DatapoolError):
         text = str(e)
         if len(text) > MAX_DETAILS_CHARS:
             text = f"{text[:MAX_DETAILS_CHARS]}... (cut; {len(text)} characters in all)"
-        context.abort(e.code, text)
+        return e.code, text
     assert isinstance(e, OSError)
     where = f": {e.filename}" if e.filename else ""
     what = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or type(e).__name__)
-    context.abort(_ERRNO_CODES.get(e.errno or 0, grpc.StatusCode.INTERNAL), f"{what}{where} ({e.strerror})")
+    return _ERRNO_CODES.get(e.errno or 0, grpc.StatusCode.INTERNAL), f"{what}{where} ({e.strerror})"
+
+
+def _abort(context: grpc.ServicerContext, e: Exception) -> None:
+    context.abort(*abort_details(e))
 
 
 def _wrap_unary(_method: str, fn: Behaviour) -> Behaviour:

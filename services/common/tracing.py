@@ -50,7 +50,13 @@ def setup_tracing(service: str, exporter: SpanExporter | None = None) -> TracerP
     (default: from `$OTEL_TRACES_EXPORTER`) as `datapool-<service>`. Call before building
     the server and opening channels."""
     from opentelemetry import trace
-    from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer, filters
+    from opentelemetry.instrumentation.grpc import (
+        GrpcAioInstrumentorClient,
+        GrpcAioInstrumentorServer,
+        GrpcInstrumentorClient,
+        GrpcInstrumentorServer,
+        filters,
+    )
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -59,8 +65,12 @@ def setup_tracing(service: str, exporter: SpanExporter | None = None) -> TracerP
     provider.add_span_processor(BatchSpanProcessor(exporter or _default_exporter()))
     trace.set_tracer_provider(provider)
     untraced = filters.negate(filters.any_of(*(filters.service_name(s) for s in _UNTRACED)))
-    server = GrpcInstrumentorServer(filter_=untraced)  # type: ignore[no-untyped-call]
-    client = GrpcInstrumentorClient(filter_=untraced)  # type: ignore[no-untyped-call]
-    server.instrument(tracer_provider=provider)
-    client.instrument(tracer_provider=provider)
+    # The asyncio ones too: the scheduler serves on grpc.aio and reads pool tags over an aio channel.
+    for instrumentor in (
+        GrpcInstrumentorServer(filter_=untraced),  # type: ignore[no-untyped-call]
+        GrpcInstrumentorClient(filter_=untraced),  # type: ignore[no-untyped-call]
+        GrpcAioInstrumentorServer(filter_=untraced),  # type: ignore[no-untyped-call]
+        GrpcAioInstrumentorClient(filter_=untraced),  # type: ignore[no-untyped-call]
+    ):
+        instrumentor.instrument(tracer_provider=provider)
     return provider

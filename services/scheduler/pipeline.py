@@ -1,9 +1,10 @@
 """One run, start to end: the stages in `services.scheduler.run`, called in order.
 
 verify → list and diff → model check → cache lookup → embed and select → render and commit
-→ finish. The pipeline owns no storage SDK and no stubs: the stages drive the embedder
-replicas and the selector through the Protocols in `run.interfaces` (gRPC stays in
-`remotes`), share one `RunContext`, and fill one `RunReport`. Every stage's failure
+→ finish; a run taken over from another replica first looks for its own commit (run/resume.py).
+The pipeline owns no storage SDK and no stubs: the stages drive the embedder replicas and
+the selector through the Protocols in `run.interfaces` (gRPC stays in `remotes`), share one
+`RunContext`, and fill one `RunReport`. Every stage's failure
 leaves the pool as it was: the only write that changes the pool is the selector's
 manifest commit at the very end.
 """
@@ -18,13 +19,14 @@ from services.common.faults import fault_point
 from services.scheduler.progress import PROGRESS_INTERVAL_S
 from services.scheduler.remotes import REPLICA_WAIT_S
 from services.scheduler.run.cache_lookup import load_cached
-from services.scheduler.run.commit import render_and_commit
+from services.scheduler.run.commit import CommittedBefore, render_and_commit
 from services.scheduler.run.context import RunContext, RunFailed, RunObserver, RunSpec
 from services.scheduler.run.embed_file import FILE_ATTEMPTS
 from services.scheduler.run.finish import finish
 from services.scheduler.run.interfaces import Embedders, Selector
 from services.scheduler.run.listing import list_and_diff, nested_pool_prefix
 from services.scheduler.run.model_check import cache_sampling_key, check_model
+from services.scheduler.run.resume import earlier_commit, finish_from_earlier_commit
 from services.scheduler.run.select import embed_and_select
 from services.scheduler.run.verify import verify
 
@@ -64,6 +66,9 @@ class RunPipeline:
                 run_id=spec.run_id, started_at=datetime.now(UTC).isoformat(), config=spec.config.to_json()
             ),
         )
+        # A taken-over run whose earlier attempt committed ends from that commit (run/resume.py).
+        if (earlier := earlier_commit(ctx)) is not None:
+            return finish_from_earlier_commit(ctx, earlier)
         verify(ctx)
         listing = list_and_diff(ctx)
         if not listing.new:
@@ -92,7 +97,12 @@ class RunPipeline:
             observer.set_state(
                 scheduler_pb2.COMMITTING, f"writing {len(selection.picks)} frame(s) and committing the pool"
             )
-            committed = render_and_commit(ctx, selection)
+            try:
+                committed = render_and_commit(ctx, selection)
+            except CommittedBefore as e:
+                return finish_from_earlier_commit(ctx, e.earlier)
+            # Tests kill the scheduler here: committed, the run's end state not yet written.
+            fault_point("scheduler.run.after_commit")
         finally:
             self.selector.close_session(ctx.session_id)
         return finish(ctx, committed)

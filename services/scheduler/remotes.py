@@ -60,7 +60,7 @@ _RECONNECT_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
-_SELECTOR_IDEMPOTENT = ["GetPool", "ListProcessedFiles", "ExportPool", "CloseSession"]
+_SELECTOR_IDEMPOTENT = ["GetPool", "ListProcessedFiles", "ExportPool", "CloseSession", "GetRunCommit"]
 _EMBEDDER_IDEMPOTENT = ["GetModelInfo", "RenderFrames"]
 
 
@@ -249,6 +249,14 @@ class SelectorClient:
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
         request = selector_pb2.GetPoolRequest(pool=pool)
         return _selector_call(lambda: self._stub.GetPool(request, timeout=GET_POOL_DEADLINE_S))
+
+    def run_commit(self, pool: common_pb2.StoreLocation, run_id: str) -> selector_pb2.RunCommit:
+        request = selector_pb2.GetRunCommitRequest(pool=pool, run_id=run_id)
+        # Asked right after a Commit call failed, often because the selector died: waiting for
+        # it to come back (its supervisor restarts it) tells a landed commit from a lost one.
+        return _selector_call(
+            lambda: self._stub.GetRunCommit(request, timeout=GET_POOL_DEADLINE_S, wait_for_ready=True)
+        )
 
     def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing:
         """The stream's first message (the pool version) is read here; the files as they are pulled."""

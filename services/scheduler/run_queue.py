@@ -2,6 +2,13 @@
 
 The executor already runs them in arrival order; this keeps the order visible: a run's position
 is rewritten each time one ahead of it starts.
+
+An announcement is a database write, made outside the queue's lock (a slow write must not hold
+up admissions). It must never land after the run has left the queue: a "queued" write that
+arrived after the run had started and ended put an ended run back into an active state, with no
+heartbeat renewing its lease, and another replica ran it a second time. So each announcement
+checks that its run still waits and writes while holding `_announcing`, which `start` takes
+before it lets a run out of the queue.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ class RunQueue:
         self.slots = slots
         self._announce = announce
         self._lock = threading.Lock()
+        # Reentrant: `start` holds it while it announces the runs behind the one it lets out.
+        self._announcing = threading.RLock()
         self._running = 0
         self._waiting: list[str] = []
 
@@ -33,20 +42,19 @@ class RunQueue:
                 self._running += 1
                 return True
             self._waiting.append(run_id)
-            position = len(self._waiting)
-        self._announce(run_id, position)
+        self._announce_positions([run_id])
         return False
 
     def start(self, run_id: str) -> bool:
         """A run's thread begins; True if it had waited. Moves every run behind it up one place."""
-        with self._lock:
-            if run_id not in self._waiting:
-                return False
-            self._waiting.remove(run_id)
-            self._running += 1
-            behind = list(self._waiting)
-        for i, other in enumerate(behind, start=1):
-            self._announce(other, i)
+        with self._announcing:
+            with self._lock:
+                if run_id not in self._waiting:
+                    return False
+                self._waiting.remove(run_id)
+                self._running += 1
+                behind = list(self._waiting)
+            self._announce_positions(behind)
         return True
 
     def done(self) -> None:
@@ -58,3 +66,12 @@ class RunQueue:
         with self._lock:
             if run_id in self._waiting:
                 self._waiting.remove(run_id)
+
+    def _announce_positions(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            with self._announcing:
+                with self._lock:
+                    if run_id not in self._waiting:
+                        continue  # started or forgotten since: its state is no longer ours to write
+                    position = self._waiting.index(run_id) + 1
+                self._announce(run_id, position)

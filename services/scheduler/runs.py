@@ -56,6 +56,11 @@ class _DbObserver:
         self._progress.update(counts)
         self.manager.update(self.run_id, progress=dict(self._progress))
 
+    def save_draft(self, report: RunReport) -> None:
+        # In the report column, which GetRunReport serves only once the run has ended.
+        draft = json.loads(self.manager.scrubber.scrub(json.dumps(report.to_json())))
+        self.manager.update(self.run_id, report=draft)
+
 
 class RunManager:
     def __init__(
@@ -76,6 +81,10 @@ class RunManager:
         # Runs accepted and not ended; on shutdown they end FAILED ("interrupted") and their
         # threads may write nothing more (the database closes next).
         self._lock = threading.Lock()
+        # Guards the two sets alone and is never held across a database write, so the lease
+        # heartbeat reading them never waits behind a slow write on a loaded machine (which let
+        # leases lapse on a live replica). Taken after `_lock` where both are held.
+        self._sets = threading.Lock()
         self._active: set[str] = set()
         self._interrupted: set[str] = set()
         self._max_runs = max_concurrent_runs
@@ -91,19 +100,19 @@ class RunManager:
         self._keeper.start()
 
     def _running(self) -> set[str]:
-        with self._lock:
+        with self._sets:
             return self._active - self._interrupted
 
     def _free_slots(self) -> int:
-        with self._lock:
+        with self._sets:
             return self._max_runs - len(self._active)
 
     def _lose(self, run_id: str) -> None:
-        with self._lock:
+        with self._sets:
             self._interrupted.add(run_id)
 
     def _take_over(self, row: RunRow) -> None:
-        with self._lock:
+        with self._sets:
             self._active.add(row.id)
         try:
             spec = spec_of(self.db, self.datasources, row)
@@ -112,7 +121,7 @@ class RunManager:
             self._end(
                 row.id, scheduler_pb2.FAILED, f"could not restart after its scheduler stopped: {e}", None
             )
-            with self._lock:
+            with self._sets:
                 self._active.discard(row.id)
             return
         self._submit(spec)
@@ -156,7 +165,7 @@ class RunManager:
         spec = RunSpec(
             run_id=row.id, dataset_type=dataset_type, input=input_loc, pool=pool_loc, config=config
         )
-        with self._lock:
+        with self._sets:
             self._active.add(row.id)
         log.info("run %s scheduled on dataset %s", row.id, dataset_id)
         self._submit(spec)
@@ -171,7 +180,7 @@ class RunManager:
             log.warning("run %s: another scheduler replica took it over; this one stops", spec.run_id)
         finally:
             self._queue.done()
-            with self._lock:
+            with self._sets:
                 self._active.discard(spec.run_id)
 
     def _run(self, spec: RunSpec) -> None:
@@ -186,6 +195,8 @@ class RunManager:
             message = f"a service the scheduler depends on failed: {e}; the pool is unchanged"
             self._end(spec.run_id, scheduler_pb2.FAILED, message, None)
             return
+        except LeaseLost:
+            raise  # another replica runs it now: _execute says so, this is no crash
         except Exception as e:
             if spec.run_id in self._interrupted:
                 return  # the channels closed under it at shutdown; it already ended "interrupted"
@@ -235,7 +246,7 @@ class RunManager:
     def shutdown(self) -> None:
         """Ends every run still in progress FAILED ("interrupted") before the scheduler's
         channels and database close under their threads."""
-        with self._lock:
+        with self._lock, self._sets:
             self._keeper.stop()
             for run_id in sorted(self._active - self._interrupted):
                 self._mark_interrupted(run_id, self.owner)

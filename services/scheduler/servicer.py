@@ -50,6 +50,17 @@ def run_msg(row: RunRow | RunSummary) -> scheduler_pb2.Run:
     )
 
 
+def worth_sending(msg: scheduler_pb2.Run, last: scheduler_pb2.Run | None, sent: float) -> bool:
+    """WatchRun sends a run when it changed, or to say it is alive (`sent`: time.monotonic())."""
+    return (
+        last is None
+        or msg.state != last.state
+        or msg.message != last.message
+        or msg.progress != last.progress
+        or time.monotonic() - sent >= WATCH_KEEPALIVE_S
+    )
+
+
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     def __init__(
         self,
@@ -118,13 +129,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         sent = 0.0
         while context.is_active():
             msg = run_msg(self.db.get_run_summary(request.run_id))
-            if (
-                last is None
-                or msg.state != last.state
-                or msg.message != last.message
-                or msg.progress != last.progress
-                or time.monotonic() - sent >= WATCH_KEEPALIVE_S
-            ):
+            if worth_sending(msg, last, sent):
                 yield msg
                 last = msg
                 sent = time.monotonic()
@@ -138,37 +143,38 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         import json
 
         row = self.db.get_run(request.run_id)
-        if row.report is None:
+        # A running run's row may hold the draft it saved before its commit (run/draft.py).
+        if row.report is None or row.state not in END_STATES:
             raise FailedPrecondition(f"run {row.id} has no report yet; it is still running")
         return scheduler_pb2.RunReport(json=json.dumps(row.report))
 
     def ListTags(
         self, request: scheduler_pb2.ListTagsRequest, context: grpc.ServicerContext
     ) -> scheduler_pb2.ListTagsResponse:
-        return scheduler_pb2.ListTagsResponse(tags=self.tags.all(self._pool(request.dataset_id)))
+        return scheduler_pb2.ListTagsResponse(tags=self.tags.all(self.pool_location(request.dataset_id)))
 
     def ExportFilenames(
         self, request: scheduler_pb2.ExportFilenamesRequest, context: grpc.ServicerContext
     ) -> scheduler_pb2.ExportFilenamesResponse:
-        names = self.tags.filenames(self._pool(request.dataset_id), request.tag_name)
+        names = self.tags.filenames(self.pool_location(request.dataset_id), request.tag_name)
         return scheduler_pb2.ExportFilenamesResponse(filenames=names)
 
     def ExportEmbeddings(self, request: scheduler_pb2.ExportEmbeddingsRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
-        yield from self.tags.embeddings(self._pool(request.dataset_id), request.tag_name)
+        yield from self.tags.embeddings(self.pool_location(request.dataset_id), request.tag_name)
 
     def ExportViewFrames(self, request: scheduler_pb2.ExportViewFramesRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
-        yield from self.view.frames(self._pool(request.dataset_id), request.with_cache)
+        yield from self.view.frames(self.pool_location(request.dataset_id), request.with_cache)
 
     def ReadFrame(
         self, request: scheduler_pb2.ReadFrameRequest, context: grpc.ServicerContext
     ) -> scheduler_pb2.FrameImage:
-        return self.view.frame(self._pool(request.dataset_id), request.key)
+        return self.view.frame(self.pool_location(request.dataset_id), request.key)
 
     def GetRunReportHtml(
         self, request: scheduler_pb2.GetRunRequest, context: grpc.ServicerContext
     ) -> scheduler_pb2.RunReportHtml:
         row = self.db.get_run(request.run_id)
-        return self.view.report_html(self._pool(row.dataset_id), row.id)
+        return self.view.report_html(self.pool_location(row.dataset_id), row.id)
 
     def GetDatasource(
         self, request: scheduler_pb2.GetDatasourceRequest, context: grpc.ServicerContext
@@ -185,7 +191,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             rows = self.db.run_summaries(states=ALL_RUN_STATES)
         return scheduler_pb2.ListRunsResponse(runs=[run_msg(r) for r in rows])
 
-    def _pool(self, dataset_id: str) -> common_pb2.StoreLocation:
+    def pool_location(self, dataset_id: str) -> common_pb2.StoreLocation:
+        """The dataset's LIGHTLY datasource: NotFound for an unknown dataset or one without."""
         self.db.get_dataset(dataset_id=dataset_id)
         location = self.datasources.get(dataset_id, scheduler_pb2.LIGHTLY)
         if location is None:

@@ -17,23 +17,27 @@ def _file_name(entry: selector_pb2.PoolEntry) -> str:
     return frame_file_name(entry.key) if entry.key else entry.frame_name
 
 
+def tags_from_summary(summary: selector_pb2.PoolSummary) -> list[scheduler_pb2.TagInfo]:
+    """The pool's tags, newest first, then the whole pool as "initial-tag"."""
+    tags = [
+        scheduler_pb2.TagInfo(
+            name=t.name, run_id=t.run_id, frame_count=t.frame_count, created_unix_ms=t.created_unix_ms
+        )
+        for t in reversed(summary.tags)
+    ]
+    first = min((t.created_unix_ms for t in summary.tags), default=0)
+    tags.append(
+        scheduler_pb2.TagInfo(name=INITIAL_TAG, frame_count=summary.frame_count, created_unix_ms=first)
+    )
+    return tags
+
+
 class TagCatalog:
     def __init__(self, selector: SelectorClient) -> None:
         self.selector = selector
 
     def all(self, pool: common_pb2.StoreLocation) -> list[scheduler_pb2.TagInfo]:
-        summary = self.selector.get_pool(pool)
-        tags = [
-            scheduler_pb2.TagInfo(
-                name=t.name, run_id=t.run_id, frame_count=t.frame_count, created_unix_ms=t.created_unix_ms
-            )
-            for t in reversed(summary.tags)
-        ]
-        first = min((t.created_unix_ms for t in summary.tags), default=0)
-        tags.append(
-            scheduler_pb2.TagInfo(name=INITIAL_TAG, frame_count=summary.frame_count, created_unix_ms=first)
-        )
-        return tags
+        return tags_from_summary(self.selector.get_pool(pool))
 
     def filenames(self, pool: common_pb2.StoreLocation, tag_name: str) -> list[str]:
         return [

@@ -26,4 +26,7 @@ def spec_of(db: MetadataDB, datasources: DatasourceCatalog, row: RunRow) -> RunS
         input=datasources.require(row.dataset_id, scheduler_pb2.INPUT),
         pool=datasources.require(row.dataset_id, scheduler_pb2.LIGHTLY),
         config=config,
+        attempt=row.attempt,
+        # A running run's row holds no report but the draft its attempt saved before committing.
+        draft=row.report,
     )

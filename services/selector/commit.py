@@ -74,6 +74,7 @@ class PoolCommitter:
                 if session.repository.newest_version() != session.base_version:
                     self._catch_up(session)
                     continue
+                refuse_second_commit(session)
                 if session.picks_without_frames():
                     return NeedFrames(list(session.picks), session.base_version)
                 outcome = self._try_commit(session, tag_name)
@@ -101,7 +102,7 @@ class PoolCommitter:
         dim = session.pool.dim or session.candidates.dim
         embeddings = session.candidates.vectors[rows] if rows else empty_vectors(dim)
         pooled = [
-            PoolFrame(p.frame_name, session.frames[p.frame_name], p.file, p.frame_index)
+            PoolFrame(p.frame_name, session.frames[p.frame_name], p.file, p.frame_index, p.distance)
             for p in session.picks
         ]
 
@@ -157,6 +158,22 @@ class PoolCommitter:
         added = repo.load_segments(newest.segments_after(session.base_version), newest.dim)
         session.pool = session.pool.extended(newest, added)
         session.picks = select_picks(session.candidates, session.pool, session.n_samples, spec.min_distance)
+
+
+def refuse_second_commit(session: SelectionSession) -> None:
+    """A run commits a pool once. Its attempts share its id: when a scheduler replica that lost
+    the run's lease (alive, but starved) commits after the replica that took the run over, or
+    the other way round, the later commit is refused, whichever comes second. The manifest put
+    is create-if-absent on the version checked here, so two commits cannot both pass."""
+    run_id, base = session.spec.run_id, session.pool.manifest
+    if not run_id or base is None:
+        return
+    segment = base.run_segment(run_id)
+    if segment is not None:
+        raise FailedPrecondition(
+            f"run {run_id!r} already committed pool version {segment.version} "
+            f"(tag {segment.tag!r}); a run commits once, so this attempt of it adds nothing"
+        )
 
 
 @contextlib.contextmanager

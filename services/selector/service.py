@@ -27,6 +27,7 @@ from services.selector.queries import (
     pool_summary,
     processed_listing,
 )
+from services.selector.run_commit import RunCommit, run_commit
 from services.selector.run_vectors import DEFAULT_MAX_RUN_MEMORY_BYTES, RunVectors
 from services.selector.selection import StreamingSelection
 from services.selector.session import CommitOutcome, SelectionSession, SelectionSpec, SessionRegistry
@@ -115,6 +116,11 @@ class SelectorService:
 
     def export(self, repository: PoolRepository, tag_name: str, with_vectors: bool) -> Iterator[ExportChunk]:
         return export_chunks(repository, tag_name, with_vectors)
+
+    def run_commit(self, repository: PoolRepository, run_id: str) -> RunCommit | None:
+        if not run_id:
+            raise InvalidArgument("run_id is empty")
+        return run_commit(repository, run_id)
 
     def load_cached(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import grpc
@@ -164,6 +165,29 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
                     to_batch(chunk.vectors, "float32", [f.frame_index for f in chunk.frames])
                 )
             yield message
+
+    def GetRunCommit(
+        self, request: selector_pb2.GetRunCommitRequest, context: grpc.ServicerContext
+    ) -> selector_pb2.RunCommit:
+        found = self.service.run_commit(_repository(request.pool), request.run_id)
+        if found is None:
+            return selector_pb2.RunCommit(found=False)
+        return selector_pb2.RunCommit(
+            found=True,
+            version=found.segment.version,
+            pool_frame_count=found.pool_frames,
+            tag_name=found.segment.tag,
+            picks=[
+                selector_pb2.Pick(
+                    file=f.file.to_proto(),
+                    frame_index=f.frame_index,
+                    frame_name=f.frame_name,
+                    distance=math.nan if f.distance is None else f.distance,
+                )
+                for f in found.frames
+            ],
+            base_frame_count=found.base_frames,
+        )
 
 
 def register(server: grpc.Server, servicer: SelectorServicer | None = None) -> None:

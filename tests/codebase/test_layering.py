@@ -77,7 +77,8 @@ def test_the_user_package_imports_no_service_code() -> None:
 
 
 # The scheduler's gRPC edges: what serves calls, what makes them, and the process entry point.
-SCHEDULER_GRPC_EDGES = {"servicer.py", "remotes.py", "__main__.py"}
+# async_servicer.py is the servicer's asyncio face; async_tags.py a remote client (the selector's GetPool).
+SCHEDULER_GRPC_EDGES = {"servicer.py", "async_servicer.py", "remotes.py", "async_tags.py", "__main__.py"}
 
 
 def _imports_grpc(path: Path) -> bool:

@@ -17,8 +17,9 @@ from pool_checks import check_manifests, min_pairwise_distance
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.pool.repository import PoolRepository
+from datapool.ports import free_port
 from datapool.samples import make_video
-from datapool.stack import Stack, free_port
+from datapool.stack import Stack
 from datapool.storage import open_store
 from datapool.v1 import common_pb2
 from services.common.faults import ENV, held, hold, release

@@ -11,6 +11,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 # Imported for their side effect: each registers its service's metrics in the default registry.
+import services.common.loop_lag
 import services.common.metrics
 import services.embedder.metrics
 import services.scheduler.metrics
@@ -20,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "datapool.json"
 CHART = ROOT / "deploy" / "helm" / "datapool"
 MODULES = (
+    # Imported here so that their metrics are registered whatever other tests ran before.
+    services.common.loop_lag,
     services.common.metrics,
     services.embedder.metrics,
     services.scheduler.metrics,

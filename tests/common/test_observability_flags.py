@@ -15,7 +15,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from datapool.channels import make_channel, wait_healthy
-from datapool.stack import free_port
+from datapool.ports import free_port
 from datapool.storage.locations import local_location
 from datapool.v1 import selector_pb2, selector_pb2_grpc
 

@@ -72,3 +72,8 @@ def test_a_failed_runs_report_prints_zero_counts(capsys: pytest.CaptureFixture[s
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "  files listed 0, new 0, processed 0, skipped 0"
     assert lines[-1] == "  tag (none: no frames added); pool now {}"
+
+
+def test_a_report_read_back_writes_the_same_json_in_every_section() -> None:
+    written = completed().to_json()
+    assert RunReport.from_json(written).to_json() == written

@@ -14,10 +14,12 @@ from e2e_support import pool_embeddings, processed_paths, running_stack, selecti
 
 from datapool import ApiWorkflowClient, DatasetType, DatasourcePurpose
 from datapool.samples import make_video
+from services.common.faults import hold, release
 
 pytestmark = pytest.mark.e2e
 
 FILES = [f"v{i}.mp4" for i in range(6)]
+BATCH_SENT = "embedder.embed.batch_sent"
 
 
 def _embedder_pids(stack_pid: int) -> list[int]:
@@ -47,19 +49,19 @@ def test_an_embedder_killed_mid_run_hands_its_files_to_the_other_and_each_file_i
         client.create_dataset(dataset_name="failover", dataset_type=DatasetType.VIDEOS)
         client.set_local_config(resource_path=str(videos), purpose=DatasourcePurpose.INPUT)
         client.set_local_config(resource_path=str(tmp_path / "pool"), purpose=DatasourcePurpose.LIGHTLY)
+        # Both replicas stop after their first batch of a file (a fault-point hold): the replica
+        # killed then has a file in flight, cut mid-file, whatever the machine's speed.
+        hold(stack.fault_dir, BATCH_SENT)
         run_id = client.schedule_compute_worker_run(worker_config={}, selection_config=selection(0.0, 500))
-        # Kill one replica once frames flow and before every file is done: its streams (two
-        # files per replica) are cut mid-file.
+        marker = stack.fault_dir / f"{BATCH_SENT}.held-{pids[0]}"
         deadline = time.monotonic() + 180
-        while True:
+        while not marker.exists():
             info = client.get_compute_worker_run_info(run_id)
-            progress = info.progress
-            if progress.get("frames_embedded", 0) > 0 and progress.get("files_done", 0) < len(FILES) - 2:
-                break
             assert not info.in_end_state(), info.message
-            assert time.monotonic() < deadline, "no frames embedded in time"
+            assert time.monotonic() < deadline, "the replica sent no batch in time"
             time.sleep(0.05)
         os.kill(pids[0], signal.SIGKILL)
+        release(stack.fault_dir, BATCH_SENT)
         info = wait_end(client, run_id)
         assert info.ended_successfully(), info.message
         # The dead replica had files in flight: they were retried on the other one.

@@ -6,13 +6,15 @@ refusing one BackendRefused, as services/scheduler/remotes.py does for real call
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from datapool.config import FrameSampling, parse_run_config
-from datapool.run_report import ModelInfo, PoolPoint
+from datapool.run_report import ModelInfo, PoolPoint, RunReport
 from datapool.storage.locations import local_location
 from datapool.v1 import common_pb2, embedder_pb2, scheduler_pb2, selector_pb2
 from services.scheduler.pipeline import RunSpec
@@ -139,6 +141,9 @@ class QuietSelector:
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary:
         return selector_pb2.PoolSummary(version=self.pool.version, frame_count=self.pool.frames)
 
+    def run_commit(self, pool: common_pb2.StoreLocation, run_id: str) -> selector_pb2.RunCommit:
+        return selector_pb2.RunCommit(found=False)
+
     def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing:
         return ProcessedListing(self.pool, iter(()))
 
@@ -202,9 +207,13 @@ class FakeSelector(QuietSelector):
 class Observer:
     def __init__(self) -> None:
         self.states: list[str] = []
+        self.drafts: list[dict[str, Any]] = []
 
     def set_state(self, state: int, message: str) -> None:
         self.states.append(message)
 
     def set_progress(self, **counts: int) -> None:
         pass
+
+    def save_draft(self, report: RunReport) -> None:
+        self.drafts.append(json.loads(json.dumps(report.to_json())))

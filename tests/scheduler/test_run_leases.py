@@ -18,6 +18,7 @@ from datapool.storage.locations import local_location
 from datapool.v1 import scheduler_pb2
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import LeaseLost, MetadataDB
+from services.scheduler.lease_keeper import LeaseKeeper
 from services.scheduler.runs import ACTIVE_STATES, RunManager
 from services.scheduler.store.run_leases import RunLeases
 
@@ -25,7 +26,8 @@ SELECTION = {
     "n_samples": 1,
     "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
 }
-LEASE_S = 0.6
+# Short, so that takeovers come quickly; long enough that a busy CI machine renews in time.
+LEASE_S = 1.0
 
 
 class Pipeline:
@@ -122,3 +124,68 @@ def test_twenty_expired_runs_are_claimed_by_exactly_one_of_two_replicas(
     assert {db.get_run(r.id).owner for r in runs} <= {"replica-0", "replica-1"}
     for i in range(2):
         assert all(db.get_run(r).owner == f"replica-{i}" for r in claimed[i])
+
+
+def _never_claimable(db: MetadataDB, run_id: str, seconds: float) -> None:
+    """Another replica looks for expired leases every 0.1 s for `seconds`: it must never get `run_id`."""
+    intruder = RunLeases(db, "intruder", 60_000)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            claimed = [r.id for r in intruder.claim_expired(ACTIVE_STATES, 10)]
+            assert run_id not in claimed, "the lease of a run its live replica runs lapsed"
+            time.sleep(0.1)
+    finally:
+        intruder.close()
+
+
+def test_a_slow_takeover_does_not_hold_up_the_renewal_of_the_runs_a_replica_runs(
+    make_db: Callable[[], MetadataDB],
+) -> None:
+    db = make_db()
+    ds = db.create_dataset("d", scheduler_pb2.VIDEOS)
+    taking_over, done = threading.Event(), threading.Event()
+
+    def slow_take_over(row: Any) -> None:  # a loaded machine: reading and writing take seconds
+        taking_over.set()
+        done.wait(10)
+
+    keeper = LeaseKeeper(
+        make_db(), LEASE_S, lambda: {mine.id}, lambda: 4, slow_take_over, print, ACTIVE_STATES
+    )
+    mine = db.create_run(ds.id, scheduler_pb2.EMBEDDING, {}, owner=keeper.owner, lease_ms=int(LEASE_S * 1000))
+    db.create_run(ds.id, scheduler_pb2.EMBEDDING, {}, owner="dead", lease_ms=-1)
+    keeper.start()
+    try:
+        assert taking_over.wait(10)
+        _never_claimable(db, mine.id, 3 * LEASE_S)
+    finally:
+        done.set()
+        keeper.stop()
+
+
+def test_a_slow_state_write_does_not_hold_up_the_renewal_of_the_other_runs(
+    make_db: Callable[[], MetadataDB], tmp_path: Path
+) -> None:
+    db = make_db()
+    catalog, dataset_id = _dataset(db, tmp_path)
+    pipeline = Pipeline(hold=True)
+    manager = RunManager(db, pipeline, datasources=catalog, lease_s=LEASE_S)  # type: ignore[arg-type]
+    try:
+        run = manager.schedule(dataset_id, scheduler_pb2.VIDEOS, parse_run_config({}, SELECTION))
+        assert pipeline.embedding.wait(10)
+        write = db.update_run
+
+        def slow_write(run_id: str, **fields: Any) -> Any:  # one write stuck on a loaded machine
+            if fields.get("message") == "slow":
+                time.sleep(3 * LEASE_S)
+            return write(run_id, **fields)
+
+        db.update_run = slow_write  # type: ignore[method-assign]
+        other = threading.Thread(target=manager.update, args=(run.id,), kwargs={"message": "slow"})
+        other.start()
+        _never_claimable(make_db(), run.id, 3 * LEASE_S)
+        other.join(10)
+    finally:
+        pipeline.release.set()
+        manager.shutdown()

@@ -15,6 +15,7 @@ from datapool.storage.locations import local_location
 from datapool.v1 import scheduler_pb2
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import MetadataDB
+from services.scheduler.run_queue import RunQueue
 from services.scheduler.runs import RunManager
 
 SELECTION = {
@@ -73,3 +74,36 @@ def test_runs_beyond_the_limit_wait_queued_with_their_position(
     finally:
         pipeline.go.release(3)
         manager.shutdown()
+
+
+def test_a_late_queued_announcement_never_lands_after_the_run_has_started() -> None:
+    # The write that tells run C its new place ("position 1") is slow; meanwhile B ends and C
+    # starts and ends. The late write must not put C back into QUEUED: an ended run in an
+    # active state has no heartbeat, so another scheduler replica would run it again.
+    states: dict[str, list[str]] = {}
+    slow_write = threading.Event()
+
+    def announce(run_id: str, position: int) -> None:
+        if run_id == "c" and position == 1:
+            slow_write.wait(10)
+        states.setdefault(run_id, []).append(f"QUEUED {position}")
+
+    queue = RunQueue(1, announce)
+    assert queue.admit("a") and not queue.admit("b") and not queue.admit("c")
+    queue.done()  # A ends
+    b_starts = threading.Thread(target=queue.start, args=("b",))  # announces C at position 1
+    b_starts.start()
+    time.sleep(0.2)
+
+    def c_runs() -> None:
+        assert queue.start("c")
+        states["c"].append("COMPLETED")
+
+    queue.done()  # B ends, C's thread starts
+    c_thread = threading.Thread(target=c_runs)
+    c_thread.start()
+    c_thread.join(0.5)
+    slow_write.set()
+    for t in (b_starts, c_thread):
+        t.join(10)
+    assert states["c"] == ["QUEUED 2", "QUEUED 1", "COMPLETED"]

@@ -17,7 +17,7 @@ from datapool.channels import wait_healthy
 from datapool.internal_token import ensure_token_file, read_token_file
 from datapool.pool.files import FileRef
 from datapool.pool.repository import PoolRepository
-from datapool.stack import free_port
+from datapool.ports import free_port
 from services.selector.service import SelectorService
 from services.selector.session import SelectionSession, SelectionSpec
 

@@ -15,7 +15,7 @@ from selector_helpers import (
     spec,
 )
 
-from datapool.errors import InvalidArgument, NotFound
+from datapool.errors import FailedPrecondition, InvalidArgument, NotFound
 from datapool.pool.repository import PoolRepository
 from datapool.storage import ForwardingStore, Store, StoreError
 from services.selector.errors import CommitAborted
@@ -212,3 +212,22 @@ def test_concurrent_commits_through_threads(service: SelectorService, repo: Pool
     assert sorted(o.version for o in outcomes if isinstance(o, Committed)) == [1, 2, 3, 4]
     state = repo.load_state(repo.newest_manifest())
     assert len(state.frames) == len(state.identities) == 16
+
+
+def test_a_second_attempt_of_a_run_cannot_commit_after_the_first_did(
+    service: SelectorService, repo: PoolRepository
+) -> None:
+    # Two scheduler replicas ran one run (one lost its lease, alive): whichever commits second
+    # is refused, so the pool never holds the run twice.
+    vectors = clustered_unit_vectors(seed=12, clusters=6, per_cluster=6)
+    files = {file_ref("a.mp4"): vectors}
+    first = select(service, repo, spec("first", n_samples=3, run_id="run-1"), files)
+    second = select(service, repo, spec("second", n_samples=3, run_id="run-1"), files)
+    assert service.commit("first", "tag-1", rendered_picks(first)) == Committed(1, first.picks, "tag-1", 1)
+    with pytest.raises(
+        FailedPrecondition, match=r"run 'run-1' already committed pool version 1 \(tag 'tag-1'\)"
+    ):
+        service.commit("second", "tag-2", rendered_picks(second))
+    assert repo.newest_version() == 1
+    other = select(service, repo, spec("other", n_samples=3, run_id="run-2"), files)
+    assert isinstance(service.commit("other", "tag-3", rendered_picks(other)), Committed | NeedFrames)

@@ -34,6 +34,25 @@ def _table(rows: list[tuple[str, str, object]]) -> str:
     return f"<table>{body}</table>"
 
 
+def _processed(processed: list[dict[str, Any]], selected: list[dict[str, Any]]) -> str:
+    """Each processed file: its frames, embedded or from the cache, and picked (folded: a run
+    may process thousands of files)."""
+    if not processed:
+        return "<p>No file was processed.</p>"
+    picked: dict[str, int] = {}
+    for pick in selected:
+        picked[pick["source"]] = picked.get(pick["source"], 0) + 1
+    columns = ("file", "frames", "embedded", "from the embedding cache", "picked")
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+    rows = "".join(
+        f"<tr><td>{escape(f['path'])}</td><td>{f['frames']}</td><td>{f['frames_embedded']}</td>"
+        f"<td>{f.get('frames_from_cache') or 0}</td><td>{picked.get(f['path'], 0)}</td></tr>"
+        for f in processed
+    )
+    table = f'<table id="processed">{head}{rows}</table>'
+    return f"<details><summary>{len(processed)} files</summary>{table}</details>"
+
+
 def render_page(
     report: dict[str, Any],
     figures: dict[str, bytes],
@@ -67,6 +86,7 @@ def render_page(
         if skipped
         else "<p>No file was skipped.</p>"
     )
+    processed_table = _processed(files["processed"], report["selected"])
     strip = "".join(
         f'<figure><img alt="{escape(p["frame_name"])}" src="{_uri(data, "image/jpeg")}">'
         f"<figcaption>{escape(p['frame_name'])}<br>distance {p['distance']:.3f}</figcaption></figure>"
@@ -86,6 +106,7 @@ def render_page(
 <h1>Run {escape(report["run_id"])}</h1>
 <p>started {escape(report["started_at"])}, finished {escape(report["finished_at"])}</p>{note}
 <h2>Counts</h2>{counts}
+<h2>Processed files</h2>{processed_table}
 <h2>Skipped files</h2>{skipped_table}
 <h2>Seconds per stage</h2>{seconds}
 {images.get("summary", "")}

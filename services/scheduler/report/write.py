@@ -5,9 +5,12 @@ written is logged and the run still completes as committed. Both files pass thro
 scrubber first, as the stored report does, so no credential reaches the pool in them.
 
 Drawing takes about half a second (matplotlib), longer than a small run itself, so it
-happens on one background thread after the run has ended; `wait_for_report` lets a
-download of report.html wait for it. The thread is not a daemon: a scheduler that stops
-gracefully finishes the reports it owes first.
+happens after the run has ended, in one worker process of its own at a lower CPU priority
+(REPORT_NICE); `wait_for_report` lets a download of report.html wait for it. A process, not a
+thread: drawing holds the GIL, and in the scheduler's process it took 11-22% of the GIL from the
+event loop that answers every call (py-spy, bench/load/scenarios.py reads), its first report
+importing scikit-learn and matplotlib for seconds. A scheduler that stops gracefully still
+finishes the reports it owes first (the pool's pending work is waited for at exit).
 """
 
 from __future__ import annotations
@@ -15,10 +18,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import multiprocessing
+import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
-from typing import TYPE_CHECKING, Any
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -27,7 +35,7 @@ from datapool.pool.repository import PoolRepository
 from datapool.run_report import RunReport
 from datapool.storage import Store, open_store
 from datapool.v1 import common_pb2
-from services.common.secrets import SCRUBBER
+from services.common.secrets import SCRUBBER, install_log_scrubbing
 from services.scheduler.report import report_key
 from services.scheduler.report.page import render_page
 from services.scheduler.run.context import RunContext
@@ -36,6 +44,7 @@ if TYPE_CHECKING:
     from services.scheduler.report.plots import PoolVectors
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Pools beyond this many frames get no distance histograms or 2-D view in the report: loading
 # them would cost the run more than the report is worth (`datapool view` shows them).
@@ -44,15 +53,56 @@ THUMBNAILS = 48
 THUMBNAIL_PX = 128
 
 
-_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-report")
+# The report process's niceness: it yields the CPU to the scheduler's calls and to the runs.
+REPORT_NICE = 10
+
+
+# How often the report process looks whether the scheduler that started it still lives.
+PARENT_CHECK_S = 1.0
+
+
+def _report_process_start() -> None:
+    os.nice(REPORT_NICE)
+    install_log_scrubbing()
+    # A scheduler killed with SIGKILL (OOM killer, a lost node, the takeover tests) never shuts its
+    # executor down, and its report process waited for work forever, orphaned: it ends with it.
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
+
+
+def _new_writer() -> ProcessPoolExecutor:
+    # Spawned, not forked: the scheduler has gRPC and store threads that a fork would copy mid-call.
+    # The process starts with the first report, not with the scheduler.
+    spawn = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=1, mp_context=spawn, initializer=_report_process_start)
+
+
+_WRITER = _new_writer()
 _pending: dict[str, Future[None]] = {}
 _lock = threading.Lock()
+
+
+def _submit(fn: Callable[..., T], *args: Any) -> Future[T]:
+    """`fn(*args)` in the report process."""
+    global _WRITER
+    with _lock:
+        try:
+            return _WRITER.submit(fn, *args)
+        except BrokenProcessPool:  # the report process died (killed, out of memory): a new one
+            _WRITER = _new_writer()
+            return _WRITER.submit(fn, *args)
 
 
 def write_reports(ctx: RunContext, report: RunReport) -> None:
     """Queues the run's reports; the run does not wait for them."""
     text = SCRUBBER.scrub(SCRUBBER.scrub(json.dumps(report.to_json()), ctx.spec.pool), ctx.spec.input)
-    future = _WRITER.submit(_write, ctx.spec.pool, json.loads(text))
+    future = _submit(_write, ctx.spec.pool, json.loads(text))
     with _lock:
         _pending[report.run_id] = future
     future.add_done_callback(lambda _: _forget(report.run_id, future))

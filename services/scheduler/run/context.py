@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from datapool.config import RunConfig
 from datapool.errors import DatapoolError
@@ -31,6 +31,10 @@ class RunObserver(Protocol):
 
     def set_progress(self, **counts: int) -> None: ...
 
+    def save_draft(self, report: RunReport) -> None:
+        """Keeps the report as it stands right before the run's commit (run/draft.py)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -40,6 +44,10 @@ class RunSpec:
     input: common_pb2.StoreLocation = field(repr=False)
     pool: common_pb2.StoreLocation = field(repr=False)
     config: RunConfig = field(repr=False)
+    # 2 and up: a replica took the run over from one that stopped (services/scheduler/takeover.py).
+    attempt: int = 1
+    # The report an earlier attempt saved right before its commit, if it got that far (run/draft.py).
+    draft: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from datapool.v1 import common_pb2, scheduler_pb2
+from services.common.faults import fault_point
 from services.scheduler.progress import FrameProgress
 from services.scheduler.run.context import RunContext
 from services.scheduler.run.embed_file import Send, embed_file
@@ -32,6 +33,8 @@ def embed_all(ctx: RunContext, files: list[common_pb2.FileRef], send: Send) -> N
         with tally.lock:
             tally.files_done += 1
             progress.report(files_done=tally.files_done, files_skipped=len(tally.skipped))
+        # Tests hold a run here, a file embedded and others not, to kill its scheduler.
+        fault_point("scheduler.run.file_embedded")
 
     with (
         ctx.timed("embed"),

@@ -97,6 +97,10 @@ class Embedders(Protocol):
 class Selector(Protocol):
     def get_pool(self, pool: common_pb2.StoreLocation) -> selector_pb2.PoolSummary: ...
 
+    def run_commit(self, pool: common_pb2.StoreLocation, run_id: str) -> selector_pb2.RunCommit:
+        """The commit run `run_id` made in the pool (`found` false when none names it)."""
+        ...
+
     def processed_files(self, pool: common_pb2.StoreLocation) -> ProcessedListing: ...
 
     def load_cached(

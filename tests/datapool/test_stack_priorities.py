@@ -1,0 +1,53 @@
+"""`datapool up --embedder-nice N`: the embedders run at a lower CPU priority than the scheduler and
+the selector, so on one host their video decoding and inference give way to the scheduler's calls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from datapool.cli import build_parser
+from datapool.cli_runs import stack_from_args
+from datapool.stack import EMBEDDER_NICE, _Child
+
+
+def _priority(pid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def test_only_the_embedders_get_the_lower_priority_by_default_and_as_given(tmp_path: Path) -> None:
+    for argv, nice in (([], EMBEDDER_NICE), (["--embedder-nice", "3"], 3), (["--embedder-nice", "0"], 0)):
+        args = build_parser().parse_args(
+            ["up", "--state-dir", str(tmp_path / "s"), "--embedders", "2", *argv]
+        )
+        stack = stack_from_args(args)
+        assert [e.nice for e in stack.embedders] == [nice, nice]
+        assert (stack.scheduler.nice, stack.selector.nice) == (0, 0)
+
+
+def test_a_nice_value_out_of_range_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["up", "--embedder-nice", "20"])
+    assert "--embedder-nice" in capsys.readouterr().err
+
+
+def test_a_spawned_child_runs_at_its_lower_priority_and_its_threads_too(tmp_path: Path) -> None:
+    # The child starts a thread and prints both niceness values (Linux: per thread).
+    code = (
+        "import os, threading\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))\n"
+        "t.start(); t.join()\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0), seen[0], flush=True)\n"
+    )
+    (tmp_path / "nice_probe.py").write_text(code)
+    child = _Child("probe", ["nice_probe"], "unused", tmp_path / "probe.log", nice=4)
+    child.spawn({**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert child.proc is not None and child.log_file is not None
+    assert child.proc.wait(30) == 0
+    child.log_file.close()
+    base = _priority(0)
+    expected = min(19, base + 4)
+    assert (tmp_path / "probe.log").read_text().split() == [str(expected), str(expected)]
