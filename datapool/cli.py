@@ -48,6 +48,13 @@ def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
         help="the embedders' lower CPU priority (nice increment, 0..19; default %(default)s): their "
         "video decoding and inference give way to the scheduler's calls on a shared host",
     )
+    p.add_argument(
+        "--selection-nice",
+        type=_nice,
+        default=None,
+        help="the selector's lower CPU priority for its selections (nice increment, 0..19; default: "
+        "the selector's, 10): its read calls, which the scheduler's ListTags waits for, go first",
+    )
     p.add_argument("--backend", default="auto", help="model backend (default: auto)")
     p.add_argument(
         "--http-port",

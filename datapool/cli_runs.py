@@ -32,6 +32,7 @@ def stack_from_args(args: argparse.Namespace) -> Stack:
         otel=args.otel,
         tls_dir=args.tls_dir,
         embedder_nice=args.embedder_nice,
+        selection_nice=args.selection_nice,
     )
 
 

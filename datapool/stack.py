@@ -37,7 +37,8 @@ STOP_GRACE_S = 8.0
 # How much lower the embedders' CPU priority is than the others' (a nice increment): on one
 # host they decode and embed video on the cores the scheduler answers calls on, and a read that
 # waits for a core behind them waited hundreds of ms (bench/load/scenarios.py reads, 4 runs).
-# The selector keeps the scheduler's priority: ListTags waits for its answer.
+# The selector keeps the scheduler's priority (ListTags waits for its GetPool) and lowers its
+# Selects itself (`python -m services.selector --selection-nice`).
 EMBEDDER_NICE = 10
 
 
@@ -104,9 +105,12 @@ class Stack:
         otel: bool = False,
         tls_dir: Path | None = None,
         embedder_nice: int = EMBEDDER_NICE,
+        selection_nice: int | None = None,
     ) -> None:
-        if not 0 <= embedder_nice <= 19:
-            raise ValueError(f"--embedder-nice must be 0..19, got {embedder_nice}")
+        """`selection_nice`: the selector's `--selection-nice` (None: its default)."""
+        for flag, value in (("--embedder-nice", embedder_nice), ("--selection-nice", selection_nice)):
+            if value is not None and not 0 <= value <= 19:
+                raise ValueError(f"{flag} must be 0..19, got {value}")
         self.state_dir = state_dir.absolute()
         self.host = host
         self.port = port
@@ -147,6 +151,7 @@ class Stack:
                 str(selector_port),
                 "--log-level",
                 log_level,
+                *([] if selection_nice is None else ["--selection-nice", str(selection_nice)]),
             ],
             f"{host}:{selector_port}",
             logs / "selector.log",

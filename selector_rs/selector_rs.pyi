@@ -6,7 +6,7 @@ from typing import Any, Literal, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Cancelled", "IncrementalSelector", "__version__", "kernel", "select_diverse"]
+__all__ = ["Cancelled", "IncrementalSelector", "__version__", "kernel", "select_diverse", "worker_threads"]
 
 __version__: str
 
@@ -16,6 +16,12 @@ class Cancelled(Exception):
 kernel: str
 """The instruction set the distance kernel uses on this machine ("avx512", "avx2+fma"
 or "portable"), for benchmark reports."""
+
+def worker_threads() -> int:
+    """Starts the selection's worker threads if they are not running yet and returns their
+    number. They start from the calling thread and take its scheduling priority (on Linux its
+    nice value): a thread that lowered its own priority first makes every later selection, on
+    any thread, yield the CPU to threads at the normal priority."""
 
 def select_diverse(
     candidates: npt.NDArray[np.float32],

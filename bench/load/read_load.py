@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,12 +118,14 @@ async def measured_reads(
     dedicated cores. Returns the open loop's result."""
     open_result: LoadResult | None = None
     pids = {name: service_pid(running, f"services.{name}") for name in ("scheduler", "selector")}
+    # Who takes the cores while the calls run: each service's CPU a second (the embedder's too).
+    users = {**pids, "embedder": service_pid(running, "services.embedder")}
     url = metrics_url(running.state_dir, "scheduler")
     for loop, rate in ((f"open loop at {args.rate:g} calls/s", args.rate), ("closed loop", None)):
         print(
             f"reads, {what}, {loop} ({args.clients} clients, {args.seconds:g} s, {args.harness}; {uptime()})"
         )
-        before = {name: cpu_s(pid) for name, pid in pids.items()}
+        before = {name: cpu_s(pid) for name, pid in users.items()}
         # The scheduler's event loop thread; the selector's threads (a threaded server) together.
         waited = {name: run_delay_s(pid, name != "scheduler") for name, pid in pids.items()}
         probes = scrape(url)
@@ -140,6 +143,11 @@ async def measured_reads(
         print("CPU ms per call: " + ", ".join(f"{k} {v:.2f}" for k, v in spent.items()) + f"; {uptime()}")
         print(describe(probes, scrape(url)))
         took = time.monotonic() - began
+        print(
+            "CPU ms a second: "
+            + ", ".join(f"{k} {(cpu_s(p) - before[k]) * 1000 / took:.0f}" for k, p in users.items())
+            + f", load generator {generator_s * 1000 / took:.0f} (of {1000 * (os.cpu_count() or 1)})"
+        )
         print(
             "waiting for a CPU (run queue), ms a second: "
             + ", ".join(

@@ -293,6 +293,11 @@ def main() -> None:
         type=int,
         help="passed to datapool up (the embedders' lower CPU priority; its default when not given)",
     )
+    r.add_argument(
+        "--selection-nice",
+        type=int,
+        help="passed to datapool up (the selector's lower CPU priority for Select; default: its own)",
+    )
     s = sub.add_parser("schedule")
     s.add_argument("--runs", type=int, default=200)
     s.add_argument("--minutes", type=float, default=10.0)
@@ -300,8 +305,10 @@ def main() -> None:
     w.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
     scenario = {"reads": reads, "schedule": schedule, "watch": watch}[args.scenario]
-    nice = getattr(args, "embedder_nice", None)
-    up_args = ("--embedder-nice", str(nice)) if nice is not None else ()
+    up_args: tuple[str, ...] = ()
+    for flag in ("embedder_nice", "selection_nice"):
+        if (nice := getattr(args, flag, None)) is not None:
+            up_args += ("--" + flag.replace("_", "-"), str(nice))
     with tempfile.TemporaryDirectory(prefix="datapool-load-") as tmp, stack(Path(tmp), up_args) as running:
         asyncio.run(scenario(running, Path(tmp), args))
     if REFUSED:

@@ -465,11 +465,21 @@ fn block_order(order: Option<Vec<i64>>, blocks: usize) -> PyResult<Vec<usize>> {
         .collect()
 }
 
+/// Starts the selection's worker threads if they are not running yet, and returns how many
+/// there are. They are started from the calling thread and take its scheduling priority
+/// (Linux: its nice value), so a caller that lowered its own priority first runs every later
+/// selection below the threads that answer other calls.
+#[pyfunction]
+fn worker_threads() -> usize {
+    rayon::current_num_threads()
+}
+
 #[pymodule]
 fn selector_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("kernel", selector_core::kernel_name())?;
     m.add_function(wrap_pyfunction!(select_diverse, m)?)?;
+    m.add_function(wrap_pyfunction!(worker_threads, m)?)?;
     m.add_class::<IncrementalSelector>()?;
     m.add("Cancelled", m.py().get_type::<Cancelled>())?;
     Ok(())

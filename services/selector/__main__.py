@@ -13,8 +13,13 @@ from services.common.startup import add_internal_token_args, internal_token_from
 from services.common.tls_args import MUTUAL_CA_HELP, add_tls_args, health_address, tls_from_args
 from services.selector.cached_loads import DEFAULT_MAX_STAGED_BYTES, StagedCacheLoads
 from services.selector.run_vectors import DEFAULT_MAX_RUN_MEMORY_BYTES
+from services.selector.selection_priority import DEFAULT_SELECTION_NICE, SelectionThreads
 from services.selector.service import SelectorService
 from services.selector.servicer import SERVICE_NAME, SelectorServicer, register
+
+# The gRPC server's worker threads, and so the most Selects at once: each one holds a server
+# thread while its work runs on a selection thread.
+SERVER_THREADS = 16
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,9 +45,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--spill-dir", default=None, help="directory of the spill files (default: the system's temp dir)"
     )
+    parser.add_argument(
+        "--selection-nice",
+        type=int,
+        default=DEFAULT_SELECTION_NICE,
+        help="how much lower each Select's CPU priority is than the other calls' (a nice increment, "
+        "0..19): GetPool and ListProcessedFiles are answered first while selections fill the cores "
+        "(default: %(default)s)",
+    )
     add_internal_token_args(parser)
     add_tls_args(parser, MUTUAL_CA_HELP)
     args = parser.parse_args(argv)
+    if not 0 <= args.selection_nice <= 19:
+        parser.error(f"--selection-nice must be 0..19, got {args.selection_nice}")
     if args.max_staged_cache_mb < 0:
         parser.error(f"--max-staged-cache-mb must be >= 0, got {args.max_staged_cache_mb}")
     if args.max_run_memory_mb < 0:
@@ -56,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     service = SelectorService(
         cached_loads=loads, max_run_memory_bytes=args.max_run_memory_mb << 20, spill_dir=args.spill_dir
     )
-    servicer = SelectorServicer(service)
+    servicer = SelectorServicer(service, SelectionThreads(args.selection_nice, max_workers=SERVER_THREADS))
     serve = functools.partial(register, servicer=servicer)
     interceptors = [internal_token_interceptor(token, "selector")] if token else []
     server = ServiceServer(
@@ -64,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.host}:{args.port}",
         serve,
         [SERVICE_NAME],
+        max_workers=SERVER_THREADS,
         interceptors=interceptors,
         credentials=tls.server(require_client_auth=True) if tls else None,
         health_address=health_address(args),

@@ -15,6 +15,7 @@ from datapool.storage import StoreError, open_store
 from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from datapool.vectors import dtype_name, to_batch
 from services.selector.model import Pick
+from services.selector.selection_priority import SelectionThreads
 from services.selector.service import SelectorService, SelectStream
 from services.selector.session import Committed, SelectionSpec
 
@@ -24,8 +25,13 @@ _CACHED_FILES_CHUNK = 10_000
 
 
 class SelectorServicer(selector_pb2_grpc.SelectorServicer):
-    def __init__(self, service: SelectorService | None = None) -> None:
+    def __init__(
+        self, service: SelectorService | None = None, selection_threads: SelectionThreads | None = None
+    ) -> None:
+        """`selection_threads`: where each Select runs (at a lower CPU priority than the read
+        calls, `--selection-nice`); None runs it on the server's thread."""
         self.service = service or SelectorService()
+        self.selection_threads = selection_threads
 
     def GetPool(
         self, request: selector_pb2.GetPoolRequest, context: grpc.ServicerContext
@@ -58,6 +64,13 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             yield selector_pb2.ProcessedFiles(files=[f.to_proto() for f in chunk])
 
     def Select(
+        self, request_iterator: Iterator[selector_pb2.SelectRequest], context: grpc.ServicerContext
+    ) -> selector_pb2.SelectResponse:
+        if self.selection_threads is None:
+            return self._select(request_iterator, context)
+        return self.selection_threads.run(lambda: self._select(request_iterator, context))
+
+    def _select(
         self, request_iterator: Iterator[selector_pb2.SelectRequest], context: grpc.ServicerContext
     ) -> selector_pb2.SelectResponse:
         first = next(request_iterator, None)

@@ -1,5 +1,6 @@
 """`datapool up --embedder-nice N`: the embedders run at a lower CPU priority than the scheduler and
-the selector, so on one host their video decoding and inference give way to the scheduler's calls."""
+the selector, so on one host their video decoding and inference give way to the scheduler's calls.
+`--selection-nice N` is handed to the selector, which lowers its Selects itself."""
 
 from __future__ import annotations
 
@@ -27,10 +28,22 @@ def test_only_the_embedders_get_the_lower_priority_by_default_and_as_given(tmp_p
         assert (stack.scheduler.nice, stack.selector.nice) == (0, 0)
 
 
-def test_a_nice_value_out_of_range_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_selection_nice_reaches_the_selector_only_when_given(tmp_path: Path) -> None:
+    for argv, expected in (([], []), (["--selection-nice", "3"], ["--selection-nice", "3"])):
+        args = build_parser().parse_args(["up", "--state-dir", str(tmp_path / "s"), *argv])
+        selector_args = stack_from_args(args).selector.args
+        assert [a for a in selector_args if a == "--selection-nice"] == expected[:1]
+        if expected:
+            assert selector_args[selector_args.index("--selection-nice") + 1] == "3"
+
+
+@pytest.mark.parametrize("flag", ["--embedder-nice", "--selection-nice"])
+def test_a_nice_value_out_of_range_is_refused_naming_the_flag(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["up", "--embedder-nice", "20"])
-    assert "--embedder-nice" in capsys.readouterr().err
+        build_parser().parse_args(["up", flag, "20"])
+    assert flag in capsys.readouterr().err
 
 
 def test_a_spawned_child_runs_at_its_lower_priority_and_its_threads_too(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,9 @@ class SelectorProcess:
 
 
 @contextlib.contextmanager
-def selector_process(tmp: Path, log_level: str = "WARNING") -> Iterator[SelectorProcess]:
+def selector_process(
+    tmp: Path, log_level: str = "WARNING", extra_args: Sequence[str] = ()
+) -> Iterator[SelectorProcess]:
     """A real `python -m services.selector` on a free port, given its internal token by file
     (tmp/internal.token) and logging to tmp/selector.log; killed at the end if still running."""
     port = free_port()
@@ -43,7 +45,7 @@ def selector_process(tmp: Path, log_level: str = "WARNING") -> Iterator[Selector
     command = [sys.executable, "-m", "services.selector", "--internal-token-file", str(token_file)]
     with open(tmp / "selector.log", "wb") as log:
         process = subprocess.Popen(
-            [*command, "--port", str(port), "--log-level", log_level],
+            [*command, "--port", str(port), "--log-level", log_level, *extra_args],
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

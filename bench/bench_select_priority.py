@@ -1,0 +1,135 @@
+"""GetPool and ListProcessedFiles latency while a long selection fills the cores, by the selector's
+`--selection-nice` (0: the selection at the read calls' priority; 10: the default).
+
+A real selector process is sent 200,000 uniform rows (nothing to prune) and asked for 100,000
+picks, minutes of work on every core; once the greedy loop runs, GetPool is called every 20 ms
+and ListProcessedFiles every 100 ms for `--seconds`, then the Select is cancelled. Settings
+alternate in one process, `--rounds` times, so the machine's other load falls on both alike.
+
+    .venv/bin/python bench/bench_select_priority.py [--nice 0 10] [--rounds 2] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "selector"))
+from selector_helpers import selector_process
+
+from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+from services.common.auth import with_token
+
+DIM = 128
+FILES = 20
+ROWS_PER_FILE = 10_000
+
+
+def _location(root: Path) -> common_pb2.StoreLocation:
+    return common_pb2.StoreLocation(local=common_pb2.LocalLocation(root=str(root)))
+
+
+def _requests(pool: Path, sent: threading.Event) -> Iterator[selector_pb2.SelectRequest]:
+    spec = selector_pb2.SelectionSpec(
+        session_id="long",
+        pool=_location(pool),
+        run_id="r1",
+        n_samples=100_000,
+        proportion_samples=-1,
+        model="m",
+    )
+    yield selector_pb2.SelectRequest(spec=spec)
+    rng = np.random.default_rng(7)
+    for f in range(FILES):
+        file = common_pb2.FileRef(path=f"v{f:02d}.mp4", size=100, etag="e")
+        rows = rng.standard_normal((ROWS_PER_FILE, DIM), dtype=np.float32)
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        vectors = common_pb2.VectorBatch(
+            frame_indices=range(ROWS_PER_FILE),
+            vectors=rows.astype("<f2").tobytes(),
+            dim=DIM,
+            dtype=common_pb2.FLOAT16,
+        )
+        yield selector_pb2.SelectRequest(batch=selector_pb2.CandidateBatch(file=file, vectors=vectors))
+        done = selector_pb2.FileComplete(file=file, frame_count=ROWS_PER_FILE, kind="video")
+        yield selector_pb2.SelectRequest(file_complete=done)
+    sent.set()
+
+
+def _probe(call: Callable[[], object], every_s: float, seconds: float) -> list[float]:
+    latencies = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.monotonic()
+        call()
+        latencies.append(time.monotonic() - started)
+        time.sleep(max(0.0, every_s - (time.monotonic() - started)))
+    return latencies
+
+
+def _stats(latencies: list[float]) -> str:
+    ms = np.array(latencies) * 1000
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return f"{len(ms)} calls, p50 {p50:.1f} ms, p90 {p90:.1f}, p99 {p99:.1f}, max {ms.max():.1f}"
+
+
+def one(nice: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="datapool-prio-") as tmp:
+        base = Path(tmp)
+        pool = base / "pool"
+        pool.mkdir()
+        with (
+            selector_process(base, extra_args=["--selection-nice", str(nice)]) as selector,
+            grpc.insecure_channel(selector.address) as channel,
+        ):
+            stub = selector_pb2_grpc.SelectorStub(with_token(channel, selector.token))
+            sent = threading.Event()
+            select = stub.Select.future(_requests(pool, sent), timeout=900)
+            if not sent.wait(timeout=300):
+                raise RuntimeError("the candidates were not sent within 300 s")
+            time.sleep(1.0)  # the last file measured: the greedy loop runs on every core
+            request = selector_pb2.GetPoolRequest(pool=_location(pool))
+            lists: list[float] = []
+            lister = threading.Thread(
+                target=lambda: lists.extend(
+                    _probe(lambda: list(stub.ListProcessedFiles(request, timeout=30)), 0.1, seconds)
+                )
+            )
+            lister.start()
+            gets = _probe(lambda: stub.GetPool(request, timeout=30), 0.02, seconds)
+            lister.join()
+            running = not select.done()
+            select.cancel()
+            load = os.getloadavg()
+            print(
+                f"--selection-nice {nice:2d}: GetPool {_stats(gets)}; ListProcessedFiles {_stats(lists)}; "
+                f"selection still running at the end: {running}; "
+                f"load average {load[0]:.2f} on {os.cpu_count()} cores",
+                flush=True,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--nice", type=int, nargs="+", default=[0, 10])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    for _ in range(args.rounds):
+        for nice in args.nice:
+            one(nice, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
