@@ -17,52 +17,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "selector"))
+from long_selection import local_location, long_select_requests
 from selector_helpers import selector_process
 
-from datapool.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+from datapool.v1 import selector_pb2, selector_pb2_grpc
 from services.common.auth import with_token
-
-DIM = 128
-FILES = 20
-ROWS_PER_FILE = 10_000
-
-
-def _location(root: Path) -> common_pb2.StoreLocation:
-    return common_pb2.StoreLocation(local=common_pb2.LocalLocation(root=str(root)))
-
-
-def _requests(pool: Path, sent: threading.Event) -> Iterator[selector_pb2.SelectRequest]:
-    spec = selector_pb2.SelectionSpec(
-        session_id="long",
-        pool=_location(pool),
-        run_id="r1",
-        n_samples=100_000,
-        proportion_samples=-1,
-        model="m",
-    )
-    yield selector_pb2.SelectRequest(spec=spec)
-    rng = np.random.default_rng(7)
-    for f in range(FILES):
-        file = common_pb2.FileRef(path=f"v{f:02d}.mp4", size=100, etag="e")
-        rows = rng.standard_normal((ROWS_PER_FILE, DIM), dtype=np.float32)
-        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-        vectors = common_pb2.VectorBatch(
-            frame_indices=range(ROWS_PER_FILE),
-            vectors=rows.astype("<f2").tobytes(),
-            dim=DIM,
-            dtype=common_pb2.FLOAT16,
-        )
-        yield selector_pb2.SelectRequest(batch=selector_pb2.CandidateBatch(file=file, vectors=vectors))
-        done = selector_pb2.FileComplete(file=file, frame_count=ROWS_PER_FILE, kind="video")
-        yield selector_pb2.SelectRequest(file_complete=done)
-    sent.set()
 
 
 def _probe(call: Callable[[], object], every_s: float, seconds: float) -> list[float]:
@@ -93,11 +59,11 @@ def one(nice: int, seconds: float) -> None:
         ):
             stub = selector_pb2_grpc.SelectorStub(with_token(channel, selector.token))
             sent = threading.Event()
-            select = stub.Select.future(_requests(pool, sent), timeout=900)
+            select = stub.Select.future(long_select_requests(pool, sent), timeout=900)
             if not sent.wait(timeout=300):
                 raise RuntimeError("the candidates were not sent within 300 s")
             time.sleep(1.0)  # the last file measured: the greedy loop runs on every core
-            request = selector_pb2.GetPoolRequest(pool=_location(pool))
+            request = selector_pb2.GetPoolRequest(pool=local_location(pool))
             lists: list[float] = []
             lister = threading.Thread(
                 target=lambda: lists.extend(

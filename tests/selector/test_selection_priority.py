@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selector_helpers import REPO_ROOT, selector_process
 
 from datapool.errors import InvalidArgument
 from datapool.v1 import selector_pb2
 from services.selector.selection_priority import SelectionThreads, thread_nice
 from services.selector.servicer import SelectorServicer
-from tests.selector.selector_helpers import REPO_ROOT, selector_process
 
 
 def _thread_nices(pid: int) -> dict[int, int]:
