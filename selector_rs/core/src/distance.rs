@@ -11,6 +11,10 @@
 
 use std::sync::OnceLock;
 
+pub(crate) mod bf16;
+mod many;
+pub(crate) use many::l2_x4;
+
 const LANES: usize = 64;
 
 type Kernel = fn(&[f32], &[f32]) -> f32;
@@ -74,7 +78,7 @@ mod x86 {
 
     /// The last 16 + 8 + 4 + 2 + 1 steps of the pairwise reduction, from 8 lanes.
     #[target_feature(enable = "avx2,fma")]
-    fn reduce8(v: __m256) -> f32 {
+    pub(super) fn reduce8(v: __m256) -> f32 {
         let v = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let v = _mm_add_ps(v, _mm_movehl_ps(v, v));
         _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))

@@ -11,6 +11,7 @@
 #[macro_use]
 mod order;
 
+mod counters;
 mod dense;
 mod distance;
 mod greedy;

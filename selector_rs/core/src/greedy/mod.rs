@@ -12,7 +12,8 @@
 //!   for a pool row nearer than the candidate's bounds, which the scenes' per-row
 //!   distances to their centres rule out wholesale; finding none, `pool_floor`
 //!   records that the pick decides `D`. A search waits until the candidate's group
-//!   holds the largest bound on the heap.
+//!   holds the largest bound on the heap; where the pool falls into scenes, searches
+//!   go in batches (`batch_search`) that read each pool row once for all of them.
 //! * `pick_min`: exact distance to the nearest of the first `seen` picks.
 //! * `offset + group_pick`: distance to the leader plus the leader's distance to the
 //!   nearest pick, which retires a whole group at once when a pick lands next to it.
@@ -42,6 +43,7 @@ use crate::switch::{trace, Meter, Rows, Strategy};
 use crate::validate::SelectError;
 use crate::Cancel;
 
+mod batch_search;
 mod dense_path;
 mod pool_pass;
 mod prepare;
@@ -127,9 +129,11 @@ pub(crate) fn select_with(
     )?;
     trace(|| {
         format!(
-            "pruned loop: {} picks, {:.3} s",
+            "pruned loop: {} picks, {:.3} s (searches {:.3} s): {}",
             sel.picks.len(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            sel.search_s(),
+            crate::counters::take()
         )
     });
     if done {

@@ -39,6 +39,7 @@ pub(super) fn pruned(
     cancel: Cancel<'_>,
 ) -> Result<bool, SelectError> {
     let mut visited = Vec::new();
+    let mut parked = Vec::new();
     let mut visits = 0_usize;
     while sel.picks.len() < budget {
         if cancel() {
@@ -48,19 +49,39 @@ pub(super) fn pruned(
             return Ok(false);
         }
         let mut best: Option<(f64, usize)> = None;
-        while let Some(top) = heap.peek().copied() {
+        sel.new_step();
+        loop {
+            let Some(top) = heap.peek().copied() else {
+                if sel.pending.is_empty() {
+                    break;
+                }
+                sel.search_pending(best);
+                heap.extend(parked.drain(..));
+                continue;
+            };
             if top.version != sel.version[top.group] {
                 heap.pop();
                 continue;
             }
-            if !beats(top.bound, top.start, best) {
+            let beats_best = beats(top.bound, top.start, best);
+            if !sel.pending.is_empty() && (!beats_best || sel.batch_full()) {
+                // The batch is complete: search it, then revisit its groups.
+                sel.search_pending(best);
+                heap.extend(parked.drain(..));
+                continue;
+            }
+            if !beats_best {
                 break;
             }
             heap.pop();
             sel.search_from = next_bound(heap, &sel.version);
+            let collected = sel.pending.len();
             let (bound, waits) = sel.visit(top.group, &mut best);
             sel.bound[top.group] = bound;
-            if waits {
+            if sel.pending.len() > collected {
+                // Out of the heap until its batch is searched.
+                parked.push(Entry { bound, ..top });
+            } else if waits {
                 // Back on the heap now: it is visited again, and searches, once its
                 // bound is the largest left and `best` has not overtaken it.
                 heap.push(Entry { bound, ..top });
@@ -162,6 +183,8 @@ pub(super) fn start<'a, 'b>(
         search_ns: AtomicU64::new(0),
         pool_pass_at: None,
         search_from: f64::NEG_INFINITY,
+        pending: Vec::new(),
+        batch_cap: 1,
     };
     (heap, sel)
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::state::State;
 use super::{Pick, Prepared};
+use crate::counters;
 use crate::distance::l2;
 use crate::matrix::{Blocks, Matrix};
 use crate::pool::{beyond, Hint, PoolIndex};
@@ -38,6 +39,10 @@ pub(super) struct Selection<'a, 'b> {
     /// The next group's bound on the heap while a group is visited: a candidate below
     /// it waits for its pool search until it is the largest bound left (see `visit`).
     pub(super) search_from: f64,
+    /// Candidates waiting for the next batch of pool searches, and how many the batch
+    /// may hold (see `batch_search`).
+    pub(super) pending: Vec<usize>,
+    pub(super) batch_cap: usize,
 }
 
 impl Selection<'_, '_> {
@@ -91,16 +96,22 @@ impl Selection<'_, '_> {
         let x = self.candidates.row(s.index);
         let search_from = self.search_from;
         let offset = self.prep.offset[s.index];
+        let mut measured = 0;
         while s.seen < self.picks.len() {
             let near = to_leader[s.seen];
             if !beyond(near - offset, s.bound(), near + offset + s.bound()) {
                 let q = self.candidates.row(self.picks[s.seen].index);
                 s.pick_min = s.pick_min.min(l2(x, q));
+                measured += 1;
             }
             s.seen += 1;
             if s.bound() < cutoff {
-                return s;
+                break;
             }
+        }
+        counters::add(&counters::PICK_DISTANCES, measured);
+        if s.bound() < cutoff {
+            return s;
         }
         if !s.pool_exact && !s.pick_decides() {
             // (`prepare` measured `x` against its leader's nearest pool row already.)
@@ -109,23 +120,12 @@ impl Selection<'_, '_> {
             if s.bound() < search_from {
                 return s;
             }
-            let started = Instant::now();
-            if let Some(scenes) = self.index.scenes() {
-                // Only a pool row nearer than both bounds can matter: with none, the
-                // pick decides `D`, or the pool bound is the pool distance.
-                let below = s.pool_ub.min(s.pick_min);
-                let (d, row, exact) = scenes.nearest_below(self.pool, x, below, cutoff);
-                if row != usize::MAX {
-                    (s.pool_ub, s.pool_exact) = (d, exact);
-                } else if s.pool_ub <= below {
-                    s.pool_exact = true;
-                } else {
-                    s.pool_floor = below;
-                }
-                let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                self.search_ns.fetch_add(ns, AtomicOrdering::Relaxed);
+            if self.index.scenes().is_some() {
+                // Searched in a batch (see `batch_search`).
                 return s;
             }
+            let started = Instant::now();
+            counters::add(&counters::SEARCHES, 1);
             let g = &self.prep.groups[group];
             let hint = hint.get_or_init(|| {
                 self.index

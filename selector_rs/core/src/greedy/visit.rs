@@ -24,6 +24,7 @@ impl Selection<'_, '_> {
         let leader = self.candidates.row(g.start);
         let run = self.prep.run_of[k];
         let mut to_run = std::mem::take(&mut self.run_picks[run]);
+        let mut measured = self.picks.len() - to_run.len();
         let run_leader = self
             .candidates
             .row(self.prep.groups[self.prep.runs[run]].start);
@@ -51,11 +52,13 @@ impl Selection<'_, '_> {
                 to_leader.push(lower);
             } else {
                 let exact = l2(leader, self.candidates.row(p.index));
+                measured += 1;
                 to_leader.push(exact);
                 near_pick = near_pick.min(exact);
             }
         }
         self.run_picks[run] = to_run;
+        crate::counters::add(&crate::counters::LEADER_DISTANCES, measured);
         self.group_pick[k] = near_pick;
         let bound = self.visit_members(k, near_pick, &to_leader, best);
         self.leader_picks[k] = to_leader;
@@ -131,6 +134,8 @@ impl Selection<'_, '_> {
                     if beats(value, s.index, *best) {
                         *best = Some((value, s.index));
                     }
+                } else if self.defers(s) && beats(value, s.index, *best) && self.collect(s, value) {
+                    // Searched with the batch; its group is parked until then.
                 } else if beats(value, s.index, waiting) {
                     waiting = Some((value, s.index));
                 }

@@ -1,0 +1,266 @@
+//! Many searches of the scenes at once: each pool row that several of the queries
+//! cannot rule out is read once and measured against all of them while it is in cache,
+//! instead of once per query (a search one candidate at a time reads ~30% of the pool
+//! on rough footage, from L3 or memory).
+//!
+//! Scenes are searched one after the other, nearest first (by the smallest lower bound
+//! of any query), each scene's clusters on every thread; between scenes each query's
+//! bound tightens to the nearest row found so far, and a query that has found a row
+//! nearer than `cutoff` stops there, as a lone search does.
+
+use std::cmp::Ordering;
+
+use rayon::prelude::*;
+
+use super::{Cluster, Scenes};
+use crate::counters;
+use crate::distance::{bf16, l2, l2_x4};
+use crate::matrix::Matrix;
+use crate::pool::{beyond, SLACK};
+
+/// A scene of at least this many clusters is searched on every thread.
+const PARALLEL_PARTS: usize = 4;
+
+/// Distances to scene centres worth computing on every thread.
+const PARALLEL_DISTANCES: usize = 1024;
+
+/// What a search found: the nearest pool row strictly nearer than the query's bound, as
+/// `(distance, row)`, `None` when there is none; `exact` is `false` when the search
+/// stopped early at a row nearer than `cutoff` (a bound then, not the distance).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Found {
+    pub(crate) nearest: Option<(f64, usize)>,
+    pub(crate) exact: bool,
+}
+
+impl Scenes {
+    /// For each of `xs`, its nearest pool row strictly nearer than `below[j]` (see
+    /// [`Found`]); a query may stop once it has found a row nearer than `cutoff`.
+    pub(crate) fn nearest_below_many(
+        &self,
+        pool: &Matrix<'_>,
+        xs: &[&[f32]],
+        below: &[f64],
+        cutoff: f64,
+    ) -> Vec<Found> {
+        counters::add(&counters::SEARCHES, xs.len());
+        let mut best: Vec<(f64, usize)> = below.iter().map(|&b| (b, usize::MAX)).collect();
+        let mut live = vec![true; xs.len()];
+        // d(x, scene centre) for every scene and query.
+        let centres = |s: &super::Scene| xs.iter().map(|x| l2(x, &s.whole.centre)).collect();
+        let dc: Vec<Vec<f64>> = if xs.len() * self.list.len() < PARALLEL_DISTANCES {
+            self.list.iter().map(centres).collect()
+        } else {
+            self.list.par_iter().map(centres).collect()
+        };
+        let lower = |t: usize, j: usize| dc[t][j] - self.list[t].whole.radius;
+        let mut order: Vec<(f64, usize)> = (0..self.list.len())
+            .map(|t| {
+                let low = (0..xs.len())
+                    .map(|j| lower(t, j))
+                    .fold(f64::INFINITY, f64::min);
+                (low, t)
+            })
+            .collect();
+        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let widest = self.list.iter().map(|s| s.whole.radius).fold(0.0, f64::max);
+        for &(low, t) in &order {
+            // Scenes come by the smallest lower bound of any query: once that is beyond
+            // every live query's bound (as `beyond` would find with any scene's scale),
+            // so is every later scene.
+            let spent = (0..xs.len())
+                .filter(|&j| live[j])
+                .all(|j| low * (1.0 - SLACK) > best[j].0 * (1.0 + SLACK) + 2.0 * SLACK * widest);
+            if spent {
+                break;
+            }
+            let scene = &self.list[t];
+            let r = scene.whole.radius;
+            let open: Vec<usize> = (0..xs.len())
+                .filter(|&j| {
+                    let (d, b) = (dc[t][j], best[j].0);
+                    live[j] && !beyond(d - r, b, d + r + b)
+                })
+                .collect();
+            if open.is_empty() {
+                continue;
+            }
+            let scan = |part| self.scan_many(pool, xs, &best, &open, part);
+            // Waking the other thread costs more than a small scene's few clusters.
+            let found: Vec<Vec<(usize, f64, usize)>> = if scene.parts.len() < PARALLEL_PARTS {
+                scene.parts.iter().map(scan).collect()
+            } else {
+                scene.parts.par_iter().map(scan).collect()
+            };
+            for (j, d, row) in found.into_iter().flatten() {
+                // The nearer, the lower row on ties: the same whatever the clusters' order.
+                if (d, row) < best[j] {
+                    best[j] = (d, row);
+                }
+            }
+            for &j in &open {
+                if best[j].1 != usize::MAX && best[j].0 < cutoff {
+                    live[j] = false;
+                }
+            }
+        }
+        best.iter()
+            .zip(&live)
+            .map(|(&(d, row), &live)| Found {
+                nearest: (row != usize::MAX).then_some((d, row)),
+                exact: live,
+            })
+            .collect()
+    }
+}
+
+impl Scenes {
+    /// The rows of `part` nearer to each of the `open` queries than its bound in `best`, as
+    /// `(query, distance, row)`, the nearest per query. A row is read once, for every query
+    /// that cannot rule it out by `d(x, p) >= |d(x, c) - d(p, c)|`.
+    fn scan_many(
+        &self,
+        pool: &Matrix<'_>,
+        xs: &[&[f32]],
+        best: &[(f64, usize)],
+        open: &[usize],
+        part: &Cluster,
+    ) -> Vec<(usize, f64, usize)> {
+        let r = part.radius;
+        // (query, d(query, centre), best so far) for the queries the cluster can hold a row for.
+        let mut queries: Vec<(usize, f64, (f64, usize))> = open
+            .iter()
+            .filter_map(|&j| {
+                let dc = l2(xs[j], &part.centre);
+                let b = best[j].0;
+                (!beyond(dc - r, b, dc + r + b)).then_some((j, dc, best[j]))
+            })
+            .collect();
+        if queries.is_empty() {
+            return Vec::new();
+        }
+        let mut read = 0;
+        let mut halves = 0;
+        let mut need: Vec<usize> = Vec::with_capacity(queries.len());
+        for &(dp, p) in &part.rows {
+            need.clear();
+            let mut spent_all = true;
+            for (k, &(_, dc, b)) in queries.iter().enumerate() {
+                // Rows come by ascending d(p, c): once past `dc + best` for every query,
+                // no later row can be near enough.
+                if !beyond(dp - dc, b.0, dc + dp + b.0) {
+                    spent_all = false;
+                }
+                if !beyond((dc - dp).abs(), b.0, dc + dp + b.0) {
+                    need.push(k);
+                }
+            }
+            if spent_all {
+                break;
+            }
+            if !self.half.is_empty() && !need.is_empty() {
+                // d(x, p) >= d(x, p~) - |p - p~|: most rows are ruled out in bfloat16.
+                let cols = pool.cols();
+                let (h, err) = (
+                    &self.half[p as usize * cols..(p as usize + 1) * cols],
+                    self.half_err[p as usize],
+                );
+                need.retain(|&k| {
+                    let (j, _, b) = queries[k];
+                    let approx = bf16::l2_bf16(xs[j], h);
+                    !beyond(approx - err, b.0, approx + err + b.0)
+                });
+                halves += 1;
+                if need.is_empty() {
+                    continue;
+                }
+            }
+            let v = pool.row(p as usize);
+            read += need.len();
+            for ks in need.chunks(4) {
+                let d: [f64; 4] = if let &[a, b, c, e] = ks {
+                    let q = |k: usize| xs[queries[k].0];
+                    l2_x4(v, [q(a), q(b), q(c), q(e)])
+                } else {
+                    let mut d = [0.0; 4];
+                    for (d, &k) in d.iter_mut().zip(ks) {
+                        *d = l2(xs[queries[k].0], v);
+                    }
+                    d
+                };
+                for (&k, &d) in ks.iter().zip(&d) {
+                    let b = &mut queries[k].2;
+                    let nearer = match d.total_cmp(&b.0) {
+                        Ordering::Less => true,
+                        Ordering::Equal => b.1 != usize::MAX && (p as usize) < b.1,
+                        Ordering::Greater => false,
+                    };
+                    if nearer {
+                        *b = (d, p as usize);
+                    }
+                }
+            }
+        }
+        counters::add(&counters::SEARCH_ROWS, read);
+        counters::add(&counters::HALF_ROWS, halves);
+        queries
+            .into_iter()
+            .filter(|q| q.2 .1 != usize::MAX)
+            .map(|(j, _, b)| (j, b.0, b.1))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_data::{nearest_brute as brute, scenes_of};
+
+    #[test]
+    fn every_query_gets_its_nearest_row_below_its_bound_or_none() {
+        let (d, len) = (8, 40);
+        let data = scenes_of(6, len, d, 0.0);
+        let pool = Matrix::new("pool", &data, 6 * len, d).unwrap();
+        let scenes = Scenes::build(&pool).expect("the pool falls into scenes");
+        let queries = scenes_of(7, 3, d, 0.0);
+        let xs: Vec<&[f32]> = queries.chunks_exact(d).collect();
+        let want: Vec<(f64, usize)> = xs.iter().map(|x| brute(&pool, x)).collect();
+        let none = f64::NEG_INFINITY;
+        let open = vec![f64::INFINITY; xs.len()];
+        let got = scenes.nearest_below_many(&pool, &xs, &open, none);
+        for (q, (g, w)) in got.iter().zip(&want).enumerate() {
+            let (gd, _) = g.nearest.expect("a row below inf");
+            assert_eq!((gd.to_bits(), g.exact), (w.0.to_bits(), true), "query {q}");
+        }
+        // Nothing is strictly nearer than the nearest row itself; a bound just above it
+        // finds it.
+        let tight: Vec<f64> = want.iter().map(|w| w.0).collect();
+        let got = scenes.nearest_below_many(&pool, &xs, &tight, none);
+        assert!(got.iter().all(|g| g.nearest.is_none() && g.exact));
+        let above: Vec<f64> = want.iter().map(|w| w.0 * 1.001 + 1e-6).collect();
+        let got = scenes.nearest_below_many(&pool, &xs, &above, none);
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.nearest.map(|g| g.0.to_bits()), Some(w.0.to_bits()));
+        }
+    }
+
+    #[test]
+    fn a_query_that_finds_a_row_nearer_than_the_cutoff_may_stop_there() {
+        let (d, len) = (8, 40);
+        let data = scenes_of(6, len, d, 0.0);
+        let pool = Matrix::new("pool", &data, 6 * len, d).unwrap();
+        let scenes = Scenes::build(&pool).expect("the pool falls into scenes");
+        let queries = scenes_of(7, 3, d, 0.0);
+        let xs: Vec<&[f32]> = queries.chunks_exact(d).collect();
+        let open = vec![f64::INFINITY; xs.len()];
+        for (g, x) in scenes
+            .nearest_below_many(&pool, &xs, &open, f64::INFINITY)
+            .iter()
+            .zip(&xs)
+        {
+            let (gd, _) = g.nearest.expect("a row below inf");
+            // Not necessarily the nearest, but a real row's distance, at least the nearest's.
+            assert!(gd >= brute(&pool, x).0);
+        }
+    }
+}
