@@ -165,11 +165,29 @@ impl Scenes {
                     &self.half[p as usize * cols..(p as usize + 1) * cols],
                     self.half_err[p as usize],
                 );
-                need.retain(|&k| {
-                    let (j, _, b) = queries[k];
-                    let approx = bf16::l2_bf16(xs[j], h);
-                    !beyond(approx - err, b.0, approx + err + b.0)
-                });
+                let mut kept = 0;
+                for at in (0..need.len()).step_by(4) {
+                    let ks = &need[at..(at + 4).min(need.len())];
+                    let approx: [f64; 4] = if let &[a, b, c, e] = ks {
+                        let q = |k: usize| xs[queries[k].0];
+                        bf16::l2_bf16_x4([q(a), q(b), q(c), q(e)], h)
+                    } else {
+                        let mut d = [0.0; 4];
+                        for (d, &k) in d.iter_mut().zip(ks) {
+                            *d = bf16::l2_bf16(xs[queries[k].0], h);
+                        }
+                        d
+                    };
+                    for (i, &a) in approx.iter().enumerate().take(ks.len()) {
+                        let k = need[at + i];
+                        let b = queries[k].2 .0;
+                        if !beyond(a - err, b, a + err + b) {
+                            need[kept] = k;
+                            kept += 1;
+                        }
+                    }
+                }
+                need.truncate(kept);
                 halves += 1;
                 if need.is_empty() {
                     continue;
