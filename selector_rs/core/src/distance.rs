@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 pub(crate) mod bf16;
 mod many;
-pub(crate) use many::l2_x4;
+pub(crate) use many::{l2_x4, prefetch};
 
 const LANES: usize = 64;
 

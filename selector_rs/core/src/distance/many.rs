@@ -17,6 +17,21 @@ pub(crate) fn l2_x4(p: &[f32], q: [&[f32]; 4]) -> [f64; 4] {
     q.map(|q| l2(p, q))
 }
 
+/// Asks the CPU to start loading `row` into cache (a hint: nothing is read, and
+/// nothing happens on other architectures), so that a distance computed on it next
+/// does not wait for memory.
+#[inline]
+pub(crate) fn prefetch<T>(row: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        for line in row.chunks((64 / std::mem::size_of::<T>()).max(1)) {
+            // SAFETY: a prefetch is a hint that never faults; the address is in `row`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
 #[allow(clippy::needless_range_loop)] // acc[j][k]: two indices, as in the single kernel

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::selection::Selection;
 use super::state::{beats, State};
-use crate::distance::l2;
+use crate::distance::{l2, prefetch};
 use crate::pool::{beyond, raised, SLACK};
 
 /// Candidates refined together before it pays to use more than one thread.
@@ -122,7 +122,18 @@ impl Selection<'_, '_> {
             let refine = |s| this.refine(s, k, to_leader, &hint, cutoff);
             // Waking the other threads costs more than refining a few candidates.
             let refined: Vec<State> = if batch.len() < PARALLEL_BATCH {
-                batch.into_iter().map(refine).collect()
+                // The next candidate's row is on its way while this one is refined.
+                let next: Vec<usize> = batch.iter().skip(1).map(|s| s.index).collect();
+                batch
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, s)| {
+                        if let Some(&i) = next.get(n) {
+                            prefetch(this.candidates.row(i));
+                        }
+                        refine(s)
+                    })
+                    .collect()
             } else {
                 batch.into_par_iter().map(refine).collect()
             };

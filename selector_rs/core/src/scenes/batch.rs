@@ -142,6 +142,7 @@ impl Scenes {
         let mut read = 0;
         let mut halves = 0;
         let mut need: Vec<usize> = Vec::with_capacity(queries.len());
+        let cols = pool.cols();
         for &(dp, p) in &part.rows {
             need.clear();
             let mut spent_all = true;
@@ -160,7 +161,6 @@ impl Scenes {
             }
             if !self.half.is_empty() && !need.is_empty() {
                 // d(x, p) >= d(x, p~) - |p - p~|: most rows are ruled out in bfloat16.
-                let cols = pool.cols();
                 let (h, err) = (
                     &self.half[p as usize * cols..(p as usize + 1) * cols],
                     self.half_err[p as usize],
