@@ -15,6 +15,7 @@ work moves to threads that stay lowered rather than lowering and restoring a ser
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -62,8 +63,9 @@ class SelectionThreads:
             os.setpriority(os.PRIO_PROCESS, tid, thread_nice(tid) + self.nice)
 
     def run(self, work: Callable[[], T]) -> T:
-        """`work()` on a lowered thread; its result or its exception, here."""
-        return self._executor.submit(work).result()
+        """`work()` on a lowered thread, in the caller's context (contextvars: the call's trace
+        context goes with it); its result or its exception, here."""
+        return self._executor.submit(contextvars.copy_context().run, work).result()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

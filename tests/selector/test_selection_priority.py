@@ -4,6 +4,7 @@ ListProcessedFiles) at the process's priority."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import subprocess
@@ -38,6 +39,17 @@ def test_work_runs_lowered_and_the_calling_thread_keeps_its_priority() -> None:
         assert thread_nice() == own
         with pytest.raises(ZeroDivisionError):
             threads.run(lambda: 1 // 0)
+    finally:
+        threads.shutdown()
+
+
+def test_work_runs_in_the_callers_context() -> None:
+    # The call's contextvars (OpenTelemetry's trace context among them) go with the work.
+    current = contextvars.ContextVar("current", default="none")
+    threads = SelectionThreads(nice=1, max_workers=1)
+    try:
+        current.set("the call's")
+        assert threads.run(current.get) == "the call's"
     finally:
         threads.shutdown()
 
