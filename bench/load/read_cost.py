@@ -16,13 +16,12 @@ No selector runs, so ListTags (one selector call) is not measured here; `scenari
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import cProfile
 import os
 import pstats
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,14 +30,14 @@ from pathlib import Path
 from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "scheduler")]
 
 import grpc  # noqa: E402
+from aio_serving import aio_scheduler  # noqa: E402
 from grpc._interceptor import service_pipeline  # noqa: E402
 
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc  # noqa: E402
 from services.common.aio_interceptors import AioTokenInterceptor  # noqa: E402
-from services.common.aio_server import AsyncServiceServer  # noqa: E402
 from services.common.rpc_metrics import RpcMetricsInterceptor  # noqa: E402
 from services.common.server import ServiceServer  # noqa: E402
 from services.common.status import DomainErrorInterceptor  # noqa: E402
@@ -141,28 +140,13 @@ def _serve(kind: str, servicer: SchedulerServicer, tokens: TokenFile) -> tuple[i
         return server.port, lambda: server.stop(0)
     pool = ThreadPoolExecutor(4)
     served = AsyncSchedulerServicer(servicer, pool, pool, AsyncPoolTags("127.0.0.1:1"))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> AsyncServiceServer:
-        server = AsyncServiceServer(
-            "scheduler",
-            "127.0.0.1:0",
-            lambda s: scheduler_pb2_grpc.add_SchedulerServicer_to_server(served, s),
-            ["datapool.v1.Scheduler"],
-            interceptors=[AioTokenInterceptor(user_token_interceptor(tokens))],
-        )
-        await server.start()
-        return server
-
-    aio_server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    stack = contextlib.ExitStack()
+    aio_server = stack.enter_context(
+        aio_scheduler(served, [AioTokenInterceptor(user_token_interceptor(tokens))])
+    )
 
     def stop() -> None:
-        asyncio.run_coroutine_threadsafe(aio_server.stop(0), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        stack.close()
         pool.shutdown()
 
     return aio_server.port, stop

@@ -9,7 +9,6 @@ check, domain errors, metrics and the cap on calls in flight behave as on the th
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import threading
@@ -22,12 +21,12 @@ from typing import Any
 
 import grpc
 import pytest
+from aio_serving import aio_scheduler
 from prometheus_client import REGISTRY
 
 from datapool.channels import make_channel
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc, selector_pb2
 from services.common.aio_interceptors import AioTokenInterceptor
-from services.common.aio_server import AsyncServiceServer
 from services.scheduler.async_servicer import AsyncSchedulerServicer
 from services.scheduler.async_tags import AsyncPoolTags
 from services.scheduler.auth import MISSING, REFUSED, user_token_interceptor
@@ -118,30 +117,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
         waits,
         AsyncPoolTags(f"127.0.0.1:{selector_port}", token=INTERNAL),
     )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> AsyncServiceServer:
-        server = AsyncServiceServer(
-            "scheduler",
-            "127.0.0.1:0",
-            lambda s: scheduler_pb2_grpc.add_SchedulerServicer_to_server(servicer, s),
-            ["datapool.v1.Scheduler"],
-            interceptors=[AioTokenInterceptor(user_token_interceptor(TOKEN))],
-            max_concurrent_rpcs=CAP,
-        )
-        await server.start()
-        return server
-
-    server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
     try:
-        yield Served(f"127.0.0.1:{server.port}", run.id, dataset.id, changes, blocking)
+        with aio_scheduler(
+            servicer, [AioTokenInterceptor(user_token_interceptor(TOKEN))], max_concurrent_rpcs=CAP
+        ) as server:
+            yield Served(f"127.0.0.1:{server.port}", run.id, dataset.id, changes, blocking)
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
         blocking.shutdown(wait=False, cancel_futures=True)
         waits.shutdown(wait=False, cancel_futures=True)
         selector.stop(None)

@@ -8,7 +8,6 @@ calls in flight are known.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -19,12 +18,12 @@ from typing import Any
 
 import grpc
 import pytest
+from aio_serving import aio_scheduler
 from prometheus_client import REGISTRY
 
 from datapool.channels import make_channel
 from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc, selector_pb2
 from services.common.aio_interceptors import AioUnaryCapInterceptor
-from services.common.aio_server import AsyncServiceServer
 from services.scheduler.async_servicer import AsyncSchedulerServicer
 from services.scheduler.async_tags import AsyncPoolTags
 from services.scheduler.datasources import DatasourceCatalog
@@ -95,31 +94,13 @@ def served(tmp_path: Path) -> Iterator[Served]:
         AsyncPoolTags(f"127.0.0.1:{selector_port}"),
     )
     cap = AioUnaryCapInterceptor(CAP, "--max-inflight-calls")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> AsyncServiceServer:
-        server = AsyncServiceServer(
-            "scheduler",
-            "127.0.0.1:0",
-            lambda s: scheduler_pb2_grpc.add_SchedulerServicer_to_server(servicer, s),
-            ["datapool.v1.Scheduler"],
-            interceptors=[cap],
-            max_concurrent_rpcs=64,
-        )
-        await server.start()
-        return server
-
-    server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
     try:
-        yield Served(f"127.0.0.1:{server.port}", run.id, dataset.id, held, cap, db)
+        with aio_scheduler(servicer, [cap], max_concurrent_rpcs=64) as server:
+            try:
+                yield Served(f"127.0.0.1:{server.port}", run.id, dataset.id, held, cap, db)
+            finally:
+                held.release.set()
     finally:
-        held.release.set()
-        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
         blocking.shutdown(wait=False, cancel_futures=True)
         waits.shutdown(wait=False, cancel_futures=True)
         selector.stop(None)

@@ -234,51 +234,54 @@ mod tests {
     use super::*;
     use crate::test_data::{nearest_brute as brute, scenes_of};
 
-    #[test]
-    fn every_query_gets_its_nearest_row_below_its_bound_or_none() {
+    /// Six pool scenes of 40 rows (width 8) and three query rows from a seventh scene.
+    fn with_scenes(test: impl FnOnce(&Matrix, &Scenes, &[&[f32]])) {
         let (d, len) = (8, 40);
         let data = scenes_of(6, len, d, 0.0);
         let pool = Matrix::new("pool", &data, 6 * len, d).unwrap();
         let scenes = Scenes::build(&pool).expect("the pool falls into scenes");
         let queries = scenes_of(7, 3, d, 0.0);
         let xs: Vec<&[f32]> = queries.chunks_exact(d).collect();
-        let want: Vec<(f64, usize)> = xs.iter().map(|x| brute(&pool, x)).collect();
-        let none = f64::NEG_INFINITY;
-        let open = vec![f64::INFINITY; xs.len()];
-        let got = scenes.nearest_below_many(&pool, &xs, &open, none);
-        for (q, (g, w)) in got.iter().zip(&want).enumerate() {
-            let (gd, _) = g.nearest.expect("a row below inf");
-            assert_eq!((gd.to_bits(), g.exact), (w.0.to_bits(), true), "query {q}");
-        }
-        // Nothing is strictly nearer than the nearest row itself; a bound just above it
-        // finds it.
-        let tight: Vec<f64> = want.iter().map(|w| w.0).collect();
-        let got = scenes.nearest_below_many(&pool, &xs, &tight, none);
-        assert!(got.iter().all(|g| g.nearest.is_none() && g.exact));
-        let above: Vec<f64> = want.iter().map(|w| w.0 * 1.001 + 1e-6).collect();
-        let got = scenes.nearest_below_many(&pool, &xs, &above, none);
-        for (g, w) in got.iter().zip(&want) {
-            assert_eq!(g.nearest.map(|g| g.0.to_bits()), Some(w.0.to_bits()));
-        }
+        test(&pool, &scenes, &xs);
+    }
+
+    #[test]
+    fn every_query_gets_its_nearest_row_below_its_bound_or_none() {
+        with_scenes(|pool, scenes, xs| {
+            let want: Vec<(f64, usize)> = xs.iter().map(|x| brute(pool, x)).collect();
+            let none = f64::NEG_INFINITY;
+            let open = vec![f64::INFINITY; xs.len()];
+            let got = scenes.nearest_below_many(pool, xs, &open, none);
+            for (q, (g, w)) in got.iter().zip(&want).enumerate() {
+                let (gd, _) = g.nearest.expect("a row below inf");
+                assert_eq!((gd.to_bits(), g.exact), (w.0.to_bits(), true), "query {q}");
+            }
+            // Nothing is strictly nearer than the nearest row itself; a bound just above it
+            // finds it.
+            let tight: Vec<f64> = want.iter().map(|w| w.0).collect();
+            let got = scenes.nearest_below_many(pool, xs, &tight, none);
+            assert!(got.iter().all(|g| g.nearest.is_none() && g.exact));
+            let above: Vec<f64> = want.iter().map(|w| w.0 * 1.001 + 1e-6).collect();
+            let got = scenes.nearest_below_many(pool, xs, &above, none);
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.nearest.map(|g| g.0.to_bits()), Some(w.0.to_bits()));
+            }
+        });
     }
 
     #[test]
     fn a_query_that_finds_a_row_nearer_than_the_cutoff_may_stop_there() {
-        let (d, len) = (8, 40);
-        let data = scenes_of(6, len, d, 0.0);
-        let pool = Matrix::new("pool", &data, 6 * len, d).unwrap();
-        let scenes = Scenes::build(&pool).expect("the pool falls into scenes");
-        let queries = scenes_of(7, 3, d, 0.0);
-        let xs: Vec<&[f32]> = queries.chunks_exact(d).collect();
-        let open = vec![f64::INFINITY; xs.len()];
-        for (g, x) in scenes
-            .nearest_below_many(&pool, &xs, &open, f64::INFINITY)
-            .iter()
-            .zip(&xs)
-        {
-            let (gd, _) = g.nearest.expect("a row below inf");
-            // Not necessarily the nearest, but a real row's distance, at least the nearest's.
-            assert!(gd >= brute(&pool, x).0);
-        }
+        with_scenes(|pool, scenes, xs| {
+            let open = vec![f64::INFINITY; xs.len()];
+            for (g, x) in scenes
+                .nearest_below_many(pool, xs, &open, f64::INFINITY)
+                .iter()
+                .zip(xs)
+            {
+                let (gd, _) = g.nearest.expect("a row below inf");
+                // Not necessarily the nearest, but a real row's distance, at least the nearest's.
+                assert!(gd >= brute(pool, x).0);
+            }
+        });
     }
 }
