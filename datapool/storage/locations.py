@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import TypeVar
 
@@ -73,6 +74,21 @@ def describe_location(location: common_pb2.StoreLocation) -> str:
         az = location.azure
         return f"azure://{az.account_name}/{az.container}/{_safe_prefix(az.prefix)}"
     return f"datasource of kind {kind!r}"
+
+
+def pool_key(location: common_pb2.StoreLocation) -> str:
+    """A stable name for the place a location points at, without its credentials: the same for a
+    datasource whose keys were rotated, and safe to store or log (a hash of the rest)."""
+    where = common_pb2.StoreLocation()
+    where.CopyFrom(location)
+    kind = where.WhichOneof("kind")
+    if kind == "s3":
+        where.s3.ClearField("auth")
+    elif kind == "gcs":
+        where.gcs.ClearField("credentials_json")
+    elif kind == "azure":
+        where.azure.ClearField("sas_token")
+    return hashlib.sha256(where.SerializeToString(deterministic=True)).hexdigest()
 
 
 def local_location(root: str) -> common_pb2.StoreLocation:

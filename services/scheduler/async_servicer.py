@@ -4,7 +4,8 @@ Each method does what `SchedulerServicer`'s does (it calls it); what differs is 
 - a read of the metadata store answers on the event loop itself (a few hundred microseconds:
   SQLite in WAL mode and Postgres both read without waiting on writers), since handing each one
   to a thread cost more than the read (bench/load: the GIL handoff doubled a GetRun's CPU);
-- ListTags reads the pool's location so and awaits the selector over an asyncio channel
+- ListTags reads the pool's location and recorded version so, and answers from the selector's
+  summary, cached while no newer commit is recorded, or awaits it over an asyncio channel
   (async_tags.py);
 - anything else that waits on the network (the selector, a cloud datasource) or writes runs in
   the `blocking` thread pool, so the loop never stalls on it;
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
 
+from datapool.storage.locations import pool_key
 from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.async_tags import AsyncPoolTags
 from services.scheduler.runs import END_STATES
@@ -82,9 +84,11 @@ class AsyncSchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         return self.servicer.ListRuns(request, context)  # type: ignore[arg-type]
 
     async def ListTags(self, request: Any, context: Context) -> scheduler_pb2.ListTagsResponse:
-        # The pool's location from the store, on the loop; its tags from the selector, awaited.
+        # The pool's location and the newest commit recorded for it from the store, on the loop;
+        # its tags from the selector's summary (cached while no newer commit is recorded), awaited.
         pool = self.servicer.pool_location(request.dataset_id)
-        return scheduler_pb2.ListTagsResponse(tags=await self._tags.all(pool))
+        recorded = self.servicer.db.pool_version(pool_key(pool))
+        return scheduler_pb2.ListTagsResponse(tags=await self._tags.all(pool, recorded))
 
     async def WatchRun(self, request: Any, context: Context) -> AsyncIterator[scheduler_pb2.Run]:
         db, runs = self.servicer.db, self.servicer.runs

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from datapool.errors import AlreadyExists, NotFound
@@ -32,7 +33,7 @@ from services.scheduler.store.rows import (
     run_row,
     run_summary,
 )
-from services.scheduler.store.schema import datasets, datasources, runs
+from services.scheduler.store.schema import datasets, datasources, pool_versions, runs
 
 __all__ = ["DatasetRow", "LeaseLost", "MetadataDB", "RunRow", "RunSummary", "new_id", "now_ms"]
 
@@ -62,6 +63,7 @@ _DATASOURCE = select(datasources.c.location).where(
 )
 _RUN = select(runs).where(runs.c.id == bindparam("run_id"))
 _RUN_SUMMARY = select(*RUN_SUMMARY_COLUMNS).where(runs.c.id == bindparam("run_id"))
+_POOL_VERSION = select(pool_versions.c.version).where(pool_versions.c.pool_key == bindparam("key"))
 
 
 class MetadataDB:
@@ -246,3 +248,26 @@ class MetadataDB:
         query = select(runs).where(runs.c.dataset_id == dataset_id).order_by(runs.c.created_unix_ms)
         with self._tx() as c:
             return [run_row(r) for r in c.execute(query).mappings().all()]
+
+    # pools: the newest version their commits reached (pool contents stay in the pool datasource)
+
+    def record_pool_version(self, pool_key: str, version: int) -> None:
+        """Raises the version recorded for the pool to `version`, never lowers it (a run that ends
+        from an older commit, after a takeover, comes late)."""
+        dialect = postgresql if self.is_postgres else sqlite
+        new = dialect.insert(pool_versions).values(
+            pool_key=pool_key, version=version, updated_unix_ms=now_ms()
+        )
+        upsert = new.on_conflict_do_update(
+            index_elements=[pool_versions.c.pool_key],
+            set_={"version": new.excluded.version, "updated_unix_ms": new.excluded.updated_unix_ms},
+            where=pool_versions.c.version < new.excluded.version,
+        )
+        with self._tx() as c:
+            c.execute(upsert)
+
+    def pool_version(self, pool_key: str) -> int:
+        """The newest version recorded for the pool; 0 when no commit was recorded."""
+        with self._read() as c:
+            version = c.execute(_POOL_VERSION, {"key": pool_key}).scalar()
+        return 0 if version is None else int(version)

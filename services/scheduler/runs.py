@@ -16,6 +16,7 @@ from typing import Any, cast
 from datapool.config import RunConfig
 from datapool.errors import DatapoolError
 from datapool.run_report import RunReport
+from datapool.storage.locations import pool_key
 from datapool.v1 import scheduler_pb2
 from services.common.secrets import SCRUBBER, Scrubber
 from services.scheduler.datasources import DatasourceCatalog
@@ -203,7 +204,18 @@ class RunManager:
             log.exception("run %s crashed", spec.run_id)
             self._end(spec.run_id, scheduler_pb2.FAILED, f"internal error: {type(e).__name__}: {e}", None)
             return
+        self._record_commit(spec, report)
         self._end(spec.run_id, scheduler_pb2.COMPLETED, _completed_message(report), report)
+
+    def _record_commit(self, spec: RunSpec, report: RunReport) -> None:
+        """The pool version the run's commit made, in the store before the run shows COMPLETED: a
+        ListTags after that never answers from a summary older than the commit (async_tags.py)."""
+        if not report.tag or report.pool_after is None:
+            return
+        try:
+            self.db.record_pool_version(pool_key(spec.pool), report.pool_after.version)
+        except Exception:  # the commit stands; ListTags catches up when its cached answer expires
+            log.exception("run %s: its pool version could not be recorded", spec.run_id)
 
     def _end(self, run_id: str, state: int, message: str, report: RunReport | None) -> None:
         if run_id in self._interrupted:

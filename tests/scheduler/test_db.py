@@ -167,3 +167,15 @@ def test_a_bad_database_url_names_the_option_and_hides_the_password() -> None:
     assert "hunter2" not in str(err.value)
     with pytest.raises(InvalidArgument, match="--database-url '<unparseable>' is not a database URL"):
         open_engine("not a url")
+
+
+def test_a_pool_version_only_rises_and_every_replica_reads_it(make_db: Callable[[], MetadataDB]) -> None:
+    one, two = make_db(), make_db()
+    assert one.pool_version("pool-a") == 0
+    one.record_pool_version("pool-a", 3)
+    assert two.pool_version("pool-a") == 3
+    two.record_pool_version("pool-a", 2)  # a run that ends late, from an older commit
+    assert one.pool_version("pool-a") == 3
+    two.record_pool_version("pool-a", 5)
+    one.record_pool_version("pool-b", 1)
+    assert (one.pool_version("pool-a"), two.pool_version("pool-b")) == (5, 1)

@@ -1,4 +1,5 @@
-"""Run lifecycle in the scheduler: a shutdown, and a restart, fail the runs they interrupt, with a message."""
+"""Run lifecycle in the scheduler: a shutdown, and a restart, fail the runs they interrupt, with a message;
+a run that committed records its pool version before it shows COMPLETED."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from datapool.config import parse_run_config
 from datapool.errors import NotFound
-from datapool.storage.locations import local_location
+from datapool.run_report import PoolPoint, RunReport
+from datapool.storage.locations import local_location, pool_key
 from datapool.v1 import scheduler_pb2
 from services.scheduler.datasources import DatasourceCatalog
 from services.scheduler.db import DatasetRow, MetadataDB
@@ -111,3 +113,31 @@ def test_a_run_logs_when_it_is_scheduled_starts_and_ends_with_why(
     assert f"run {run.id} scheduled on dataset {ds.id}" in lines
     assert f"run {run.id} started" in lines
     assert f"run {run.id} ended FAILED: the input folder 'in' is gone" in lines
+
+
+class CommittingPipeline:
+    """Ends as a run that committed pool version 7 as its tag."""
+
+    def execute(self, spec: Any, observer: Any) -> RunReport:
+        observer.set_state(scheduler_pb2.COMMITTING, "committing")
+        return RunReport(spec.run_id, tag="run-1", pool_after=PoolPoint(version=7, frames=3))
+
+
+def test_a_completed_run_has_recorded_its_pool_version_when_it_shows_completed(
+    make_db: Callable[[], MetadataDB], tmp_path: Path
+) -> None:
+    db = make_db()
+    ds, datasources = _dataset_with_datasources(db, tmp_path)
+    pool = pool_key(local_location(str(tmp_path / "pool")))
+    manager = RunManager(db, CommittingPipeline(), datasources=datasources)  # type: ignore[arg-type]
+    try:
+        run = manager.schedule(ds.id, scheduler_pb2.VIDEOS, parse_run_config({}, SELECTION))
+        deadline = time.monotonic() + 10
+        while db.get_run_summary(run.id).state != scheduler_pb2.COMPLETED and time.monotonic() < deadline:
+            time.sleep(0.002)
+        # Read as soon as COMPLETED shows: a ListTags now must not answer from an older summary.
+        assert db.pool_version(pool) == 7
+        assert db.get_run(run.id).pool_version == 7
+    finally:
+        manager.shutdown()
+        db.close()

@@ -128,3 +128,31 @@ def test_a_refusal_reaches_every_waiting_call_and_a_caller_that_leaves_does_not_
 
     run_apart(scenario)
     assert counting.calls == 2
+
+
+def test_the_last_answer_serves_while_no_newer_commit_is_recorded_and_until_it_expires(
+    selector: tuple[CountingSelector, str], tmp_path: Path
+) -> None:
+    counting, address = selector
+    counting.releases.release(100)  # every GetPool answers at once
+
+    async def scenario() -> list[int]:
+        tags = AsyncPoolTags(address, cache_s=0.5)
+        pool = _pool(tmp_path / "pool")
+        try:
+            seen = [(await tags.all(pool, recorded=0))[-1].frame_count]  # GetPool 1: version 1
+            seen.append((await tags.all(pool, recorded=1))[-1].frame_count)  # cached, as new as recorded
+            assert counting.calls == 1
+            # A run committed version 2 and recorded it: the cached version 1 is too old.
+            seen.append((await tags.all(pool, recorded=2))[-1].frame_count)  # GetPool 2
+            seen.append((await tags.all(pool, recorded=2))[-1].frame_count)  # cached
+            assert counting.calls == 2
+            await asyncio.sleep(0.6)  # expired: a change the store never heard of shows
+            seen.append((await tags.all(pool, recorded=2))[-1].frame_count)  # GetPool 3
+            seen.append((await tags.all(pool))[-1].frame_count)  # no recorded version: GetPool 4
+            return seen
+        finally:
+            await tags.close()
+
+    assert run_apart(scenario) == [1, 1, 2, 2, 3, 4]
+    assert counting.calls == 4

@@ -23,6 +23,7 @@ from datapool.storage import (
     s3_location,
     verify_access,
 )
+from datapool.storage.locations import local_location, pool_key
 
 
 def test_verify_access_leaves_nothing_behind(make_location: MakeLocation, store_kind: str) -> None:
@@ -105,3 +106,20 @@ def test_an_object_deleted_between_listing_and_reading_is_not_an_access_problem(
     verify_access(store, writable=False)
     verify_access(store, writable=True)
     assert [o.key for o in LocalStore(tmp_path).list()] == ["clip.mp4"]
+
+
+def test_a_pool_key_names_the_place_and_not_the_credentials() -> None:
+    s3 = s3_location("bucket", "p", access_key_id="AKIA", secret_access_key="s3cret")
+    rotated = s3_location("bucket", "p", access_key_id="AKIB", secret_access_key="other")
+    assert pool_key(s3) == pool_key(rotated) == pool_key(s3_location("bucket", "p"))
+    assert pool_key(s3) == pool_key(s3_location("bucket", "p", role_arn="arn:aws:iam::1:role/r"))
+    assert pool_key(s3) != pool_key(s3_location("bucket", "q"))
+    assert pool_key(s3) != pool_key(s3_location("bucket", "p", endpoint_url="http://127.0.0.1:9000"))
+    gcs = gcs_location("bkt", "x", credentials_json='{"private_key": "k1"}')
+    assert pool_key(gcs) == pool_key(gcs_location("bkt", "x", credentials_json='{"private_key": "k2"}'))
+    az = azure_location("acct", "cont", "a", sas_token="sv=1&sig=zzz")
+    assert pool_key(az) == pool_key(azure_location("acct", "cont", "a", sas_token="sv=2&sig=yyy"))
+    assert pool_key(az) != pool_key(azure_location("acct", "cont2", "a"))
+    assert pool_key(local_location("/data/pool")) != pool_key(local_location("/data/pool2"))
+    # The location it was given keeps its credentials.
+    assert s3.s3.access_key.secret_access_key == "s3cret"

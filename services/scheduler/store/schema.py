@@ -49,3 +49,14 @@ runs = Table(
     Column("attempt", Integer, nullable=False, server_default="1"),
     Index("runs_by_state", "state", "lease_expires_unix_ms"),
 )
+
+# The newest pool version each pool's commits reached, as the runs that made them recorded it: a
+# scheduler answers ListTags from the selector's summary it holds while this has not moved
+# (services/scheduler/async_tags.py). Keyed by `pool_key`, which holds no credential.
+pool_versions = Table(
+    "pool_versions",
+    metadata,
+    Column("pool_key", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_unix_ms", BigInteger, nullable=False),
+)
