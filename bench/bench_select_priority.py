@@ -1,12 +1,13 @@
 """GetPool and ListProcessedFiles latency while a long selection fills the cores, by the selector's
-`--selection-nice` (0: the selection at the read calls' priority; 10: the default).
+`--selection-nice` (0: the selection at the read calls' priority; 10: a raised nice value; idle:
+SCHED_IDLE, the default).
 
 A real selector process is sent 200,000 uniform rows (nothing to prune) and asked for 100,000
 picks, minutes of work on every core; once the greedy loop runs, GetPool is called every 20 ms
 and ListProcessedFiles every 100 ms for `--seconds`, then the Select is cancelled. Settings
 alternate in one process, `--rounds` times, so the machine's other load falls on both alike.
 
-    .venv/bin/python bench/bench_select_priority.py [--nice 0 10] [--rounds 2] [--seconds 10]
+    .venv/bin/python bench/bench_select_priority.py [--nice 0 10 idle] [--rounds 2] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -48,13 +49,13 @@ def _stats(latencies: list[float]) -> str:
     return f"{len(ms)} calls, p50 {p50:.1f} ms, p90 {p90:.1f}, p99 {p99:.1f}, max {ms.max():.1f}"
 
 
-def one(nice: int, seconds: float) -> None:
+def one(nice: str, seconds: float) -> None:
     with tempfile.TemporaryDirectory(prefix="datapool-prio-") as tmp:
         base = Path(tmp)
         pool = base / "pool"
         pool.mkdir()
         with (
-            selector_process(base, extra_args=["--selection-nice", str(nice)]) as selector,
+            selector_process(base, extra_args=["--selection-nice", nice]) as selector,
             grpc.insecure_channel(selector.address) as channel,
         ):
             stub = selector_pb2_grpc.SelectorStub(with_token(channel, selector.token))
@@ -77,7 +78,7 @@ def one(nice: int, seconds: float) -> None:
             select.cancel()
             load = os.getloadavg()
             print(
-                f"--selection-nice {nice:2d}: GetPool {_stats(gets)}; ListProcessedFiles {_stats(lists)}; "
+                f"--selection-nice {nice:>4}: GetPool {_stats(gets)}; ListProcessedFiles {_stats(lists)}; "
                 f"selection still running at the end: {running}; "
                 f"load average {load[0]:.2f} on {os.cpu_count()} cores",
                 flush=True,
@@ -88,7 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--nice", type=int, nargs="+", default=[0, 10])
+    parser.add_argument("--nice", nargs="+", default=["0", "10", "idle"])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()

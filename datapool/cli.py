@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from datapool.cli_gc import add_gc_args, cmd_gc
@@ -13,6 +14,7 @@ from datapool.cli_migrate import add_migrate_args, cmd_migrate
 from datapool.cli_runs import cmd_demo, cmd_run, stack_from_args
 from datapool.cli_view import add_view_args, cmd_view
 from datapool.client_models import ApiError
+from datapool.cpu_priority import Priority, check_priority
 from datapool.stack import EMBEDDER_NICE
 
 DEFAULT_STATE_DIR = Path(".datapool-state")
@@ -43,17 +45,18 @@ def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
     p.add_argument("--embedders", type=int, default=1, help="embedder replicas (default 1)")
     p.add_argument(
         "--embedder-nice",
-        type=_nice,
+        type=_priority("--embedder-nice"),
         default=EMBEDDER_NICE,
-        help="the embedders' lower CPU priority (nice increment, 0..19; default %(default)s): their "
-        "video decoding and inference give way to the scheduler's calls on a shared host",
+        help="the embedders' lower CPU priority: 'idle' (Linux SCHED_IDLE: only CPU time nothing else "
+        "wants; default) or a nice increment 0..19. Their video decoding and inference give way to the "
+        "scheduler's calls on a shared host",
     )
     p.add_argument(
         "--selection-nice",
-        type=_nice,
+        type=_priority("--selection-nice"),
         default=None,
-        help="the selector's lower CPU priority for its selections (nice increment, 0..19; default: "
-        "the selector's, 10): its read calls, which the scheduler's ListTags waits for, go first",
+        help="the selector's lower CPU priority for its selections ('idle' or a nice increment 0..19; "
+        "default: the selector's, idle): its read calls go first",
     )
     p.add_argument("--backend", default="auto", help="model backend (default: auto)")
     p.add_argument(
@@ -69,14 +72,14 @@ def _add_stack_args(p: argparse.ArgumentParser, port_default: int) -> None:
     )
 
 
-def _nice(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 19:
-        raise argparse.ArgumentTypeError(f"a nice increment is 0..19, got {text!r}")
-    return value
+def _priority(flag: str) -> Callable[[str], Priority]:
+    def parse(text: str) -> Priority:
+        try:
+            return check_priority(text, flag)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from datapool.channels import wait_healthy
+from datapool.cpu_priority import IDLE, Priority, check_priority, lower
 from datapool.internal_token import TOKEN_FILE_ENV, TOKEN_FILE_OPTION, ensure_token_file
 from datapool.ports import free_port
 from datapool.secret_key import KEY_ENV, KEY_FILE_ENV, KEY_FILE_OPTION, ensure_key_file
@@ -34,12 +35,11 @@ METRICS_FILE = "metrics.json"
 
 STARTUP_TIMEOUT_S = 300.0
 STOP_GRACE_S = 8.0
-# How much lower the embedders' CPU priority is than the others' (a nice increment): on one
-# host they decode and embed video on the cores the scheduler answers calls on, and a read that
-# waits for a core behind them waited hundreds of ms (bench/load/scenarios.py reads, 4 runs).
-# The selector keeps the scheduler's priority (ListTags waits for its GetPool) and lowers its
-# Selects itself (`python -m services.selector --selection-nice`).
-EMBEDDER_NICE = 10
+# The embedders' CPU priority (datapool/cpu_priority.py): idle, so that on one host a call that
+# wakes the scheduler or the selector takes a core from their decoding and inference at once (at
+# nice 10 the reads' p99 with 4 runs was 67-184 ms, idle 18-105; README, Load). The selector
+# lowers its Selects itself (`python -m services.selector --selection-nice`, idle by default).
+EMBEDDER_NICE: Priority = IDLE
 
 
 def _http_healthy(address: str, timeout: float) -> bool:
@@ -68,8 +68,8 @@ class _Child:
     log_file: IO[bytes] | None = field(default=None, repr=False)
     # Health checked over HTTP (GET /healthz) instead of the gRPC health service.
     http: bool = False
-    # Added to the child's nice value (lower CPU priority) as soon as it starts.
-    nice: int = 0
+    # Added to the child's nice value (lower CPU priority) as soon as it starts; IDLE: SCHED_IDLE.
+    nice: Priority = 0
 
     def spawn(self, env: dict[str, str]) -> None:
         self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the child
@@ -79,16 +79,19 @@ class _Child:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            # Own process group: a Ctrl-C in the terminal reaches `datapool up`,
-            # which then stops the children in order.
-            start_new_session=True,
+            # Own process group: a Ctrl-C in the terminal reaches `datapool up`, which then stops
+            # the children in order. Not a session of their own: where the kernel groups CPU time
+            # by session (autogroup, on by default in many distributions), every session gets an
+            # equal share and nice values count only inside one, so the embedders' lower priority
+            # would not make them give way to the scheduler and the selector at all.
+            process_group=0,
         )
         if self.nice:
             # Set from here rather than in a preexec_fn (unsafe with the supervisor thread). Popen
             # returns once the child has exec'd Python, before it starts any thread of its own;
             # on Linux each later thread inherits the niceness of the thread that starts it.
             with contextlib.suppress(ProcessLookupError):  # already gone: the supervisor restarts it
-                os.setpriority(os.PRIO_PROCESS, self.proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
+                lower(self.proc.pid, self.nice)
 
 
 class Stack:
@@ -104,13 +107,13 @@ class Stack:
         log_format: str | None = None,
         otel: bool = False,
         tls_dir: Path | None = None,
-        embedder_nice: int = EMBEDDER_NICE,
-        selection_nice: int | None = None,
+        embedder_nice: Priority = EMBEDDER_NICE,
+        selection_nice: Priority | None = None,
     ) -> None:
         """`selection_nice`: the selector's `--selection-nice` (None: its default)."""
-        for flag, value in (("--embedder-nice", embedder_nice), ("--selection-nice", selection_nice)):
-            if value is not None and not 0 <= value <= 19:
-                raise ValueError(f"{flag} must be 0..19, got {value}")
+        check_priority(embedder_nice, "--embedder-nice")
+        if selection_nice is not None:
+            check_priority(selection_nice, "--selection-nice")
         self.state_dir = state_dir.absolute()
         self.host = host
         self.port = port

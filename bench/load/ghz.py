@@ -11,6 +11,11 @@ run prints it), so neither starves the scheduler more than the other.
 Each method gets its own ghz process with its share of the clients (one connection each, as
 separate clients would have) and of the rate, all at once; their per-call records are merged
 into one `LoadResult`. ghz is built from the Go module proxy into `.tools/bin` on first use.
+
+ghz runs at a raised CPU priority where allowed (`scenarios.py reads --generator-nice`, default
+-10): users' clients run on machines of their own, and on the 2 shared cores ghz's own wait for a
+core to send a call or read its answer would count as the server's latency. It still takes its
+CPU from the same 2 cores (printed as `load generator`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from harness import REFUSALS, LoadResult, MethodStats
@@ -51,6 +57,17 @@ def ghz_binary() -> str | None:
     return str(local)
 
 
+def allowed_nice(requested: int) -> int:
+    """`requested` if this user may run a process at that priority, else 0: below 0 needs root or
+    CAP_SYS_NICE. Tried in a child, since a process cannot raise its own priority back."""
+    if requested == 0:
+        return 0
+    probe = f"import os; os.setpriority(os.PRIO_PROCESS, 0, {requested})"
+    return (
+        requested if subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0 else 0
+    )
+
+
 def _share(total: float, parts: int, index: int) -> float:
     """Part `index` of `total` split over `parts` as evenly as whole numbers allow."""
     return total // parts + (1 if index < total % parts else 0)
@@ -64,9 +81,11 @@ async def ghz_load(
     clients: int,
     duration_s: float,
     rate: float | None,
+    nice: int = 0,
 ) -> tuple[LoadResult, float]:
     """`calls`: method name -> its request as JSON fields. `rate` None: closed loop (each client
-    waits for its answer, as fast as the server goes). Returns the result and ghz's CPU seconds."""
+    waits for its answer, as fast as the server goes). `nice`: ghz's CPU priority (`allowed_nice`).
+    Returns the result and ghz's CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     async def one(index: int, method: str, request: dict[str, str]) -> tuple[str, dict[str, object]]:
@@ -87,7 +106,11 @@ async def ghz_load(
             method_rate = int(max(1, _share(rate, len(calls), index)))
             argv += ["--rps", str(method_rate), "--async", "-n", str(int(method_rate * duration_s))]
         proc = await asyncio.create_subprocess_exec(
-            *argv, address, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            *argv,
+            address,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None,
         )
         out, err = await proc.communicate()
         if proc.returncode != 0 and not out:

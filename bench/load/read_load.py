@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fixtures import cpu_s, service_pid, uptime
-from ghz import ghz_binary, ghz_load
+from ghz import allowed_nice, ghz_binary, ghz_load
 from harness import DEADLINE_S, Call, LoadResult, closed_loop, open_loop, percentile
 from probes import PySpy, describe, metrics_url, run_delay_s, scrape
 from stack_launcher import RunningStack
@@ -63,6 +63,13 @@ def add_read_args(parser: argparse.ArgumentParser) -> None:
         help="load generator: ghz (built with go install on first use; the Python harness without Go)",
     )
     parser.add_argument(
+        "--generator-nice",
+        type=int,
+        default=-10,
+        help="ghz's CPU priority (below 0: root or CAP_SYS_NICE; 0 where not allowed), standing in "
+        "for clients on machines of their own; it still uses the same cores",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="folder for a py-spy profile of the scheduler during each measurement (raw collapsed stacks)",
@@ -77,8 +84,10 @@ async def _load(
     if args.harness == "ghz" and binary is None:
         print("no ghz and no Go to build it: the Python harness drives the load instead")
     if binary is not None:
+        nice = allowed_nice(args.generator_nice)
+        print(f"  ghz at nice {nice} (asked {args.generator_nice})")
         return await ghz_load(
-            binary, running.address, running.token, calls.ghz, args.clients, args.seconds, rate
+            binary, running.address, running.token, calls.ghz, args.clients, args.seconds, rate, nice
         )
     own = time.process_time()
     if rate is None:

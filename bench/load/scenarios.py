@@ -290,13 +290,12 @@ def main() -> None:
     r.add_argument("--staged", type=int, default=12, help="runs per busy dataset at most")
     r.add_argument(
         "--embedder-nice",
-        type=int,
-        help="passed to datapool up (the embedders' lower CPU priority; its default when not given)",
+        help="passed to datapool up (the embedders' lower CPU priority, idle or 0..19; default: its own)",
     )
     r.add_argument(
         "--selection-nice",
-        type=int,
-        help="passed to datapool up (the selector's lower CPU priority for Select; default: its own)",
+        help="passed to datapool up (the selector's lower CPU priority for Select, idle or 0..19; "
+        "default: its own)",
     )
     s = sub.add_parser("schedule")
     s.add_argument("--runs", type=int, default=200)

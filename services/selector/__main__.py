@@ -6,6 +6,7 @@ import argparse
 import functools
 import os
 
+from datapool.cpu_priority import check_priority
 from services.common.auth import internal_token_interceptor
 from services.common.observability import add_observability_args, start_observability
 from services.common.server import ServiceServer
@@ -47,17 +48,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--selection-nice",
-        type=int,
         default=DEFAULT_SELECTION_NICE,
-        help="how much lower each Select's CPU priority is than the other calls' (a nice increment, "
-        "0..19): GetPool and ListProcessedFiles are answered first while selections fill the cores "
-        "(default: %(default)s)",
+        help="how much lower each Select's CPU priority is than the other calls': 'idle' (Linux "
+        "SCHED_IDLE) or a nice increment 0..19; GetPool and ListProcessedFiles are answered first "
+        "while selections fill the cores (default: %(default)s)",
     )
     add_internal_token_args(parser)
     add_tls_args(parser, MUTUAL_CA_HELP)
     args = parser.parse_args(argv)
-    if not 0 <= args.selection_nice <= 19:
-        parser.error(f"--selection-nice must be 0..19, got {args.selection_nice}")
+    try:
+        args.selection_nice = check_priority(args.selection_nice, "--selection-nice")
+    except ValueError as e:
+        parser.error(str(e))
     if args.max_staged_cache_mb < 0:
         parser.error(f"--max-staged-cache-mb must be >= 0, got {args.max_staged_cache_mb}")
     if args.max_run_memory_mb < 0:

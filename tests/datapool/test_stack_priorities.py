@@ -19,7 +19,13 @@ def _priority(pid: int) -> int:
 
 
 def test_only_the_embedders_get_the_lower_priority_by_default_and_as_given(tmp_path: Path) -> None:
-    for argv, nice in (([], EMBEDDER_NICE), (["--embedder-nice", "3"], 3), (["--embedder-nice", "0"], 0)):
+    assert EMBEDDER_NICE == "idle"
+    for argv, nice in (
+        ([], "idle"),
+        (["--embedder-nice", "idle"], "idle"),
+        (["--embedder-nice", "3"], 3),
+        (["--embedder-nice", "0"], 0),
+    ):
         args = build_parser().parse_args(
             ["up", "--state-dir", str(tmp_path / "s"), "--embedders", "2", *argv]
         )
@@ -37,23 +43,36 @@ def test_the_selection_nice_reaches_the_selector_only_when_given(tmp_path: Path)
             assert selector_args[selector_args.index("--selection-nice") + 1] == "3"
 
 
-@pytest.mark.parametrize("flag", ["--embedder-nice", "--selection-nice"])
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--embedder-nice", "20"),
+        ("--embedder-nice", "lazy"),
+        ("--selection-nice", "20"),
+        ("--selection-nice", "-1"),
+    ],
+)
 def test_a_nice_value_out_of_range_is_refused_naming_the_flag(
-    flag: str, capsys: pytest.CaptureFixture[str]
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["up", flag, "20"])
-    assert flag in capsys.readouterr().err
+        build_parser().parse_args(["up", flag, value])
+    err = capsys.readouterr().err
+    assert flag in err and repr(value) in err
 
 
-def test_a_spawned_child_runs_at_its_lower_priority_and_its_threads_too(tmp_path: Path) -> None:
-    # The child starts a thread and prints both niceness values (Linux: per thread).
+def test_a_spawned_child_runs_at_its_lower_priority_and_its_threads_too_in_our_session(
+    tmp_path: Path,
+) -> None:
+    # The child starts a thread and prints both niceness values (Linux: per thread), then its
+    # session and process group: in our session, where its nice value counts against ours (the
+    # kernel's autogroups share CPU time equally between sessions), in a process group of its own.
     code = (
         "import os, threading\n"
         "seen = []\n"
         "t = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))\n"
         "t.start(); t.join()\n"
-        "print(os.getpriority(os.PRIO_PROCESS, 0), seen[0], flush=True)\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0), seen[0], os.getsid(0), os.getpgid(0), flush=True)\n"
     )
     (tmp_path / "nice_probe.py").write_text(code)
     child = _Child("probe", ["nice_probe"], "unused", tmp_path / "probe.log", nice=4)
@@ -63,4 +82,27 @@ def test_a_spawned_child_runs_at_its_lower_priority_and_its_threads_too(tmp_path
     child.log_file.close()
     base = _priority(0)
     expected = min(19, base + 4)
-    assert (tmp_path / "probe.log").read_text().split() == [str(expected), str(expected)]
+    assert (tmp_path / "probe.log").read_text().split() == [
+        str(expected),
+        str(expected),
+        str(os.getsid(0)),
+        str(child.proc.pid),
+    ]
+
+
+def test_an_idle_child_and_its_threads_run_under_sched_idle(tmp_path: Path) -> None:
+    code = (
+        "import os, threading\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))\n"
+        "t.start(); t.join()\n"
+        "print(os.sched_getscheduler(0), seen[0], os.getpriority(os.PRIO_PROCESS, 0), flush=True)\n"
+    )
+    (tmp_path / "idle_probe.py").write_text(code)
+    child = _Child("probe", ["idle_probe"], "unused", tmp_path / "probe.log", nice="idle")
+    child.spawn({**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert child.proc is not None and child.log_file is not None
+    assert child.proc.wait(30) == 0
+    child.log_file.close()
+    idle = str(os.SCHED_IDLE)
+    assert (tmp_path / "probe.log").read_text().split() == [idle, idle, str(_priority(0))]

@@ -1,6 +1,6 @@
-"""Select runs below the selector's read calls: `--selection-nice` lowers the threads that run it
-and the core's worker threads, and leaves the gRPC server's threads (GetPool,
-ListProcessedFiles) at the process's priority."""
+"""Select runs below the selector's read calls: `--selection-nice` (SCHED_IDLE by default, or a nice
+increment) lowers the threads that run it and the core's worker threads, and leaves the gRPC
+server's threads (GetPool, ListProcessedFiles) at the process's priority."""
 
 from __future__ import annotations
 
@@ -21,14 +21,18 @@ from services.selector.selection_priority import SelectionThreads, thread_nice
 from services.selector.servicer import SelectorServicer
 
 
-def _thread_nices(pid: int) -> dict[int, int]:
-    """Each thread of `pid`: its nice value, from /proc (field 19 of stat, after the name)."""
-    nices = {}
+def _thread_stats(pid: int, field: int) -> dict[int, int]:
+    """Each thread of `pid`: field `field` of its /proc stat (19: nice, 41: scheduling policy)."""
+    values = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{tid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        nices[int(tid)] = int(fields[16])
-    return nices
+            fields = f.read().rsplit(")", 1)[1].split()  # from field 3 on, after the name
+        values[int(tid)] = int(fields[field - 3])
+    return values
+
+
+def _thread_nices(pid: int) -> dict[int, int]:
+    return _thread_stats(pid, 19)
 
 
 def test_work_runs_lowered_and_the_calling_thread_keeps_its_priority() -> None:
@@ -54,8 +58,18 @@ def test_work_runs_in_the_callers_context() -> None:
         threads.shutdown()
 
 
+def test_idle_work_runs_under_sched_idle_and_the_calling_thread_keeps_its_policy() -> None:
+    threads = SelectionThreads(nice="idle", max_workers=1)
+    try:
+        assert threads.run(lambda: os.sched_getscheduler(0)) == os.SCHED_IDLE
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        threads.shutdown()
+
+
 def test_a_nice_value_out_of_range_is_refused_naming_the_flag() -> None:
-    with pytest.raises(ValueError, match=re.escape("--selection-nice must be 0..19, got 20")):
+    message = "--selection-nice must be 'idle' or a nice increment 0..19, got 20"
+    with pytest.raises(ValueError, match=re.escape(message)):
         SelectionThreads(nice=20, max_workers=1)
 
 
@@ -114,6 +128,17 @@ def test_the_selector_process_starts_its_selection_threads_lowered_and_serves_at
         assert sum(1 for n in nices.values() if n == base) >= 2, nices
 
 
+def test_by_default_the_selector_runs_its_selection_threads_idle_and_serves_at_its_own_policy(
+    tmp_path: Path,
+) -> None:
+    with selector_process(tmp_path) as selector:
+        policies = _thread_stats(selector.process.pid, 41)
+        # The selection thread and the core's workers it started.
+        assert sum(1 for p in policies.values() if p == os.SCHED_IDLE) >= 2, policies
+        assert policies[selector.process.pid] == os.SCHED_OTHER
+        assert sum(1 for p in policies.values() if p == os.SCHED_OTHER) >= 2, policies
+
+
 def test_the_selector_refuses_a_selection_nice_out_of_range_naming_the_flag() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "services.selector", "--selection-nice", "-1"],
@@ -123,4 +148,4 @@ def test_the_selector_refuses_a_selection_nice_out_of_range_naming_the_flag() ->
         timeout=60,
     )
     assert done.returncode == 2
-    assert "--selection-nice must be 0..19, got -1" in done.stderr
+    assert "--selection-nice must be 'idle' or a nice increment 0..19, got '-1'" in done.stderr
