@@ -105,12 +105,11 @@ async def ghz_load(
             # calls still in flight (UNAVAILABLE "transport is closing"), and those are the slowest.
             method_rate = int(max(1, _share(rate, len(calls), index)))
             argv += ["--rps", str(method_rate), "--async", "-n", str(int(method_rate * duration_s))]
+        # Through nice(1), not a preexec_fn: Python code between fork and exec in a process with
+        # gRPC's threads once aborted the child (gRPC's fork handlers, "epoll_wait: Bad file descriptor").
+        niced = ["nice", "-n", str(nice)] if nice else []
         proc = await asyncio.create_subprocess_exec(
-            *argv,
-            address,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice else None,
+            *niced, *argv, address, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         out, err = await proc.communicate()
         if proc.returncode != 0 and not out:
