@@ -1,4 +1,4 @@
-"""Run reports are drawn in a process of their own at a lower CPU priority (report/write.py): in the
+"""Run reports are drawn in a process of their own under SCHED_IDLE (report/write.py): in the
 scheduler's process the drawing held the GIL that its event loop needs for every call."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from services.scheduler.report import write
 
 
-def test_run_reports_are_drawn_in_a_process_of_their_own_at_a_lower_priority() -> None:
+def test_run_reports_are_drawn_in_a_process_of_their_own_under_sched_idle() -> None:
     assert write._submit(os.getpid).result(60) != os.getpid()
-    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + write.REPORT_NICE)
-    assert write._submit(os.getpriority, os.PRIO_PROCESS, 0).result(60) == expected
+    assert write._submit(os.sched_getscheduler, 0).result(60) == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 # A scheduler stand-in: starts the report process, prints its pid, and waits to be killed.

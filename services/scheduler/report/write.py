@@ -1,16 +1,17 @@
 """Writes a finished run's report.json and report.html into its pool datasource.
 
-The report is a reader's aid, not part of the pool: a report that cannot be drawn or
-written is logged and the run still completes as committed. Both files pass through the
-scrubber first, as the stored report does, so no credential reaches the pool in them.
+The report is a reader's aid, not part of the pool: a report that cannot be drawn or written is
+logged and the run still completes as committed. Both files pass through the scrubber first, as the
+stored report does, so no credential reaches the pool in them.
 
-Drawing takes about half a second (matplotlib), longer than a small run itself, so it
-happens after the run has ended, in one worker process of its own at a lower CPU priority
-(REPORT_NICE); `wait_for_report` lets a download of report.html wait for it. A process, not a
-thread: drawing holds the GIL, and in the scheduler's process it took 11-22% of the GIL from the
-event loop that answers every call (py-spy, bench/load/scenarios.py reads), its first report
-importing scikit-learn and matplotlib for seconds. A scheduler that stops gracefully still
-finishes the reports it owes first (the pool's pending work is waited for at exit).
+Drawing takes about half a second (matplotlib), longer than a small run itself, so it happens after
+the run has ended, in one worker process of its own at a lower CPU priority (REPORT_PRIORITY:
+SCHED_IDLE, as the embedders' and the selections' run work on one host); `wait_for_report` lets a
+download of report.html wait for it. A process, not a thread: drawing holds the GIL, and in the
+scheduler's process it took 11-22% of the GIL from the event loop that answers every call (py-spy,
+bench/load/scenarios.py reads), its first report importing scikit-learn and matplotlib for seconds.
+A scheduler that stops gracefully still finishes the reports it owes first (the pool's pending work
+is waited for at exit).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from PIL import Image
 
+from datapool.cpu_priority import IDLE, Priority, lower
 from datapool.pool.repository import PoolRepository
 from datapool.run_report import RunReport
 from datapool.storage import Store, open_store
@@ -53,8 +55,9 @@ THUMBNAILS = 48
 THUMBNAIL_PX = 128
 
 
-# The report process's niceness: it yields the CPU to the scheduler's calls and to the runs.
-REPORT_NICE = 10
+# The report process's CPU priority (datapool/cpu_priority.py): it yields the CPU to the
+# scheduler's calls at once, and shares what is left with the runs' work.
+REPORT_PRIORITY: Priority = IDLE
 
 
 # How often the report process looks whether the scheduler that started it still lives.
@@ -62,7 +65,7 @@ PARENT_CHECK_S = 1.0
 
 
 def _report_process_start() -> None:
-    os.nice(REPORT_NICE)
+    lower(0, REPORT_PRIORITY)
     install_log_scrubbing()
     # A scheduler killed with SIGKILL (OOM killer, a lost node, the takeover tests) never shuts its
     # executor down, and its report process waited for work forever, orphaned: it ends with it.
