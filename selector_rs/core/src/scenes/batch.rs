@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::{Cluster, Scenes};
 use crate::counters;
-use crate::distance::{bf16, l2, l2_x4};
+use crate::distance::{bf16, l2, l2_x4, prefetch};
 use crate::matrix::Matrix;
 use crate::pool::{beyond, SLACK};
 
@@ -143,7 +143,14 @@ impl Scenes {
         let mut halves = 0;
         let mut need: Vec<usize> = Vec::with_capacity(queries.len());
         let cols = pool.cols();
-        for &(dp, p) in &part.rows {
+        for (at_row, &(dp, p)) in part.rows.iter().enumerate() {
+            if let (Some(&(_, next)), false) = (part.rows.get(at_row + 1), self.half.is_empty()) {
+                // The next row's bfloat16 copy is on its way while this one is measured:
+                // a cluster's rows lie anywhere in the pool, so no hardware prefetcher
+                // sees them coming.
+                let next = next as usize;
+                prefetch(&self.half[next * cols..(next + 1) * cols]);
+            }
             need.clear();
             let mut spent_all = true;
             for (k, &(_, dc, b)) in queries.iter().enumerate() {
