@@ -90,7 +90,7 @@ async def _wait_end(
         await asyncio.sleep(0.3)
 
 
-async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> None:
+async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> str:
     datasets = make_datasets(running, base, 4, 4, staged=args.staged, videos=True, frames=args.frames)
     md = _metadata(running)
     async with grpc.aio.insecure_channel(running.address) as channel:
@@ -132,9 +132,11 @@ async def reads(running: RunningStack, base: Path, args: argparse.Namespace) -> 
             f"{dict(sorted(Counter(in_progress).items()))}"
         )
         # What decides issue 14's target: the open loop while 4 runs execute.
-        print(f"DECIDES: {verdict(busy, args.rate)}; {uptime()}")
+        decides = f"{verdict(busy, args.rate)}; {uptime()}"
+        print(f"DECIDES: {decides}")
         await sampler
         await keeper
+    return decides
 
 
 async def _schedule_no_new_file(
@@ -289,6 +291,12 @@ def main() -> None:
     r.add_argument("--frames", type=int, default=48, help="frames per video of the 4 busy runs")
     r.add_argument("--staged", type=int, default=12, help="runs per busy dataset at most")
     r.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="the whole scenario this many times, each on a fresh stack; the verdicts are listed at the end",
+    )
+    r.add_argument(
         "--embedder-nice",
         help="passed to datapool up (the embedders' lower CPU priority, idle or 0..19; default: its own)",
     )
@@ -308,8 +316,17 @@ def main() -> None:
     for flag in ("embedder_nice", "selection_nice"):
         if (nice := getattr(args, flag, None)) is not None:
             up_args += ("--" + flag.replace("_", "-"), str(nice))
-    with tempfile.TemporaryDirectory(prefix="datapool-load-") as tmp, stack(Path(tmp), up_args) as running:
-        asyncio.run(scenario(running, Path(tmp), args))
+    verdicts: list[str] = []
+    for _ in range(getattr(args, "repeat", 1)):
+        with (
+            tempfile.TemporaryDirectory(prefix="datapool-load-") as tmp,
+            stack(Path(tmp), up_args) as running,
+        ):
+            if (decided := asyncio.run(scenario(running, Path(tmp), args))) is not None:
+                verdicts.append(decided)
+    if len(verdicts) > 1:
+        met = sum(" MET;" in v for v in verdicts)
+        print(f"DECIDES in {met} of {len(verdicts)} runs:" + "".join(f"\n  {v}" for v in verdicts))
     if REFUSED:
         print(f"ScheduleRun refused {sum(REFUSED.values())} times (deliberate), e.g. {next(iter(REFUSED))}")
 
