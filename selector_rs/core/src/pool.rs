@@ -95,6 +95,7 @@ impl PoolIndex {
     /// [`SelectError::Cancelled`].
     pub fn build(pool: &Matrix<'_>, cancel: Cancel<'_>) -> Result<Self, SelectError> {
         validate::finite(pool)?;
+        let started = std::time::Instant::now();
         let groups = groups::leader_groups(pool, groups::tau(pool), cancel)?;
         let cols = pool.cols();
         let leaders: Vec<f32> = groups
@@ -119,10 +120,11 @@ impl PoolIndex {
         let scenes = Scenes::build(pool);
         crate::switch::trace(|| {
             format!(
-                "pool {} rows: {} groups, {} scenes",
+                "pool {} rows: {} groups, {} scenes, {:.3} s",
                 pool.rows(),
                 groups.groups.len(),
-                scenes.as_ref().map_or(0, Scenes::len)
+                scenes.as_ref().map_or(0, Scenes::len),
+                started.elapsed().as_secs_f64()
             )
         });
         Ok(Self {

@@ -25,6 +25,14 @@ const RUN_TAU: f64 = 4.0;
 /// A run never spans more groups than this.
 const MAX_RUN_GROUPS: usize = 64;
 
+/// Pool scenes searched for a wide leader's near pool row: those with the nearest
+/// centres. Any pool row gives a valid bound, but a looser one sends more candidates
+/// into a pool search later. Measured at 1M rough rows (179 pool scenes, seed
+/// 466523635): every scene, 123 s of GEMM in a 155 s `prepare`; the nearest 16, 9.0 s
+/// of 23.0 s with as many searches later (54,255; 54,434 before); the nearest 2, 2.8 s,
+/// but 139,730 searches (the loop 261 s instead of ~120-140 s).
+const WIDE_SCENES: usize = 16;
+
 /// Groups `candidates` and measures every group leader's exact distance to the pool.
 pub(crate) fn prepare(
     candidates: &Matrix<'_>,
@@ -32,9 +40,13 @@ pub(crate) fn prepare(
     index: &PoolIndex,
     cancel: Cancel<'_>,
 ) -> Result<Prepared, SelectError> {
+    let started = Instant::now();
     let tau = groups::tau(candidates);
     let grouped = groups::leader_groups(candidates, tau, cancel)?;
     let (run_of, run_offset, runs) = group_runs(candidates, &grouped.groups, RUN_TAU * tau);
+    let grouping_s = started.elapsed().as_secs_f64();
+    // Seconds spent on the leaders' bounds and on the wide leaders' GEMM (for the trace).
+    let mut seconds = [0.0; 2];
     let mut lower = vec![f64::INFINITY; grouped.groups.len()];
     let mut upper = vec![f64::INFINITY; grouped.groups.len()];
     let mut leader_near = vec![usize::MAX; grouped.groups.len()];
@@ -82,17 +94,18 @@ pub(crate) fn prepare(
             }
             // Bounds only: an exact search is left for the few candidates that could
             // still win when selection needs it.
-            slab.par_iter()
-                .zip(
-                    lb.par_iter_mut()
-                        .zip(ub.par_iter_mut().zip(near.par_iter_mut())),
-                )
-                .for_each(|(g, (lb, (ub, row)))| {
-                    (*lb, *ub, *row) = index.hint(pool, candidates.row(g.start), 0.0).bounds(index);
-                });
-            wide_nearest(candidates, pool, index, slab, ub, near, cancel)?;
+            slab_bounds(
+                candidates,
+                pool,
+                index,
+                slab,
+                (lb, ub, near),
+                &mut seconds,
+                cancel,
+            )?;
         }
     }
+    let at = Instant::now();
     let mut pool_ub = vec![0.0_f64; n];
     let mut pool_exact = vec![false; n];
     let gemm_rows = if exact.is_some() { n } else { 0 };
@@ -106,6 +119,17 @@ pub(crate) fn prepare(
         pool_ub = member_bounds(candidates, pool, &grouped, &upper, &leader_near);
         pool_exact.fill(pool.rows() == 0);
     }
+    trace(|| {
+        format!(
+            "prepare {n} rows: {:.3} s: {} groups {grouping_s:.3} s, leader bounds {:.3} s, \
+             wide leaders' GEMM {:.3} s, member bounds {:.3} s",
+            started.elapsed().as_secs_f64(),
+            grouped.groups.len(),
+            seconds[0],
+            seconds[1],
+            at.elapsed().as_secs_f64()
+        )
+    });
     Ok(Prepared {
         groups: grouped.groups,
         offset: grouped.offset,
@@ -121,10 +145,39 @@ pub(crate) fn prepare(
     })
 }
 
-/// The exact nearest pool row of the leaders of `slab`'s wide groups, into `upper` and
-/// `near`: where the pool falls into scenes and a group spreads as wide as a pool scene
-/// (rough footage), every member's bound is its distance to that row, and the nearest
-/// group leader overshoots by the spread of the pool's frames, sending many members
+/// Bounds on the pool distance of the leaders of `slab` into `lb`, `ub` and `near` (the
+/// pool row at `ub`), adding the seconds taken by the leaders' bounds and by the wide
+/// leaders' GEMM (`wide_nearest`) to `seconds`.
+fn slab_bounds(
+    candidates: &Matrix<'_>,
+    pool: &Matrix<'_>,
+    index: &PoolIndex,
+    slab: &[Group],
+    (lb, ub, near): (&mut [f64], &mut [f64], &mut [usize]),
+    seconds: &mut [f64; 2],
+    cancel: Cancel<'_>,
+) -> Result<(), SelectError> {
+    let at = Instant::now();
+    slab.par_iter()
+        .zip(
+            lb.par_iter_mut()
+                .zip(ub.par_iter_mut().zip(near.par_iter_mut())),
+        )
+        .for_each(|(g, (lb, (ub, row)))| {
+            (*lb, *ub, *row) = index.hint(pool, candidates.row(g.start), 0.0).bounds(index);
+        });
+    seconds[0] += at.elapsed().as_secs_f64();
+    let at = Instant::now();
+    wide_nearest(candidates, pool, index, slab, ub, near, cancel)?;
+    seconds[1] += at.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// A near pool row of the leaders of `slab`'s wide groups, into `upper` and `near`: the
+/// nearest in the `WIDE_SCENES` pool scenes with the nearest centres. Where the pool
+/// falls into scenes and a group spreads as wide as a pool scene (rough footage),
+/// every member's bound is its distance to that row, and the nearest group leader
+/// overshoots by the spread of the pool's frames, sending many members
 /// into a search later (measured on rough data at 100k rows: a third of the searches,
 /// half the selection's time). Tight groups (smooth video) are bounded well without it.
 /// One GEMM search for the slab's leaders together: row by row, each leader read most
@@ -155,6 +208,7 @@ fn wide_nearest(
         &bounds,
         pool,
         index,
+        WIDE_SCENES,
         cancel,
     )?;
     for (&k, found) in wide.iter().zip(found) {
