@@ -325,7 +325,7 @@ def main() -> None:
             if (decided := asyncio.run(scenario(running, Path(tmp), args))) is not None:
                 verdicts.append(decided)
     if len(verdicts) > 1:
-        met = sum(" MET;" in v for v in verdicts)
+        met = sum(v.split(";")[0].endswith(": MET") for v in verdicts)  # not "NOT MET"
         print(f"DECIDES in {met} of {len(verdicts)} runs:" + "".join(f"\n  {v}" for v in verdicts))
     if REFUSED:
         print(f"ScheduleRun refused {sum(REFUSED.values())} times (deliberate), e.g. {next(iter(REFUSED))}")
