@@ -11,8 +11,11 @@ back would, so lowered work stays on threads of its own.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Literal
+
+log = logging.getLogger(__name__)
 
 IDLE: Literal["idle"] = "idle"
 Priority = int | Literal["idle"]
@@ -32,9 +35,19 @@ def check_priority(value: Priority | str, flag: str) -> Priority:
     return number
 
 
+# Where SCHED_IDLE is refused (a seccomp profile that forbids sched_setscheduler), the nice
+# increment used instead: the work still yields, as before "idle" existed.
+IDLE_FALLBACK_NICE = 10
+
+
 def lower(tid: int, priority: Priority) -> None:
     """Lowers thread (or just-started process) `tid`, 0 for the calling thread, to `priority`."""
     if priority == IDLE:
-        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-    elif priority:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except OSError as e:
+            log.warning("SCHED_IDLE refused (%s): lowering by nice +%d instead", e, IDLE_FALLBACK_NICE)
+            priority = IDLE_FALLBACK_NICE
+    if priority:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + priority)

@@ -5,6 +5,8 @@ the selector, so on one host their video decoding and inference give way to the 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ import pytest
 from datapool.cli import build_parser
 from datapool.cli_runs import stack_from_args
 from datapool.stack import EMBEDDER_NICE, _Child
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _priority(pid: int) -> int:
@@ -106,3 +110,26 @@ def test_an_idle_child_and_its_threads_run_under_sched_idle(tmp_path: Path) -> N
     child.log_file.close()
     idle = str(os.SCHED_IDLE)
     assert (tmp_path / "probe.log").read_text().split() == [idle, idle, str(_priority(0))]
+
+
+def test_where_sched_idle_is_refused_the_work_is_lowered_by_nice_instead_and_it_says_so(
+    tmp_path: Path,
+) -> None:
+    # A seccomp profile may refuse sched_setscheduler: the child still runs, lowered by nice.
+    code = (
+        "import logging, os, sys\n"
+        "logging.basicConfig(stream=sys.stdout)\n"
+        "def refused(*args):\n"
+        "    raise PermissionError(1, 'Operation not permitted')\n"
+        "os.sched_setscheduler = refused\n"
+        "from datapool.cpu_priority import IDLE_FALLBACK_NICE, lower\n"
+        "before = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "lower(0, 'idle')\n"
+        "print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0) - before, IDLE_FALLBACK_NICE)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    warning, figures = done.stdout.strip().splitlines()
+    assert "SCHED_IDLE refused" in warning and "nice +10" in warning
+    policy, lowered, fallback = (int(v) for v in figures.split())
+    assert policy == os.SCHED_OTHER and lowered == min(fallback, 19 - _priority(0))
