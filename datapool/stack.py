@@ -36,8 +36,8 @@ METRICS_FILE = "metrics.json"
 STARTUP_TIMEOUT_S = 300.0
 STOP_GRACE_S = 8.0
 # The embedders' CPU priority (datapool/cpu_priority.py): idle, so that on one host a call that
-# wakes the scheduler or the selector takes a core from their decoding and inference at once (at
-# nice 10 the reads' p99 with 4 runs was 67-184 ms, idle 18-105; README, Load). The selector
+# wakes the scheduler or the selector takes a core from their decoding and inference at once (the
+# read target with 4 runs: met in 6 of 9 runs idle, 1 of 4 at nice 10; README, Load). The selector
 # lowers its Selects itself (`python -m services.selector --selection-nice`, idle by default).
 EMBEDDER_NICE: Priority = IDLE
 
