@@ -103,34 +103,17 @@ mod tests {
         let m = Matrix::new("candidates", &queries, 35, d).unwrap();
         let rows: Vec<usize> = (0..35).collect();
         let want: Vec<(f64, usize)> = rows.iter().map(|&q| brute(&pool, m.row(q))).collect();
-        let open = vec![f64::INFINITY; 35];
-        let got = nearest_below(
-            &Blocks::from(&m),
-            &rows,
-            &open,
-            &pool,
-            &index,
-            usize::MAX,
-            &never,
-        )
-        .unwrap();
+        let blocks = Blocks::from(&m);
+        let below =
+            |upper: &[f64]| nearest_below(&blocks, &rows, upper, &pool, &index, usize::MAX, &never);
+        let got = below(&[f64::INFINITY; 35]).unwrap();
         for (q, (g, w)) in got.iter().zip(&want).enumerate() {
             let (gd, grow) = g.expect("a nearest row below inf");
             assert_eq!((gd.to_bits(), grow), (w.0.to_bits(), w.1), "query {q}");
         }
         // Nothing is strictly nearer than the nearest row itself.
         let tight: Vec<f64> = want.iter().map(|w| w.0).collect();
-        let got = nearest_below(
-            &Blocks::from(&m),
-            &rows,
-            &tight,
-            &pool,
-            &index,
-            usize::MAX,
-            &never,
-        )
-        .unwrap();
-        assert!(got.iter().all(Option::is_none));
+        assert!(below(&tight).unwrap().iter().all(Option::is_none));
     }
 
     #[test]
