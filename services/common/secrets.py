@@ -24,6 +24,8 @@ from datapool.v1 import common_pb2
 # (0x0a..0x22), never with this.
 _ENCRYPTED_PREFIX = b"enc1:"
 MASK = "***"
+# How many opened values a SecretBox remembers (datasource rows: two per dataset).
+OPENED_MAX = 1024
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ class SecretBox:
     """Fernet (AES-128-CBC + HMAC-SHA256) around serialized datasource locations."""
 
     def __init__(self, key: bytes | str) -> None:
+        # The values opened so far (sealed -> plaintext, at most OPENED_MAX): the scheduler opens
+        # the same datasource rows on every ListTags, and Fernet's HMAC + AES cost more than the
+        # call's query (bench/load). Plaintexts already live in memory as long (the scrubber).
+        self._opened: dict[bytes, bytes] = {}
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
@@ -53,12 +59,19 @@ class SecretBox:
         return _ENCRYPTED_PREFIX + self._fernet.encrypt(plaintext)
 
     def open(self, sealed: bytes) -> bytes:
+        opened = self._opened.get(sealed)
+        if opened is not None:
+            return opened
         if not is_sealed(sealed):
             raise SecretKeyError("not an encrypted value")
         try:
-            return self._fernet.decrypt(sealed[len(_ENCRYPTED_PREFIX) :])
+            opened = self._fernet.decrypt(sealed[len(_ENCRYPTED_PREFIX) :])
         except InvalidToken:
             raise SecretKeyError("wrong secret key: it cannot decrypt this value") from None
+        if len(self._opened) >= OPENED_MAX:
+            self._opened.clear()
+        self._opened[sealed] = opened
+        return opened
 
 
 def is_sealed(value: bytes) -> bool:

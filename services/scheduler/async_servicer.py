@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import grpc
 
 from datapool.storage.locations import pool_key
-from datapool.v1 import scheduler_pb2, scheduler_pb2_grpc
+from datapool.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler.async_tags import AsyncPoolTags
 from services.scheduler.runs import END_STATES
 from services.scheduler.servicer import WATCH_POLL_S, SchedulerServicer, run_msg, worth_sending
@@ -34,6 +35,12 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 _DONE = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _pool_key(location: bytes) -> str:
+    """`pool_key` of a serialized location, remembered: ListTags asks it on every call."""
+    return pool_key(common_pb2.StoreLocation.FromString(location))
 
 
 def _close_quietly(stream: Iterator[Any]) -> None:
@@ -87,7 +94,7 @@ class AsyncSchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         # The pool's location and the newest commit recorded for it from the store, on the loop;
         # its tags from the selector's summary (cached while no newer commit is recorded), awaited.
         pool = self.servicer.pool_location(request.dataset_id)
-        recorded = self.servicer.db.pool_version(pool_key(pool))
+        recorded = self.servicer.db.pool_version(_pool_key(pool.SerializeToString()))
         return scheduler_pb2.ListTagsResponse(tags=await self._tags.all(pool, recorded))
 
     async def WatchRun(self, request: Any, context: Context) -> AsyncIterator[scheduler_pb2.Run]:

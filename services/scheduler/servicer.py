@@ -193,8 +193,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
     def pool_location(self, dataset_id: str) -> common_pb2.StoreLocation:
         """The dataset's LIGHTLY datasource: NotFound for an unknown dataset or one without."""
-        self.db.get_dataset(dataset_id=dataset_id)
         location = self.datasources.get(dataset_id, scheduler_pb2.LIGHTLY)
         if location is None:
+            self.db.get_dataset(dataset_id=dataset_id)  # NotFound naming an unknown dataset
             raise NotFound(f"dataset {dataset_id} has no LIGHTLY datasource, so it has no pool")
-        return location
+        return location  # a datasource row exists only for a dataset (a foreign key; none is deleted)

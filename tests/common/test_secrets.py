@@ -11,6 +11,7 @@ from secret_locations import SECRET, azure_location, gcs_location, s3_location
 
 from datapool.secret_key import ensure_key_file
 from datapool.v1 import common_pb2
+from services.common import secrets as secrets_module
 from services.common.secrets import (
     MASK,
     Scrubber,
@@ -35,6 +36,33 @@ def test_wrong_key_is_named() -> None:
     sealed = SecretBox(SecretBox.generate_key()).seal(b"x")
     with pytest.raises(SecretKeyError, match="wrong secret key"):
         SecretBox(SecretBox.generate_key()).open(sealed)
+
+
+def test_a_value_opened_again_is_not_decrypted_again_and_stays_bound_to_its_box(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box = SecretBox(SecretBox.generate_key())
+    sealed, other = box.seal(b"pool"), box.seal(b"input")
+    decrypted: list[bytes] = []
+    decrypt = box._fernet.decrypt
+
+    def counted(token: bytes) -> bytes:
+        decrypted.append(token)
+        return decrypt(token)
+
+    monkeypatch.setattr(box._fernet, "decrypt", counted)
+    assert [box.open(sealed), box.open(other), box.open(sealed), box.open(other)] == [b"pool", b"input"] * 2
+    assert len(decrypted) == 2
+    with pytest.raises(SecretKeyError, match="wrong secret key"):
+        SecretBox(SecretBox.generate_key()).open(sealed)
+
+
+def test_opened_values_are_remembered_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secrets_module, "OPENED_MAX", 3)
+    box = SecretBox(SecretBox.generate_key())
+    for i in range(10):
+        assert box.open(box.seal(b"%d" % i)) == b"%d" % i
+        assert len(box._opened) <= 3
 
 
 def test_malformed_key_is_refused_with_a_hint() -> None:
