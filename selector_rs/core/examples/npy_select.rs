@@ -2,8 +2,11 @@
 //! e.g. the inputs `bench/bench_select.py` caches in /tmp/datapool-bench, without Python:
 //!
 //! ```text
-//! SELECTOR_RS_TRACE=1 cargo run --release --example npy_select -- POOL.npy CANDS.npy PICKS
+//! SELECTOR_RS_TRACE=1 cargo run --release --example npy_select -- POOL.npy CANDS.npy PICKS \
+//!     [POOL_ROWS CANDS_ROWS]
 //! ```
+//!
+//! With `POOL_ROWS CANDS_ROWS`, only the first rows of each file are read.
 //!
 //! Prints the wall time and a digest of the picks (to compare two builds' picks).
 
@@ -13,7 +16,7 @@ use selector_core::{select_diverse_with, Matrix};
 
 /// The rows, columns and values of a 2-D little-endian float32 `.npy` file, read straight
 /// into the values (no second copy: the 1M-row inputs are 5 GB).
-fn load(path: &str) -> (usize, usize, Vec<f32>) {
+fn load(path: &str, limit: usize) -> (usize, usize, Vec<f32>) {
     use std::io::Read;
     let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut head = [0_u8; 12];
@@ -39,7 +42,7 @@ fn load(path: &str) -> (usize, usize, Vec<f32>) {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let (rows, cols) = (dims[0], dims[1]);
+    let (rows, cols) = (dims[0].min(limit), dims[1]);
     let mut values = vec![0.0_f32; rows * cols];
     // SAFETY: any bytes are a valid f32, and the buffer is exactly the values' bytes;
     // `.npy` '<f4' is little-endian, as the x86 and ARM targets this runs on.
@@ -55,10 +58,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     assert!(
         args.len() >= 4,
-        "usage: npy_select POOL.npy CANDS.npy PICKS"
+        "usage: npy_select POOL.npy CANDS.npy PICKS [POOL_ROWS CANDS_ROWS]"
     );
-    let (p_rows, p_cols, pool) = load(&args[1]);
-    let (c_rows, c_cols, cands) = load(&args[2]);
+    // Optional: only the first rows of each file (a smaller input of the same shape).
+    let limit = |k: usize| args.get(k).map_or(usize::MAX, |s| s.parse().expect("ROWS"));
+    let (p_rows, p_cols, pool) = load(&args[1], limit(4));
+    let (c_rows, c_cols, cands) = load(&args[2], limit(5));
     let picks: i64 = args[3].parse().expect("PICKS: an integer");
     let pool = Matrix::new("pool", &pool, p_rows, p_cols).expect("pool");
     let cands = Matrix::new("candidates", &cands, c_rows, c_cols).expect("candidates");

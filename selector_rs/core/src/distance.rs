@@ -12,6 +12,7 @@
 use std::sync::OnceLock;
 
 pub(crate) mod bf16;
+pub(crate) mod bf16_dot;
 mod many;
 pub(crate) use many::{l2_x4, prefetch};
 

@@ -15,11 +15,13 @@
 
 use rayon::prelude::*;
 
+use crate::distance::bf16_dot::{self, to_bf16_ftz};
 use crate::distance::{bf16, l2};
 use crate::groups::scale;
 use crate::matrix::Matrix;
 
 mod batch;
+mod tile;
 
 /// Scenes must average at least this many rows to be worth a centre distance each.
 const MIN_MEAN_ROWS: usize = 4;
@@ -49,10 +51,12 @@ pub(crate) struct Scenes {
     list: Vec<Scene>,
     /// The median scene's radius: the scale at which the pool is separated.
     median_radius: f64,
-    /// The pool's rows in bfloat16 and each one's distance to its f32 row, rounded up
-    /// (empty where the bfloat16 kernel would not be faster: see `batch`).
+    /// The pool's rows in bfloat16 (subnormals flushed), each one's distance to its f32
+    /// row, rounded up, and its squared norm (empty where the bfloat16 kernel would not
+    /// be faster: see `batch`).
     half: Vec<u16>,
     half_err: Vec<f64>,
+    half_norm2: Vec<f64>,
 }
 
 impl Scenes {
@@ -88,16 +92,17 @@ impl Scenes {
         let mut radii: Vec<f64> = scenes.iter().map(|s| s.whole.radius).collect();
         radii.sort_by(f64::total_cmp);
         let median_radius = radii[radii.len() / 2];
-        let (half, half_err) = if bf16::fast() {
+        let (half, half_err, half_norm2) = if bf16::fast() {
             halves(pool)
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         };
         Some(Self {
             list: scenes,
             median_radius,
             half,
             half_err,
+            half_norm2,
         })
     }
 
@@ -120,24 +125,17 @@ impl Scenes {
     }
 }
 
-/// The pool's rows in bfloat16, and each row's distance to its f32 original (in f64,
-/// where the differences are exact, raised past the square root's rounding).
-fn halves(pool: &Matrix<'_>) -> (Vec<u16>, Vec<f64>) {
+/// The pool's rows in bfloat16 (subnormals flushed to zero, as the dot kernel reads
+/// them), and each row's distance to its f32 original and squared norm (see
+/// `bf16_dot::errors`).
+fn halves(pool: &Matrix<'_>) -> (Vec<u16>, Vec<f64>, Vec<f64>) {
     let cols = pool.cols();
-    let half: Vec<u16> = pool.data().par_iter().map(|&v| bf16::to_bf16(v)).collect();
-    let err = (0..pool.rows())
+    let half: Vec<u16> = pool.data().par_iter().map(|&v| to_bf16_ftz(v)).collect();
+    let (err, norm2) = (0..pool.rows())
         .into_par_iter()
-        .map(|i| {
-            let (row, h) = (pool.row(i), &half[i * cols..(i + 1) * cols]);
-            let sq: f64 = row
-                .iter()
-                .zip(h)
-                .map(|(&v, &b)| (f64::from(v) - f64::from(bf16::from_bf16(b))).powi(2))
-                .sum();
-            sq.sqrt() * (1.0 + 1e-12)
-        })
-        .collect();
-    (half, err)
+        .map(|i| bf16_dot::errors(pool.row(i), &half[i * cols..(i + 1) * cols]))
+        .unzip();
+    (half, err, norm2)
 }
 
 /// Rows `start..end` around their mean.

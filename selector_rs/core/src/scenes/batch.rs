@@ -3,6 +3,9 @@
 //! instead of once per query (a search one candidate at a time reads ~30% of the pool
 //! on rough footage, from L3 or memory).
 //!
+//! Where the CPU has bfloat16 dot products, a cluster's rows and the queries that
+//! cannot rule the cluster out are bounded in one tile (`tile`) instead of row by row.
+//!
 //! Scenes are searched one after the other, nearest first (by the smallest lower bound
 //! of any query), each scene's clusters on every thread; between scenes each query's
 //! bound tightens to the nearest row found so far, and a query that has found a row
@@ -14,9 +17,14 @@ use rayon::prelude::*;
 
 use super::{Cluster, Scenes};
 use crate::counters;
-use crate::distance::{bf16, l2, l2_x4, prefetch};
+use crate::distance::bf16_dot::HalfRow;
+use crate::distance::{l2, l2_x4, prefetch};
 use crate::matrix::Matrix;
 use crate::pool::{beyond, SLACK};
+
+/// A query open in a cluster: its index, `d(query, centre)` and `(distance, row)` of the
+/// nearest row found so far (`usize::MAX`: none yet, the distance is its bound).
+pub(super) type Query = (usize, f64, (f64, usize));
 
 /// A scene of at least this many clusters is searched on every thread.
 const PARALLEL_PARTS: usize = 4;
@@ -46,6 +54,7 @@ impl Scenes {
         counters::add(&counters::SEARCHES, xs.len());
         let mut best: Vec<(f64, usize)> = below.iter().map(|&b| (b, usize::MAX)).collect();
         let mut live = vec![true; xs.len()];
+        let xh = super::tile::halves(self, xs);
         // d(x, scene centre) for every scene and query.
         let centres = |s: &super::Scene| xs.iter().map(|x| l2(x, &s.whole.centre)).collect();
         let dc: Vec<Vec<f64>> = if xs.len() * self.list.len() < PARALLEL_DISTANCES {
@@ -85,7 +94,7 @@ impl Scenes {
             if open.is_empty() {
                 continue;
             }
-            let scan = |part| self.scan_many(pool, xs, &best, &open, part);
+            let scan = |part| self.scan_many(pool, (xs, &xh), &best, &open, part);
             // Waking the other thread costs more than a small scene's few clusters.
             let found: Vec<Vec<(usize, f64, usize)>> = if scene.parts.len() < PARALLEL_PARTS {
                 scene.parts.iter().map(scan).collect()
@@ -121,14 +130,14 @@ impl Scenes {
     fn scan_many(
         &self,
         pool: &Matrix<'_>,
-        xs: &[&[f32]],
+        (xs, xh): (&[&[f32]], &[HalfRow]),
         best: &[(f64, usize)],
         open: &[usize],
         part: &Cluster,
     ) -> Vec<(usize, f64, usize)> {
         let r = part.radius;
         // (query, d(query, centre), best so far) for the queries the cluster can hold a row for.
-        let mut queries: Vec<(usize, f64, (f64, usize))> = open
+        let mut queries: Vec<Query> = open
             .iter()
             .filter_map(|&j| {
                 let dc = l2(xs[j], &part.centre);
@@ -139,12 +148,16 @@ impl Scenes {
         if queries.is_empty() {
             return Vec::new();
         }
+        let in_tile: Vec<usize> = queries.iter().map(|q| q.0).collect();
+        let tile = self.tile(xh, &in_tile, part);
         let mut read = 0;
         let mut halves = 0;
         let mut need: Vec<usize> = Vec::with_capacity(queries.len());
         let cols = pool.cols();
         for (at_row, &(dp, p)) in part.rows.iter().enumerate() {
-            if let (Some(&(_, next)), false) = (part.rows.get(at_row + 1), self.half.is_empty()) {
+            if let (Some(&(_, next)), false, None) =
+                (part.rows.get(at_row + 1), self.half.is_empty(), &tile)
+            {
                 // The next row's bfloat16 copy is on its way while this one is measured:
                 // a cluster's rows lie anywhere in the pool, so no hardware prefetcher
                 // sees them coming.
@@ -167,34 +180,7 @@ impl Scenes {
                 break;
             }
             if !self.half.is_empty() && !need.is_empty() {
-                // d(x, p) >= d(x, p~) - |p - p~|: most rows are ruled out in bfloat16.
-                let (h, err) = (
-                    &self.half[p as usize * cols..(p as usize + 1) * cols],
-                    self.half_err[p as usize],
-                );
-                let mut kept = 0;
-                for at in (0..need.len()).step_by(4) {
-                    let ks = &need[at..(at + 4).min(need.len())];
-                    let approx: [f64; 4] = if let &[a, b, c, e] = ks {
-                        let q = |k: usize| xs[queries[k].0];
-                        bf16::l2_bf16_x4([q(a), q(b), q(c), q(e)], h)
-                    } else {
-                        let mut d = [0.0; 4];
-                        for (d, &k) in d.iter_mut().zip(ks) {
-                            *d = bf16::l2_bf16(xs[queries[k].0], h);
-                        }
-                        d
-                    };
-                    for (i, &a) in approx.iter().enumerate().take(ks.len()) {
-                        let k = need[at + i];
-                        let b = queries[k].2 .0;
-                        if !beyond(a - err, b, a + err + b) {
-                            need[kept] = k;
-                            kept += 1;
-                        }
-                    }
-                }
-                need.truncate(kept);
+                self.rule_out((xs, xh), tile.as_ref(), &queries, p as usize, &mut need);
                 halves += 1;
                 if need.is_empty() {
                     continue;
