@@ -86,15 +86,23 @@ pub(crate) fn errors(x: &[f32], bits: &[u16]) -> (f64, f64) {
 
 /// Lower bound on `d(x, p)` from the dot product `dot` of their bfloat16 copies
 /// ([`dots`]) over `cols` values.
-#[inline]
+#[cfg(test)]
 #[must_use]
 pub(crate) fn lower(x: &HalfRow, p_norm2: f64, p_err: f64, dot: f32, cols: usize) -> f64 {
+    lower_sq(x, p_norm2, dot, cols).max(0.0).sqrt() - x.err - p_err
+}
+
+/// Lower bound on `d(x~, p~)²` from their dot product `dot` (see [`lower`]): the error
+/// bound `4 gamma |x~| |p~|` is taken at `(|x~|² + |p~|²) / 2 >= |x~| |p~|`, so that no
+/// square root is needed.
+#[inline]
+#[must_use]
+pub(crate) fn lower_sq(x: &HalfRow, p_norm2: f64, dot: f32, cols: usize) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let ku = (cols + 64) as f64 * f64::from(f32::EPSILON) / 2.0;
-    let slack = 4.0 * ku / (1.0 - ku) * (x.norm2 * p_norm2).sqrt() + DOT_TINY;
-    let sq = x.norm2 + p_norm2 - 2.0 * f64::from(dot) - slack;
+    let slack = 2.0 * ku / (1.0 - ku) * (x.norm2 + p_norm2) + DOT_TINY;
     // The f64 arithmetic here rounds by ~1e-16 relative: far inside the callers' slack.
-    sq.max(0.0).sqrt() - x.err - p_err
+    x.norm2 + p_norm2 - 2.0 * f64::from(dot) - slack
 }
 
 /// `out[q * rows + r] = x~_q · p~_r` for the `queries` and the `rows` rows of `block`

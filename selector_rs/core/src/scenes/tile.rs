@@ -13,7 +13,7 @@ use super::batch::Query;
 use super::{Cluster, Scenes};
 use crate::distance::bf16;
 use crate::distance::bf16_dot::{self, HalfRow};
-use crate::pool::beyond;
+use crate::pool::{beyond, SLACK};
 
 /// The dot products of a cluster's rows with the queries that cannot rule it out.
 pub(super) struct Tile {
@@ -25,12 +25,23 @@ pub(super) struct Tile {
 }
 
 impl Tile {
-    /// Lower bound on the distance from query `k` (bfloat16 copy `x`) to pool row `p`.
+    /// Whether pool row `p` is certainly farther than `bound` from query `k` (bfloat16
+    /// copy `x`): `d(x, p) >= d(x~, p~) - |x - x~| - |p - p~|`, compared in squares
+    /// (`bf16_dot::lower_sq`), with the slack of `beyond` and then some.
     #[inline]
-    pub(super) fn lower(&self, scenes: &Scenes, x: &HalfRow, k: usize, p: usize) -> f64 {
+    pub(super) fn rules_out(
+        &self,
+        scenes: &Scenes,
+        x: &HalfRow,
+        k: usize,
+        p: usize,
+        bound: f64,
+    ) -> bool {
         let dot = self.dots[k * self.rows + (p - self.first)];
         let cols = x.bits.len();
-        bf16_dot::lower(x, scenes.half_norm2[p], scenes.half_err[p], dot, cols)
+        let sq = bf16_dot::lower_sq(x, scenes.half_norm2[p], dot, cols);
+        let t = bound + x.err + scenes.half_err[p] + 3.0 * SLACK * (bound.abs() + 1.0);
+        t >= 0.0 && sq > t * t
     }
 }
 
@@ -73,10 +84,7 @@ impl Scenes {
         need: &mut Vec<usize>,
     ) {
         if let Some(t) = tile {
-            need.retain(|&k| {
-                let (low, b) = (t.lower(self, &xh[queries[k].0], k, p), queries[k].2 .0);
-                !beyond(low, b, low.abs() + b + 1.0)
-            });
+            need.retain(|&k| !t.rules_out(self, &xh[queries[k].0], k, p, queries[k].2 .0));
             return;
         }
         let cols = self.half.len() / self.half_err.len();
