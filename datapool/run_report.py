@@ -8,6 +8,7 @@ a failed run (`run_id`, `state`, `error`), every count then zero.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -122,6 +123,8 @@ class RunReport:
     selected: list[SelectedFrame] = field(default_factory=list)
     tag: str = ""
     pool_after: PoolPoint | None = None
+    # The selector's tries at the pool commit (optimistic, retried on a newer pool); 0 when not
+    # known: a run ended from an earlier attempt's commit found in the pool (run/resume.py).
     commit_attempts: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     finished_at: str = ""
@@ -158,7 +161,12 @@ class RunReport:
             out["selection"] = asdict(self.selection)
         out["frames"] = asdict(self.frames)
         out["embedding_cache"] = asdict(self.embedding_cache)
-        out["selected"] = [asdict(s) for s in self.selected]
+        # A pick whose distance the pool never recorded (committed before it kept them) is NaN in
+        # memory and null in the JSON: NaN is not JSON, and browsers' JSON.parse refuses it.
+        out["selected"] = [
+            {**asdict(s), "distance": s.distance if math.isfinite(s.distance) else None}
+            for s in self.selected
+        ]
         out["tag"] = self.tag
         out["pool_after"] = asdict(self.pool_after or PoolPoint())
         out["commit_attempts"] = self.commit_attempts
@@ -185,7 +193,10 @@ class RunReport:
             model=ModelInfo(dim=0, **model) if model is not None else None,
             selection=SelectionCounts(**selection) if selection is not None else None,
             embedding_cache=CacheCounts(**data.get("embedding_cache", {})),
-            selected=[SelectedFrame(**s) for s in data.get("selected", [])],
+            selected=[
+                SelectedFrame(**{**s, "distance": math.nan if s["distance"] is None else s["distance"]})
+                for s in data.get("selected", [])
+            ],
             commit_attempts=int(data.get("commit_attempts", 0)),
             finished_at=str(data.get("finished_at", "")),
             files=FileCounts(

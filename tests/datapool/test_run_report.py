@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 
 from datapool.cli_runs import print_summary
@@ -12,8 +15,10 @@ from datapool.run_report import (
     PoolPoint,
     ProcessedFile,
     RunReport,
+    SelectedFrame,
     SkippedFile,
 )
+from services.scheduler.report.page import render_page
 
 
 def completed() -> RunReport:
@@ -77,3 +82,22 @@ def test_a_failed_runs_report_prints_zero_counts(capsys: pytest.CaptureFixture[s
 def test_a_report_read_back_writes_the_same_json_in_every_section() -> None:
     written = completed().to_json()
     assert RunReport.from_json(written).to_json() == written
+
+
+def test_a_pick_without_a_recorded_distance_is_null_in_strict_json_and_reads_back_as_nan() -> None:
+    report = completed()
+    report.selected = [SelectedFrame("f1", "a.mp4", 3, math.nan), SelectedFrame("f2", "b.mp4", 4, 0.25)]
+    written = report.to_json()
+    text = json.dumps(written, allow_nan=False)  # what a browser's JSON.parse or jq accepts
+    assert [s["distance"] for s in json.loads(text)["selected"]] == [None, 0.25]
+    back = RunReport.from_json(json.loads(text))
+    assert math.isnan(back.selected[0].distance) and back.selected[1].distance == 0.25
+    assert back.to_json() == written
+
+
+def test_the_page_says_a_picks_distance_was_not_recorded() -> None:
+    report = completed()
+    report.selected = [SelectedFrame("f1", "a.mp4", 3, math.nan), SelectedFrame("f2", "b.mp4", 4, 0.25)]
+    data = report.to_json()
+    page = render_page(data, {}, [(s, b"jpeg") for s in data["selected"]])
+    assert "distance not recorded" in page and "distance 0.250" in page

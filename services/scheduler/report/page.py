@@ -25,6 +25,10 @@ def _uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+def _distance(value: float | None) -> str:
+    return "distance not recorded" if value is None else f"distance {value:.3f}"
+
+
 def _cell(key: str, value: object) -> str:
     return f'<td data-key="{escape(key)}">{escape(str(value))}</td>'
 
@@ -89,7 +93,7 @@ def render_page(
     processed_table = _processed(files["processed"], report["selected"])
     strip = "".join(
         f'<figure><img alt="{escape(p["frame_name"])}" src="{_uri(data, "image/jpeg")}">'
-        f"<figcaption>{escape(p['frame_name'])}<br>distance {p['distance']:.3f}</figcaption></figure>"
+        f"<figcaption>{escape(p['frame_name'])}<br>{_distance(p['distance'])}</figcaption></figure>"
         for p, data in thumbnails
     )
     shown = f"{len(thumbnails)} of {len(report['selected'])}"
