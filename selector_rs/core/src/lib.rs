@@ -18,7 +18,6 @@ mod greedy;
 mod groups;
 mod matrix;
 mod pool;
-mod scene_gemm;
 mod scenes;
 mod switch;
 pub mod validate;

@@ -3,7 +3,6 @@
 
 use std::sync::OnceLock;
 
-use crate::dense::{self, Targets};
 use crate::distance::l2;
 use crate::groups::{self, Group, Groups};
 use crate::matrix::{Blocks, Matrix};
@@ -45,16 +44,6 @@ pub struct PoolIndex {
     /// The dense path's costs, measured once on a sizeable input: GEMM and distance
     /// times do not depend on the values, so every later block and selection reuses it.
     dense_cost: OnceLock<DenseCost>,
-    /// The pool rows' squared norms, for GEMM searches of it (computed when first asked).
-    norms: OnceLock<Vec<f64>>,
-}
-
-/// The whole pool as GEMM targets.
-pub(crate) fn targets<'a>(pool: &Matrix<'a>) -> Targets<'a> {
-    Targets {
-        data: pool.data(),
-        rows: pool.rows(),
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +122,6 @@ impl PoolIndex {
             scenes,
             rows: pool.rows(),
             dense_cost: OnceLock::new(),
-            norms: OnceLock::new(),
         })
     }
 
@@ -165,12 +153,6 @@ impl PoolIndex {
             let _ = self.dense_cost.set(cost);
         }
         cost
-    }
-
-    /// The pool rows' squared norms (see [`crate::dense::nearest_rows`]).
-    pub(crate) fn norms(&self, pool: &Matrix<'_>) -> &[f64] {
-        self.norms
-            .get_or_init(|| dense::norms(targets(pool), pool.cols()))
     }
 
     /// The pool's scenes, where it falls into them.

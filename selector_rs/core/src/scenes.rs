@@ -113,16 +113,6 @@ impl Scenes {
     pub(crate) fn median_radius(&self) -> f64 {
         self.median_radius
     }
-
-    /// Each scene as `(rows, centre, radius)`: a scene is a run of consecutive pool rows.
-    pub(crate) fn spans(&self) -> impl Iterator<Item = (std::ops::Range<usize>, &[f32], f64)> {
-        self.list.iter().map(|s| {
-            let rows = s.whole.rows.iter().map(|&(_, p)| p as usize);
-            let first = rows.clone().min().unwrap_or(0);
-            let end = rows.max().map_or(first, |p| p + 1);
-            (first..end, s.whole.centre.as_slice(), s.whole.radius)
-        })
-    }
 }
 
 /// The pool's rows in bfloat16 (subnormals flushed to zero, as the dot kernel reads

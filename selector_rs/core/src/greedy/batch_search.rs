@@ -81,7 +81,7 @@ impl Selection<'_, '_> {
         // decides `D`, or the pool bound is the pool distance.
         let below: Vec<f64> = rows.iter().map(|&i| bound(self, i)).collect();
         let cutoff = best.map_or(f64::NEG_INFINITY, |b| b.0);
-        let found = scenes.nearest_below_many(self.pool, &xs, &below, cutoff);
+        let found = scenes.nearest_below_many(self.pool, &xs, &below, cutoff, usize::MAX);
         for ((&i, &below), found) in rows.iter().zip(&below).zip(found) {
             if let Some((d, _)) = found.nearest {
                 self.prep.pool_ub[i] = d;

@@ -94,15 +94,7 @@ pub(crate) fn prepare(
             }
             // Bounds only: an exact search is left for the few candidates that could
             // still win when selection needs it.
-            slab_bounds(
-                candidates,
-                pool,
-                index,
-                slab,
-                (lb, ub, near),
-                &mut seconds,
-                cancel,
-            )?;
+            slab_bounds(candidates, pool, index, slab, (lb, ub, near), &mut seconds);
         }
     }
     let at = Instant::now();
@@ -122,12 +114,13 @@ pub(crate) fn prepare(
     trace(|| {
         format!(
             "prepare {n} rows: {:.3} s: {} groups {grouping_s:.3} s, leader bounds {:.3} s, \
-             wide leaders' GEMM {:.3} s, member bounds {:.3} s",
+             wide leaders' search {:.3} s, member bounds {:.3} s; wide leaders: {}",
             started.elapsed().as_secs_f64(),
             grouped.groups.len(),
             seconds[0],
             seconds[1],
-            at.elapsed().as_secs_f64()
+            at.elapsed().as_secs_f64(),
+            crate::counters::take()
         )
     });
     Ok(Prepared {
@@ -147,7 +140,7 @@ pub(crate) fn prepare(
 
 /// Bounds on the pool distance of the leaders of `slab` into `lb`, `ub` and `near` (the
 /// pool row at `ub`), adding the seconds taken by the leaders' bounds and by the wide
-/// leaders' GEMM (`wide_nearest`) to `seconds`.
+/// leaders' search (`wide_nearest`) to `seconds`.
 fn slab_bounds(
     candidates: &Matrix<'_>,
     pool: &Matrix<'_>,
@@ -155,8 +148,7 @@ fn slab_bounds(
     slab: &[Group],
     (lb, ub, near): (&mut [f64], &mut [f64], &mut [usize]),
     seconds: &mut [f64; 2],
-    cancel: Cancel<'_>,
-) -> Result<(), SelectError> {
+) {
     let at = Instant::now();
     slab.par_iter()
         .zip(
@@ -168,9 +160,8 @@ fn slab_bounds(
         });
     seconds[0] += at.elapsed().as_secs_f64();
     let at = Instant::now();
-    wide_nearest(candidates, pool, index, slab, ub, near, cancel)?;
+    wide_nearest(candidates, pool, index, slab, ub, near);
     seconds[1] += at.elapsed().as_secs_f64();
-    Ok(())
 }
 
 /// A near pool row of the leaders of `slab`'s wide groups, into `upper` and `near`: the
@@ -180,8 +171,11 @@ fn slab_bounds(
 /// overshoots by the spread of the pool's frames, sending many members
 /// into a search later (measured on rough data at 100k rows: a third of the searches,
 /// half the selection's time). Tight groups (smooth video) are bounded well without it.
-/// One GEMM search for the slab's leaders together: row by row, each leader read most
-/// of the pool (7 M distances at 100k rough rows, 0.95 s).
+/// One batched scene search for the slab's leaders together (`Scenes::nearest_below_many`:
+/// each pool row read once for all of them, bounded in bfloat16 tiles). Row by row, each
+/// leader read most of the pool (7 M distances at 100k rough rows, 0.95 s); by one f32
+/// GEMM per scene (`scene_gemm`, until 2026-12-03), 0.24 s there, 2.06 s at 300k rows;
+/// by the tiles 0.15 s and 0.89 s.
 fn wide_nearest(
     candidates: &Matrix<'_>,
     pool: &Matrix<'_>,
@@ -189,34 +183,25 @@ fn wide_nearest(
     slab: &[Group],
     upper: &mut [f64],
     near: &mut [usize],
-    cancel: Cancel<'_>,
-) -> Result<(), SelectError> {
+) {
     let Some(scenes) = index.scenes() else {
-        return Ok(());
+        return;
     };
     let wide: Vec<usize> = (0..slab.len())
         .filter(|&k| slab[k].radius > scenes.median_radius())
         .collect();
     if wide.is_empty() {
-        return Ok(());
+        return;
     }
     let leaders: Vec<usize> = wide.iter().map(|&k| slab[k].start).collect();
     let bounds: Vec<f64> = wide.iter().map(|&k| upper[k]).collect();
-    let found = crate::scene_gemm::nearest_below(
-        &Blocks::from(candidates),
-        &leaders,
-        &bounds,
-        pool,
-        index,
-        WIDE_SCENES,
-        cancel,
-    )?;
+    let xs: Vec<&[f32]> = leaders.iter().map(|&i| candidates.row(i)).collect();
+    let found = scenes.nearest_below_many(pool, &xs, &bounds, f64::NEG_INFINITY, WIDE_SCENES);
     for (&k, found) in wide.iter().zip(found) {
-        if let Some((d, row)) = found {
+        if let Some((d, row)) = found.nearest {
             (upper[k], near[k]) = (d, row);
         }
     }
-    Ok(())
 }
 
 /// Every row's own distance to its leader's nearest pool row (`upper`, `near`): one

@@ -50,6 +50,7 @@ impl Scenes {
         xs: &[&[f32]],
         below: &[f64],
         cutoff: f64,
+        scenes_each: usize,
     ) -> Vec<Found> {
         counters::add(&counters::SEARCHES, xs.len());
         let mut best: Vec<(f64, usize)> = below.iter().map(|&b| (b, usize::MAX)).collect();
@@ -62,6 +63,17 @@ impl Scenes {
         } else {
             self.list.par_iter().map(centres).collect()
         };
+        // Each query searches only the `scenes_each` scenes with the nearest centres.
+        let reach: Vec<f64> = (0..xs.len())
+            .map(|j| {
+                let mut d: Vec<f64> = dc.iter().map(|d| d[j]).collect();
+                if scenes_each >= d.len() {
+                    return f64::INFINITY;
+                }
+                *d.select_nth_unstable_by(scenes_each.saturating_sub(1), f64::total_cmp)
+                    .1
+            })
+            .collect();
         let lower = |t: usize, j: usize| dc[t][j] - self.list[t].whole.radius;
         let mut order: Vec<(f64, usize)> = (0..self.list.len())
             .map(|t| {
@@ -88,7 +100,7 @@ impl Scenes {
             let open: Vec<usize> = (0..xs.len())
                 .filter(|&j| {
                     let (d, b) = (dc[t][j], best[j].0);
-                    live[j] && !beyond(d - r, b, d + r + b)
+                    live[j] && d <= reach[j] && !beyond(d - r, b, d + r + b)
                 })
                 .collect();
             if open.is_empty() {
@@ -244,7 +256,7 @@ mod tests {
             let want: Vec<(f64, usize)> = xs.iter().map(|x| brute(pool, x)).collect();
             let none = f64::NEG_INFINITY;
             let open = vec![f64::INFINITY; xs.len()];
-            let got = scenes.nearest_below_many(pool, xs, &open, none);
+            let got = scenes.nearest_below_many(pool, xs, &open, none, usize::MAX);
             for (q, (g, w)) in got.iter().zip(&want).enumerate() {
                 let (gd, _) = g.nearest.expect("a row below inf");
                 assert_eq!((gd.to_bits(), g.exact), (w.0.to_bits(), true), "query {q}");
@@ -252,10 +264,10 @@ mod tests {
             // Nothing is strictly nearer than the nearest row itself; a bound just above it
             // finds it.
             let tight: Vec<f64> = want.iter().map(|w| w.0).collect();
-            let got = scenes.nearest_below_many(pool, xs, &tight, none);
+            let got = scenes.nearest_below_many(pool, xs, &tight, none, usize::MAX);
             assert!(got.iter().all(|g| g.nearest.is_none() && g.exact));
             let above: Vec<f64> = want.iter().map(|w| w.0 * 1.001 + 1e-6).collect();
-            let got = scenes.nearest_below_many(pool, xs, &above, none);
+            let got = scenes.nearest_below_many(pool, xs, &above, none, usize::MAX);
             for (g, w) in got.iter().zip(&want) {
                 assert_eq!(g.nearest.map(|g| g.0.to_bits()), Some(w.0.to_bits()));
             }
@@ -267,7 +279,7 @@ mod tests {
         with_scenes(|pool, scenes, xs| {
             let open = vec![f64::INFINITY; xs.len()];
             for (g, x) in scenes
-                .nearest_below_many(pool, xs, &open, f64::INFINITY)
+                .nearest_below_many(pool, xs, &open, f64::INFINITY, usize::MAX)
                 .iter()
                 .zip(xs)
             {
@@ -275,6 +287,49 @@ mod tests {
                 // Not necessarily the nearest, but a real row's distance, at least the nearest's.
                 assert!(gd >= brute(pool, x).0);
             }
+        });
+    }
+
+    #[test]
+    fn a_query_limited_to_its_nearest_scene_gets_that_scenes_nearest_row() {
+        with_scenes(|pool, scenes, _| {
+            // Rows between the scenes: some lie nearest to a row of a scene whose centre
+            // is not their nearest centre.
+            let d = pool.cols();
+            let noise = crate::test_data::noise(200 * d, 3);
+            let queries: Vec<f32> = noise.iter().map(|v| 0.4 + 0.4 * v).collect();
+            let xs: Vec<&[f32]> = queries.chunks_exact(d).collect();
+            let open = vec![f64::INFINITY; xs.len()];
+            let got = scenes.nearest_below_many(pool, &xs, &open, f64::NEG_INFINITY, 1);
+            let mut elsewhere = 0;
+            for (q, (g, x)) in got.iter().zip(&xs).enumerate() {
+                let to = |s: &super::super::Scene| l2(x, &s.whole.centre);
+                let near = scenes
+                    .list
+                    .iter()
+                    .min_by(|a, b| to(a).total_cmp(&to(b)))
+                    .unwrap();
+                let want = near
+                    .whole
+                    .rows
+                    .iter()
+                    .map(|&(_, p)| (l2(x, pool.row(p as usize)), p as usize))
+                    .fold((f64::INFINITY, 0), |a, b| if b < a { b } else { a });
+                let got = g.nearest.map(|g| (g.0.to_bits(), g.1));
+                assert_eq!(got, Some((want.0.to_bits(), want.1)), "query {q}");
+                if !near
+                    .whole
+                    .rows
+                    .iter()
+                    .any(|r| r.1 as usize == brute(pool, x).1)
+                {
+                    elsewhere += 1;
+                }
+            }
+            assert!(
+                elsewhere > 0,
+                "no query whose nearest row lies in another scene"
+            );
         });
     }
 }
