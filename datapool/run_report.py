@@ -162,10 +162,10 @@ class RunReport:
         out["frames"] = asdict(self.frames)
         out["embedding_cache"] = asdict(self.embedding_cache)
         # A pick whose distance the pool never recorded (committed before it kept them) is NaN in
-        # memory and null in the JSON: NaN is not JSON, and browsers' JSON.parse refuses it.
+        # memory and null in the JSON: NaN is not JSON. (The first pick into an empty pool keeps
+        # its infinite distance, written as Infinity as it always was.)
         out["selected"] = [
-            {**asdict(s), "distance": s.distance if math.isfinite(s.distance) else None}
-            for s in self.selected
+            {**asdict(s), "distance": None if math.isnan(s.distance) else s.distance} for s in self.selected
         ]
         out["tag"] = self.tag
         out["pool_after"] = asdict(self.pool_after or PoolPoint())
