@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 pub(crate) mod bf16;
 pub(crate) mod bf16_dot;
+pub(crate) mod half_rows;
 mod many;
 pub(crate) use many::{l2_x4, prefetch};
 

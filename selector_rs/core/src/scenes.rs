@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use crate::distance::bf16_dot::{self, to_bf16_ftz};
+use crate::distance::half_rows::HalfRows;
 use crate::distance::{bf16, l2};
 use crate::groups::scale;
 use crate::matrix::Matrix;
@@ -51,12 +51,9 @@ pub(crate) struct Scenes {
     list: Vec<Scene>,
     /// The median scene's radius: the scale at which the pool is separated.
     median_radius: f64,
-    /// The pool's rows in bfloat16 (subnormals flushed), each one's distance to its f32
-    /// row, rounded up, and its squared norm (empty where the bfloat16 kernel would not
-    /// be faster: see `batch`).
-    half: Vec<u16>,
-    half_err: Vec<f64>,
-    half_norm2: Vec<f64>,
+    /// The pool's rows in bfloat16 (empty where the bfloat16 kernel would not be faster:
+    /// see `batch`).
+    half: HalfRows,
 }
 
 impl Scenes {
@@ -92,17 +89,15 @@ impl Scenes {
         let mut radii: Vec<f64> = scenes.iter().map(|s| s.whole.radius).collect();
         radii.sort_by(f64::total_cmp);
         let median_radius = radii[radii.len() / 2];
-        let (half, half_err, half_norm2) = if bf16::fast() {
-            halves(pool)
+        let half = if bf16::fast() {
+            HalfRows::of(pool)
         } else {
-            (Vec::new(), Vec::new(), Vec::new())
+            HalfRows::default()
         };
         Some(Self {
             list: scenes,
             median_radius,
             half,
-            half_err,
-            half_norm2,
         })
     }
 
@@ -113,19 +108,6 @@ impl Scenes {
     pub(crate) fn median_radius(&self) -> f64 {
         self.median_radius
     }
-}
-
-/// The pool's rows in bfloat16 (subnormals flushed to zero, as the dot kernel reads
-/// them), and each row's distance to its f32 original and squared norm (see
-/// `bf16_dot::errors`).
-fn halves(pool: &Matrix<'_>) -> (Vec<u16>, Vec<f64>, Vec<f64>) {
-    let cols = pool.cols();
-    let half: Vec<u16> = pool.data().par_iter().map(|&v| to_bf16_ftz(v)).collect();
-    let (err, norm2) = (0..pool.rows())
-        .into_par_iter()
-        .map(|i| bf16_dot::errors(pool.row(i), &half[i * cols..(i + 1) * cols]))
-        .unzip();
-    (half, err, norm2)
 }
 
 /// Rows `start..end` around their mean.

@@ -118,6 +118,11 @@ pub(crate) fn dots(queries: &[&[u16]], block: &[u16], cols: usize, out: &mut [f3
         out.fill(0.0);
         return;
     }
+    if let [q] = queries {
+        let rows: Vec<&[u16]> = block.chunks_exact(cols).collect();
+        dots_one(q, &rows, &mut out[..rows.len()]);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if fast() {
         // Rows outer: a tile of rows is read from memory once for every query, and a
@@ -161,6 +166,40 @@ pub(crate) fn dots(queries: &[&[u16]], block: &[u16], cols: usize, out: &mut [f3
     }
 }
 
+/// `out[r] = x~ · p~_r` for the query `q` and the `rows` (as long as `q`), wherever
+/// they lie, summed in f32 as [`dots`] sums them.
+///
+/// # Panics
+/// When a row is not as long as `q`, or `out` is not as long as `rows`.
+pub(crate) fn dots_one(q: &[u16], rows: &[&[u16]], out: &mut [f32]) {
+    assert!(rows.iter().all(|r| r.len() == q.len()) && out.len() == rows.len());
+    #[cfg(target_arch = "x86_64")]
+    if fast() && !q.is_empty() {
+        // Eight rows at a time, each value of the query loaded once for all eight (a
+        // 4 x 4 tile would repeat the query and do four times the products), the next
+        // eight rows asked for meanwhile.
+        let n = rows.len();
+        for r0 in (0..n).step_by(8) {
+            let rs = (n - r0).min(8);
+            let at = |r: usize| rows[r.min(n - 1)].as_ptr();
+            let r: [*const u16; 8] = std::array::from_fn(|j| at(r0 + j.min(rs - 1)));
+            let ahead: [*const u16; 8] = std::array::from_fn(|j| at(r0 + 8 + j));
+            // SAFETY: `fast()` confirmed avx512f, avx512bw and avx512bf16; every pointer
+            // starts `q.len()` readable values (checked above).
+            let d = unsafe { x86::row8(q.as_ptr(), r, ahead, q.len()) };
+            out[r0..r0 + rs].copy_from_slice(&d[..rs]);
+        }
+        return;
+    }
+    for (o, p) in out.iter_mut().zip(rows) {
+        *o = q
+            .iter()
+            .zip(*p)
+            .map(|(&a, &b)| from_bf16(a) * from_bf16(b))
+            .sum();
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
@@ -173,6 +212,46 @@ mod x86 {
     fn bh(v: __m512i) -> __m512bh {
         // SAFETY: both are 64 bytes of plain lanes; the bits are reinterpreted as is.
         unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
+    }
+
+    /// The dot products of query `q` with the 8 rows `r`, `cols` values each, asking
+    /// memory for the rows `ahead` meanwhile.
+    ///
+    /// # Safety
+    /// As for [`tile`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn row8(
+        q: *const u16,
+        r: [*const u16; 8],
+        ahead: [*const u16; 8],
+        cols: usize,
+    ) -> [f32; 8] {
+        let mut acc = [_mm512_setzero_ps(); 8];
+        let full = cols - cols % 32;
+        let mut at = 0;
+        while at < full {
+            // SAFETY: at + 32 <= full <= cols values from every pointer.
+            let qv = bh(unsafe { _mm512_loadu_si512(q.add(at).cast()) });
+            for j in 0..8 {
+                // A hint, never a fault: the next rows' line at this offset.
+                _mm_prefetch::<_MM_HINT_T0>(ahead[j].wrapping_add(at).cast());
+                // SAFETY: as above.
+                let rv = bh(unsafe { _mm512_loadu_si512(r[j].add(at).cast()) });
+                acc[j] = _mm512_dpbf16_ps(acc[j], qv, rv);
+            }
+            at += 32;
+        }
+        if full < cols {
+            let mask = (1_u32 << (cols - full)) - 1;
+            // SAFETY: only the enabled lanes, which lie inside every row, are read.
+            let qv = bh(unsafe { _mm512_maskz_loadu_epi16(mask, q.add(full).cast()) });
+            for j in 0..8 {
+                // SAFETY: as above.
+                let rv = bh(unsafe { _mm512_maskz_loadu_epi16(mask, r[j].add(full).cast()) });
+                acc[j] = _mm512_dpbf16_ps(acc[j], qv, rv);
+            }
+        }
+        acc.map(|a| _mm512_reduce_add_ps(a))
     }
 
     /// The 4 x 4 dot products of queries `q` and rows `r`, `cols` values each.
@@ -249,6 +328,12 @@ mod tests {
             let bits: Vec<&[u16]> = qs.iter().map(|q| q.bits.as_slice()).collect();
             let mut out = vec![f32::NAN; 6 * 7];
             dots(&bits, &block, cols, &mut out);
+            // One query alone takes its own kernel: the same products.
+            if let Some(&q) = bits.first() {
+                let mut one = vec![f32::NAN; 7];
+                dots(&[q], &block, cols, &mut one);
+                assert_eq!(one, out[..7], "{cols}: one query");
+            }
             for (i, q) in qs.iter().enumerate().take(if cols == 0 { 0 } else { 6 }) {
                 for (r, p) in rows.iter().enumerate() {
                     let exact: f64 = q

@@ -7,7 +7,8 @@ use std::sync::atomic::AtomicU64;
 use super::pool_pass::measure;
 use super::selection::Selection;
 use super::state::beats;
-use super::{Pick, Prepared};
+use super::Prepared;
+use crate::distance::half_rows::HalfRows;
 use crate::matrix::{Blocks, Matrix};
 use crate::pool::PoolIndex;
 use crate::switch::Meter;
@@ -111,8 +112,7 @@ pub(super) fn pruned(
         if distance < min_distance {
             return Ok(true);
         }
-        sel.picked[index] = true;
-        sel.picks.push(Pick { index, distance });
+        sel.take(index, distance);
         if let Some(m) = meter.as_mut() {
             m.picked(sel.search_s());
         }
@@ -185,6 +185,8 @@ pub(super) fn start<'a, 'b>(
         search_from: f64::NEG_INFINITY,
         pending: Vec::new(),
         batch_cap: 1,
+        probed: vec![false; n],
+        pick_half: HalfRows::default(),
     };
     (heap, sel)
 }

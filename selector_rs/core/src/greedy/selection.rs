@@ -8,9 +8,31 @@ use std::time::Instant;
 use super::state::State;
 use super::{Pick, Prepared};
 use crate::counters;
+use crate::distance::bf16_dot::{self, HalfRow};
+use crate::distance::half_rows::HalfRows;
 use crate::distance::l2;
 use crate::matrix::{Blocks, Matrix};
 use crate::pool::{beyond, Hint, PoolIndex};
+
+/// Distances to picks a candidate's refinement measures before it takes the bfloat16
+/// dot products of the rest (see `pick_dots`): most refinements stop after a few.
+const PICK_DOTS_FROM: usize = 16;
+
+/// A candidate's bfloat16 dot products with the picks `open` (ascending).
+pub(super) struct PickDots {
+    open: Vec<usize>,
+    xh: HalfRow,
+    dots: Vec<f32>,
+}
+
+impl PickDots {
+    /// Whether pick `j` is certainly farther than `bound` (`false` where not known).
+    pub(super) fn farther(&self, picks: &HalfRows, j: usize, bound: f64) -> bool {
+        self.open
+            .binary_search(&j)
+            .is_ok_and(|at| picks.farther(&self.xh, j, self.dots[at], bound))
+    }
+}
 
 pub(super) struct Selection<'a, 'b> {
     pub(super) candidates: &'b Blocks<'a>,
@@ -43,6 +65,10 @@ pub(super) struct Selection<'a, 'b> {
     /// may hold (see `batch_search`).
     pub(super) pending: Vec<usize>,
     pub(super) batch_cap: usize,
+    /// Per candidate: whether its nearest pool scenes were probed (see `batch_search`).
+    pub(super) probed: Vec<bool>,
+    /// The picks in bfloat16, where the dot-product kernel runs (see `refine`).
+    pub(super) pick_half: HalfRows,
 }
 
 impl Selection<'_, '_> {
@@ -72,6 +98,33 @@ impl Selection<'_, '_> {
         self.prep.pool_exact[s.index] = s.pool_exact;
     }
 
+    /// Takes candidate `index` as the next pick, `distance` from the pool and the picks.
+    pub(super) fn take(&mut self, index: usize, distance: f64) {
+        self.picked[index] = true;
+        self.picks.push(Pick { index, distance });
+        if bf16_dot::fast() {
+            self.pick_half.push(self.candidates.row(index));
+        }
+    }
+
+    /// For a candidate `x` with many picks left to fold in (one refined for the first
+    /// time late in the selection), its dot products in bfloat16 with the picks `open`,
+    /// which show most of them farther than its bound for a fraction of the distances'
+    /// cost (`None` with few, or without the kernel).
+    pub(super) fn pick_dots(&self, x: &[f32], open: Vec<usize>) -> Option<PickDots> {
+        if open.len() < PICK_DOTS_FROM || self.pick_half.err.len() < self.picks.len() {
+            return None;
+        }
+        let xh = HalfRow::new(x);
+        let rows: Vec<&[u16]> = open
+            .iter()
+            .map(|&j| self.pick_half.block(j, j + 1))
+            .collect();
+        let mut dots = vec![0.0; open.len()];
+        bf16_dot::dots_one(&xh.bits, &rows, &mut dots);
+        Some(PickDots { open, xh, dots })
+    }
+
     /// Seconds spent searching the pool so far, over all threads.
     #[inline]
     pub(super) fn search_s(&self) -> f64 {
@@ -82,7 +135,7 @@ impl Selection<'_, '_> {
 
     /// Tightens `s` until it is exact or certainly below `cutoff`.
     ///
-    /// `to_leader[j - first]` is the distance from the group's leader to pick `j`: a
+    /// `to_leader[j]` is the distance from the group's leader to pick `j`: a
     /// pick farther from the candidate than its current bound cannot lower it, and
     /// `d(x, q) >= d(leader, q) - d(x, leader)` shows most of them without a distance.
     pub(super) fn refine(
@@ -97,9 +150,21 @@ impl Selection<'_, '_> {
         let search_from = self.search_from;
         let offset = self.prep.offset[s.index];
         let mut measured = 0;
+        let near = |j: usize, bound: f64| {
+            let d = to_leader[j];
+            !beyond(d - offset, bound, d + offset + bound)
+        };
+        let mut dots = None;
         while s.seen < self.picks.len() {
-            let near = to_leader[s.seen];
-            if !beyond(near - offset, s.bound(), near + offset + s.bound()) {
+            let j = s.seen;
+            if dots.is_none() && measured == PICK_DOTS_FROM {
+                // Many picks to go: the rest that the leader's distances cannot show
+                // farther than the bound now (the bound only shrinks) by dot products.
+                let open = (j..self.picks.len()).filter(|&k| near(k, s.bound()));
+                dots = self.pick_dots(x, open.collect());
+            }
+            let shown = |d: &PickDots| d.farther(&self.pick_half, j, s.bound());
+            if near(j, s.bound()) && !dots.as_ref().is_some_and(shown) {
                 let q = self.candidates.row(self.picks[s.seen].index);
                 s.pick_min = s.pick_min.min(l2(x, q));
                 measured += 1;

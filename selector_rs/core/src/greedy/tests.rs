@@ -3,6 +3,7 @@
 use super::prepare::group_runs;
 use super::pruned_loop::Entry;
 use super::*;
+use crate::distance::l2;
 use crate::groups::Group;
 // The greedy loop on the path the measurements choose, as the crate's callers run it.
 use crate::select_prepared_blocks as select;
@@ -228,4 +229,54 @@ fn entries_order_by_bound_then_lowest_rows() {
     assert!(e(2.0, 5) > e(1.0, 0));
     assert!(e(1.0, 0) > e(1.0, 5));
     assert!(e(f64::INFINITY, 9) > e(3.0, 0));
+}
+
+/// A pool of 6 scenes and candidates in 24 (6 of them the pool's again): the pool falls
+/// into scenes, so candidates are probed in their nearest scene before a search of the
+/// whole pool, and the candidates of the revisited scenes are first refined when many
+/// picks have been made.
+#[test]
+fn probed_candidates_refined_late_against_many_picks_still_pick_exactly() {
+    let d = 32;
+    let (pool, cands) = (
+        crate::test_data::scenes_of(6, 40, d, 0.0),
+        crate::test_data::scenes_of(24, 25, d, 1.7),
+    );
+    let (c, pool) = (m("c", &cands, d), m("p", &pool, d));
+    let index = PoolIndex::build(&pool, &never).unwrap();
+    assert!(index.scenes().is_some(), "the pool must fall into scenes");
+    let blocks = Blocks::from(&c);
+    let prep = prepare(&c, &pool, &index, &never).unwrap();
+    let budget = 60;
+    let (mut heap, mut sel) = start(&blocks, &pool, &index, prep, budget);
+    assert!(pruned(&mut sel, &mut heap, &mut None, budget, 0.0, &never).unwrap());
+    assert!(sel.probed.iter().any(|&p| p), "no candidate was probed");
+    let picks: Vec<usize> = sel.picks.iter().map(|p| p.index).collect();
+    crate::proptests::check_path(&c, &pool, budget, 0.0, &picks).unwrap();
+    if !crate::distance::bf16_dot::fast() {
+        return;
+    }
+    // A candidate's dot products with all 60 picks show a pick farther than a bound
+    // only where it is, and show most picks well beyond the bound.
+    assert_eq!(sel.pick_half.err.len(), budget);
+    let x = c.row(0);
+    let dots = sel
+        .pick_dots(x, (0..budget).collect())
+        .expect("60 picks: dot products");
+    let mut far: Vec<f64> = sel.picks.iter().map(|p| l2(x, c.row(p.index))).collect();
+    far.sort_by(f64::total_cmp);
+    for bound in [far[0], far[10], far[30], far[59]] {
+        let (mut shown, mut beyond) = (0, 0);
+        for (j, p) in sel.picks.iter().enumerate() {
+            let d = l2(x, c.row(p.index));
+            if dots.farther(&sel.pick_half, j, bound) {
+                assert!(d > bound, "pick {j} at {d} shown farther than {bound}");
+                shown += 1;
+            }
+            if d > bound * 1.05 + 1e-3 {
+                beyond += 1;
+            }
+        }
+        assert!(shown >= beyond, "bound {bound}: {shown} of {beyond} shown");
+    }
 }

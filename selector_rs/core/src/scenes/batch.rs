@@ -165,7 +165,6 @@ impl Scenes {
         let mut read = 0;
         let mut halves = 0;
         let mut need: Vec<usize> = Vec::with_capacity(queries.len());
-        let cols = pool.cols();
         for (at_row, &(dp, p)) in part.rows.iter().enumerate() {
             if let (Some(&(_, next)), false, None) =
                 (part.rows.get(at_row + 1), self.half.is_empty(), &tile)
@@ -174,7 +173,7 @@ impl Scenes {
                 // a cluster's rows lie anywhere in the pool, so no hardware prefetcher
                 // sees them coming.
                 let next = next as usize;
-                prefetch(&self.half[next * cols..(next + 1) * cols]);
+                prefetch(self.half.block(next, next + 1));
             }
             need.clear();
             let mut spent_all = true;

@@ -13,7 +13,7 @@ use super::batch::Query;
 use super::{Cluster, Scenes};
 use crate::distance::bf16;
 use crate::distance::bf16_dot::{self, HalfRow};
-use crate::pool::{beyond, SLACK};
+use crate::pool::beyond;
 
 /// The dot products of a cluster's rows with the queries that cannot rule it out.
 pub(super) struct Tile {
@@ -26,8 +26,7 @@ pub(super) struct Tile {
 
 impl Tile {
     /// Whether pool row `p` is certainly farther than `bound` from query `k` (bfloat16
-    /// copy `x`): `d(x, p) >= d(x~, p~) - |x - x~| - |p - p~|`, compared in squares
-    /// (`bf16_dot::lower_sq`), with the slack of `beyond` and then some.
+    /// copy `x`), by its dot product in the tile (`HalfRows::farther`).
     #[inline]
     pub(super) fn rules_out(
         &self,
@@ -38,10 +37,7 @@ impl Tile {
         bound: f64,
     ) -> bool {
         let dot = self.dots[k * self.rows + (p - self.first)];
-        let cols = x.bits.len();
-        let sq = bf16_dot::lower_sq(x, scenes.half_norm2[p], dot, cols);
-        let t = bound + x.err + scenes.half_err[p] + 3.0 * SLACK * (bound.abs() + 1.0);
-        t >= 0.0 && sq > t * t
+        scenes.half.farther(x, p, dot, bound)
     }
 }
 
@@ -63,7 +59,7 @@ impl Scenes {
         let first = part.rows.iter().map(|r| r.1).min()? as usize;
         let rows = part.rows.len();
         debug_assert!(part.rows.iter().all(|r| (r.1 as usize) < first + rows));
-        let block = &self.half[first * cols..(first + rows) * cols];
+        let block = self.half.block(first, first + rows);
         let qs: Vec<&[u16]> = open.iter().map(|&j| xh[j].bits.as_slice()).collect();
         let mut dots = vec![0.0; qs.len() * rows];
         bf16_dot::dots(&qs, block, cols, &mut dots);
@@ -87,8 +83,7 @@ impl Scenes {
             need.retain(|&k| !t.rules_out(self, &xh[queries[k].0], k, p, queries[k].2 .0));
             return;
         }
-        let cols = self.half.len() / self.half_err.len();
-        let (h, err) = (&self.half[p * cols..(p + 1) * cols], self.half_err[p]);
+        let (h, err) = (self.half.block(p, p + 1), self.half.err[p]);
         let mut kept = 0;
         for at in (0..need.len()).step_by(4) {
             let ks = &need[at..(at + 4).min(need.len())];

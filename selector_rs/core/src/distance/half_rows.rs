@@ -1,0 +1,62 @@
+//! Rows in bfloat16 for the dot-product bound of `bf16_dot`, one after the other, with
+//! each row's distance to its f32 original and its squared norm: the pool's rows (for
+//! searches of its scenes) and the picks (for a candidate's distances to many picks).
+
+use rayon::prelude::*;
+
+use super::bf16_dot::{self, to_bf16_ftz, HalfRow};
+use crate::matrix::Matrix;
+use crate::pool::SLACK;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HalfRows {
+    pub(crate) bits: Vec<u16>,
+    /// `|p - p~|` (raised past the square root's rounding) and `|p~|²`, per row.
+    pub(crate) err: Vec<f64>,
+    pub(crate) norm2: Vec<f64>,
+}
+
+impl HalfRows {
+    /// Every row of `matrix`.
+    pub(crate) fn of(matrix: &Matrix<'_>) -> Self {
+        let cols = matrix.cols();
+        let bits: Vec<u16> = matrix.data().par_iter().map(|&v| to_bf16_ftz(v)).collect();
+        let (err, norm2) = (0..matrix.rows())
+            .into_par_iter()
+            .map(|i| bf16_dot::errors(matrix.row(i), &bits[i * cols..(i + 1) * cols]))
+            .unzip();
+        Self { bits, err, norm2 }
+    }
+
+    pub(crate) fn push(&mut self, row: &[f32]) {
+        let h = HalfRow::new(row);
+        self.bits.extend_from_slice(&h.bits);
+        self.err.push(h.err);
+        self.norm2.push(h.norm2);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.err.is_empty()
+    }
+
+    pub(crate) fn cols(&self) -> usize {
+        self.bits.len().checked_div(self.err.len()).unwrap_or(0)
+    }
+
+    /// Rows `first..end` as one block.
+    pub(crate) fn block(&self, first: usize, end: usize) -> &[u16] {
+        let cols = self.cols();
+        &self.bits[first * cols..end * cols]
+    }
+
+    /// Whether row `p` is certainly farther than `bound` from `x`, given the dot product
+    /// `dot` of their bfloat16 copies (`bf16_dot::dots`): `d(x, p)` is at least
+    /// `d(x~, p~) - |x - x~| - |p - p~|`, compared in squares (`bf16_dot::lower_sq`), with
+    /// the slack of `pool::beyond` and then some.
+    #[inline]
+    pub(crate) fn farther(&self, x: &HalfRow, p: usize, dot: f32, bound: f64) -> bool {
+        let sq = bf16_dot::lower_sq(x, self.norm2[p], dot, x.bits.len());
+        let t = bound + x.err + self.err[p] + 3.0 * SLACK * (bound.abs() + 1.0);
+        t >= 0.0 && sq > t * t
+    }
+}
