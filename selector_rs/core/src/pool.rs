@@ -3,6 +3,8 @@
 
 use std::sync::OnceLock;
 
+use crate::distance::bf16_dot;
+use crate::distance::half_rows::HalfRows;
 use crate::distance::l2;
 use crate::groups::{self, Group, Groups};
 use crate::matrix::{Blocks, Matrix};
@@ -10,6 +12,8 @@ use crate::scenes::Scenes;
 use crate::switch::DenseCost;
 use crate::validate::{self, SelectError};
 use crate::Cancel;
+
+mod leader_bounds;
 
 /// Relative slack on every bound. Distances carry f32 rounding (a few 1e-7 of the
 /// magnitudes they are computed from); a lower bound must beat the best distance by
@@ -40,6 +44,9 @@ pub struct PoolIndex {
     runs: Vec<Run>,
     /// The pool cut into scenes (see `scenes`), where it falls into them.
     scenes: Option<Scenes>,
+    /// The groups' leaders in bfloat16, where the dot-product kernel runs and the pool
+    /// falls into scenes (see `leader_bounds`).
+    leader_half: Option<HalfRows>,
     rows: usize,
     /// The dense path's costs, measured once on a sizeable input: GEMM and distance
     /// times do not depend on the values, so every later block and selection reuses it.
@@ -107,6 +114,7 @@ impl PoolIndex {
             })
             .collect();
         let scenes = Scenes::build(pool);
+        let leader_half = (scenes.is_some() && bf16_dot::fast()).then(|| HalfRows::of(&leaders));
         crate::switch::trace(|| {
             format!(
                 "pool {} rows: {} groups, {} scenes, {:.3} s",
@@ -120,6 +128,7 @@ impl PoolIndex {
             groups,
             runs,
             scenes,
+            leader_half,
             rows: pool.rows(),
             dense_cost: OnceLock::new(),
         })

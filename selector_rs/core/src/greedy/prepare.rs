@@ -19,6 +19,9 @@ use crate::Cancel;
 /// Groups whose leaders are measured against the pool between two cancellation checks.
 const GROUPS_PER_CHECK: usize = 512;
 
+/// Leaders bounded together by one block of dot products (`PoolIndex::bounds_many`).
+const LEADERS_PER_TILE: usize = 64;
+
 /// Radius of a run of groups, as a multiple of the group radius `tau`.
 const RUN_TAU: f64 = 4.0;
 
@@ -150,14 +153,27 @@ fn slab_bounds(
     seconds: &mut [f64; 2],
 ) {
     let at = Instant::now();
-    slab.par_iter()
-        .zip(
-            lb.par_iter_mut()
-                .zip(ub.par_iter_mut().zip(near.par_iter_mut())),
-        )
-        .for_each(|(g, (lb, (ub, row)))| {
-            (*lb, *ub, *row) = index.hint(pool, candidates.row(g.start), 0.0).bounds(index);
-        });
+    let leaders: Vec<&[f32]> = slab.iter().map(|g| candidates.row(g.start)).collect();
+    let many: Option<Vec<(f64, f64, usize)>> = leaders
+        .par_chunks(LEADERS_PER_TILE)
+        .map(|xs| index.bounds_many(pool, xs))
+        .collect::<Option<Vec<_>>>()
+        .map(|v| v.concat());
+    let out = lb.iter_mut().zip(ub.iter_mut().zip(near.iter_mut()));
+    if let Some(many) = many {
+        for ((lb, (ub, row)), b) in out.zip(many) {
+            (*lb, *ub, *row) = b;
+        }
+    } else {
+        slab.par_iter()
+            .zip(
+                lb.par_iter_mut()
+                    .zip(ub.par_iter_mut().zip(near.par_iter_mut())),
+            )
+            .for_each(|(g, (lb, (ub, row)))| {
+                (*lb, *ub, *row) = index.hint(pool, candidates.row(g.start), 0.0).bounds(index);
+            });
+    }
     seconds[0] += at.elapsed().as_secs_f64();
     let at = Instant::now();
     wide_nearest(candidates, pool, index, slab, ub, near);
