@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 pub(crate) mod bf16;
 pub(crate) mod bf16_dot;
 pub(crate) mod half_rows;
+pub(crate) mod int8_dot;
 mod many;
 pub(crate) use many::{l2_x4, prefetch};
 

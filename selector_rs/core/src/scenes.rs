@@ -16,11 +16,14 @@
 use rayon::prelude::*;
 
 use crate::distance::half_rows::HalfRows;
+use crate::distance::int8_dot;
 use crate::distance::{bf16, l2};
 use crate::groups::scale;
 use crate::matrix::Matrix;
+use quant::Quant;
 
 mod batch;
+mod quant;
 mod tile;
 
 /// Scenes must average at least this many rows to be worth a centre distance each.
@@ -51,8 +54,10 @@ pub(crate) struct Scenes {
     list: Vec<Scene>,
     /// The median scene's radius: the scale at which the pool is separated.
     median_radius: f64,
-    /// The pool's rows in bfloat16 (empty where the bfloat16 kernel would not be faster:
-    /// see `batch`).
+    /// The pool's rows in int8 for the cluster tiles, where the byte kernel runs (see
+    /// `quant`); else in bfloat16 (empty where the bfloat16 kernel would not be
+    /// faster: see `batch`).
+    quant: Option<Quant>,
     half: HalfRows,
 }
 
@@ -89,7 +94,9 @@ impl Scenes {
         let mut radii: Vec<f64> = scenes.iter().map(|s| s.whole.radius).collect();
         radii.sort_by(f64::total_cmp);
         let median_radius = radii[radii.len() / 2];
-        let half = if bf16::fast() {
+        let quant = (int8_dot::fast() && pool.cols() <= int8_dot::MAX_COLS)
+            .then(|| Quant::build(pool, &scenes));
+        let half = if quant.is_none() && bf16::fast() {
             HalfRows::of(pool)
         } else {
             HalfRows::default()
@@ -97,6 +104,7 @@ impl Scenes {
         Some(Self {
             list: scenes,
             median_radius,
+            quant,
             half,
         })
     }

@@ -15,9 +15,9 @@ use std::cmp::Ordering;
 
 use rayon::prelude::*;
 
+use super::tile::Copies;
 use super::{Cluster, Scenes};
 use crate::counters;
-use crate::distance::bf16_dot::HalfRow;
 use crate::distance::{l2, l2_x4, prefetch};
 use crate::matrix::Matrix;
 use crate::pool::{beyond, SLACK};
@@ -55,7 +55,7 @@ impl Scenes {
         counters::add(&counters::SEARCHES, xs.len());
         let mut best: Vec<(f64, usize)> = below.iter().map(|&b| (b, usize::MAX)).collect();
         let mut live = vec![true; xs.len()];
-        let xh = super::tile::halves(self, xs);
+        let xh = super::tile::copies(self, xs);
         // d(x, scene centre) for every scene and query.
         let centres = |s: &super::Scene| xs.iter().map(|x| l2(x, &s.whole.centre)).collect();
         let dc: Vec<Vec<f64>> = if xs.len() * self.list.len() < PARALLEL_DISTANCES {
@@ -142,7 +142,7 @@ impl Scenes {
     fn scan_many(
         &self,
         pool: &Matrix<'_>,
-        (xs, xh): (&[&[f32]], &[HalfRow]),
+        (xs, xh): (&[&[f32]], &Copies),
         best: &[(f64, usize)],
         open: &[usize],
         part: &Cluster,
@@ -160,8 +160,7 @@ impl Scenes {
         if queries.is_empty() {
             return Vec::new();
         }
-        let in_tile: Vec<usize> = queries.iter().map(|q| q.0).collect();
-        let tile = self.tile(xh, &in_tile, part);
+        let tile = self.tile(xh, &queries, part);
         let mut read = 0;
         let mut halves = 0;
         let mut need: Vec<usize> = Vec::with_capacity(queries.len());
@@ -190,8 +189,8 @@ impl Scenes {
             if spent_all {
                 break;
             }
-            if !self.half.is_empty() && !need.is_empty() {
-                self.rule_out((xs, xh), tile.as_ref(), &queries, p as usize, &mut need);
+            if (tile.is_some() || !self.half.is_empty()) && !need.is_empty() {
+                self.rule_out(xs, tile.as_ref(), &queries, p as usize, &mut need);
                 halves += 1;
                 if need.is_empty() {
                     continue;

@@ -1,0 +1,264 @@
+//! Dot products of int8 rows, a tile of queries by a block of rows at a time, for a
+//! lower bound on the f32 distance that reads half the bytes of a bfloat16 copy.
+//!
+//! A query is quantized as unsigned bytes (`q + 128`, `q = round(x / s)` in
+//! [-127, 127]) and a row as signed bytes, and `vpdpbusd` sums four byte products per
+//! lane in i32: exact (at most `cols * 255 * 127` in magnitude, inside i32 for up to
+//! [`MAX_COLS`] values). What the quantization loses is bounded per row by the norms
+//! of its errors (see `scenes::quant`).
+
+use std::sync::OnceLock;
+
+/// Widest rows whose byte products cannot overflow i32 (`2^31 / (255 * 127)`).
+pub(crate) const MAX_COLS: usize = 66_000;
+
+/// Whether [`dots`] runs the AVX-512 VNNI kernel here.
+#[must_use]
+pub(crate) fn fast() -> bool {
+    static FAST: OnceLock<bool> = OnceLock::new();
+    *FAST.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// `values` quantized: `q = round(v / scale)` in [-127, 127] with `scale = max|v| / 127`,
+/// and `(q, scale, |v - scale q|)` (the last raised past the square root's rounding).
+#[must_use]
+pub(crate) fn quantize(values: &[f64]) -> (Vec<i8>, f64, f64) {
+    let top = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    let scale = if top > 0.0 { top / 127.0 } else { 1.0 };
+    #[allow(clippy::cast_possible_truncation)] // rounded into [-127, 127]
+    let q: Vec<i8> = values
+        .iter()
+        .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8)
+        .collect();
+    let err2: f64 = values
+        .iter()
+        .zip(&q)
+        .map(|(v, &q)| (v - scale * f64::from(q)).powi(2))
+        .sum();
+    (q, scale, err2.sqrt() * (1.0 + 1e-12))
+}
+
+/// A query for [`dots`]: its bytes (`q + 128`), scale, `|x - scale q|` and `|x|`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QuantRow {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) scale: f64,
+    pub(crate) err: f64,
+    pub(crate) norm: f64,
+}
+
+impl QuantRow {
+    #[must_use]
+    pub(crate) fn new(x: &[f32]) -> Self {
+        let values: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let (q, scale, err) = quantize(&values);
+        let norm = values.iter().map(|v| v * v).sum::<f64>().sqrt() * (1.0 + 1e-12);
+        // q + 128 lies in [1, 255]: the sign bit flipped.
+        let bytes = q.iter().map(|&q| q.cast_unsigned() ^ 0x80).collect();
+        Self {
+            bytes,
+            scale,
+            err,
+            norm,
+        }
+    }
+}
+
+/// `out[q * rows + r] = sum_k queries[q][k] * block[r * cols + k]` (unsigned by signed
+/// bytes) for the `rows` rows of `block`.
+///
+/// # Panics
+/// When a query or `block` is not as long as `cols` says, `out` is too short, or
+/// `cols` exceeds [`MAX_COLS`].
+pub(crate) fn dots(queries: &[&[u8]], block: &[i8], cols: usize, out: &mut [i32]) {
+    let rows = block.len().checked_div(cols).unwrap_or(0);
+    assert!(queries.iter().all(|q| q.len() == cols) && block.len() == rows * cols);
+    assert!(out.len() >= queries.len() * rows && cols <= MAX_COLS);
+    #[cfg(target_arch = "x86_64")]
+    if fast() && cols > 0 && queries.len() == 1 {
+        // One query: eight rows at a time, the query's bytes loaded once for all eight.
+        for r0 in (0..rows).step_by(8) {
+            let rs = (rows - r0).min(8);
+            let r: [*const i8; 8] =
+                std::array::from_fn(|j| block[(r0 + j.min(rs - 1)) * cols..].as_ptr());
+            // SAFETY: as below.
+            let d = unsafe { x86::row8(queries[0].as_ptr(), r, cols) };
+            out[r0..r0 + rs].copy_from_slice(&d[..rs]);
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if fast() && cols > 0 {
+        for r0 in (0..rows).step_by(4) {
+            let rs = (rows - r0).min(4);
+            let r: [*const i8; 4] =
+                std::array::from_fn(|j| block[(r0 + j.min(rs - 1)) * cols..].as_ptr());
+            for (qt, qs) in queries.chunks(4).enumerate() {
+                let q: [*const u8; 4] = std::array::from_fn(|i| qs[i.min(qs.len() - 1)].as_ptr());
+                // SAFETY: `fast()` confirmed avx512f, avx512bw and avx512vnni; every
+                // pointer starts `cols` readable bytes (checked above).
+                let tile = unsafe { x86::tile(q, r, cols) };
+                for (i, t) in tile.iter().enumerate().take(qs.len()) {
+                    let at = (qt * 4 + i) * rows + r0;
+                    out[at..at + rs].copy_from_slice(&t[..rs]);
+                }
+            }
+        }
+        return;
+    }
+    for (i, q) in queries.iter().enumerate() {
+        for (r, p) in block.chunks_exact(cols.max(1)).take(rows).enumerate() {
+            out[i * rows + r] = q
+                .iter()
+                .zip(p)
+                .map(|(&a, &b)| i32::from(a) * i32::from(b))
+                .sum();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::{
+        __m512i, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_maskz_loadu_epi8,
+        _mm512_reduce_add_epi32, _mm512_setzero_si512,
+    };
+
+    /// The byte dot products of query `q` with the 8 rows `r`, `cols` bytes each.
+    ///
+    /// # Safety
+    /// As for [`tile`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn row8(q: *const u8, r: [*const i8; 8], cols: usize) -> [i32; 8] {
+        let mut acc = [_mm512_setzero_si512(); 8];
+        let full = cols - cols % 64;
+        let mut at = 0;
+        while at < full {
+            // SAFETY: at + 64 <= full <= cols bytes from every pointer.
+            let qv = unsafe { _mm512_loadu_si512(q.add(at).cast()) };
+            for j in 0..8 {
+                // SAFETY: as above.
+                let rv = unsafe { _mm512_loadu_si512(r[j].add(at).cast()) };
+                acc[j] = _mm512_dpbusd_epi32(acc[j], qv, rv);
+            }
+            at += 64;
+        }
+        if full < cols {
+            let mask = (1_u64 << (cols - full)) - 1;
+            // SAFETY: only the enabled lanes, which lie inside every row, are read.
+            let qv = unsafe { _mm512_maskz_loadu_epi8(mask, q.add(full).cast()) };
+            for j in 0..8 {
+                // SAFETY: as above.
+                let rv = unsafe { _mm512_maskz_loadu_epi8(mask, r[j].add(full).cast()) };
+                acc[j] = _mm512_dpbusd_epi32(acc[j], qv, rv);
+            }
+        }
+        acc.map(|a| _mm512_reduce_add_epi32(a))
+    }
+
+    /// The 4 x 4 byte dot products of queries `q` and rows `r`, `cols` bytes each.
+    ///
+    /// # Safety
+    /// The CPU has avx512f, avx512bw and avx512vnni; every pointer starts `cols`
+    /// readable bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::needless_range_loop)] // acc[i][j]: two indices
+    pub(super) unsafe fn tile(q: [*const u8; 4], r: [*const i8; 4], cols: usize) -> [[i32; 4]; 4] {
+        let mut acc: [[__m512i; 4]; 4] = [[_mm512_setzero_si512(); 4]; 4];
+        let full = cols - cols % 64;
+        let mut at = 0;
+        while at < full {
+            // SAFETY: at + 64 <= full <= cols bytes from every pointer.
+            let qv: [__m512i; 4] =
+                [0, 1, 2, 3].map(|i| unsafe { _mm512_loadu_si512(q[i].add(at).cast()) });
+            for j in 0..4 {
+                // SAFETY: as above.
+                let rv = unsafe { _mm512_loadu_si512(r[j].add(at).cast()) };
+                for i in 0..4 {
+                    acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], qv[i], rv);
+                }
+            }
+            at += 64;
+        }
+        if full < cols {
+            let mask = (1_u64 << (cols - full)) - 1;
+            // SAFETY: only the enabled lanes, which lie inside every row, are read.
+            let qv: [__m512i; 4] = [0, 1, 2, 3]
+                .map(|i| unsafe { _mm512_maskz_loadu_epi8(mask, q[i].add(full).cast()) });
+            for j in 0..4 {
+                // SAFETY: as above.
+                let rv = unsafe { _mm512_maskz_loadu_epi8(mask, r[j].add(full).cast()) };
+                for i in 0..4 {
+                    acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], qv[i], rv);
+                }
+            }
+        }
+        acc.map(|row| row.map(|a| _mm512_reduce_add_epi32(a)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_data::noise;
+
+    #[test]
+    fn byte_dot_products_are_exact_and_quantization_errors_are_measured() {
+        for cols in [0, 1, 5, 63, 64, 65, 1280, 1283] {
+            let xs = noise(5 * cols, 1);
+            let ps = noise(6 * cols, 2);
+            let qs: Vec<QuantRow> = xs
+                .chunks_exact(cols.max(1))
+                .take(5)
+                .map(QuantRow::new)
+                .collect();
+            let rows: Vec<(Vec<i8>, f64, f64)> = ps
+                .chunks_exact(cols.max(1))
+                .take(6)
+                .map(|p| quantize(&p.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()))
+                .collect();
+            let block: Vec<i8> = rows.iter().flat_map(|r| r.0.iter().copied()).collect();
+            let bytes: Vec<&[u8]> = qs.iter().map(|q| q.bytes.as_slice()).collect();
+            let mut out = vec![i32::MIN; bytes.len() * 6];
+            dots(&bytes, &block, cols, &mut out);
+            if let Some(&q) = bytes.first() {
+                // One query alone takes its own kernel: the same sums.
+                let mut one = vec![i32::MIN; 6];
+                dots(&[q], &block, cols, &mut one);
+                assert_eq!(one, out[..6], "{cols}: one query");
+            }
+            for (i, q) in qs.iter().enumerate() {
+                for (r, row) in rows.iter().enumerate() {
+                    let want: i64 = q
+                        .bytes
+                        .iter()
+                        .zip(&row.0)
+                        .map(|(&a, &b)| i64::from(a) * i64::from(b))
+                        .sum();
+                    assert_eq!(i64::from(out[i * 6 + r]), want, "{cols} {i} {r}");
+                }
+                let x = &xs[i * cols..(i + 1) * cols];
+                let back: f64 = x
+                    .iter()
+                    .zip(&q.bytes)
+                    .map(|(&v, &b)| (f64::from(v) - q.scale * (f64::from(b) - 128.0)).powi(2))
+                    .sum();
+                assert!(back.sqrt() <= q.err && q.err <= back.sqrt() * 1.001 + 1e-12);
+                #[allow(clippy::cast_precision_loss)]
+                let half_steps = q.scale * (cols as f64).sqrt() / 2.0;
+                assert!(q.err <= half_steps + 1e-12, "{cols}: rounding");
+            }
+        }
+    }
+}

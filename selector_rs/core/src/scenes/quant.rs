@@ -1,0 +1,157 @@
+//! The pool's rows in int8 for the cluster tiles (`tile`): each row as its offset from
+//! its cluster's centre, `d = p - c`, quantized with a scale of its own. Half the bytes
+//! of a bfloat16 copy, and on rough footage a bound as tight: the offsets are small
+//! (~0.15 of a unit row), so their rounding is too.
+//!
+//! For a query `x` (quantized too, `int8_dot::QuantRow`) and a row `p = c + d`:
+//! `|x - p|² = |x - c|² - 2 (x - c)·d + |d|²`, where `(x - c)·d = x·d - c·d`, `c·d`
+//! and `|d|²` are kept per row, and `x·d = s_p s_x (q_x·q_p) + s_p e_x·q_p + x·e_p`
+//! with the exact integer `q_x·q_p` and both error terms bounded by Cauchy-Schwarz.
+
+use rayon::prelude::*;
+
+use super::Scene;
+use crate::distance::int8_dot::{self, QuantRow};
+use crate::matrix::Matrix;
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Quant {
+    cols: usize,
+    q: Vec<i8>,
+    /// Per row: its scale, the sum of its bytes, `s_p |q_p|`, `|d - s_p q_p|`, `c·d`, `|d|²`.
+    scale: Vec<f64>,
+    sum: Vec<i32>,
+    qnorm: Vec<f64>,
+    err: Vec<f64>,
+    cdot: Vec<f64>,
+    dnorm2: Vec<f64>,
+}
+
+/// One row's quantized offset and its terms (see [`Quant`]).
+struct Row {
+    q: Vec<i8>,
+    scale: f64,
+    sum: i32,
+    qnorm: f64,
+    err: f64,
+    cdot: f64,
+    dnorm2: f64,
+}
+
+fn row(p: &[f32], c: &[f32]) -> Row {
+    let d: Vec<f64> = p
+        .iter()
+        .zip(c)
+        .map(|(&p, &c)| f64::from(p) - f64::from(c))
+        .collect();
+    let (q, scale, err) = int8_dot::quantize(&d);
+    let (mut sum, mut q2, mut cdot, mut dnorm2) = (0_i32, 0_i64, 0.0_f64, 0.0_f64);
+    for ((&q, &c), &d) in q.iter().zip(c).zip(&d) {
+        sum += i32::from(q);
+        q2 += i64::from(q) * i64::from(q);
+        cdot += f64::from(c) * d;
+        dnorm2 += d * d;
+    }
+    #[allow(clippy::cast_precision_loss)] // q2 < 2^53
+    let qnorm = scale * (q2 as f64).sqrt() * (1.0 + 1e-12);
+    Row {
+        q,
+        scale,
+        sum,
+        qnorm,
+        err,
+        cdot,
+        dnorm2,
+    }
+}
+
+impl Quant {
+    /// Every pool row against its cluster's centre (each row lies in one cluster).
+    pub(super) fn build(pool: &Matrix<'_>, scenes: &[Scene]) -> Self {
+        let (n, cols) = (pool.rows(), pool.cols());
+        let parts: Vec<_> = scenes.iter().flat_map(|s| &s.parts).collect();
+        let rows: Vec<Vec<(usize, Row)>> = parts
+            .par_iter()
+            .map(|part| {
+                let of =
+                    |&(_, p): &(f64, u32)| (p as usize, row(pool.row(p as usize), &part.centre));
+                part.rows.iter().map(of).collect()
+            })
+            .collect();
+        let mut out = Self {
+            cols,
+            q: vec![0; n * cols],
+            scale: vec![0.0; n],
+            sum: vec![0; n],
+            qnorm: vec![0.0; n],
+            err: vec![0.0; n],
+            cdot: vec![0.0; n],
+            dnorm2: vec![0.0; n],
+        };
+        for (p, r) in rows.into_iter().flatten() {
+            out.q[p * cols..(p + 1) * cols].copy_from_slice(&r.q);
+            (out.scale[p], out.sum[p], out.qnorm[p]) = (r.scale, r.sum, r.qnorm);
+            (out.err[p], out.cdot[p], out.dnorm2[p]) = (r.err, r.cdot, r.dnorm2);
+        }
+        out
+    }
+
+    /// Rows `first..end` as one block of bytes.
+    pub(super) fn block(&self, first: usize, end: usize) -> &[i8] {
+        &self.q[first * self.cols..end * self.cols]
+    }
+
+    /// A lower bound on `d(x, p)`, from the byte dot product `dot` of `x` with row `p`
+    /// (`int8_dot::dots`) and `dc`, the f32 kernel's `d(x, c)` for the row's centre.
+    #[inline]
+    pub(super) fn lower(&self, x: &QuantRow, p: usize, dot: i32, dc: f64) -> f64 {
+        // q_x·q_p: the bytes hold q_x + 128.
+        let qq = f64::from(dot) - 128.0 * f64::from(self.sum[p]);
+        let xd = self.scale[p] * x.scale * qq + self.qnorm[p] * x.err + x.norm * self.err[p];
+        // The f32 kernel's sum of `cols` squares is off by at most ~cols * eps relative.
+        #[allow(clippy::cast_precision_loss)]
+        let dc2 = dc * dc * (1.0 - 2.0 * self.cols as f64 * f64::from(f32::EPSILON));
+        (dc2 + self.dnorm2[p] - 2.0 * (xd - self.cdot[p]))
+            .max(0.0)
+            .sqrt()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Scenes;
+    use crate::distance::int8_dot::{self, QuantRow};
+    use crate::distance::l2;
+    use crate::matrix::Matrix;
+    use crate::test_data::scenes_of;
+
+    #[test]
+    fn the_int8_bound_never_exceeds_the_distance_and_stays_near_it() {
+        let d = 48;
+        let data = scenes_of(6, 50, d, 0.0);
+        let pool = Matrix::new("pool", &data, 300, d).unwrap();
+        let scenes = Scenes::build(&pool).expect("the pool falls into scenes");
+        let quant = super::Quant::build(&pool, &scenes.list);
+        let queries = scenes_of(9, 4, d, 1.3);
+        for (k, x) in queries.chunks_exact(d).enumerate() {
+            let xq = QuantRow::new(x);
+            for part in scenes.list.iter().flat_map(|s| &s.parts) {
+                let dc = l2(x, &part.centre);
+                for &(_, p) in &part.rows {
+                    let p = p as usize;
+                    let mut dot = [0];
+                    int8_dot::dots(&[&xq.bytes], quant.block(p, p + 1), d, &mut dot);
+                    let (low, exact) = (quant.lower(&xq, p, dot[0], dc), l2(x, pool.row(p)));
+                    assert!(
+                        low <= exact * (1.0 + 1e-9),
+                        "query {k}, row {p}: {low} > {exact}"
+                    );
+                    // In squares, far tighter than the triangle bound through the centre
+                    // (~0.5 off for the far rows here).
+                    let near = low * low >= exact * exact - 0.05;
+                    assert!(near, "query {k}, row {p}: {low} << {exact}");
+                }
+            }
+        }
+    }
+}
