@@ -16,7 +16,7 @@
 //! A candidate's first search reads only its `PROBE_SCENES` nearest pool scenes (a
 //! probe). Measured at 300,000 rough candidates against 30,000 pool rows (seed
 //! 466523635), the searches with a cutoff that found no row below it read the whole
-//! pool (958 of 962 clusters each, 54% of the rows the searches read), and those that
+//! pool (958 of 962 clusters each, 54% of the searches' cluster visits), and those that
 //! stopped at a row below the cutoff 79 clusters each: most candidates sent into a
 //! search were not the farthest, but their bound (a row near their group's leader) was
 //! ~0.01 too loose to show it. The nearest row of their nearest scenes is about as tight
