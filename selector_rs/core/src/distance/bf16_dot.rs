@@ -119,8 +119,12 @@ pub(crate) fn dots(queries: &[&[u16]], block: &[u16], cols: usize, out: &mut [f3
         return;
     }
     if let [q] = queries {
-        let rows: Vec<&[u16]> = block.chunks_exact(cols).collect();
-        dots_one(q, &rows, &mut out[..rows.len()]);
+        one_by(
+            q,
+            rows,
+            |r| &block[r * cols..(r + 1) * cols],
+            &mut out[..rows],
+        );
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -173,28 +177,32 @@ pub(crate) fn dots(queries: &[&[u16]], block: &[u16], cols: usize, out: &mut [f3
 /// When a row is not as long as `q`, or `out` is not as long as `rows`.
 pub(crate) fn dots_one(q: &[u16], rows: &[&[u16]], out: &mut [f32]) {
     assert!(rows.iter().all(|r| r.len() == q.len()) && out.len() == rows.len());
+    one_by(q, rows.len(), |r| rows[r], out);
+}
+
+/// [`dots_one`] for the `n` rows `row(0..n)`, each as long as `q`.
+fn one_by<'a>(q: &[u16], n: usize, row: impl Fn(usize) -> &'a [u16], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if fast() && !q.is_empty() {
         // Eight rows at a time, each value of the query loaded once for all eight (a
         // 4 x 4 tile would repeat the query and do four times the products), the next
         // eight rows asked for meanwhile.
-        let n = rows.len();
         for r0 in (0..n).step_by(8) {
             let rs = (n - r0).min(8);
-            let at = |r: usize| rows[r.min(n - 1)].as_ptr();
+            let at = |r: usize| row(r.min(n - 1)).as_ptr();
             let r: [*const u16; 8] = std::array::from_fn(|j| at(r0 + j.min(rs - 1)));
             let ahead: [*const u16; 8] = std::array::from_fn(|j| at(r0 + 8 + j));
             // SAFETY: `fast()` confirmed avx512f, avx512bw and avx512bf16; every pointer
-            // starts `q.len()` readable values (checked above).
+            // starts `q.len()` readable values (the callers' rows are as long as `q`).
             let d = unsafe { x86::row8(q.as_ptr(), r, ahead, q.len()) };
             out[r0..r0 + rs].copy_from_slice(&d[..rs]);
         }
         return;
     }
-    for (o, p) in out.iter_mut().zip(rows) {
+    for (r, o) in out.iter_mut().enumerate().take(n) {
         *o = q
             .iter()
-            .zip(*p)
+            .zip(row(r))
             .map(|(&a, &b)| from_bf16(a) * from_bf16(b))
             .sum();
     }

@@ -56,7 +56,16 @@ impl HalfRows {
     #[inline]
     pub(crate) fn farther(&self, x: &HalfRow, p: usize, dot: f32, bound: f64) -> bool {
         let sq = bf16_dot::lower_sq(x, self.norm2[p], dot, x.bits.len());
-        let t = bound + x.err + self.err[p] + 3.0 * SLACK * (bound.abs() + 1.0);
-        t >= 0.0 && sq > t * t
+        farther_sq(sq, x.err + self.err[p], bound)
     }
+}
+
+/// Whether a row is certainly farther than `bound`, given `sq`, a lower bound on the
+/// squared distance between stand-ins for the query and the row, and `pad`, how far the
+/// stand-ins may lie from the two (`d >= sqrt(sq) - pad`): compared in squares, no square
+/// root per pair, with the slack of `pool::beyond` and then some.
+#[inline]
+pub(crate) fn farther_sq(sq: f64, pad: f64, bound: f64) -> bool {
+    let t = bound + pad + 3.0 * SLACK * (bound.abs() + 1.0);
+    t >= 0.0 && sq > t * t
 }

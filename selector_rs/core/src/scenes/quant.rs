@@ -102,19 +102,17 @@ impl Quant {
         &self.q[first * self.cols..end * self.cols]
     }
 
-    /// A lower bound on `d(x, p)`, from the byte dot product `dot` of `x` with row `p`
+    /// A lower bound on `d(x, p)²`, from the byte dot product `dot` of `x` with row `p`
     /// (`int8_dot::dots`) and `dc`, the f32 kernel's `d(x, c)` for the row's centre.
     #[inline]
-    pub(super) fn lower(&self, x: &QuantRow, p: usize, dot: i32, dc: f64) -> f64 {
+    pub(super) fn lower_sq(&self, x: &QuantRow, p: usize, dot: i32, dc: f64) -> f64 {
         // q_x·q_p: the bytes hold q_x + 128.
         let qq = f64::from(dot) - 128.0 * f64::from(self.sum[p]);
         let xd = self.scale[p] * x.scale * qq + self.qnorm[p] * x.err + x.norm * self.err[p];
         // The f32 kernel's sum of `cols` squares is off by at most ~cols * eps relative.
         #[allow(clippy::cast_precision_loss)]
         let dc2 = dc * dc * (1.0 - 2.0 * self.cols as f64 * f64::from(f32::EPSILON));
-        (dc2 + self.dnorm2[p] - 2.0 * (xd - self.cdot[p]))
-            .max(0.0)
-            .sqrt()
+        dc2 + self.dnorm2[p] - 2.0 * (xd - self.cdot[p])
     }
 }
 
@@ -142,7 +140,10 @@ mod tests {
                     let p = p as usize;
                     let mut dot = [0];
                     int8_dot::dots(&[&xq.bytes], quant.block(p, p + 1), d, &mut dot);
-                    let (low, exact) = (quant.lower(&xq, p, dot[0], dc), l2(x, pool.row(p)));
+                    let (low, exact) = (
+                        quant.lower_sq(&xq, p, dot[0], dc).max(0.0).sqrt(),
+                        l2(x, pool.row(p)),
+                    );
                     assert!(
                         low <= exact * (1.0 + 1e-9),
                         "query {k}, row {p}: {low} > {exact}"

@@ -18,8 +18,9 @@ use super::batch::Query;
 use super::{Cluster, Scenes};
 use crate::distance::bf16;
 use crate::distance::bf16_dot::{self, HalfRow};
+use crate::distance::half_rows::farther_sq;
 use crate::distance::int8_dot::{self, QuantRow};
-use crate::pool::{beyond, SLACK};
+use crate::pool::beyond;
 
 /// The queries' copies for the tiles: in int8 where the pool has an int8 copy, else in
 /// bfloat16 where the kernel runs (both empty otherwise: `batch` then bounds row by
@@ -31,21 +32,22 @@ pub(super) struct Copies {
 }
 
 /// Lower bounds on the distances of a cluster's rows to the queries that cannot rule
-/// it out.
+/// it out, as `half_rows::farther_sq` takes them.
 pub(super) struct Tile {
     /// The cluster's first pool row, and its row count.
     first: usize,
     rows: usize,
-    /// `low[k * rows + (p - first)]`: query `k` (of the cluster's queries), row `p`.
-    low: Vec<f64>,
+    /// `low[k * rows + (p - first)]`: `(sq, pad)` for query `k` (of the cluster's
+    /// queries) and row `p`.
+    low: Vec<(f64, f64)>,
 }
 
 impl Tile {
-    /// Whether pool row `p` is certainly farther than `bound` from query `k`, with the
-    /// slack of `beyond` and then some.
+    /// Whether pool row `p` is certainly farther than `bound` from query `k`.
     #[inline]
     pub(super) fn rules_out(&self, k: usize, p: usize, bound: f64) -> bool {
-        self.low[k * self.rows + (p - self.first)] > bound + 3.0 * SLACK * (bound.abs() + 1.0)
+        let (sq, pad) = self.low[k * self.rows + (p - self.first)];
+        farther_sq(sq, pad, bound)
     }
 }
 
@@ -86,7 +88,7 @@ impl Scenes {
                 low.extend(
                     dots.iter()
                         .enumerate()
-                        .map(|(r, &d)| quant.lower(x, first + r, d, q.1)),
+                        .map(|(r, &d)| (quant.lower_sq(x, first + r, d, q.1), 0.0)),
                 );
             }
             return Some(Tile { first, rows, low });
@@ -104,7 +106,7 @@ impl Scenes {
             low.extend(dots.iter().enumerate().map(|(r, &d)| {
                 let p = first + r;
                 let sq = bf16_dot::lower_sq(x, self.half.norm2[p], d, cols);
-                sq.max(0.0).sqrt() - x.err - self.half.err[p]
+                (sq, x.err + self.half.err[p])
             }));
         }
         Some(Tile { first, rows, low })
