@@ -16,6 +16,7 @@ pub(crate) mod bf16_dot;
 pub(crate) mod half_rows;
 pub(crate) mod int8_dot;
 mod many;
+pub(crate) mod quant_rows;
 pub(crate) use many::{l2_x4, prefetch};
 
 const LANES: usize = 64;

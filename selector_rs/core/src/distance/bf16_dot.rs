@@ -170,17 +170,8 @@ pub(crate) fn dots(queries: &[&[u16]], block: &[u16], cols: usize, out: &mut [f3
     }
 }
 
-/// `out[r] = x~ · p~_r` for the query `q` and the `rows` (as long as `q`), wherever
-/// they lie, summed in f32 as [`dots`] sums them.
-///
-/// # Panics
-/// When a row is not as long as `q`, or `out` is not as long as `rows`.
-pub(crate) fn dots_one(q: &[u16], rows: &[&[u16]], out: &mut [f32]) {
-    assert!(rows.iter().all(|r| r.len() == q.len()) && out.len() == rows.len());
-    one_by(q, rows.len(), |r| rows[r], out);
-}
-
-/// [`dots_one`] for the `n` rows `row(0..n)`, each as long as `q`.
+/// `out[r] = x~ · p~_r` for the query `q` and the `n` rows `row(0..n)`, each as long as
+/// `q`, summed in f32 as [`dots`] sums them.
 fn one_by<'a>(q: &[u16], n: usize, row: impl Fn(usize) -> &'a [u16], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if fast() && !q.is_empty() {

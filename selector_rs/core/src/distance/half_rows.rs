@@ -1,10 +1,11 @@
 //! Rows in bfloat16 for the dot-product bound of `bf16_dot`, one after the other, with
-//! each row's distance to its f32 original and its squared norm: the pool's rows (for
-//! searches of its scenes) and the picks (for a candidate's distances to many picks).
+//! each row's distance to its f32 original and its squared norm: the pool's rows, for
+//! searches of its scenes where the CPU has no byte dot products (the picks' copies are
+//! in int8 now: `quant_rows`).
 
 use rayon::prelude::*;
 
-use super::bf16_dot::{self, to_bf16_ftz, HalfRow};
+use super::bf16_dot::{self, to_bf16_ftz};
 use crate::matrix::Matrix;
 use crate::pool::SLACK;
 
@@ -28,13 +29,6 @@ impl HalfRows {
         Self { bits, err, norm2 }
     }
 
-    pub(crate) fn push(&mut self, row: &[f32]) {
-        let h = HalfRow::new(row);
-        self.bits.extend_from_slice(&h.bits);
-        self.err.push(h.err);
-        self.norm2.push(h.norm2);
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.err.is_empty()
     }
@@ -47,16 +41,6 @@ impl HalfRows {
     pub(crate) fn block(&self, first: usize, end: usize) -> &[u16] {
         let cols = self.cols();
         &self.bits[first * cols..end * cols]
-    }
-
-    /// Whether row `p` is certainly farther than `bound` from `x`, given the dot product
-    /// `dot` of their bfloat16 copies (`bf16_dot::dots`): `d(x, p)` is at least
-    /// `d(x~, p~) - |x - x~| - |p - p~|`, compared in squares (`bf16_dot::lower_sq`), with
-    /// the slack of `pool::beyond` and then some.
-    #[inline]
-    pub(crate) fn farther(&self, x: &HalfRow, p: usize, dot: f32, bound: f64) -> bool {
-        let sq = bf16_dot::lower_sq(x, self.norm2[p], dot, x.bits.len());
-        farther_sq(sq, x.err + self.err[p], bound)
     }
 }
 

@@ -39,7 +39,11 @@ pub(crate) fn quantize(values: &[f64]) -> (Vec<i8>, f64, f64) {
     #[allow(clippy::cast_possible_truncation)] // rounded into [-127, 127]
     let q: Vec<i8> = values
         .iter()
-        .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8)
+        // Half away from zero, as `round` would, without its library call.
+        .map(|v| {
+            let t = (v / scale).clamp(-127.0, 127.0);
+            (t + 0.5_f64.copysign(t)) as i8
+        })
         .collect();
     let err2: f64 = values
         .iter()
@@ -49,13 +53,15 @@ pub(crate) fn quantize(values: &[f64]) -> (Vec<i8>, f64, f64) {
     (q, scale, err2.sqrt() * (1.0 + 1e-12))
 }
 
-/// A query for [`dots`]: its bytes (`q + 128`), scale, `|x - scale q|` and `|x|`.
+/// A query for [`dots`]: its bytes (`q + 128`), scale, `|x - scale q|`, `|x|` (raised
+/// past the square root's rounding) and `|x|²` (the f64 sum).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct QuantRow {
     pub(crate) bytes: Vec<u8>,
     pub(crate) scale: f64,
     pub(crate) err: f64,
     pub(crate) norm: f64,
+    pub(crate) norm2: f64,
 }
 
 impl QuantRow {
@@ -63,14 +69,15 @@ impl QuantRow {
     pub(crate) fn new(x: &[f32]) -> Self {
         let values: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let (q, scale, err) = quantize(&values);
-        let norm = values.iter().map(|v| v * v).sum::<f64>().sqrt() * (1.0 + 1e-12);
+        let norm2 = values.iter().map(|v| v * v).sum::<f64>();
         // q + 128 lies in [1, 255]: the sign bit flipped.
         let bytes = q.iter().map(|&q| q.cast_unsigned() ^ 0x80).collect();
         Self {
             bytes,
             scale,
             err,
-            norm,
+            norm: norm2.sqrt() * (1.0 + 1e-12),
+            norm2,
         }
     }
 }
@@ -87,16 +94,8 @@ pub(crate) fn dots(queries: &[&[u8]], block: &[i8], cols: usize, out: &mut [i32]
     assert!(out.len() >= queries.len() * rows && cols <= MAX_COLS);
     #[cfg(target_arch = "x86_64")]
     if fast() && cols > 0 && queries.len() == 1 {
-        // One query: eight rows at a time, the query's bytes loaded once for all eight.
-        for r0 in (0..rows).step_by(8) {
-            let rs = (rows - r0).min(8);
-            let r: [*const i8; 8] =
-                std::array::from_fn(|j| block[(r0 + j.min(rs - 1)) * cols..].as_ptr());
-            // SAFETY: as below.
-            let d = unsafe { x86::row8(queries[0].as_ptr(), r, cols) };
-            out[r0..r0 + rs].copy_from_slice(&d[..rs]);
-        }
-        return;
+        let each: Vec<&[i8]> = block.chunks_exact(cols).collect();
+        return dots_rows(queries[0], &each, out);
     }
     #[cfg(target_arch = "x86_64")]
     if fast() && cols > 0 {
@@ -125,6 +124,36 @@ pub(crate) fn dots(queries: &[&[u8]], block: &[i8], cols: usize, out: &mut [i32]
                 .map(|(&a, &b)| i32::from(a) * i32::from(b))
                 .sum();
         }
+    }
+}
+
+/// `out[r] = sum_k query[k] * rows[r][k]` (unsigned by signed bytes), for rows that
+/// need not lie together: eight at a time, the query's bytes loaded once for all eight.
+///
+/// # Panics
+/// When a row is not as long as the query, `out` is too short, or the rows are wider
+/// than [`MAX_COLS`].
+pub(crate) fn dots_rows(query: &[u8], rows: &[&[i8]], out: &mut [i32]) {
+    let cols = query.len();
+    assert!(rows.iter().all(|r| r.len() == cols) && out.len() >= rows.len());
+    assert!(cols <= MAX_COLS);
+    #[cfg(target_arch = "x86_64")]
+    if fast() && cols > 0 {
+        for (r8, out) in rows.chunks(8).zip(out.chunks_mut(8)) {
+            let r: [*const i8; 8] = std::array::from_fn(|j| r8[j.min(r8.len() - 1)].as_ptr());
+            // SAFETY: `fast()` confirmed avx512f, avx512bw and avx512vnni; every pointer
+            // starts `cols` readable bytes (checked above).
+            let d = unsafe { x86::row8(query.as_ptr(), r, cols) };
+            out[..r8.len()].copy_from_slice(&d[..r8.len()]);
+        }
+        return;
+    }
+    for (o, r) in out.iter_mut().zip(rows) {
+        *o = query
+            .iter()
+            .zip(*r)
+            .map(|(&a, &b)| i32::from(a) * i32::from(b))
+            .sum();
     }
 }
 

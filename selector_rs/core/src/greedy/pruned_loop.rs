@@ -8,7 +8,7 @@ use super::pool_pass::measure;
 use super::selection::Selection;
 use super::state::beats;
 use super::Prepared;
-use crate::distance::half_rows::HalfRows;
+use crate::distance::quant_rows::QuantRows;
 use crate::matrix::{Blocks, Matrix};
 use crate::pool::PoolIndex;
 use crate::switch::Meter;
@@ -186,7 +186,7 @@ pub(super) fn start<'a, 'b>(
         pending: Vec::new(),
         batch_cap: 1,
         probed: vec![false; n],
-        pick_half: HalfRows::default(),
+        pick_quant: QuantRows::default(),
     };
     (heap, sel)
 }

@@ -253,12 +253,12 @@ fn probed_candidates_refined_late_against_many_picks_still_pick_exactly() {
     assert!(sel.probed.iter().any(|&p| p), "no candidate was probed");
     let picks: Vec<usize> = sel.picks.iter().map(|p| p.index).collect();
     crate::proptests::check_path(&c, &pool, budget, 0.0, &picks).unwrap();
-    if !crate::distance::bf16_dot::fast() {
+    if !crate::distance::int8_dot::fast() {
         return;
     }
     // A candidate's dot products with all 60 picks show a pick farther than a bound
     // only where it is, and show most picks well beyond the bound.
-    assert_eq!(sel.pick_half.err.len(), budget);
+    assert_eq!(sel.pick_quant.len(), budget);
     let x = c.row(0);
     let dots = sel
         .pick_dots(x, (0..budget).collect())
@@ -269,7 +269,7 @@ fn probed_candidates_refined_late_against_many_picks_still_pick_exactly() {
         let (mut shown, mut beyond) = (0, 0);
         for (j, p) in sel.picks.iter().enumerate() {
             let d = l2(x, c.row(p.index));
-            if dots.farther(&sel.pick_half, j, bound) {
+            if dots.farther(&sel.pick_quant, j, bound) {
                 assert!(d > bound, "pick {j} at {d} shown farther than {bound}");
                 shown += 1;
             }

@@ -1,0 +1,113 @@
+//! Rows in int8 for the byte dot-product bound of `int8_dot`, one after the other: the
+//! picks, for a candidate's distances to many picks (see `greedy::selection`).
+//!
+//! Each row `p` is quantized on its own scale (`p = s_p q_p + e_p`), a query `x` as
+//! `int8_dot::QuantRow`, and `|x - p|² = |x|² + |p|² - 2 x·p` with
+//! `x·p <= s_x s_p (q_x·q_p) + s_p |q_p| |e_x| + |x| |e_p|` (Cauchy-Schwarz on both error
+//! terms). Half the bytes of a bfloat16 copy, and four byte products per lane where
+//! bfloat16 has two; the bound is looser (the rows are not centred) but far inside the
+//! margin a pick needs: on rough footage most picks lie ~0.3 beyond a candidate's bound.
+
+use super::half_rows::farther_sq;
+use super::int8_dot::{self, QuantRow};
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QuantRows {
+    q: Vec<i8>,
+    cols: usize,
+    /// Per row: its scale, the sum of its bytes, `s_p |q_p|`, `|e_p|` and `|p|²`.
+    scale: Vec<f64>,
+    sum: Vec<i32>,
+    qnorm: Vec<f64>,
+    err: Vec<f64>,
+    norm2: Vec<f64>,
+}
+
+impl QuantRows {
+    pub(crate) fn push(&mut self, row: &[f32]) {
+        let values: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+        let (q, scale, err) = int8_dot::quantize(&values);
+        let q2: i64 = q.iter().map(|&q| i64::from(q) * i64::from(q)).sum();
+        self.cols = row.len();
+        self.sum.push(q.iter().map(|&q| i32::from(q)).sum());
+        #[allow(clippy::cast_precision_loss)] // q2 < 2^53
+        self.qnorm.push(scale * (q2 as f64).sqrt() * (1.0 + 1e-12));
+        self.scale.push(scale);
+        self.err.push(err);
+        self.norm2.push(values.iter().map(|v| v * v).sum());
+        self.q.extend_from_slice(&q);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.scale.len()
+    }
+
+    /// Row `p`'s bytes.
+    pub(crate) fn row(&self, p: usize) -> &[i8] {
+        &self.q[p * self.cols..(p + 1) * self.cols]
+    }
+
+    /// Whether row `p` is certainly farther than `bound` from `x`, given the byte dot
+    /// product `dot` of `x` with it (`int8_dot::dots_rows`).
+    #[inline]
+    pub(crate) fn farther(&self, x: &QuantRow, p: usize, dot: i32, bound: f64) -> bool {
+        // q_x·q_p: the query's bytes hold q_x + 128.
+        let qq = f64::from(dot) - 128.0 * f64::from(self.sum[p]);
+        let xp = self.scale[p] * x.scale * qq + self.qnorm[p] * x.err + x.norm * self.err[p];
+        // The norms' f64 sums round by ~1e-13 relative: inside `farther_sq`'s slack.
+        farther_sq(x.norm2 + self.norm2[p] - 2.0 * xp, 0.0, bound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distance::l2;
+    use crate::test_data::noise;
+
+    #[test]
+    fn a_row_is_shown_farther_than_a_bound_only_where_it_is_and_mostly_where_it_is() {
+        let cols = 200;
+        let rows = noise(40 * cols, 5);
+        let xs = noise(6 * cols, 6);
+        let mut quant = QuantRows::default();
+        for p in rows.chunks_exact(cols) {
+            quant.push(p);
+        }
+        assert_eq!(quant.len(), 40);
+        let (mut shown, mut beyond) = (0, 0);
+        for x in xs.chunks_exact(cols) {
+            let xq = QuantRow::new(x);
+            let each: Vec<&[i8]> = (0..40).map(|p| quant.row(p)).collect();
+            let mut dots = vec![0; 40];
+            int8_dot::dots_rows(&xq.bytes, &each, &mut dots);
+            let mut d: Vec<f64> = rows.chunks_exact(cols).map(|p| l2(x, p)).collect();
+            let exact = d.clone();
+            // At its own distance, no row is farther: the error terms must cover the
+            // rounding (without them, rows here are shown farther; either term alone
+            // covers both roundings on rows this alike).
+            for (p, &e) in exact.iter().enumerate() {
+                assert!(
+                    !quant.farther(&xq, p, dots[p], e),
+                    "row {p} at its distance {e}"
+                );
+            }
+            d.sort_by(f64::total_cmp);
+            for bound in [d[0], d[10], d[20], d[39]] {
+                for (p, &e) in exact.iter().enumerate() {
+                    if quant.farther(&xq, p, dots[p], bound) {
+                        assert!(e > bound, "row {p} at {e} shown farther than {bound}");
+                        shown += 1;
+                    }
+                    if e > bound * 1.02 + 1e-3 {
+                        beyond += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            beyond > 100 && shown * 10 >= beyond * 9,
+            "{shown} of {beyond}"
+        );
+    }
+}
