@@ -102,7 +102,8 @@ impl Selection<'_, '_> {
     pub(super) fn take(&mut self, index: usize, distance: f64) {
         self.picked[index] = true;
         self.picks.push(Pick { index, distance });
-        if int8_dot::fast() {
+        // (Wider rows could overflow the kernel's i32 sums: those go without dot products.)
+        if int8_dot::fast() && self.candidates.cols() <= int8_dot::MAX_COLS {
             self.pick_quant.push(self.candidates.row(index));
         }
     }

@@ -280,3 +280,26 @@ fn probed_candidates_refined_late_against_many_picks_still_pick_exactly() {
         assert!(shown >= beyond, "bound {bound}: {shown} of {beyond} shown");
     }
 }
+
+#[test]
+fn picks_too_wide_for_the_byte_kernel_get_no_int8_copy_and_no_dot_products() {
+    let fast = crate::distance::int8_dot::fast();
+    for (d, copied) in [(8, fast), (crate::distance::int8_dot::MAX_COLS + 1, false)] {
+        let data = crate::test_data::noise(20 * d, 9);
+        let (c, pool) = (m("c", &data, d), no_pool());
+        let index = PoolIndex::build(&pool, &never).unwrap();
+        let blocks = Blocks::from(&c);
+        let prep = prepare(&c, &pool, &index, &never).unwrap();
+        let (_, mut sel) = start(&blocks, &pool, &index, prep, 19);
+        for i in 0..19 {
+            sel.take(i, 1.0);
+        }
+        assert_eq!(
+            sel.pick_quant.len(),
+            if copied { 19 } else { 0 },
+            "width {d}"
+        );
+        let dots = sel.pick_dots(c.row(19), (0..19).collect());
+        assert_eq!(dots.is_some(), copied, "width {d}");
+    }
+}
