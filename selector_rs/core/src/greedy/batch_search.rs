@@ -96,10 +96,12 @@ impl Selection<'_, '_> {
         }
         counters::add(&counters::BATCHES, 1);
         // With no more scenes than a probe reads, a probe would be the whole search.
-        let (fresh, rows): (Vec<usize>, Vec<usize>) = if scenes.len() > PROBE_SCENES {
-            rows.into_iter().partition(|&i| !self.probed[i])
+        let (fresh, rows, probed): (Vec<usize>, Vec<usize>, usize) = if scenes.len() > PROBE_SCENES
+        {
+            let (fresh, rows) = rows.into_iter().partition(|&i| !self.probed[i]);
+            (fresh, rows, PROBE_SCENES)
         } else {
-            (Vec::new(), rows)
+            (Vec::new(), rows, 0)
         };
         if !fresh.is_empty() {
             // First the nearest scenes only: the row found there bounds the candidate
@@ -107,8 +109,13 @@ impl Selection<'_, '_> {
             // search of the whole pool.
             let xs: Vec<&[f32]> = fresh.iter().map(|&i| self.candidates.row(i)).collect();
             let below: Vec<f64> = fresh.iter().map(|&i| bound(self, i)).collect();
-            let found =
-                scenes.nearest_below_many(self.pool, &xs, &below, f64::NEG_INFINITY, PROBE_SCENES);
+            let found = scenes.nearest_below_many(
+                self.pool,
+                &xs,
+                &below,
+                f64::NEG_INFINITY,
+                0..PROBE_SCENES,
+            );
             for (&i, found) in fresh.iter().zip(found) {
                 self.probed[i] = true;
                 if let Some((d, _)) = found.nearest {
@@ -122,7 +129,10 @@ impl Selection<'_, '_> {
             // decides `D`, or the pool bound is the pool distance.
             let below: Vec<f64> = rows.iter().map(|&i| bound(self, i)).collect();
             let cutoff = best.map_or(f64::NEG_INFINITY, |b| b.0);
-            let found = scenes.nearest_below_many(self.pool, &xs, &below, cutoff, usize::MAX);
+            // Not the scenes its probe read: none of their rows is nearer than the probe's
+            // bound or the row it found, and `below` is no larger than either.
+            let found =
+                scenes.nearest_below_many(self.pool, &xs, &below, cutoff, probed..usize::MAX);
             for ((&i, &below), found) in rows.iter().zip(&below).zip(found) {
                 if let Some((d, _)) = found.nearest {
                     self.prep.pool_ub[i] = d;

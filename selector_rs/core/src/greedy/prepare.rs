@@ -244,7 +244,7 @@ fn wide_nearest(
     let leaders: Vec<usize> = wide.iter().map(|&k| slab[k].start).collect();
     let bounds: Vec<f64> = wide.iter().map(|&k| upper[k]).collect();
     let xs: Vec<&[f32]> = leaders.iter().map(|&i| candidates.row(i)).collect();
-    let found = scenes.nearest_below_many(pool, &xs, &bounds, f64::NEG_INFINITY, WIDE_SCENES);
+    let found = scenes.nearest_below_many(pool, &xs, &bounds, f64::NEG_INFINITY, 0..WIDE_SCENES);
     for (&k, found) in wide.iter().zip(found) {
         if let Some((d, row)) = found.nearest {
             (upper[k], near[k]) = (d, row);

@@ -43,15 +43,19 @@ pub(crate) struct Found {
 
 impl Scenes {
     /// For each of `xs`, its nearest pool row strictly nearer than `below[j]` (see
-    /// [`Found`]); a query may stop once it has found a row nearer than `cutoff`.
+    /// [`Found`]) in the scenes whose centres rank `ranks` by distance from it (`0..k`:
+    /// its `k` nearest; `k..usize::MAX`: all but those, which an earlier search of its
+    /// `k` nearest read already; ties go with the nearer rank); a query may stop once it
+    /// has found a row nearer than `cutoff`.
     pub(crate) fn nearest_below_many(
         &self,
         pool: &Matrix<'_>,
         xs: &[&[f32]],
         below: &[f64],
         cutoff: f64,
-        scenes_each: usize,
+        ranks: std::ops::Range<usize>,
     ) -> Vec<Found> {
+        assert!(ranks.end > 0, "no scene to search");
         counters::add(&counters::SEARCHES, xs.len());
         let mut best: Vec<(f64, usize)> = below.iter().map(|&b| (b, usize::MAX)).collect();
         let mut live = vec![true; xs.len()];
@@ -63,17 +67,25 @@ impl Scenes {
         } else {
             self.list.par_iter().map(centres).collect()
         };
-        // Each query searches only the `scenes_each` scenes with the nearest centres.
-        let reach: Vec<f64> = (0..xs.len())
+        // Each query searches the scenes whose centre distance `d` lies in `(from, reach]`:
+        // the `k`-th smallest distance for the ranks' ends.
+        let (from, reach): (Vec<f64>, Vec<f64>) = (0..xs.len())
             .map(|j| {
                 let mut d: Vec<f64> = dc.iter().map(|d| d[j]).collect();
-                if scenes_each >= d.len() {
-                    return f64::INFINITY;
-                }
-                *d.select_nth_unstable_by(scenes_each.saturating_sub(1), f64::total_cmp)
-                    .1
+                let mut kth = |k: usize| *d.select_nth_unstable_by(k - 1, f64::total_cmp).1;
+                let from = match ranks.start {
+                    0 => f64::NEG_INFINITY,
+                    k if k > self.list.len() => f64::INFINITY,
+                    k => kth(k),
+                };
+                let reach = if ranks.end >= self.list.len() {
+                    f64::INFINITY
+                } else {
+                    kth(ranks.end)
+                };
+                (from, reach)
             })
-            .collect();
+            .unzip();
         let lower = |t: usize, j: usize| dc[t][j] - self.list[t].whole.radius;
         let mut order: Vec<(f64, usize)> = (0..self.list.len())
             .map(|t| {
@@ -100,7 +112,7 @@ impl Scenes {
             let open: Vec<usize> = (0..xs.len())
                 .filter(|&j| {
                     let (d, b) = (dc[t][j], best[j].0);
-                    live[j] && d <= reach[j] && !beyond(d - r, b, d + r + b)
+                    live[j] && from[j] < d && d <= reach[j] && !beyond(d - r, b, d + r + b)
                 })
                 .collect();
             if open.is_empty() {
@@ -254,7 +266,7 @@ mod tests {
             let want: Vec<(f64, usize)> = xs.iter().map(|x| brute(pool, x)).collect();
             let none = f64::NEG_INFINITY;
             let open = vec![f64::INFINITY; xs.len()];
-            let got = scenes.nearest_below_many(pool, xs, &open, none, usize::MAX);
+            let got = scenes.nearest_below_many(pool, xs, &open, none, 0..usize::MAX);
             for (q, (g, w)) in got.iter().zip(&want).enumerate() {
                 let (gd, _) = g.nearest.expect("a row below inf");
                 assert_eq!((gd.to_bits(), g.exact), (w.0.to_bits(), true), "query {q}");
@@ -262,10 +274,10 @@ mod tests {
             // Nothing is strictly nearer than the nearest row itself; a bound just above it
             // finds it.
             let tight: Vec<f64> = want.iter().map(|w| w.0).collect();
-            let got = scenes.nearest_below_many(pool, xs, &tight, none, usize::MAX);
+            let got = scenes.nearest_below_many(pool, xs, &tight, none, 0..usize::MAX);
             assert!(got.iter().all(|g| g.nearest.is_none() && g.exact));
             let above: Vec<f64> = want.iter().map(|w| w.0 * 1.001 + 1e-6).collect();
-            let got = scenes.nearest_below_many(pool, xs, &above, none, usize::MAX);
+            let got = scenes.nearest_below_many(pool, xs, &above, none, 0..usize::MAX);
             for (g, w) in got.iter().zip(&want) {
                 assert_eq!(g.nearest.map(|g| g.0.to_bits()), Some(w.0.to_bits()));
             }
@@ -277,13 +289,38 @@ mod tests {
         with_scenes(|pool, scenes, xs| {
             let open = vec![f64::INFINITY; xs.len()];
             for (g, x) in scenes
-                .nearest_below_many(pool, xs, &open, f64::INFINITY, usize::MAX)
+                .nearest_below_many(pool, xs, &open, f64::INFINITY, 0..usize::MAX)
                 .iter()
                 .zip(xs)
             {
                 let (gd, _) = g.nearest.expect("a row below inf");
                 // Not necessarily the nearest, but a real row's distance, at least the nearest's.
                 assert!(gd >= brute(pool, x).0);
+            }
+        });
+    }
+
+    #[test]
+    fn a_query_past_its_nearest_scenes_gets_the_nearest_row_of_the_others() {
+        with_scenes(|pool, scenes, xs| {
+            let open = vec![f64::INFINITY; xs.len()];
+            for skip in [1, 2, 5] {
+                let got = scenes.nearest_below_many(pool, xs, &open, f64::NEG_INFINITY, skip..9);
+                for (q, (g, x)) in got.iter().zip(xs).enumerate() {
+                    let mut by: Vec<&super::super::Scene> = scenes.list.iter().collect();
+                    by.sort_by(|a, b| l2(x, &a.whole.centre).total_cmp(&l2(x, &b.whole.centre)));
+                    let want = by[skip..]
+                        .iter()
+                        .flat_map(|s| &s.whole.rows)
+                        .map(|&(_, p)| (l2(x, pool.row(p as usize)), p as usize))
+                        .fold((f64::INFINITY, 0), |a, b| if b < a { b } else { a });
+                    let got = g.nearest.map(|g| (g.0.to_bits(), g.1));
+                    assert_eq!(
+                        got,
+                        Some((want.0.to_bits(), want.1)),
+                        "skip {skip}, query {q}"
+                    );
+                }
             }
         });
     }
@@ -298,7 +335,7 @@ mod tests {
             let queries: Vec<f32> = noise.iter().map(|v| 0.4 + 0.4 * v).collect();
             let xs: Vec<&[f32]> = queries.chunks_exact(d).collect();
             let open = vec![f64::INFINITY; xs.len()];
-            let got = scenes.nearest_below_many(pool, &xs, &open, f64::NEG_INFINITY, 1);
+            let got = scenes.nearest_below_many(pool, &xs, &open, f64::NEG_INFINITY, 0..1);
             let mut elsewhere = 0;
             for (q, (g, x)) in got.iter().zip(&xs).enumerate() {
                 let to = |s: &super::super::Scene| l2(x, &s.whole.centre);
