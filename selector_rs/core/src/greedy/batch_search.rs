@@ -21,7 +21,8 @@
 //! search were not the farthest, but their bound (a row near their group's leader) was
 //! ~0.01 too loose to show it. The nearest row of their nearest scenes is about as tight
 //! as their exact distance, and rules most of them out for a scene's reading; only a
-//! candidate still above `best` after its probe is searched across the whole pool.
+//! candidate still above `best` after its probe is searched across the rest of the pool
+//! (the scenes its probe read hold no row nearer than the bound it left).
 
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::Instant;
