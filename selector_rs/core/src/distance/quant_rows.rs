@@ -5,8 +5,9 @@
 //! `int8_dot::QuantRow`, and `|x - p|² = |x|² + |p|² - 2 x·p` with
 //! `x·p <= s_x s_p (q_x·q_p) + s_p |q_p| |e_x| + |x| |e_p|` (Cauchy-Schwarz on both error
 //! terms). Half the bytes of a bfloat16 copy, and four byte products per lane where
-//! bfloat16 has two; the bound is looser (the rows are not centred) but far inside the
-//! margin a pick needs: on rough footage most picks lie ~0.3 beyond a candidate's bound.
+//! bfloat16 has two; the bound is looser (the rows are not centred) but spares nearly as
+//! many distances: 4,243,971 candidate-pick distances against 4,241,703 with bfloat16
+//! (600 picks of 300,000 rough candidates against 100,000 pool rows).
 
 use super::half_rows::farther_sq;
 use super::int8_dot::{self, QuantRow};
