@@ -67,9 +67,11 @@ def test_rows_that_do_not_group_are_measured_by_gemm_and_video_frames_are_not() 
     # costs about as many distances as the pool has rows, far slower than a GEMM pass. At 800
     # x 128 the two were within 30% of each other once the GEMM became the gemm crate's, so the
     # measured choice flipped with noise; at 2000 x 512 the bounds cost 2-2.5x the GEMM (idle).
+    # A measured choice: a busy moment can flip one run (the full suite once saw 0 on a
+    # machine shared with other tenants, 2026-12-03), so most of three runs must choose GEMM.
     pool, cands = shaped("uniform", 4000, 2000, 512, seed=3)
-    sel = incremental(pool, [cands])
-    assert sel.gemm_rows == 4000
+    chosen = sorted(incremental(pool, [cands]).gemm_rows for _ in range(3))
+    assert chosen[1] == 4000, chosen
     # Smooth video: a few hundred groups, each bounded with a few distances.
     pool, cands = shaped("video", 4000, 2000, 512, seed=3)
     sel = incremental(pool, [cands])
