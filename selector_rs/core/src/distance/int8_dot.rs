@@ -53,6 +53,45 @@ pub(crate) fn quantize(values: &[f64]) -> (Vec<i8>, f64, f64) {
     (q, scale, err2.sqrt() * (1.0 + 1e-12))
 }
 
+/// A quantized row's terms for the bound on `x·p` (see [`RowTerms::dot_upper`]): its
+/// scale, the sum of its bytes, `s_p |q_p|` and `|p - s_p q_p|` (both raised past
+/// rounding).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RowTerms {
+    scale: f64,
+    sum: i32,
+    qnorm: f64,
+    err: f64,
+}
+
+impl RowTerms {
+    /// The terms of bytes `q` at `scale`, `err` from [`quantize`].
+    #[must_use]
+    pub(crate) fn of(q: &[i8], scale: f64, err: f64) -> Self {
+        let q2: i64 = q.iter().map(|&q| i64::from(q) * i64::from(q)).sum();
+        #[allow(clippy::cast_precision_loss)] // q2 < 2^53
+        let qnorm = scale * (q2 as f64).sqrt() * (1.0 + 1e-12);
+        let sum = q.iter().map(|&q| i32::from(q)).sum();
+        Self {
+            scale,
+            sum,
+            qnorm,
+            err,
+        }
+    }
+
+    /// An upper bound on `x·p` from the byte dot product `dot` of `x`'s bytes with the
+    /// row's: `x·p = s_x s_p (q_x·q_p) + s_p e_x·q_p + x·e_p`, the error terms bounded by
+    /// Cauchy-Schwarz.
+    #[inline]
+    #[must_use]
+    pub(crate) fn dot_upper(&self, x: &QuantRow, dot: i32) -> f64 {
+        // q_x·q_p: the query's bytes hold q_x + 128.
+        let qq = f64::from(dot) - 128.0 * f64::from(self.sum);
+        self.scale * x.scale * qq + self.qnorm * x.err + x.norm * self.err
+    }
+}
+
 /// A query for [`dots`]: its bytes (`q + 128`), scale, `|x - scale q|`, `|x|` (raised
 /// past the square root's rounding) and `|x|²` (the f64 sum).
 #[derive(Debug, Clone, Default)]

@@ -10,17 +10,14 @@
 //! (600 picks of 300,000 rough candidates against 100,000 pool rows).
 
 use super::half_rows::farther_sq;
-use super::int8_dot::{self, QuantRow};
+use super::int8_dot::{self, QuantRow, RowTerms};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct QuantRows {
     q: Vec<i8>,
     cols: usize,
-    /// Per row: its scale, the sum of its bytes, `s_p |q_p|`, `|e_p|` and `|p|²`.
-    scale: Vec<f64>,
-    sum: Vec<i32>,
-    qnorm: Vec<f64>,
-    err: Vec<f64>,
+    /// Per row: its terms for the bound on `x·p`, and `|p|²`.
+    terms: Vec<RowTerms>,
     norm2: Vec<f64>,
 }
 
@@ -28,19 +25,14 @@ impl QuantRows {
     pub(crate) fn push(&mut self, row: &[f32]) {
         let values: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
         let (q, scale, err) = int8_dot::quantize(&values);
-        let q2: i64 = q.iter().map(|&q| i64::from(q) * i64::from(q)).sum();
         self.cols = row.len();
-        self.sum.push(q.iter().map(|&q| i32::from(q)).sum());
-        #[allow(clippy::cast_precision_loss)] // q2 < 2^53
-        self.qnorm.push(scale * (q2 as f64).sqrt() * (1.0 + 1e-12));
-        self.scale.push(scale);
-        self.err.push(err);
+        self.terms.push(RowTerms::of(&q, scale, err));
         self.norm2.push(values.iter().map(|v| v * v).sum());
         self.q.extend_from_slice(&q);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.scale.len()
+        self.terms.len()
     }
 
     /// Row `p`'s bytes.
@@ -52,9 +44,7 @@ impl QuantRows {
     /// product `dot` of `x` with it (`int8_dot::dots_rows`).
     #[inline]
     pub(crate) fn farther(&self, x: &QuantRow, p: usize, dot: i32, bound: f64) -> bool {
-        // q_x·q_p: the query's bytes hold q_x + 128.
-        let qq = f64::from(dot) - 128.0 * f64::from(self.sum[p]);
-        let xp = self.scale[p] * x.scale * qq + self.qnorm[p] * x.err + x.norm * self.err[p];
+        let xp = self.terms[p].dot_upper(x, dot);
         // The norms' f64 sums round by ~1e-13 relative: inside `farther_sq`'s slack.
         farther_sq(x.norm2 + self.norm2[p] - 2.0 * xp, 0.0, bound)
     }

@@ -12,18 +12,15 @@
 use rayon::prelude::*;
 
 use super::Scene;
-use crate::distance::int8_dot::{self, QuantRow};
+use crate::distance::int8_dot::{self, QuantRow, RowTerms};
 use crate::matrix::Matrix;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Quant {
     cols: usize,
     q: Vec<i8>,
-    /// Per row: its scale, the sum of its bytes, `s_p |q_p|`, `|d - s_p q_p|`, `c·d`, `|d|²`.
-    scale: Vec<f64>,
-    sum: Vec<i32>,
-    qnorm: Vec<f64>,
-    err: Vec<f64>,
+    /// Per row: its terms for the bound on `x·d`, `c·d` and `|d|²`.
+    terms: Vec<RowTerms>,
     cdot: Vec<f64>,
     dnorm2: Vec<f64>,
 }
@@ -31,10 +28,7 @@ pub(super) struct Quant {
 /// One row's quantized offset and its terms (see [`Quant`]).
 struct Row {
     q: Vec<i8>,
-    scale: f64,
-    sum: i32,
-    qnorm: f64,
-    err: f64,
+    terms: RowTerms,
     cdot: f64,
     dnorm2: f64,
 }
@@ -46,23 +40,11 @@ fn row(p: &[f32], c: &[f32]) -> Row {
         .map(|(&p, &c)| f64::from(p) - f64::from(c))
         .collect();
     let (q, scale, err) = int8_dot::quantize(&d);
-    let (mut sum, mut q2, mut cdot, mut dnorm2) = (0_i32, 0_i64, 0.0_f64, 0.0_f64);
-    for ((&q, &c), &d) in q.iter().zip(c).zip(&d) {
-        sum += i32::from(q);
-        q2 += i64::from(q) * i64::from(q);
-        cdot += f64::from(c) * d;
-        dnorm2 += d * d;
-    }
-    #[allow(clippy::cast_precision_loss)] // q2 < 2^53
-    let qnorm = scale * (q2 as f64).sqrt() * (1.0 + 1e-12);
     Row {
+        terms: RowTerms::of(&q, scale, err),
         q,
-        scale,
-        sum,
-        qnorm,
-        err,
-        cdot,
-        dnorm2,
+        cdot: c.iter().zip(&d).map(|(&c, &d)| f64::from(c) * d).sum(),
+        dnorm2: d.iter().map(|d| d * d).sum(),
     }
 }
 
@@ -82,17 +64,13 @@ impl Quant {
         let mut out = Self {
             cols,
             q: vec![0; n * cols],
-            scale: vec![0.0; n],
-            sum: vec![0; n],
-            qnorm: vec![0.0; n],
-            err: vec![0.0; n],
+            terms: vec![RowTerms::default(); n],
             cdot: vec![0.0; n],
             dnorm2: vec![0.0; n],
         };
         for (p, r) in rows.into_iter().flatten() {
             out.q[p * cols..(p + 1) * cols].copy_from_slice(&r.q);
-            (out.scale[p], out.sum[p], out.qnorm[p]) = (r.scale, r.sum, r.qnorm);
-            (out.err[p], out.cdot[p], out.dnorm2[p]) = (r.err, r.cdot, r.dnorm2);
+            (out.terms[p], out.cdot[p], out.dnorm2[p]) = (r.terms, r.cdot, r.dnorm2);
         }
         out
     }
@@ -106,9 +84,7 @@ impl Quant {
     /// (`int8_dot::dots`) and `dc`, the f32 kernel's `d(x, c)` for the row's centre.
     #[inline]
     pub(super) fn lower_sq(&self, x: &QuantRow, p: usize, dot: i32, dc: f64) -> f64 {
-        // q_x·q_p: the bytes hold q_x + 128.
-        let qq = f64::from(dot) - 128.0 * f64::from(self.sum[p]);
-        let xd = self.scale[p] * x.scale * qq + self.qnorm[p] * x.err + x.norm * self.err[p];
+        let xd = self.terms[p].dot_upper(x, dot);
         // The f32 kernel's sum of `cols` squares is off by at most ~cols * eps relative.
         #[allow(clippy::cast_precision_loss)]
         let dc2 = dc * dc * (1.0 - 2.0 * self.cols as f64 * f64::from(f32::EPSILON));
