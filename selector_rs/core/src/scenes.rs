@@ -25,6 +25,7 @@ use quant::Quant;
 mod batch;
 mod quant;
 mod tile;
+mod waves;
 
 /// Scenes must average at least this many rows to be worth a centre distance each.
 const MIN_MEAN_ROWS: usize = 4;

@@ -34,7 +34,7 @@ pub(crate) fn fast() -> bool {
 /// and `(q, scale, |v - scale q|)` (the last raised past the square root's rounding).
 #[must_use]
 pub(crate) fn quantize(values: &[f64]) -> (Vec<i8>, f64, f64) {
-    let top = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    let top = lanes(values, 0.0, |m, v| m.max(v.abs()), f64::max);
     let scale = if top > 0.0 { top / 127.0 } else { 1.0 };
     #[allow(clippy::cast_possible_truncation)] // rounded into [-127, 127]
     let q: Vec<i8> = values
@@ -45,12 +45,40 @@ pub(crate) fn quantize(values: &[f64]) -> (Vec<i8>, f64, f64) {
             (t + 0.5_f64.copysign(t)) as i8
         })
         .collect();
-    let err2: f64 = values
+    let e: Vec<f64> = values
         .iter()
         .zip(&q)
-        .map(|(v, &q)| (v - scale * f64::from(q)).powi(2))
-        .sum();
+        .map(|(v, &q)| v - scale * f64::from(q))
+        .collect();
+    let err2 = lanes(&e, 0.0, |s, e| s + e * e, |a, b| a + b);
     (q, scale, err2.sqrt() * (1.0 + 1e-12))
+}
+
+/// `values` folded by `step` in eight lanes (value `i` into lane `i % 8`), the lanes
+/// joined by `join` in a fixed order: the same result every time, without the chain of
+/// dependent additions one accumulator makes of a sum (the f64 sums here are bounds
+/// raised far past any order's rounding).
+#[must_use]
+pub(crate) fn lanes(
+    values: &[f64],
+    zero: f64,
+    step: impl Fn(f64, f64) -> f64,
+    join: impl Fn(f64, f64) -> f64,
+) -> f64 {
+    let mut acc = [zero; 8];
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = step(*a, v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a = step(*a, v);
+    }
+    join(
+        join(join(acc[0], acc[4]), join(acc[2], acc[6])),
+        join(join(acc[1], acc[5]), join(acc[3], acc[7])),
+    )
 }
 
 /// A quantized row's terms for the bound on `x·p` (see [`RowTerms::dot_upper`]): its
@@ -108,7 +136,7 @@ impl QuantRow {
     pub(crate) fn new(x: &[f32]) -> Self {
         let values: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let (q, scale, err) = quantize(&values);
-        let norm2 = values.iter().map(|v| v * v).sum::<f64>();
+        let norm2 = lanes(&values, 0.0, |s, v| s + v * v, |a, b| a + b);
         // q + 128 lies in [1, 255]: the sign bit flipped.
         let bytes = q.iter().map(|&q| q.cast_unsigned() ^ 0x80).collect();
         Self {

@@ -50,6 +50,18 @@ impl QuantRows {
     }
 }
 
+impl QuantRows {
+    /// A lower bound on the distance from `x` to row `p`, given their byte dot product
+    /// `dot`: the bound of [`Self::farther`], lowered past the f64 sums' rounding.
+    #[inline]
+    pub(crate) fn lower(&self, x: &QuantRow, p: usize, dot: i32) -> f64 {
+        let sq = x.norm2 + self.norm2[p] - 2.0 * self.terms[p].dot_upper(x, dot);
+        (sq - 1e-9 * (x.norm2 + self.norm2[p] + 1.0))
+            .max(0.0)
+            .sqrt()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +112,33 @@ mod tests {
             beyond > 100 && shown * 10 >= beyond * 9,
             "{shown} of {beyond}"
         );
+    }
+
+    #[test]
+    fn the_lower_bound_never_exceeds_the_distance_and_lies_near_it() {
+        let cols = 300;
+        let rows = noise(30 * cols, 7);
+        let mut quant = QuantRows::default();
+        for p in rows.chunks_exact(cols) {
+            quant.push(p);
+        }
+        // The rows themselves among the queries: a distance of zero must stay a bound.
+        for x in noise(5 * cols, 8)
+            .chunks_exact(cols)
+            .chain(rows.chunks_exact(cols).take(3))
+        {
+            let xq = QuantRow::new(x);
+            let each: Vec<&[i8]> = (0..30).map(|p| quant.row(p)).collect();
+            let mut dots = vec![0; 30];
+            int8_dot::dots_rows(&xq.bytes, &each, &mut dots);
+            for (p, row) in rows.chunks_exact(cols).enumerate() {
+                let (low, exact) = (quant.lower(&xq, p, dots[p]), l2(x, row));
+                assert!(low <= exact, "row {p}: {low} > {exact}");
+                assert!(
+                    low >= exact - 0.05 * exact.max(1.0),
+                    "row {p}: {low} << {exact}"
+                );
+            }
+        }
     }
 }

@@ -18,19 +18,22 @@ use crate::pool::{beyond, Hint, PoolIndex};
 /// products of the rest (see `pick_dots`): most refinements stop after a few.
 const PICK_DOTS_FROM: usize = 16;
 
-/// A candidate's byte dot products with the picks `open` (ascending).
+/// A candidate's byte dot products with the picks `open`: `dots[j - from]` for pick `j`,
+/// `None` where it has none.
 pub(super) struct PickDots {
-    open: Vec<usize>,
+    from: usize,
     xq: QuantRow,
-    dots: Vec<i32>,
+    dots: Vec<Option<i32>>,
 }
 
 impl PickDots {
     /// Whether pick `j` is certainly farther than `bound` (`false` where not known).
+    #[inline]
     pub(super) fn farther(&self, picks: &QuantRows, j: usize, bound: f64) -> bool {
-        self.open
-            .binary_search(&j)
-            .is_ok_and(|at| picks.farther(&self.xq, j, self.dots[at], bound))
+        let dot = j
+            .checked_sub(self.from)
+            .and_then(|at| self.dots.get(at)?.as_ref());
+        dot.is_some_and(|&dot| picks.farther(&self.xq, j, dot, bound))
     }
 }
 
@@ -67,8 +70,10 @@ pub(super) struct Selection<'a, 'b> {
     pub(super) batch_cap: usize,
     /// Per candidate: whether its nearest pool scenes were probed (see `batch_search`).
     pub(super) probed: Vec<bool>,
-    /// The picks in int8, where the byte dot-product kernel runs (see `refine`).
+    /// The picks in int8, where the byte dot-product kernel runs (see `refine`), and
+    /// the groups' leaders, each once its visit first bounds distances by them.
     pub(super) pick_quant: QuantRows,
+    pub(super) leader_quant: Vec<Option<QuantRow>>,
 }
 
 impl Selection<'_, '_> {
@@ -116,15 +121,20 @@ impl Selection<'_, '_> {
     /// 600 picks of 300,000 rough candidates against 100,000 pool rows, outside the
     /// searches, 5.5-6.1 s against 6.5-7.4 s (four pairs, one thread each, run side by
     /// side).
-    pub(super) fn pick_dots(&self, x: &[f32], open: Vec<usize>) -> Option<PickDots> {
+    pub(super) fn pick_dots(&self, x: &[f32], open: &[usize]) -> Option<PickDots> {
         if open.len() < PICK_DOTS_FROM || self.pick_quant.len() < self.picks.len() {
             return None;
         }
         let xq = QuantRow::new(x);
         let rows: Vec<&[i8]> = open.iter().map(|&j| self.pick_quant.row(j)).collect();
-        let mut dots = vec![0; open.len()];
-        int8_dot::dots_rows(&xq.bytes, &rows, &mut dots);
-        Some(PickDots { open, xq, dots })
+        let mut got = vec![0; open.len()];
+        int8_dot::dots_rows(&xq.bytes, &rows, &mut got);
+        let from = open[0];
+        let mut dots = vec![None; open[open.len() - 1] + 1 - from];
+        for (&j, &dot) in open.iter().zip(&got) {
+            dots[j - from] = Some(dot);
+        }
+        Some(PickDots { from, xq, dots })
     }
 
     /// Seconds spent searching the pool so far, over all threads.
@@ -133,6 +143,46 @@ impl Selection<'_, '_> {
         #[allow(clippy::cast_precision_loss)]
         let ns = self.search_ns.load(AtomicOrdering::Relaxed) as f64;
         ns * 1e-9
+    }
+
+    /// Folds the picks `s` has not seen into its nearest-pick distance, until all are in
+    /// or its bound is below `cutoff`.
+    fn fold_picks(&self, s: &mut State, to_leader: &[f64], cutoff: f64) {
+        let x = self.candidates.row(s.index);
+        let offset = self.prep.offset[s.index];
+        let mut measured = 0;
+        let mut dots = None;
+        let picks = self.picks.len();
+        while s.seen < picks {
+            // The picks the leader's distances show farther than the bound are passed over
+            // in one sweep (the bound changes only with a distance measured below).
+            let Some(step) = next_near(&to_leader[s.seen..picks], offset, s.bound()) else {
+                s.seen = picks;
+                break;
+            };
+            s.seen += step;
+            let j = s.seen;
+            if dots.is_none() && measured == PICK_DOTS_FROM {
+                // Many picks to go: the rest that the leader's distances cannot show
+                // farther than the bound now (the bound only shrinks) by dot products.
+                let bound = s.bound();
+                let open: Vec<usize> = (j..picks)
+                    .filter(|&k| near(to_leader[k], offset, bound))
+                    .collect();
+                dots = self.pick_dots(x, &open);
+            }
+            let shown = |d: &PickDots| d.farther(&self.pick_quant, j, s.bound());
+            if !dots.as_ref().is_some_and(shown) {
+                let pick = self.candidates.row(self.picks[j].index);
+                s.pick_min = s.pick_min.min(l2(x, pick));
+                measured += 1;
+            }
+            s.seen += 1;
+            if s.bound() < cutoff {
+                break;
+            }
+        }
+        counters::add(&counters::PICK_DISTANCES, measured);
     }
 
     /// Tightens `s` until it is exact or certainly below `cutoff`.
@@ -148,35 +198,8 @@ impl Selection<'_, '_> {
         hint: &OnceLock<Hint>,
         cutoff: f64,
     ) -> State {
-        let x = self.candidates.row(s.index);
         let search_from = self.search_from;
-        let offset = self.prep.offset[s.index];
-        let mut measured = 0;
-        let near = |j: usize, bound: f64| {
-            let d = to_leader[j];
-            !beyond(d - offset, bound, d + offset + bound)
-        };
-        let mut dots = None;
-        while s.seen < self.picks.len() {
-            let j = s.seen;
-            if dots.is_none() && measured == PICK_DOTS_FROM {
-                // Many picks to go: the rest that the leader's distances cannot show
-                // farther than the bound now (the bound only shrinks) by dot products.
-                let open = (j..self.picks.len()).filter(|&k| near(k, s.bound()));
-                dots = self.pick_dots(x, open.collect());
-            }
-            let shown = |d: &PickDots| d.farther(&self.pick_quant, j, s.bound());
-            if near(j, s.bound()) && !dots.as_ref().is_some_and(shown) {
-                let q = self.candidates.row(self.picks[s.seen].index);
-                s.pick_min = s.pick_min.min(l2(x, q));
-                measured += 1;
-            }
-            s.seen += 1;
-            if s.bound() < cutoff {
-                break;
-            }
-        }
-        counters::add(&counters::PICK_DISTANCES, measured);
+        self.fold_picks(&mut s, to_leader, cutoff);
         if s.bound() < cutoff {
             return s;
         }
@@ -198,6 +221,7 @@ impl Selection<'_, '_> {
                 self.index
                     .hint(self.pool, self.candidates.row(g.start), g.radius)
             });
+            let x = self.candidates.row(s.index);
             let (d, exact, _) =
                 self.index
                     .nearest(self.pool, x, self.prep.offset[s.index], hint, cutoff);
@@ -207,5 +231,53 @@ impl Selection<'_, '_> {
             self.search_ns.fetch_add(ns, AtomicOrdering::Relaxed);
         }
         s
+    }
+}
+
+/// Whether a pick `to_leader` from the candidate's leader may lie nearer than `bound` to
+/// the candidate, `offset` from its leader: `d(x, q) >= d(leader, q) - offset`.
+#[inline]
+fn near(to_leader: f64, offset: f64, bound: f64) -> bool {
+    !beyond(to_leader - offset, bound, to_leader + offset + bound)
+}
+
+/// The first `j` with `near(to_leader[j], ..)`, eight at a time, so that the long runs of
+/// picks the leader's distances show far away cost a compare each.
+fn next_near(to_leader: &[f64], offset: f64, bound: f64) -> Option<usize> {
+    let near = |d: f64| near(d, offset, bound);
+    let mut chunks = to_leader.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        if c.iter().fold(false, |any, &d| any | near(d)) {
+            return c.iter().position(|&d| near(d)).map(|k| at + k);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&d| near(d))
+        .map(|k| at + k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{near, next_near};
+
+    #[test]
+    fn the_sweep_stops_at_the_first_pick_the_leaders_distance_cannot_rule_out() {
+        let (offset, bound) = (0.2, 1.0);
+        for len in 0..40 {
+            for at in 0..=len {
+                // Every pick far away but the one at `at` (none when `at == len`).
+                #[allow(clippy::cast_precision_loss)] // small loop counters
+                let d: Vec<f64> = (0..len)
+                    .map(|j| if j == at { 1.1 } else { 1.3 + j as f64 * 0.01 })
+                    .collect();
+                let want = d.iter().position(|&d| near(d, offset, bound));
+                assert_eq!(want, (at < len).then_some(at), "{len} {at}");
+                assert_eq!(next_near(&d, offset, bound), want, "{len} {at}");
+            }
+        }
     }
 }

@@ -261,7 +261,7 @@ fn probed_candidates_refined_late_against_many_picks_still_pick_exactly() {
     assert_eq!(sel.pick_quant.len(), budget);
     let x = c.row(0);
     let dots = sel
-        .pick_dots(x, (0..budget).collect())
+        .pick_dots(x, &(0..budget).collect::<Vec<_>>())
         .expect("60 picks: dot products");
     let mut far: Vec<f64> = sel.picks.iter().map(|p| l2(x, c.row(p.index))).collect();
     far.sort_by(f64::total_cmp);
@@ -299,7 +299,7 @@ fn picks_too_wide_for_the_byte_kernel_get_no_int8_copy_and_no_dot_products() {
             if copied { 19 } else { 0 },
             "width {d}"
         );
-        let dots = sel.pick_dots(c.row(19), (0..19).collect());
+        let dots = sel.pick_dots(c.row(19), &(0..19).collect::<Vec<_>>());
         assert_eq!(dots.is_some(), copied, "width {d}");
     }
 }

@@ -8,8 +8,12 @@ use rayon::prelude::*;
 
 use super::selection::Selection;
 use super::state::{beats, State};
+use crate::distance::int8_dot::{self, QuantRow};
 use crate::distance::{l2, prefetch};
 use crate::pool::{beyond, raised, SLACK};
+
+/// New picks a group's visit bounds by byte dot products first (`leader_bounds`).
+const LEADER_DOTS_FROM: usize = 4;
 
 /// Candidates refined together before it pays to use more than one thread.
 const PARALLEL_BATCH: usize = 16;
@@ -38,7 +42,10 @@ impl Selection<'_, '_> {
         let off = self.prep.run_offset[k];
         let limit = self.bound[k];
         let mut near_pick = self.group_pick[k];
-        for (p, &d) in self.picks[fresh..].iter().zip(&to_run[fresh..]) {
+        // Picks the run cannot show far away: each needs the leader's distance, or a
+        // lower bound where that cannot lower `near_pick` (see `leader_bounds`).
+        let mut open = Vec::new();
+        for (j, (p, &d)) in self.picks.iter().zip(&to_run).enumerate().skip(fresh) {
             if off == 0.0 {
                 to_leader.push(d);
                 near_pick = near_pick.min(d);
@@ -51,11 +58,21 @@ impl Selection<'_, '_> {
             if beyond(lower - g.radius, limit, lower + g.radius + limit) {
                 to_leader.push(lower);
             } else {
-                let exact = l2(leader, self.candidates.row(p.index));
-                measured += 1;
-                to_leader.push(exact);
-                near_pick = near_pick.min(exact);
+                to_leader.push(f64::NAN);
+                open.push((j, p.index));
             }
+        }
+        let bounds = self.leader_bounds(k, &open);
+        for (at, &(j, pick)) in open.iter().enumerate() {
+            let low = bounds.as_ref().map_or(f64::NEG_INFINITY, |b| b[at]);
+            to_leader[j] = if low >= near_pick {
+                low
+            } else {
+                let exact = l2(leader, self.candidates.row(pick));
+                measured += 1;
+                near_pick = near_pick.min(exact);
+                exact
+            };
         }
         self.run_picks[run] = to_run;
         crate::counters::add(&crate::counters::LEADER_DISTANCES, measured);
@@ -63,6 +80,31 @@ impl Selection<'_, '_> {
         let bound = self.visit_members(k, near_pick, &to_leader, best);
         self.leader_picks[k] = to_leader;
         bound
+    }
+
+    /// Lower bounds on the distances from group `k`'s leader to the picks `open`
+    /// (`(pick number, candidate row)`), by byte dot products with the picks' int8 copy
+    /// (`None` with few picks, or without the kernel). A pick no nearer than the bound
+    /// says cannot lower the group's nearest-pick distance, and a bound serves the
+    /// members' filter (`refine`'s `d(x, q) >= d(leader, q) - d(x, leader)`) about as
+    /// well as the distance: most leader-pick distances on rough footage are such picks.
+    fn leader_bounds(&mut self, k: usize, open: &[(usize, usize)]) -> Option<Vec<f64>> {
+        if open.len() < LEADER_DOTS_FROM || self.pick_quant.len() < self.picks.len() {
+            return None;
+        }
+        let start = self.prep.groups[k].start;
+        let xq =
+            self.leader_quant[k].get_or_insert_with(|| QuantRow::new(self.candidates.row(start)));
+        let rows: Vec<&[i8]> = open.iter().map(|&(j, _)| self.pick_quant.row(j)).collect();
+        let mut dots = vec![0; open.len()];
+        int8_dot::dots_rows(&xq.bytes, &rows, &mut dots);
+        let xq = self.leader_quant[k].as_ref()?;
+        Some(
+            open.iter()
+                .zip(&dots)
+                .map(|(&(j, _), &dot)| self.pick_quant.lower(xq, j, dot))
+                .collect(),
+        )
     }
 
     /// `visit` for the members, given the leader's distances to all picks.

@@ -6,31 +6,29 @@
 //! Where the CPU has bfloat16 dot products, a cluster's rows and the queries that
 //! cannot rule the cluster out are bounded in one tile (`tile`) instead of row by row.
 //!
-//! Scenes are searched one after the other, nearest first (by the smallest lower bound
-//! of any query), each scene's clusters on every thread; between scenes each query's
-//! bound tightens to the nearest row found so far, and a query that has found a row
-//! nearer than `cutoff` stops there, as a lone search does.
+//! Scenes are searched nearest first, in waves (`waves`): each wave's clusters on every
+//! thread, and between waves each query's bound tightens to the nearest row found so
+//! far.
 
 use std::cmp::Ordering;
 
 use rayon::prelude::*;
 
 use super::tile::Copies;
+use super::waves::Plan;
 use super::{Cluster, Scenes};
 use crate::counters;
+use crate::distance::half_rows::farther_sq;
 use crate::distance::{l2, l2_x4, prefetch};
 use crate::matrix::Matrix;
-use crate::pool::{beyond, SLACK};
+use crate::pool::beyond;
 
 /// A query open in a cluster: its index, `d(query, centre)` and `(distance, row)` of the
 /// nearest row found so far (`usize::MAX`: none yet, the distance is its bound).
 pub(super) type Query = (usize, f64, (f64, usize));
 
-/// A scene of at least this many clusters is searched on every thread.
+/// A wave of at least this many clusters is searched on every thread.
 const PARALLEL_PARTS: usize = 4;
-
-/// Distances to scene centres worth computing on every thread.
-const PARALLEL_DISTANCES: usize = 1024;
 
 /// What a search found: the nearest pool row strictly nearer than the query's bound, as
 /// `(distance, row)`, `None` when there is none; `exact` is `false` when the search
@@ -57,93 +55,24 @@ impl Scenes {
     ) -> Vec<Found> {
         assert!(ranks.end > 0, "no scene to search");
         counters::add(&counters::SEARCHES, xs.len());
-        let mut best: Vec<(f64, usize)> = below.iter().map(|&b| (b, usize::MAX)).collect();
-        let mut live = vec![true; xs.len()];
         let xh = super::tile::copies(self, xs);
-        // d(x, scene centre) for every scene and query.
-        let centres = |s: &super::Scene| xs.iter().map(|x| l2(x, &s.whole.centre)).collect();
-        let dc: Vec<Vec<f64>> = if xs.len() * self.list.len() < PARALLEL_DISTANCES {
-            self.list.iter().map(centres).collect()
-        } else {
-            self.list.par_iter().map(centres).collect()
-        };
-        // Each query searches the scenes whose centre distance `d` lies in `(from, reach]`:
-        // the `k`-th smallest distance for the ranks' ends.
-        let (from, reach): (Vec<f64>, Vec<f64>) = (0..xs.len())
-            .map(|j| {
-                let mut d: Vec<f64> = dc.iter().map(|d| d[j]).collect();
-                let mut kth = |k: usize| *d.select_nth_unstable_by(k - 1, f64::total_cmp).1;
-                let from = match ranks.start {
-                    0 => f64::NEG_INFINITY,
-                    k if k > self.list.len() => f64::INFINITY,
-                    k => kth(k),
+        let mut plan = Plan::new(self, xs, below, ranks);
+        while let Some(wave) = plan.next() {
+            let found: Vec<Vec<(usize, f64, usize)>> = {
+                let best = &plan.best;
+                let scan = |&(part, o): &(&Cluster, usize)| {
+                    self.scan_many(pool, (xs, &xh), best, &wave.opens[o], part)
                 };
-                let reach = if ranks.end >= self.list.len() {
-                    f64::INFINITY
+                // Waking the other thread costs more than a small wave's few clusters.
+                if wave.jobs.len() < PARALLEL_PARTS {
+                    wave.jobs.iter().map(scan).collect()
                 } else {
-                    kth(ranks.end)
-                };
-                (from, reach)
-            })
-            .unzip();
-        let lower = |t: usize, j: usize| dc[t][j] - self.list[t].whole.radius;
-        let mut order: Vec<(f64, usize)> = (0..self.list.len())
-            .map(|t| {
-                let low = (0..xs.len())
-                    .map(|j| lower(t, j))
-                    .fold(f64::INFINITY, f64::min);
-                (low, t)
-            })
-            .collect();
-        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let widest = self.list.iter().map(|s| s.whole.radius).fold(0.0, f64::max);
-        for &(low, t) in &order {
-            // Scenes come by the smallest lower bound of any query: once that is beyond
-            // every live query's bound (as `beyond` would find with any scene's scale),
-            // so is every later scene.
-            let spent = (0..xs.len())
-                .filter(|&j| live[j])
-                .all(|j| low * (1.0 - SLACK) > best[j].0 * (1.0 + SLACK) + 2.0 * SLACK * widest);
-            if spent {
-                break;
-            }
-            let scene = &self.list[t];
-            let r = scene.whole.radius;
-            let open: Vec<usize> = (0..xs.len())
-                .filter(|&j| {
-                    let (d, b) = (dc[t][j], best[j].0);
-                    live[j] && from[j] < d && d <= reach[j] && !beyond(d - r, b, d + r + b)
-                })
-                .collect();
-            if open.is_empty() {
-                continue;
-            }
-            let scan = |part| self.scan_many(pool, (xs, &xh), &best, &open, part);
-            // Waking the other thread costs more than a small scene's few clusters.
-            let found: Vec<Vec<(usize, f64, usize)>> = if scene.parts.len() < PARALLEL_PARTS {
-                scene.parts.iter().map(scan).collect()
-            } else {
-                scene.parts.par_iter().map(scan).collect()
+                    wave.jobs.par_iter().map(scan).collect()
+                }
             };
-            for (j, d, row) in found.into_iter().flatten() {
-                // The nearer, the lower row on ties: the same whatever the clusters' order.
-                if (d, row) < best[j] {
-                    best[j] = (d, row);
-                }
-            }
-            for &j in &open {
-                if best[j].1 != usize::MAX && best[j].0 < cutoff {
-                    live[j] = false;
-                }
-            }
+            plan.merge(found.into_iter().flatten(), &wave.opens, cutoff);
         }
-        best.iter()
-            .zip(&live)
-            .map(|(&(d, row), &live)| Found {
-                nearest: (row != usize::MAX).then_some((d, row)),
-                exact: live,
-            })
-            .collect()
+        plan.found()
     }
 }
 
@@ -171,6 +100,20 @@ impl Scenes {
             .collect();
         if queries.is_empty() {
             return Vec::new();
+        }
+        if let Some(near) = self.near_pairs(xh, &queries, part) {
+            counters::add(&counters::HALF_ROWS, part.rows.len());
+            let mut read = 0;
+            for (k, sq, p) in near {
+                // The query's bound may have tightened since the tile: nearest bounds first.
+                if !farther_sq(sq, 0.0, queries[k].2 .0) {
+                    read += 1;
+                    let d = l2(xs[queries[k].0], pool.row(p));
+                    nearer(&mut queries[k].2, d, p);
+                }
+            }
+            counters::add(&counters::SEARCH_ROWS, read);
+            return found(queries);
         }
         let tile = self.tile(xh, &queries, part);
         let mut read = 0;
@@ -222,26 +165,37 @@ impl Scenes {
                     d
                 };
                 for (&k, &d) in ks.iter().zip(&d) {
-                    let b = &mut queries[k].2;
-                    let nearer = match d.total_cmp(&b.0) {
-                        Ordering::Less => true,
-                        Ordering::Equal => b.1 != usize::MAX && (p as usize) < b.1,
-                        Ordering::Greater => false,
-                    };
-                    if nearer {
-                        *b = (d, p as usize);
-                    }
+                    nearer(&mut queries[k].2, d, p as usize);
                 }
             }
         }
         counters::add(&counters::SEARCH_ROWS, read);
         counters::add(&counters::HALF_ROWS, halves);
-        queries
-            .into_iter()
-            .filter(|q| q.2 .1 != usize::MAX)
-            .map(|(j, _, b)| (j, b.0, b.1))
-            .collect()
+        found(queries)
     }
+}
+
+/// `best = (d, p)` where row `p` at `d` is nearer (the lower row on ties, and never a
+/// bound's `usize::MAX`).
+#[inline]
+fn nearer(best: &mut (f64, usize), d: f64, p: usize) {
+    let closer = match d.total_cmp(&best.0) {
+        Ordering::Less => true,
+        Ordering::Equal => best.1 != usize::MAX && p < best.1,
+        Ordering::Greater => false,
+    };
+    if closer {
+        *best = (d, p);
+    }
+}
+
+/// `(query, distance, row)` for the queries that found a row.
+fn found(queries: Vec<Query>) -> Vec<(usize, f64, usize)> {
+    queries
+        .into_iter()
+        .filter(|q| q.2 .1 != usize::MAX)
+        .map(|(j, _, b)| (j, b.0, b.1))
+        .collect()
 }
 
 #[cfg(test)]
