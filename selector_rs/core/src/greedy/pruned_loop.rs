@@ -187,7 +187,6 @@ pub(super) fn start<'a, 'b>(
         batch_cap: 1,
         probed: vec![false; n],
         pick_quant: QuantRows::default(),
-        leader_quant: vec![None; k],
     };
     (heap, sel)
 }

@@ -70,10 +70,8 @@ pub(super) struct Selection<'a, 'b> {
     pub(super) batch_cap: usize,
     /// Per candidate: whether its nearest pool scenes were probed (see `batch_search`).
     pub(super) probed: Vec<bool>,
-    /// The picks in int8, where the byte dot-product kernel runs (see `refine`), and
-    /// the groups' leaders, each once its visit first bounds distances by them.
+    /// The picks in int8, where the byte dot-product kernel runs (see `refine`).
     pub(super) pick_quant: QuantRows,
-    pub(super) leader_quant: Vec<Option<QuantRow>>,
 }
 
 impl Selection<'_, '_> {
