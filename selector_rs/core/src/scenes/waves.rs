@@ -178,3 +178,44 @@ impl<'s> Plan<'s> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Scenes;
+    use super::FIRST_WAVE;
+    use crate::distance::l2;
+    use crate::matrix::Matrix;
+    use crate::test_data::{nearest_brute, noise, scenes_of};
+
+    #[test]
+    fn a_search_over_many_waves_finds_every_querys_nearest_row() {
+        let (scenes, len, d) = (40, 40, 48);
+        let data = scenes_of(scenes, len, d, 0.0);
+        let pool = Matrix::new("pool", &data, scenes * len, d).unwrap();
+        let index = Scenes::build(&pool).expect("the pool falls into scenes");
+        let clusters: usize = index.list.iter().map(|s| s.parts.len()).sum();
+        assert!(
+            clusters > 3 * FIRST_WAVE,
+            "{clusters} clusters: too few waves"
+        );
+        // A query near each scene (its nearest rows in different waves) and some between.
+        let mut queries = scenes_of(scenes, 1, d, 1.3);
+        queries.extend(noise(10 * d, 4).iter().map(|v| 0.3 + 0.3 * v));
+        let xs: Vec<&[f32]> = queries.chunks_exact(d).collect();
+        let open = vec![f64::INFINITY; xs.len()];
+        let got = index.nearest_below_many(&pool, &xs, &open, f64::NEG_INFINITY, 0..usize::MAX);
+        for (q, (g, x)) in got.iter().zip(&xs).enumerate() {
+            let want = nearest_brute(&pool, x);
+            let found = g.nearest.map(|(d, p)| (d.to_bits(), p));
+            assert_eq!(found, Some((want.0.to_bits(), want.1)), "query {q}");
+            assert!(g.exact, "query {q}");
+        }
+        // With a cutoff no row is nearer than, a query may stop at any row: a real one.
+        let got = index.nearest_below_many(&pool, &xs, &open, f64::INFINITY, 0..usize::MAX);
+        for (q, (g, x)) in got.iter().zip(&xs).enumerate() {
+            let (d, p) = g.nearest.expect("a row below inf");
+            assert_eq!(d.to_bits(), l2(x, pool.row(p)).to_bits(), "query {q}");
+            assert!(d >= nearest_brute(&pool, x).0, "query {q}");
+        }
+    }
+}
