@@ -1,7 +1,8 @@
 """Benchmark of `selector_rs.select_diverse` against NumPy/BLAS, faiss and lightly-mundig (issue 11).
 
 Cases (d = 1280, float32, min_distance 0): ``n1k`` N = 1,000 candidates, P = 100 pool rows,
-100 picks; ``n10k`` 10,000 / 1,000 / 200; ``small`` 20,000 / 1,000 / 200; ``target1`` 100,000 /
+100 picks; ``n2k`` 2,000 / 200 / 100; ``n5k`` 5,000 / 500 / 200; ``n10k`` 10,000 / 1,000 / 200;
+``small`` 20,000 / 1,000 / 200; ``target1`` 100,000 /
 5,000 / 500; ``target2`` 1,000,000 / 100,000 / 1,000 (ours only unless ``--with-big numpy`` etc.:
 a baseline's pool pass alone is 2.6e14 flops there, an hour or more on 2 cores, so it runs on the
 first ``--big-rows`` candidates (default 20,000) against the whole pool, and its time is scaled by
@@ -93,6 +94,8 @@ class Case:
 
 CASES = {
     "n1k": Case(n=1_000, p=100, picks=100),
+    "n2k": Case(n=2_000, p=200, picks=100),
+    "n5k": Case(n=5_000, p=500, picks=200),
     "n10k": Case(n=10_000, p=1_000, picks=200),
     "small": Case(n=20_000, p=1_000, picks=200),
     "target1": Case(n=100_000, p=5_000, picks=500),
