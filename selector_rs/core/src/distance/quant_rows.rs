@@ -44,9 +44,15 @@ impl QuantRows {
     /// product `dot` of `x` with it (`int8_dot::dots_rows`).
     #[inline]
     pub(crate) fn farther(&self, x: &QuantRow, p: usize, dot: i32, bound: f64) -> bool {
-        let xp = self.terms[p].dot_upper(x, dot);
         // The norms' f64 sums round by ~1e-13 relative: inside `farther_sq`'s slack.
-        farther_sq(x.norm2 + self.norm2[p] - 2.0 * xp, 0.0, bound)
+        farther_sq(self.lower_sq(x, p, dot), 0.0, bound)
+    }
+
+    /// `|x|² + |p|² - 2 x·p` with `x·p` at its upper bound: a lower bound on `d(x, p)²`
+    /// up to the f64 sums' rounding.
+    #[inline]
+    fn lower_sq(&self, x: &QuantRow, p: usize, dot: i32) -> f64 {
+        x.norm2 + self.norm2[p] - 2.0 * self.terms[p].dot_upper(x, dot)
     }
 }
 
@@ -55,7 +61,7 @@ impl QuantRows {
     /// `dot`: the bound of [`Self::farther`], lowered past the f64 sums' rounding.
     #[inline]
     pub(crate) fn lower(&self, x: &QuantRow, p: usize, dot: i32) -> f64 {
-        let sq = x.norm2 + self.norm2[p] - 2.0 * self.terms[p].dot_upper(x, dot);
+        let sq = self.lower_sq(x, p, dot);
         (sq - 1e-9 * (x.norm2 + self.norm2[p] + 1.0))
             .max(0.0)
             .sqrt()

@@ -123,16 +123,26 @@ impl Selection<'_, '_> {
         if open.len() < PICK_DOTS_FROM || self.pick_quant.len() < self.picks.len() {
             return None;
         }
-        let xq = QuantRow::new(x);
-        let rows: Vec<&[i8]> = open.iter().map(|&j| self.pick_quant.row(j)).collect();
-        let mut got = vec![0; open.len()];
-        int8_dot::dots_rows(&xq.bytes, &rows, &mut got);
+        let (xq, got) = self.pick_dot_products(x, open.iter().copied());
         let from = open[0];
         let mut dots = vec![None; open[open.len() - 1] + 1 - from];
         for (&j, &dot) in open.iter().zip(&got) {
             dots[j - from] = Some(dot);
         }
         Some(PickDots { from, xq, dots })
+    }
+
+    /// `x` quantized, and its byte dot products with the int8 copies of `picks` (in order).
+    pub(super) fn pick_dot_products(
+        &self,
+        x: &[f32],
+        picks: impl Iterator<Item = usize>,
+    ) -> (QuantRow, Vec<i32>) {
+        let xq = QuantRow::new(x);
+        let rows: Vec<&[i8]> = picks.map(|j| self.pick_quant.row(j)).collect();
+        let mut dots = vec![0; rows.len()];
+        int8_dot::dots_rows(&xq.bytes, &rows, &mut dots);
+        (xq, dots)
     }
 
     /// Seconds spent searching the pool so far, over all threads.

@@ -108,7 +108,7 @@ impl Scenes {
                 }
             }
         }
-        near.sort_unstable_by(|a, b| (a.0, a.1, a.2).partial_cmp(&(b.0, b.1, b.2)).unwrap());
+        near.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
         Some(near)
     }
 }
