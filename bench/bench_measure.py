@@ -172,20 +172,58 @@ def run_method(
     result = Result(name)
     for r in range(repeat):
         time.sleep(0.3)  # let the previous library's idle threads go to sleep
-        phases: dict[str, float] = {}
-        with OtherLoad() as load, PeakRss() as mem:
-            t0 = time.perf_counter()
-            picks, dists = fn(phases)
-            seconds = time.perf_counter() - t0
-        result.seconds.append(seconds)
-        result.extra_bytes = max(result.extra_bytes, mem.extra)
-        result.other_load = max(result.other_load, load.cores)
-        result.picks, result.distances = picks, dists
-        split = ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
-        print(
-            f"  {name:6s} run {r + 1}/{repeat}: {seconds:8.3f} s{f' ({split})' if split else ''}, "
-            f"{len(picks)} picks, extra memory {mem.extra / MiB:.1f} MiB ({mem.method}), "
-            f"other processes busy {load.cores:.2f} cores",
-            flush=True,
-        )
+        _sample(result, fn, r, repeat, 1)
     return result
+
+
+def _sample(
+    result: Result,
+    fn: Callable[[dict[str, float]], tuple[I64, npt.NDArray[np.float64] | None]],
+    r: int,
+    repeat: int,
+    loops: int,
+) -> None:
+    """One timed sample: `loops` calls back to back, their mean time."""
+    phases: dict[str, float] = {}
+    with OtherLoad() as load, PeakRss() as mem:
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            picks, dists = fn(phases)
+        seconds = (time.perf_counter() - t0) / loops
+    result.seconds.append(seconds)
+    result.extra_bytes = max(result.extra_bytes, mem.extra)
+    result.other_load = max(result.other_load, load.cores)
+    result.picks, result.distances = picks, dists
+    split = ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+    each = f" (mean of {loops} back to back)" if loops > 1 else ""
+    print(
+        f"  {result.name:6s} run {r + 1}/{repeat}: {seconds:8.4f} s{each}{f' ({split})' if split else ''}, "
+        f"{len(picks)} picks, extra memory {mem.extra / MiB:.1f} MiB ({mem.method}), "
+        f"other processes busy {load.cores:.2f} cores",
+        flush=True,
+    )
+
+
+def run_interleaved(
+    fns: dict[str, Callable[[dict[str, float]], tuple[I64, npt.NDArray[np.float64] | None]]],
+    repeat: int,
+    sample_s: float,
+) -> dict[str, Result]:
+    """Every method in turn, sample by sample, for inputs that take milliseconds.
+
+    A run of one method after the other puts each method in a different stretch of a shared
+    machine's load; turn by turn, every method meets the same stretches. Each sample is the
+    mean of as many calls back to back as fill `sample_s` (one untimed call first to find
+    how many), as `timeit` does, so that a sample is long enough to time: calls of a few
+    milliseconds, each after its threads went to sleep, time mostly their waking.
+    """
+    results = {name: Result(name) for name in fns}
+    loops = {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        fn({})
+        loops[name] = max(1, round(sample_s / max(time.perf_counter() - t0, 1e-6)))
+    for r in range(repeat):
+        for name, fn in fns.items():
+            _sample(results[name], fn, r, repeat, loops[name])
+    return results

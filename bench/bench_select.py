@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The float64 reference of the greedy rule lives with the tests, which judge selections with it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_measure import MiB, Result, blas_report, machine, run_method, status_kib
+from bench_measure import MiB, Result, blas_report, machine, run_interleaved, run_method, status_kib
 from greedy_reference import float64_reference_check, pick_distances64
 from select_baselines import agreement, faiss_select, lightly_select, numpy_select
 from synthetic_embeddings import ROUGH, pool_and_candidates, uniform_sphere
@@ -205,7 +205,11 @@ def run_shape(data: str, case: Case, args: argparse.Namespace) -> list[str]:
     wanted = ["ours"] + [b for b in BASELINES if b in args.baselines and (not case.big or b in args.with_big)]
     results: dict[str, Result] = {}
     load: dict[str, tuple[float, float]] = {}
-    for name in wanted:
+    if args.interleave:
+        before = _loadavg()
+        results = run_interleaved({name: fns[name] for name in wanted}, args.repeat, args.interleave)
+        load = dict.fromkeys(wanted, (before, _loadavg()))
+    for name in wanted if not args.interleave else []:
         before = _loadavg()
         results[name] = run_method(name, fns[name], args.repeat)
         load[name] = (before, _loadavg())
@@ -305,6 +309,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--check-sample", type=int, default=5_000, help="at target2, candidates (besides the picks) checked"
+    )
+    parser.add_argument(
+        "--interleave",
+        type=float,
+        metavar="SECONDS",
+        help="methods in turn, sample by sample, each sample the mean of as many calls back to back "
+        "as fill SECONDS (for the small cases: calls of milliseconds on a shared machine)",
     )
     parser.add_argument("--seed", type=int, help="input seed (default: a fresh one, printed)")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/datapool-bench"))

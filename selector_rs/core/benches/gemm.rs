@@ -173,6 +173,9 @@ fn main() {
     // (name, candidate rows, target rows): the switch's sample, a pool pass over a
     // pool of 5,000 and of 100,000 (a slice of the candidates), the small case whole.
     let shapes = [
+        ("small 1000 x 100", 1000, 100),
+        ("small 2000 x 200", 2000, 200),
+        ("small 5000 x 500", 5000, 500),
         ("sample 256 x 2048", 256, 2048),
         ("blocks 2048 x 5000", 2048, 5000),
         ("blocks 256 x 100000", 256, 100_000),

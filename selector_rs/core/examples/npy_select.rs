@@ -6,13 +6,17 @@
 //!     [POOL_ROWS CANDS_ROWS]
 //! ```
 //!
-//! With `POOL_ROWS CANDS_ROWS`, only the first rows of each file are read.
+//! With `POOL_ROWS CANDS_ROWS`, only the first rows of each file are read. With
+//! `NPY_SELECT_REPEAT=K`, the selection runs K times (small inputs take milliseconds).
 //!
-//! Prints the wall time and a digest of the picks (to compare two builds' picks).
+//! Prints the wall time (the median over the runs) and a digest of the picks (to compare
+//! two builds' picks).
 
 use std::time::Instant;
 
-use selector_core::{select_diverse_with, Matrix};
+use selector_core::{
+    prepare, select_diverse_with, select_prepared_blocks_with, Blocks, Matrix, PoolIndex, Strategy,
+};
 
 /// The rows, columns and values of a 2-D little-endian float32 `.npy` file, read straight
 /// into the values (no second copy: the 1M-row inputs are 5 GB).
@@ -54,6 +58,41 @@ fn load(path: &str, limit: usize) -> (usize, usize, Vec<f32>) {
     (rows, cols, values)
 }
 
+/// `select_diverse`'s steps on the path `strategy` names (auto, pruned, dense).
+fn select(
+    cands: &Matrix<'_>,
+    pool: &Matrix<'_>,
+    picks: i64,
+    strategy: &str,
+) -> Vec<selector_core::Pick> {
+    let strategy = match strategy {
+        "dense" => Strategy::Dense,
+        "pruned" => Strategy::Pruned,
+        _ => Strategy::Auto,
+    };
+    let never = || false;
+    let t = Instant::now();
+    let index = PoolIndex::build(pool, &never).expect("pool");
+    let t1 = t.elapsed().as_secs_f64();
+    let prepared = prepare(cands, pool, &index, &never).expect("prepare");
+    let t2 = t.elapsed().as_secs_f64();
+    let blocks = Blocks::from(cands);
+    let out = select_prepared_blocks_with(
+        &blocks, pool, &index, prepared, picks, 0.0, &never, strategy,
+    )
+    .expect("selection")
+    .picks;
+    if std::env::var_os("NPY_SELECT_STEPS").is_some() {
+        eprintln!(
+            "steps: index {:.3} ms, prepare {:.3} ms, select {:.3} ms",
+            1e3 * t1,
+            1e3 * (t2 - t1),
+            1e3 * (t.elapsed().as_secs_f64() - t2)
+        );
+    }
+    out
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     assert!(
@@ -67,9 +106,32 @@ fn main() {
     let picks: i64 = args[3].parse().expect("PICKS: an integer");
     let pool = Matrix::new("pool", &pool, p_rows, p_cols).expect("pool");
     let cands = Matrix::new("candidates", &cands, c_rows, c_cols).expect("candidates");
-    let started = Instant::now();
-    let got = select_diverse_with(&cands, &pool, picks, 0.0, &|| false).expect("selection");
-    let seconds = started.elapsed().as_secs_f64();
+    let repeat: usize = std::env::var("NPY_SELECT_REPEAT").map_or(1, |s| s.parse().expect("K"));
+    // Several strategies (`auto,dense`) alternate run by run: a noisy machine hurts all alike.
+    let strategies = std::env::var("NPY_SELECT_STRATEGY").unwrap_or_else(|_| "auto".into());
+    let strategies: Vec<&str> = strategies.split(',').collect();
+    let mut times = vec![Vec::new(); strategies.len()];
+    let mut got = Vec::new();
+    for _ in 0..repeat.max(1) {
+        for (s, times) in strategies.iter().zip(&mut times) {
+            let started = Instant::now();
+            got = if *s == "diverse" {
+                select_diverse_with(&cands, &pool, picks, 0.0, &|| false).expect("selection")
+            } else {
+                select(&cands, &pool, picks, s)
+            };
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    for (s, times) in strategies.iter().zip(&mut times) {
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{s}: median {:.3} ms, best {:.3} ms",
+            1e3 * times[times.len() / 2],
+            1e3 * times[0]
+        );
+    }
+    let seconds = times[0][times[0].len() / 2];
     let digest = got.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, p| {
         (h ^ p.index as u64).wrapping_mul(0x100_0000_01b3)
     });

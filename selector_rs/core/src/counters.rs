@@ -11,6 +11,8 @@ pub(crate) static SEARCH_ROWS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static HALF_ROWS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static PICK_DISTANCES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LEADER_DISTANCES: AtomicU64 = AtomicU64::new(0);
+/// Candidate-pick pairs the dense path's lazy loop bounded (measured or not).
+pub(crate) static PICKS_BOUNDED: AtomicU64 = AtomicU64::new(0);
 
 #[inline]
 pub(crate) fn add(counter: &AtomicU64, n: usize) {

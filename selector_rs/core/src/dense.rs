@@ -20,8 +20,12 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
-use crate::distance::l2;
+use std::sync::atomic::Ordering;
+
+use crate::counters;
+use crate::distance::{l2, l2_x4};
 use crate::greedy::Pick;
+use crate::halves::HalfCandidates;
 use crate::matrix::Blocks;
 use crate::validate::SelectError;
 use crate::Cancel;
@@ -58,8 +62,20 @@ fn gamma(k: usize) -> f64 {
     ku / (1.0 - ku)
 }
 
+/// `|row|²` in f64, in the eight lanes of `int8_dot::lanes` (one accumulator would
+/// make a chain of 1,280 dependent additions of a row).
 fn sum_squares(row: &[f32]) -> f64 {
-    row.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+    let mut acc = [0.0_f64; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f64::from(v) * f64::from(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f64::from(v) * f64::from(v);
+    }
+    acc.iter().sum()
 }
 
 /// Distance from each of `candidates`' rows `rows` to its nearest row of `targets`, as
@@ -138,7 +154,15 @@ fn nearest_block(
     out: &mut [(f64, usize)],
 ) {
     let (m, cols) = (out.len(), candidates.cols());
-    let x = gather_rows(candidates, rows.iter().copied());
+    // Consecutive rows of one block are multiplied where they lie; others are gathered.
+    let consecutive = rows.windows(2).all(|w| w[1] == w[0] + 1);
+    let gathered;
+    let x = if let Some(x) = consecutive.then(|| candidates.span(rows[0], m)).flatten() {
+        x
+    } else {
+        gathered = gather_rows(candidates, rows.iter().copied());
+        &gathered[..]
+    };
     let x_norms: Vec<f64> = x.chunks_exact(cols).map(sum_squares).collect();
     // |approx - true d²| <= 2 gamma |x| |t| (the dot product); the norms in f64 add
     // nothing that matters, but the bound is doubled anyway.
@@ -150,6 +174,7 @@ fn nearest_block(
     let mut shortlist: Vec<Vec<(f64, usize)>> = vec![Vec::new(); m];
     let chunk = TARGET_CHUNK.min(targets.rows);
     let mut product = vec![0.0_f32; m * chunk];
+    let mut approx = vec![0.0_f64; chunk];
     for start in (0..targets.rows).step_by(chunk) {
         let width = chunk.min(targets.rows - start);
         let t = &targets.data[start * cols..(start + width) * cols];
@@ -182,16 +207,23 @@ fn nearest_block(
                 gemm::Parallelism::None,
             );
         }
+        let t_norms = &norms[start..start + width];
         for i in 0..m {
             let row = &product[i * width..(i + 1) * width];
-            let approx = |j: usize| x_norms[i] + norms[start + j] - 2.0 * f64::from(row[j]);
-            let low = (0..width).map(approx).fold(f64::INFINITY, f64::min);
+            let approx = &mut approx[..width];
+            let mut low = f64::INFINITY;
+            for ((a, &p), &tn) in approx.iter_mut().zip(row).zip(t_norms) {
+                *a = x_norms[i] + tn - 2.0 * f64::from(p);
+                low = low.min(*a);
+            }
             best[i] = best[i].min(low);
             let cut = window(best[i], err[i]);
             shortlist[i].extend(
-                (0..width)
-                    .filter(|&j| approx(j) <= cut)
-                    .map(|j| (approx(j), start + j)),
+                approx
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &a)| a <= cut)
+                    .map(|(j, &a)| (a, start + j)),
             );
         }
     }
@@ -247,6 +279,7 @@ const PARALLEL_BATCH: usize = 64;
 /// [`SelectError::Cancelled`].
 pub(crate) fn select(
     candidates: &Blocks<'_>,
+    half: Option<&HalfCandidates>,
     mut d: Vec<f64>,
     mut picks: Vec<Pick>,
     budget: usize,
@@ -296,27 +329,43 @@ pub(crate) fn select(
                 }
             }
             round = (round * 2).min(4096);
+            // A row whose bound falls below the largest bound left in the heap cannot
+            // be picked now: its folding stops there, the picks it has not seen kept
+            // for when it comes up again.
+            let floor = heap.peek().map_or(f64::NEG_INFINITY, |e| e.bound);
             let fold = |e: &Entry| {
-                let x = candidates.row(e.index);
-                let nearest = picks[seen[e.index]..]
-                    .iter()
-                    .map(|p| l2(x, candidates.row(p.index)))
-                    .fold(d[e.index], f64::min);
-                Entry {
-                    bound: nearest,
-                    index: e.index,
-                }
+                let from = seen[e.index];
+                let picks = &picks[from..t];
+                let (bound, folded, measured) = match half {
+                    Some(h) => h.fold(candidates, e.index, picks, d[e.index], floor),
+                    None => fold_picks(
+                        candidates,
+                        candidates.row(e.index),
+                        picks,
+                        d[e.index],
+                        floor,
+                    ),
+                };
+                counters::add(&counters::PICK_DISTANCES, measured);
+                counters::add(&counters::PICKS_BOUNDED, folded);
+                (
+                    Entry {
+                        bound,
+                        index: e.index,
+                    },
+                    from + folded,
+                )
             };
-            let refined: Vec<Entry> = if batch.len() < PARALLEL_BATCH {
+            let refined: Vec<(Entry, usize)> = if batch.len() < PARALLEL_BATCH {
                 batch.iter().map(fold).collect()
             } else {
                 batch.par_iter().map(fold).collect()
             };
             batch.clear();
             refined_rows += refined.len();
-            for e in refined {
+            for (e, upto) in refined {
                 d[e.index] = e.bound;
-                seen[e.index] = t;
+                seen[e.index] = upto;
                 heap.push(e);
             }
         };
@@ -330,8 +379,43 @@ pub(crate) fn select(
             distance: top.bound,
         });
     }
-    crate::switch::trace(|| format!("dense: {refined_rows} rows refined"));
+    crate::switch::trace(|| {
+        format!(
+            "dense: {refined_rows} rows refined, {} candidate-pick pairs seen, {} measured",
+            counters::PICKS_BOUNDED.swap(0, Ordering::Relaxed),
+            counters::PICK_DISTANCES.swap(0, Ordering::Relaxed)
+        )
+    });
     Ok(picks)
+}
+
+/// `start` lowered by the distances from `x` to the rows of `picks`, four at a time (`x`
+/// read once for four picks), until it falls below `floor`; how many picks it saw, and
+/// measured (all it saw).
+fn fold_picks(
+    candidates: &Blocks<'_>,
+    x: &[f32],
+    picks: &[Pick],
+    start: f64,
+    floor: f64,
+) -> (f64, usize, usize) {
+    let mut nearest = start;
+    let mut chunks = picks.chunks_exact(4);
+    for (k, c) in (&mut chunks).enumerate() {
+        if nearest < floor {
+            return (nearest, 4 * k, 4 * k);
+        }
+        let rows = [0, 1, 2, 3].map(|j| candidates.row(c[j].index));
+        nearest = l2_x4(x, rows).into_iter().fold(nearest, f64::min);
+    }
+    let done = picks.len() - chunks.remainder().len();
+    for (k, p) in chunks.remainder().iter().enumerate() {
+        if nearest < floor {
+            return (nearest, done + k, done + k);
+        }
+        nearest = nearest.min(l2(x, candidates.row(p.index)));
+    }
+    (nearest, picks.len(), picks.len())
 }
 
 /// Gathers the picked rows into one buffer, to be measured against like pool rows.
@@ -426,7 +510,16 @@ mod tests {
         let c = noise(n * cols, 3);
         let m = Matrix::new("candidates", &c, n, cols).unwrap();
         let b = Blocks::from(&m);
-        let picks = select(&b, vec![f64::INFINITY; n], Vec::new(), 60, 0.0, &|| false).unwrap();
+        let picks = select(
+            &b,
+            None,
+            vec![f64::INFINITY; n],
+            Vec::new(),
+            60,
+            0.0,
+            &|| false,
+        )
+        .unwrap();
         // A full update of every candidate after every pick.
         let mut d = vec![f64::INFINITY; n];
         let mut want = Vec::new();
@@ -447,15 +540,44 @@ mod tests {
     }
 
     #[test]
+    fn the_lazy_loop_over_bfloat16_bounds_picks_as_the_f32_loop_does() {
+        // Clusters of near-duplicates: distances the bounds cannot tell apart.
+        let (n, cols) = (600, 64);
+        let centres = noise(30 * cols, 11);
+        let c: Vec<f32> = noise(n * cols, 12)
+            .chunks_exact(cols)
+            .enumerate()
+            .flat_map(|(i, w)| {
+                let centre = &centres[(i % 30) * cols..(i % 30 + 1) * cols];
+                centre
+                    .iter()
+                    .zip(w)
+                    .map(|(c, w)| c + 1e-3 * w)
+                    .collect::<Vec<f32>>()
+            })
+            .collect();
+        let m = Matrix::new("candidates", &c, n, cols).unwrap();
+        let b = Blocks::from(&m);
+        let half = HalfCandidates::of(&b);
+        let d = vec![f64::INFINITY; n];
+        let plain = select(&b, None, d.clone(), Vec::new(), 80, 0.0, &|| false).unwrap();
+        let bounded = select(&b, Some(&half), d, Vec::new(), 80, 0.0, &|| false).unwrap();
+        assert_eq!(plain, bounded);
+        assert!(plain[79].distance < 0.05, "{:?}", plain[79]);
+    }
+
+    #[test]
     fn the_lazy_loop_stops_below_min_distance_and_when_rows_run_out() {
         let c = [0.0, 1.0, 3.0];
         let m = Matrix::new("candidates", &c, 3, 1).unwrap();
         let b = Blocks::from(&m);
         let d = vec![f64::INFINITY; 3];
-        let got = select(&b, d.clone(), Vec::new(), 9, 1.5, &|| false).unwrap();
+        let got = select(&b, None, d.clone(), Vec::new(), 9, 1.5, &|| false).unwrap();
         assert_eq!(got.iter().map(|p| p.index).collect::<Vec<_>>(), vec![0, 2]);
         assert_eq!(
-            select(&b, d, Vec::new(), 9, 0.0, &|| false).unwrap().len(),
+            select(&b, None, d, Vec::new(), 9, 0.0, &|| false)
+                .unwrap()
+                .len(),
             3
         );
     }
@@ -470,7 +592,7 @@ mod tests {
             nearest(&b, &[0, 1, 2], t, &|| true),
             Err(SelectError::Cancelled)
         );
-        let err = select(&b, vec![1.0; 3], Vec::new(), 2, 0.0, &|| true).unwrap_err();
+        let err = select(&b, None, vec![1.0; 3], Vec::new(), 2, 0.0, &|| true).unwrap_err();
         assert_eq!(err, SelectError::Cancelled);
     }
 }

@@ -131,7 +131,31 @@ fn the_dense_path_continues_a_pruned_selection_exactly() {
         let index = PoolIndex::build(&p, &never).unwrap();
         let prep = prepare(&c, &p, &index, &never).unwrap();
         let first: Vec<Pick> = whole[..made].to_vec();
-        let rest = dense_from(&Blocks::from(&c), &p, &prep, first, 90, 0.0, &never).unwrap();
+        let rest = dense_from(
+            &Blocks::from(&c),
+            &p,
+            (&prep).into(),
+            first,
+            90,
+            0.0,
+            &never,
+        )
+        .unwrap();
         assert_eq!(rest, whole, "handed over after {made} picks");
+    }
+}
+
+#[test]
+fn the_dense_path_alone_picks_as_the_pruned_loop_does() {
+    // What `plan` starts on for small inputs: no pool index, no preparation.
+    let case = Case::new(700, 60, 48);
+    let pruned = case.select(70, Strategy::Pruned, None);
+    let (c, p) = case.matrices();
+    let alone = crate::greedy::dense_alone(&Blocks::from(&c), &p, 70, 0.0, &never).unwrap();
+    assert_eq!(alone, pruned.picks);
+    // And through the entry point, whichever path it plans.
+    for _ in 0..3 {
+        let got = crate::select_diverse_with(&c, &p, 70, 0.0, &never).unwrap();
+        assert_eq!(got, pruned.picks);
     }
 }

@@ -16,7 +16,9 @@ mod dense;
 mod distance;
 mod greedy;
 mod groups;
+mod halves;
 mod matrix;
+mod plan;
 mod pool;
 mod scenes;
 mod switch;
@@ -92,17 +94,42 @@ pub fn select_diverse_with(
     validate::min_distance(min_distance)?;
     validate::same_width(candidates, pool)?;
     validate::finite(candidates)?;
-    let index = PoolIndex::build(pool, cancel)?;
-    let prepared = greedy::prepare(candidates, pool, &index, cancel)?;
-    select_prepared(
-        candidates,
-        pool,
-        &index,
-        prepared,
-        n_samples,
-        min_distance,
-        cancel,
-    )
+    validate::finite(pool)?;
+    let budget = validate::n_samples(n_samples)?.min(candidates.rows());
+    let blocks = Blocks::from(candidates);
+    // The path to start on, as measured on earlier selections of this size (`plan`).
+    let cost = switch::DenseCost::recent(&blocks, pool);
+    let rows = switch::Rows {
+        n: candidates.rows(),
+        inexact: candidates.rows(),
+        pool: pool.rows(),
+    };
+    let estimate = cost.remaining(rows, 0, budget);
+    let start = plan::start(estimate);
+    let started = std::time::Instant::now();
+    let picks = match start {
+        plan::Start::Dense => greedy::dense_alone(&blocks, pool, budget, min_distance, cancel)?,
+        plan::Start::Pruned => {
+            let index = PoolIndex::build(pool, cancel)?;
+            index.assume_dense_cost(cost);
+            let prepared = greedy::prepare(candidates, pool, &index, cancel)?;
+            select_prepared(
+                candidates,
+                pool,
+                &index,
+                prepared,
+                n_samples,
+                min_distance,
+                cancel,
+            )?
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    plan::record(estimate, start, seconds);
+    switch::trace(|| {
+        format!("planned {start:?} (dense path estimated at {estimate:.4} s): {seconds:.4} s")
+    });
+    Ok(picks)
 }
 
 /// Checks a block of candidates and measures it against the pool: the work that can

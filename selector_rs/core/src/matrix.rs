@@ -133,6 +133,17 @@ impl<'a> Blocks<'a> {
     }
 }
 
+impl<'a> Blocks<'a> {
+    /// Rows `first..first + count` as one slice, where they lie in one block.
+    #[must_use]
+    pub(crate) fn span(&self, first: usize, count: usize) -> Option<&'a [f32]> {
+        let b = self.starts.partition_point(|&s| s <= first) - 1;
+        let local = first - self.starts[b];
+        (first + count <= self.starts[b + 1])
+            .then(|| &self.parts[b][local * self.cols..(local + count) * self.cols])
+    }
+}
+
 impl<'a> From<&Matrix<'a>> for Blocks<'a> {
     fn from(m: &Matrix<'a>) -> Self {
         Self {
@@ -189,6 +200,10 @@ mod tests {
         // Borrowed, not copied: the row is the caller's memory.
         assert!(std::ptr::eq(blocks.row(2).as_ptr(), b.as_ptr()));
         assert!(std::ptr::eq(blocks.row(0).as_ptr(), a.as_ptr()));
+        // Rows within one block read as one slice; rows across two do not.
+        assert_eq!(blocks.span(0, 2), Some(&a[..]));
+        assert_eq!(blocks.span(2, 1), Some(&b[..]));
+        assert_eq!(blocks.span(1, 2), None);
     }
 
     #[test]

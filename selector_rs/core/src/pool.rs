@@ -145,8 +145,8 @@ impl PoolIndex {
         self.groups.groups.len()
     }
 
-    /// Fixes the dense path's costs, as if measured (tests of the decisions).
-    #[cfg(test)]
+    /// Fixes the dense path's costs, as if measured here (measured before, or tests of
+    /// the decisions).
     pub(crate) fn assume_dense_cost(&self, cost: DenseCost) {
         self.dense_cost.set(cost).expect("not measured yet");
     }

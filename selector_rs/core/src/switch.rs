@@ -12,6 +12,7 @@
 //! loop's pool searches: each candidate needs at most one exact one, most of them in
 //! the first picks, and their total is bounded apart (`pool_pass_due`).
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -44,6 +45,9 @@ pub enum Strategy {
 /// Candidate rows and pool rows in the sample that times the GEMM pass.
 pub(crate) const SAMPLE_ROWS: usize = 256;
 const SAMPLE_POOL: usize = 2048;
+
+/// Seconds a measured [`DenseCost`] is reused for (`DenseCost::recent`).
+const REUSE_S: f64 = 60.0;
 
 /// Rows in the sample that times single distances.
 const SAMPLE_DISTANCES: usize = 4096;
@@ -121,6 +125,26 @@ impl DenseCost {
         }
         let distance_s = per(start.elapsed().as_secs_f64(), rows);
         Self { pair_s, distance_s }
+    }
+
+    /// [`Self::measure`], reused within a process for a minute per row width: the
+    /// kernels' speeds are the machine's, not the input's, and measuring costs ~1 ms,
+    /// a quarter of a 1,000-row selection.
+    pub(crate) fn recent(candidates: &Blocks<'_>, pool: &Matrix<'_>) -> Self {
+        static RECENT: Mutex<Vec<(usize, Instant, DenseCost)>> = Mutex::new(Vec::new());
+        let cols = candidates.cols();
+        let fresh = |at: &Instant| at.elapsed().as_secs_f64() < REUSE_S;
+        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, cost)) = recent.iter().find(|(c, at, _)| *c == cols && fresh(at)) {
+            return *cost;
+        }
+        let cost = Self::measure(candidates, pool);
+        // A few rows time too little work to stand for later, larger inputs.
+        if candidates.rows() >= SAMPLE_ROWS {
+            recent.retain(|(c, at, _)| *c != cols && fresh(at));
+            recent.push((cols, Instant::now(), cost));
+        }
+        cost
     }
 
     /// Seconds the dense path needs from `picks` picks to `budget`: the GEMM pass of

@@ -84,6 +84,47 @@ pub(crate) fn errors(x: &[f32], bits: &[u16]) -> (f64, f64) {
     (sq.sqrt() * (1.0 + 1e-12), norm2)
 }
 
+/// `row` in bfloat16 into `out` ([`to_bf16_ftz`]), and [`errors`] of the two: the same
+/// bound, its f64 sums taken over eight lanes so that they vectorize.
+pub(crate) fn convert(row: &[f32], out: &mut [u16]) -> (f64, f64) {
+    assert_eq!(row.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    if fast() && is_x86_feature_detected!("avx512dq") && is_x86_feature_detected!("avx512vl") {
+        // SAFETY: `fast()` confirmed avx512f and avx512bw; avx512dq and avx512vl above.
+        return unsafe { x86::convert(row, out) };
+    }
+    convert_lanes(row, out)
+}
+
+fn convert_lanes(row: &[f32], out: &mut [u16]) -> (f64, f64) {
+    let (mut sq, mut norm2) = ([0.0_f64; 8], [0.0_f64; 8]);
+    let mut rows = row.chunks_exact(8);
+    let mut outs = out.chunks_exact_mut(8);
+    for (r, o) in (&mut rows).zip(&mut outs) {
+        for k in 0..8 {
+            o[k] = to_bf16_ftz(r[k]);
+            let h = f64::from(from_bf16(o[k]));
+            let e = f64::from(r[k]) - h;
+            sq[k] += e * e;
+            norm2[k] += h * h;
+        }
+    }
+    for (k, (&v, o)) in rows
+        .remainder()
+        .iter()
+        .zip(outs.into_remainder())
+        .enumerate()
+    {
+        *o = to_bf16_ftz(v);
+        let h = f64::from(from_bf16(*o));
+        sq[k] += (f64::from(v) - h).powi(2);
+        norm2[k] += h * h;
+    }
+    // Each sum is within ~1e-13 relative of any other order's: inside the 1e-12 raise.
+    let (sq, norm2): (f64, f64) = (sq.iter().sum(), norm2.iter().sum());
+    (sq.sqrt() * (1.0 + 1e-12), norm2)
+}
+
 /// Lower bound on `d(x, p)` from the dot product `dot` of their bfloat16 copies
 /// ([`dots`]) over `cols` values.
 #[cfg(test)]
@@ -98,11 +139,18 @@ pub(crate) fn lower(x: &HalfRow, p_norm2: f64, p_err: f64, dot: f32, cols: usize
 #[inline]
 #[must_use]
 pub(crate) fn lower_sq(x: &HalfRow, p_norm2: f64, dot: f32, cols: usize) -> f64 {
+    lower_sq_of(x.norm2, p_norm2, dot, cols)
+}
+
+/// [`lower_sq`] from the two copies' squared norms.
+#[inline]
+#[must_use]
+pub(crate) fn lower_sq_of(x_norm2: f64, p_norm2: f64, dot: f32, cols: usize) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let ku = (cols + 64) as f64 * f64::from(f32::EPSILON) / 2.0;
-    let slack = 2.0 * ku / (1.0 - ku) * (x.norm2 + p_norm2) + DOT_TINY;
+    let slack = 2.0 * ku / (1.0 - ku) * (x_norm2 + p_norm2) + DOT_TINY;
     // The f64 arithmetic here rounds by ~1e-16 relative: far inside the callers' slack.
-    x.norm2 + p_norm2 - 2.0 * f64::from(dot) - slack
+    x_norm2 + p_norm2 - 2.0 * f64::from(dot) - slack
 }
 
 /// `out[q * rows + r] = x~_q · p~_r` for the `queries` and the `rows` rows of `block`
@@ -170,6 +218,15 @@ pub(crate) fn dots(queries: &[&[u16]], block: &[u16], cols: usize, out: &mut [f3
     }
 }
 
+/// `out[r] = q · rows[r]` for rows that need not lie together, summed as [`dots`] sums.
+///
+/// # Panics
+/// When a row is not as long as `q`, or `out` is too short.
+pub(crate) fn dots_rows(q: &[u16], rows: &[&[u16]], out: &mut [f32]) {
+    assert!(rows.iter().all(|r| r.len() == q.len()) && out.len() >= rows.len());
+    one_by(q, rows.len(), |r| rows[r], out);
+}
+
 /// `out[r] = x~ · p~_r` for the query `q` and the `n` rows `row(0..n)`, each as long as
 /// `q`, summed in f32 as [`dots`] sums them.
 fn one_by<'a>(q: &[u16], n: usize, row: impl Fn(usize) -> &'a [u16], out: &mut [f32]) {
@@ -205,6 +262,79 @@ mod x86 {
         __m512, __m512bh, __m512i, _mm512_dpbf16_ps, _mm512_loadu_si512, _mm512_maskz_loadu_epi16,
         _mm512_reduce_add_ps, _mm512_setzero_ps, _mm_prefetch, _MM_HINT_T0,
     };
+
+    /// [`super::convert`] in AVX-512: sixteen values per step, rounded as
+    /// [`super::to_bf16_ftz`] rounds and summed lane by lane as `convert_lanes` sums
+    /// (value `i` in lane `i % 8`, eight values at a time), so the same bits and sums.
+    ///
+    /// # Safety
+    /// The CPU has avx512f, avx512bw, avx512dq and avx512vl.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    pub(super) unsafe fn convert(row: &[f32], out: &mut [u16]) -> (f64, f64) {
+        use std::arch::x86_64::{
+            _mm512_add_epi32, _mm512_add_pd, _mm512_and_si512, _mm512_castps512_ps256,
+            _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cvtps_pd, _mm512_extractf32x8_ps,
+            _mm512_mask_blend_epi32, _mm512_mask_cvtepi32_storeu_epi16, _mm512_maskz_loadu_ps,
+            _mm512_mul_pd, _mm512_set1_epi32, _mm512_setzero_pd, _mm512_slli_epi32,
+            _mm512_srli_epi32, _mm512_storeu_pd, _mm512_sub_ps, _mm512_testn_epi32_mask,
+        };
+        let len = row.len();
+        let (one, round, exp, sign) = (
+            _mm512_set1_epi32(1),
+            _mm512_set1_epi32(0x7fff),
+            _mm512_set1_epi32(0x7f80),
+            _mm512_set1_epi32(0x8000),
+        );
+        let (mut sq, mut norm2) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let mut at = 0;
+        while at < len {
+            let left = len - at;
+            let mask: u16 = if left >= 16 {
+                u16::MAX
+            } else {
+                (1_u16 << left) - 1
+            };
+            // SAFETY: the mask enables only lanes inside `row`.
+            let value = unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().add(at)) };
+            let bits = _mm512_castps_si512(value);
+            let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), one);
+            let top = _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, _mm512_add_epi32(round, lsb)));
+            // A subnormal result (exponent bits zero) becomes a zero of its sign.
+            let sub = _mm512_testn_epi32_mask(top, exp);
+            let top = _mm512_mask_blend_epi32(sub, top, _mm512_and_si512(top, sign));
+            // SAFETY: as the load.
+            unsafe {
+                _mm512_mask_cvtepi32_storeu_epi16(out.as_mut_ptr().add(at).cast(), mask, top);
+            }
+            let copy = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(top));
+            // value - copy is exact in f32 (the copy is the value with its low 16 bits
+            // rounded away).
+            let err = _mm512_sub_ps(value, copy);
+            for part in [
+                _mm512_castps512_ps256(err),
+                _mm512_extractf32x8_ps::<1>(err),
+            ] {
+                let part = _mm512_cvtps_pd(part);
+                sq = _mm512_add_pd(sq, _mm512_mul_pd(part, part));
+            }
+            for part in [
+                _mm512_castps512_ps256(copy),
+                _mm512_extractf32x8_ps::<1>(copy),
+            ] {
+                let part = _mm512_cvtps_pd(part);
+                norm2 = _mm512_add_pd(norm2, _mm512_mul_pd(part, part));
+            }
+            at += 16;
+        }
+        let (mut a, mut b) = ([0.0_f64; 8], [0.0_f64; 8]);
+        // SAFETY: eight f64 lanes into eight f64 each.
+        unsafe {
+            _mm512_storeu_pd(a.as_mut_ptr(), sq);
+            _mm512_storeu_pd(b.as_mut_ptr(), norm2);
+        }
+        let (sq, norm2): (f64, f64) = (a.iter().sum(), b.iter().sum());
+        (sq.sqrt() * (1.0 + 1e-12), norm2)
+    }
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
@@ -306,6 +436,35 @@ mod tests {
     use super::*;
     use crate::distance::l2;
     use crate::test_data::noise;
+
+    #[test]
+    #[allow(clippy::float_cmp)] // the same arithmetic: the same bits
+    fn the_vector_conversion_gives_the_scalar_bits_and_sums() {
+        for len in (0..40).chain([1280, 1283]) {
+            let mut row = noise(len, 9);
+            // Subnormals of both signs, zeros of both signs, ties to even and to odd.
+            let special = [
+                0x007f_ffff,
+                0x8000_0005,
+                0,
+                0x8000_0000,
+                0x3f80_8000,
+                0x3f81_8000,
+            ];
+            for (v, bits) in row.iter_mut().zip(special) {
+                *v = f32::from_bits(bits);
+            }
+            let (mut fast_bits, mut slow_bits) = (vec![0; len], vec![0; len]);
+            let got = convert(&row, &mut fast_bits);
+            let want = convert_lanes(&row, &mut slow_bits);
+            assert_eq!(fast_bits, slow_bits, "len {len}");
+            assert_eq!(got, want, "len {len}");
+            let ftz: Vec<u16> = row.iter().map(|&v| to_bf16_ftz(v)).collect();
+            assert_eq!(slow_bits, ftz, "len {len}");
+            let (err, norm2) = errors(&row, &slow_bits);
+            assert!((want.0 - err).abs() <= 1e-12 * err && (want.1 - norm2).abs() <= 1e-12 * norm2);
+        }
+    }
 
     #[test]
     fn the_dot_bound_never_exceeds_the_distance_and_rules_out_far_rows() {

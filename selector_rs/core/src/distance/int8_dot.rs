@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 /// Widest rows whose byte products cannot overflow i32 (`2^31 / (255 * 127)`).
 pub(crate) const MAX_COLS: usize = 66_000;
 
-/// Whether [`dots`] runs the AVX-512 VNNI kernel here.
+/// Whether [`dots`] runs the AVX-512 VNNI kernel here (and [`quantize_row`] its
+/// AVX-512 kernel, which needs DQ and VL besides).
 #[must_use]
 pub(crate) fn fast() -> bool {
     static FAST: OnceLock<bool> = OnceLock::new();
@@ -21,6 +22,8 @@ pub(crate) fn fast() -> bool {
         {
             is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512vl")
                 && is_x86_feature_detected!("avx512vnni")
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -36,12 +39,15 @@ pub(crate) fn fast() -> bool {
 pub(crate) fn quantize(values: &[f64]) -> (Vec<i8>, f64, f64) {
     let top = lanes(values, 0.0, |m, v| m.max(v.abs()), f64::max);
     let scale = if top > 0.0 { top / 127.0 } else { 1.0 };
+    // A product, not a quotient per value (a division is ten times the cost); the
+    // bytes need not be the nearest, as `err` measures what they miss.
+    let inverse = 1.0 / scale;
     #[allow(clippy::cast_possible_truncation)] // rounded into [-127, 127]
     let q: Vec<i8> = values
         .iter()
         // Half away from zero, as `round` would, without its library call.
         .map(|v| {
-            let t = (v / scale).clamp(-127.0, 127.0);
+            let t = (v * inverse).clamp(-127.0, 127.0);
             (t + 0.5_f64.copysign(t)) as i8
         })
         .collect();
@@ -134,9 +140,8 @@ pub(crate) struct QuantRow {
 impl QuantRow {
     #[must_use]
     pub(crate) fn new(x: &[f32]) -> Self {
-        let values: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-        let (q, scale, err) = quantize(&values);
-        let norm2 = lanes(&values, 0.0, |s, v| s + v * v, |a, b| a + b);
+        let mut q = vec![0_i8; x.len()];
+        let (scale, err, norm2) = quantize_row(x, &mut q);
         // q + 128 lies in [1, 255]: the sign bit flipped.
         let bytes = q.iter().map(|&q| q.cast_unsigned() ^ 0x80).collect();
         Self {
@@ -147,6 +152,25 @@ impl QuantRow {
             norm2,
         }
     }
+}
+
+/// [`quantize`] of an f32 row into `q`, with the row's squared norm (an f64 sum in the
+/// eight lanes of [`lanes`]): `(scale, err, |x|²)`, the same values as the f64 route.
+pub(crate) fn quantize_row(x: &[f32], q: &mut [i8]) -> (f64, f64, f64) {
+    assert_eq!(x.len(), q.len());
+    #[cfg(target_arch = "x86_64")]
+    if fast() {
+        // SAFETY: `fast()` confirmed avx512f, avx512bw, avx512dq and avx512vl.
+        return unsafe { x86::quantize_row(x, q) };
+    }
+    let values: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let (bytes, scale, err) = quantize(&values);
+    q.copy_from_slice(&bytes);
+    (
+        scale,
+        err,
+        lanes(&values, 0.0, |s, v| s + v * v, |a, b| a + b),
+    )
 }
 
 /// `out[q * rows + r] = sum_k queries[q][k] * block[r * cols + k]` (unsigned by signed
@@ -226,6 +250,91 @@ pub(crate) fn dots_rows(query: &[u8], rows: &[&[i8]], out: &mut [i32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    /// [`super::quantize_row`] in AVX-512: eight values per step, each step the scalar
+    /// route's arithmetic lane by lane (value `i` in lane `i % 8`), the lanes joined in
+    /// the order of [`super::lanes`], so the same bytes, scale and sums.
+    ///
+    /// # Safety
+    /// The CPU has avx512f, avx512bw, avx512dq and avx512vl.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    pub(super) unsafe fn quantize_row(row: &[f32], bytes: &mut [i8]) -> (f64, f64, f64) {
+        use std::arch::x86_64::{
+            _mm256_mask_cvtepi32_storeu_epi8, _mm256_maskz_loadu_ps, _mm512_abs_pd, _mm512_add_pd,
+            _mm512_and_pd, _mm512_cvtepi32_pd, _mm512_cvtps_pd, _mm512_cvttpd_epi32, _mm512_max_pd,
+            _mm512_min_pd, _mm512_mul_pd, _mm512_or_pd, _mm512_set1_pd, _mm512_setzero_pd,
+            _mm512_sub_pd,
+        };
+        let len = row.len();
+        let (mut top, mut norm2) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let mut at = 0;
+        while at < len {
+            // SAFETY: the mask enables only lanes inside `row`.
+            let value = _mm512_cvtps_pd(unsafe {
+                _mm256_maskz_loadu_ps(tail(len - at), row.as_ptr().add(at))
+            });
+            top = _mm512_max_pd(top, _mm512_abs_pd(value));
+            norm2 = _mm512_add_pd(norm2, _mm512_mul_pd(value, value));
+            at += 8;
+        }
+        let top = join(top, f64::max);
+        let scale = if top > 0.0 { top / 127.0 } else { 1.0 };
+        let (step, low, high) = (
+            _mm512_set1_pd(scale),
+            _mm512_set1_pd(-127.0),
+            _mm512_set1_pd(127.0),
+        );
+        let inverse = _mm512_set1_pd(1.0 / scale);
+        let (half, sign) = (_mm512_set1_pd(0.5), _mm512_set1_pd(-0.0));
+        let mut err2 = _mm512_setzero_pd();
+        let mut at = 0;
+        while at < len {
+            let mask = tail(len - at);
+            // SAFETY: the mask enables only lanes inside `row`.
+            let value =
+                _mm512_cvtps_pd(unsafe { _mm256_maskz_loadu_ps(mask, row.as_ptr().add(at)) });
+            let scaled = _mm512_min_pd(_mm512_max_pd(_mm512_mul_pd(value, inverse), low), high);
+            // Half away from zero, then toward zero: the scalar `(t + 0.5.copysign(t)) as i8`.
+            let away = _mm512_or_pd(half, _mm512_and_pd(scaled, sign));
+            let rounded = _mm512_cvttpd_epi32(_mm512_add_pd(scaled, away));
+            // SAFETY: the mask enables only lanes inside `bytes` (as long as `row`).
+            unsafe {
+                _mm256_mask_cvtepi32_storeu_epi8(bytes.as_mut_ptr().add(at).cast(), mask, rounded);
+            }
+            let err = _mm512_sub_pd(value, _mm512_mul_pd(step, _mm512_cvtepi32_pd(rounded)));
+            err2 = _mm512_add_pd(err2, _mm512_mul_pd(err, err));
+            at += 8;
+        }
+        let err2 = join(err2, |a, b| a + b);
+        (
+            scale,
+            err2.sqrt() * (1.0 + 1e-12),
+            join(norm2, |a, b| a + b),
+        )
+    }
+
+    /// The lanes of an eight-value step `left` values from the end.
+    #[inline]
+    fn tail(left: usize) -> u8 {
+        if left >= 8 {
+            u8::MAX
+        } else {
+            (1_u8 << left) - 1
+        }
+    }
+
+    /// The eight lanes joined as [`super::lanes`] joins them.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn join(lanes: std::arch::x86_64::__m512d, op: fn(f64, f64) -> f64) -> f64 {
+        let mut a = [0.0_f64; 8];
+        // SAFETY: eight f64 lanes into eight f64.
+        unsafe { std::arch::x86_64::_mm512_storeu_pd(a.as_mut_ptr(), lanes) };
+        op(
+            op(op(a[0], a[4]), op(a[2], a[6])),
+            op(op(a[1], a[5]), op(a[3], a[7])),
+        )
+    }
+
     use std::arch::x86_64::{
         __m512i, _mm512_dpbusd_epi32, _mm512_loadu_si512, _mm512_maskz_loadu_epi8,
         _mm512_reduce_add_epi32, _mm512_setzero_si512,
@@ -308,6 +417,27 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::test_data::noise;
+
+    #[test]
+    #[allow(clippy::float_cmp)] // the same arithmetic: the same bits
+    fn an_f32_row_quantizes_as_its_f64_values_do() {
+        for len in (0..40).chain([1280, 1283]) {
+            let mut row = noise(len, 4);
+            if len > 3 {
+                // A value at the top of the scale, and halves to round away from zero.
+                row[0] = 3.0;
+                row[1] = 3.0 * 0.5 / 127.0;
+                row[2] = -3.0 * 2.5 / 127.0;
+            }
+            let mut bytes = vec![0_i8; len];
+            let got = quantize_row(&row, &mut bytes);
+            let values: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            let (want_bytes, scale, err) = quantize(&values);
+            let norm2 = lanes(&values, 0.0, |s, v| s + v * v, |a, b| a + b);
+            assert_eq!(bytes, want_bytes, "len {len}");
+            assert_eq!(got, (scale, err, norm2), "len {len}");
+        }
+    }
 
     #[test]
     fn byte_dot_products_are_exact_and_quantization_errors_are_measured() {

@@ -23,11 +23,11 @@ pub(crate) struct QuantRows {
 
 impl QuantRows {
     pub(crate) fn push(&mut self, row: &[f32]) {
-        let values: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
-        let (q, scale, err) = int8_dot::quantize(&values);
+        let mut q = vec![0_i8; row.len()];
+        let (scale, err, norm2) = int8_dot::quantize_row(row, &mut q);
         self.cols = row.len();
         self.terms.push(RowTerms::of(&q, scale, err));
-        self.norm2.push(values.iter().map(|v| v * v).sum());
+        self.norm2.push(norm2);
         self.q.extend_from_slice(&q);
     }
 

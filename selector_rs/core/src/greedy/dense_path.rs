@@ -4,18 +4,64 @@ use std::time::Instant;
 
 use super::{Pick, Prepared};
 use crate::dense::{self, Targets};
+use crate::halves::{self, HalfCandidates};
 use crate::matrix::{Blocks, Matrix};
 use crate::switch::trace;
 use crate::validate::SelectError;
 use crate::Cancel;
 
+/// What is known of the candidates' pool distances: bounds, exact where `exact` says.
+#[derive(Clone, Copy)]
+pub(crate) struct Known<'a> {
+    pub pool_ub: &'a [f64],
+    pub exact: &'a [bool],
+}
+
+impl<'a> From<&'a Prepared> for Known<'a> {
+    fn from(prep: &'a Prepared) -> Self {
+        Self {
+            pool_ub: &prep.pool_ub,
+            exact: &prep.pool_exact,
+        }
+    }
+}
+
+/// The dense path from the first pick, knowing nothing of the candidates yet: no pool
+/// index and no preparation (see `plan`).
+///
+/// # Errors
+/// [`SelectError::Cancelled`].
+pub(crate) fn dense_alone(
+    candidates: &Blocks<'_>,
+    pool: &Matrix<'_>,
+    budget: usize,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<Pick>, SelectError> {
+    let n = candidates.rows();
+    let (pool_ub, exact) = (vec![f64::INFINITY; n], vec![false; n]);
+    let known = Known {
+        pool_ub: &pool_ub,
+        exact: &exact,
+    };
+    dense_from(
+        candidates,
+        pool,
+        known,
+        Vec::new(),
+        budget,
+        min_distance,
+        cancel,
+    )
+}
+
 /// The dense path from `picks` on: exact distances to the pool (by GEMM, for the rows
-/// whose distance `prep` does not know exactly yet) and to those picks, then the lazy
+/// whose distance `known` does not give exactly yet) and to those picks, then the lazy
 /// greedy loop.
 pub(crate) fn dense_from(
     candidates: &Blocks<'_>,
     pool: &Matrix<'_>,
-    prep: &Prepared,
+    known: Known<'_>,
     picks: Vec<Pick>,
     budget: usize,
     min_distance: f64,
@@ -26,19 +72,28 @@ pub(crate) fn dense_from(
         rows: pool.rows(),
     };
     let inexact: Vec<usize> = (0..candidates.rows())
-        .filter(|&i| !prep.pool_exact[i])
+        .filter(|&i| !known.exact[i])
         .collect();
     let started = Instant::now();
-    let mut d = prep.pool_ub.clone();
-    for (i, near) in inexact
-        .iter()
-        .zip(dense::nearest(candidates, &inexact, pool_rows, cancel)?)
-    {
+    // The lazy loop bounds candidate-pick pairs through bfloat16 copies where the CPU
+    // has the kernels (see `halves`).
+    let half = halves::available().then(|| HalfCandidates::of(candidates));
+    trace(|| {
+        format!(
+            "dense: bfloat16 copies, {:.4} s",
+            started.elapsed().as_secs_f64()
+        )
+    });
+    let started = Instant::now();
+    let nearest =
+        |rows: &[usize], targets: Targets<'_>| dense::nearest(candidates, rows, targets, cancel);
+    let mut d = known.pool_ub.to_vec();
+    for (i, near) in inexact.iter().zip(nearest(&inexact, pool_rows)?) {
         d[*i] = near;
     }
     trace(|| {
         format!(
-            "dense: GEMM pool pass, {} rows, {:.3} s",
+            "dense: GEMM pool pass, {} rows, {:.4} s",
             inexact.len(),
             started.elapsed().as_secs_f64()
         )
@@ -51,23 +106,31 @@ pub(crate) fn dense_from(
             rows: picks.len(),
         };
         let all = dense::all_rows(candidates);
-        let near = dense::nearest(candidates, &all, picked, cancel)?;
+        let near = nearest(&all, picked)?;
         for (d, near) in d.iter_mut().zip(near) {
             *d = d.min(near);
         }
     }
     trace(|| {
         format!(
-            "dense: GEMM pass over {} picks, {:.3} s",
+            "dense: GEMM pass over {} picks, {:.4} s",
             picks.len(),
             started.elapsed().as_secs_f64()
         )
     });
     let started = Instant::now();
-    let picks = dense::select(candidates, d, picks, budget, min_distance, cancel)?;
+    let picks = dense::select(
+        candidates,
+        half.as_ref(),
+        d,
+        picks,
+        budget,
+        min_distance,
+        cancel,
+    )?;
     trace(|| {
         format!(
-            "dense: lazy loop to {} picks, {:.3} s",
+            "dense: lazy loop to {} picks, {:.4} s",
             picks.len(),
             started.elapsed().as_secs_f64()
         )

@@ -56,7 +56,7 @@ mod visit;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use dense_path::dense_from;
+pub(crate) use dense_path::{dense_alone, dense_from};
 pub(crate) use prepare::prepare;
 pub use prepared::Prepared;
 use pruned_loop::{pruned, start};
@@ -98,7 +98,7 @@ pub(crate) fn select_with(
         let picks = dense_from(
             candidates,
             pool,
-            &prep,
+            (&prep).into(),
             Vec::new(),
             budget,
             min_distance,
@@ -148,7 +148,7 @@ pub(crate) fn select_with(
     let picks = dense_from(
         candidates,
         pool,
-        &sel.prep,
+        (&sel.prep).into(),
         sel.picks,
         budget,
         min_distance,

@@ -1,0 +1,134 @@
+//! Which path a selection of candidates all at hand starts on, planned by measuring
+//! both, as FFTW plans a transform (`FFTW_MEASURE`): once per size in a process.
+//!
+//! The pruned path pays for its pool index and for preparing the candidates before the
+//! meter of `switch` can time a single pick, and on small inputs that alone can cost
+//! more than the whole dense path (1,000 rows: ~3 ms of setup, ~4 ms for the dense path
+//! from start to end). Which one is faster there depends on the machine's thread
+//! wake-ups and caches more than on the data, and no cheap look at the input tells. So
+//! selections are sorted by the dense path's estimated time (`switch::DenseCost`, from
+//! kernel timings) into classes a factor of two apart; the first selection of a class
+//! takes the pruned path, the second the dense path, each timed in seconds per second
+//! of that estimate, and later ones the faster, its time updated by each run. Classes
+//! with an estimate above [`PLANNED_UP_TO`] always start pruned: there the setup is a
+//! small part of either path, and the meter decides within the run.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Largest dense-path estimate, in seconds, whose class is planned (above it the
+/// pruned path's setup is at most a few percent of the dense path: 100,000 rows against
+/// 5,000 pool rows take ~12 s dense, ~0.3 s of setup).
+pub(crate) const PLANNED_UP_TO: f64 = 2.0;
+
+/// The path a selection starts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Pool index, preparation, then the pruned loop with its meter.
+    Pruned,
+    /// The dense path from the first pick, with no index and no preparation.
+    Dense,
+}
+
+/// Seconds per estimated second, per path, as last measured in a class.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timed {
+    pruned: Option<f64>,
+    dense: Option<f64>,
+}
+
+/// Classes measured so far: one table for the process ([`start`], [`record`]).
+#[derive(Debug, Default)]
+struct Plans(BTreeMap<i32, Timed>);
+
+static PLANS: Mutex<Plans> = Mutex::new(Plans(BTreeMap::new()));
+
+#[allow(clippy::cast_possible_truncation)] // a base-2 logarithm of seconds
+fn class(estimate: f64) -> i32 {
+    estimate.max(1e-9).log2().floor() as i32
+}
+
+fn planned(estimate: f64) -> bool {
+    estimate > 0.0 && estimate <= PLANNED_UP_TO
+}
+
+impl Plans {
+    fn start(&self, estimate: f64) -> Start {
+        if !planned(estimate) {
+            return Start::Pruned;
+        }
+        match self.0.get(&class(estimate)).copied().unwrap_or_default() {
+            Timed { pruned: None, .. } => Start::Pruned,
+            Timed { dense: None, .. } => Start::Dense,
+            Timed {
+                pruned: Some(p),
+                dense: Some(d),
+            } => {
+                if d < p {
+                    Start::Dense
+                } else {
+                    Start::Pruned
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, estimate: f64, start: Start, seconds: f64) {
+        if !planned(estimate) {
+            return;
+        }
+        let timed = self.0.entry(class(estimate)).or_default();
+        let rate = Some(seconds / estimate);
+        match start {
+            Start::Pruned => timed.pruned = rate,
+            Start::Dense => timed.dense = rate,
+        }
+    }
+}
+
+fn plans() -> std::sync::MutexGuard<'static, Plans> {
+    PLANS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The path to start on for a selection whose dense path is estimated at `estimate`
+/// seconds.
+pub(crate) fn start(estimate: f64) -> Start {
+    plans().start(estimate)
+}
+
+/// A selection estimated at `estimate` seconds dense took `seconds` from `start`.
+pub(crate) fn record(estimate: f64, start: Start, seconds: f64) {
+    plans().record(estimate, start, seconds);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_class_tries_both_paths_then_keeps_the_faster_and_large_ones_start_pruned() {
+        let mut plans = Plans::default();
+        let e = 0.004;
+        assert_eq!(plans.start(e), Start::Pruned, "first of its class");
+        plans.record(e, Start::Pruned, 0.012);
+        assert_eq!(plans.start(e), Start::Dense, "second of its class");
+        plans.record(e, Start::Dense, 0.005);
+        assert_eq!(
+            plans.start(e * 1.5),
+            Start::Dense,
+            "the faster, in the same class"
+        );
+        // Each run updates its path's time: a slower dense run hands back to pruning.
+        plans.record(e, Start::Dense, 0.020);
+        assert_eq!(plans.start(e), Start::Pruned);
+        // Another class is measured afresh.
+        assert_eq!(plans.start(e * 4.0), Start::Pruned);
+        // Above the planned range, always the pruned path, and nothing is recorded.
+        plans.record(10.0, Start::Dense, 1.0);
+        assert_eq!(plans.start(10.0), Start::Pruned);
+        assert_eq!(plans.start(f64::NAN), Start::Pruned);
+        assert_eq!(plans.0.len(), 1);
+    }
+}
