@@ -220,10 +220,12 @@ def run_interleaved(
     results = {name: Result(name) for name in fns}
     loops = {}
     for name, fn in fns.items():
+        time.sleep(0.3)
         t0 = time.perf_counter()
         fn({})
         loops[name] = max(1, round(sample_s / max(time.perf_counter() - t0, 1e-6)))
     for r in range(repeat):
         for name, fn in fns.items():
+            time.sleep(0.3)  # let the previous library's idle threads go to sleep
             _sample(results[name], fn, r, repeat, loops[name])
     return results

@@ -8,9 +8,14 @@
 //!
 //! With `POOL_ROWS CANDS_ROWS`, only the first rows of each file are read. With
 //! `NPY_SELECT_REPEAT=K`, the selection runs K times (small inputs take milliseconds).
+//! `NPY_SELECT_STRATEGY` names the path, or several separated by commas, which then take
+//! turns run by run: `diverse` (the default: `select_diverse_with`, as Python's
+//! `select_diverse`, on the path it plans), or `auto`, `pruned`, `dense` (pool index,
+//! `prepare`, then `select_prepared_blocks_with` on that `Strategy`; with
+//! `NPY_SELECT_STEPS` set, the time of each step goes to stderr).
 //!
-//! Prints the wall time (the median over the runs) and a digest of the picks (to compare
-//! two builds' picks).
+//! Prints each path's median and best time, the wall time of the first path (its median)
+//! and a digest of the picks (to compare two builds' picks).
 
 use std::time::Instant;
 
@@ -58,7 +63,8 @@ fn load(path: &str, limit: usize) -> (usize, usize, Vec<f32>) {
     (rows, cols, values)
 }
 
-/// `select_diverse`'s steps on the path `strategy` names (auto, pruned, dense).
+/// The pool index, `prepare` and the selection on the path `strategy` names (auto,
+/// pruned, dense).
 fn select(
     cands: &Matrix<'_>,
     pool: &Matrix<'_>,
@@ -108,7 +114,7 @@ fn main() {
     let cands = Matrix::new("candidates", &cands, c_rows, c_cols).expect("candidates");
     let repeat: usize = std::env::var("NPY_SELECT_REPEAT").map_or(1, |s| s.parse().expect("K"));
     // Several strategies (`auto,dense`) alternate run by run: a noisy machine hurts all alike.
-    let strategies = std::env::var("NPY_SELECT_STRATEGY").unwrap_or_else(|_| "auto".into());
+    let strategies = std::env::var("NPY_SELECT_STRATEGY").unwrap_or_else(|_| "diverse".into());
     let strategies: Vec<&str> = strategies.split(',').collect();
     let mut times = vec![Vec::new(); strategies.len()];
     let mut got = Vec::new();

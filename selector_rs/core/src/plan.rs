@@ -9,7 +9,8 @@
 //! selections are sorted by the dense path's estimated time (`switch::DenseCost`, from
 //! kernel timings) into classes a factor of two apart; the first selection of a class
 //! takes the pruned path, the second the dense path, each timed in seconds per second
-//! of that estimate, and later ones the faster, its time updated by each run. Classes
+//! of that estimate, and later ones the faster (by the best of each path's last runs,
+//! updated by every run). Classes
 //! with an estimate above [`PLANNED_UP_TO`] always start pruned: there the setup is a
 //! small part of either path, and the meter decides within the run.
 
@@ -30,11 +31,33 @@ pub(crate) enum Start {
     Dense,
 }
 
-/// Seconds per estimated second, per path, as last measured in a class.
-#[derive(Debug, Clone, Copy, Default)]
+/// Runs a path's time in a class is the best of: a shared machine only ever adds to a
+/// run's time, so the best of the last few is the steadiest measure of the path, and
+/// one slow run does not turn a class over.
+const KEPT: usize = 3;
+
+/// Seconds per estimated second of a path's last [`KEPT`] runs in a class.
+#[derive(Debug, Clone, Default)]
+struct Runs(Vec<f64>);
+
+impl Runs {
+    fn best(&self) -> Option<f64> {
+        self.0.iter().copied().reduce(f64::min)
+    }
+
+    fn push(&mut self, rate: f64) {
+        if self.0.len() == KEPT {
+            self.0.remove(0);
+        }
+        self.0.push(rate);
+    }
+}
+
+/// Both paths' runs in a class.
+#[derive(Debug, Clone, Default)]
 struct Timed {
-    pruned: Option<f64>,
-    dense: Option<f64>,
+    pruned: Runs,
+    dense: Runs,
 }
 
 /// Classes measured so far: one table for the process ([`start`], [`record`]).
@@ -57,13 +80,13 @@ impl Plans {
         if !planned(estimate) {
             return Start::Pruned;
         }
-        match self.0.get(&class(estimate)).copied().unwrap_or_default() {
-            Timed { pruned: None, .. } => Start::Pruned,
-            Timed { dense: None, .. } => Start::Dense,
-            Timed {
-                pruned: Some(p),
-                dense: Some(d),
-            } => {
+        let Some(timed) = self.0.get(&class(estimate)) else {
+            return Start::Pruned;
+        };
+        match (timed.pruned.best(), timed.dense.best()) {
+            (None, _) => Start::Pruned,
+            (Some(_), None) => Start::Dense,
+            (Some(p), Some(d)) => {
                 if d < p {
                     Start::Dense
                 } else {
@@ -78,10 +101,10 @@ impl Plans {
             return;
         }
         let timed = self.0.entry(class(estimate)).or_default();
-        let rate = Some(seconds / estimate);
+        let rate = seconds / estimate;
         match start {
-            Start::Pruned => timed.pruned = rate,
-            Start::Dense => timed.dense = rate,
+            Start::Pruned => timed.pruned.push(rate),
+            Start::Dense => timed.dense.push(rate),
         }
     }
 }
@@ -120,7 +143,10 @@ mod tests {
             Start::Dense,
             "the faster, in the same class"
         );
-        // Each run updates its path's time: a slower dense run hands back to pruning.
+        // One slow run does not turn the class over; a path slow run after run does.
+        plans.record(e, Start::Dense, 0.020);
+        assert_eq!(plans.start(e), Start::Dense);
+        plans.record(e, Start::Dense, 0.020);
         plans.record(e, Start::Dense, 0.020);
         assert_eq!(plans.start(e), Start::Pruned);
         // Another class is measured afresh.
