@@ -90,3 +90,16 @@ def test_forced_paths_are_reported_and_a_bad_strategy_is_refused() -> None:
     assert sel.last_switch is None
     with pytest.raises(ValueError, match="strategy"):
         sel.select(20, 0.0, strategy="fast")
+
+
+@pytest.mark.parametrize("shape", ["uniform", "rough"])
+def test_repeated_selections_pick_the_same_whichever_path_they_are_planned_on(shape: str) -> None:
+    # select_diverse times the pruned path on the first selection of a size and the dense path
+    # on the second, then takes the faster: the picks must not depend on which.
+    pool, cands = shaped(shape, 1500, 150, 1280, seed=23)
+    runs = [selector_rs.select_diverse(cands, pool, 60, 0.0).tolist() for _ in range(4)]
+    assert all(r == runs[0] for r in runs), [r[:5] for r in runs]
+    _, pruned, _ = select(pool, cands, 60, 0.0, "pruned")
+    assert runs[0] == pruned
+    check = float64_reference_check(cands, pool, runs[0], 0.0, budget=60)
+    assert check.ok, f"worst violation {check.worst} at step {check.worst_step}"

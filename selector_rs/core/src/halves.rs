@@ -21,9 +21,20 @@ use crate::matrix::Blocks;
 /// Picks bounded per call of the dot kernel in [`HalfCandidates::fold`].
 const FOLD_PICKS: usize = 8;
 
-/// Whether the CPU runs the bfloat16 kernels at speed.
-pub(crate) fn available() -> bool {
-    bf16_dot::fast()
+/// Largest bfloat16 copy made, in bytes: the copy is half the candidates' own size, and
+/// selections of a million rows keep their extra memory within 30% of that (issue 11), so
+/// large inputs fold in f32 instead; below it (26,000 rows at width 1280) the copy is a
+/// few tens of MiB at most.
+const MAX_COPY_BYTES: usize = 64 << 20;
+
+/// Whether to fold through bfloat16 copies of `candidates`: the CPU runs the kernels at
+/// speed and the copy is no larger than [`MAX_COPY_BYTES`].
+pub(crate) fn worth_copying(candidates: &Blocks<'_>) -> bool {
+    let bytes = candidates
+        .rows()
+        .saturating_mul(candidates.cols())
+        .saturating_mul(2);
+    bf16_dot::fast() && bytes <= MAX_COPY_BYTES
 }
 
 /// Rows in bfloat16 with, per row, `|x - x~|` and `|x~|²` (see `bf16_dot::errors`).

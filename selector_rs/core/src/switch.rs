@@ -134,13 +134,16 @@ impl DenseCost {
         static RECENT: Mutex<Vec<(usize, Instant, DenseCost)>> = Mutex::new(Vec::new());
         let cols = candidates.cols();
         let fresh = |at: &Instant| at.elapsed().as_secs_f64() < REUSE_S;
-        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, _, cost)) = recent.iter().find(|(c, at, _)| *c == cols && fresh(at)) {
+        let lock = || RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, _, cost)) = lock().iter().find(|(c, at, _)| *c == cols && fresh(at)) {
             return *cost;
         }
+        // Measured without the lock: the measurement runs on the rayon threads, which a
+        // selection waiting for the lock on one of them would otherwise hold up.
         let cost = Self::measure(candidates, pool);
         // A few rows time too little work to stand for later, larger inputs.
         if candidates.rows() >= SAMPLE_ROWS {
+            let mut recent = lock();
             recent.retain(|(c, at, _)| *c != cols && fresh(at));
             recent.push((cols, Instant::now(), cost));
         }

@@ -76,8 +76,8 @@ pub(crate) fn dense_from(
         .collect();
     let started = Instant::now();
     // The lazy loop bounds candidate-pick pairs through bfloat16 copies where the CPU
-    // has the kernels (see `halves`).
-    let half = halves::available().then(|| HalfCandidates::of(candidates));
+    // has the kernels (see `halves`) and the copies stay small.
+    let half = halves::worth_copying(candidates).then(|| HalfCandidates::of(candidates));
     trace(|| {
         format!(
             "dense: bfloat16 copies, {:.4} s",
