@@ -203,16 +203,15 @@ def run_shape(data: str, case: Case, args: argparse.Namespace) -> list[str]:
         "lightly": lambda ph: lightly_select(cands[: rows["lightly"]], pool, n, md, phases=ph),
     }
     wanted = ["ours"] + [b for b in BASELINES if b in args.baselines and (not case.big or b in args.with_big)]
-    results: dict[str, Result] = {}
-    load: dict[str, tuple[float, float]] = {}
+    before, results, load = _loadavg(), {}, {}
     if args.interleave:
-        before = _loadavg()
         results = run_interleaved({name: fns[name] for name in wanted}, args.repeat, args.interleave)
         load = dict.fromkeys(wanted, (before, _loadavg()))
     for name in wanted if not args.interleave else []:
         before = _loadavg()
         results[name] = run_method(name, fns[name], args.repeat)
         load[name] = (before, _loadavg())
+    for name in wanted:
         if scales[name] != 1:
             results[name].seconds = [t * scales[name] for t in results[name].seconds]
             print(f"  {name}: on {rows[name]:,} candidates; time scaled by {scales[name]:g} (estimate)")
@@ -310,13 +309,8 @@ def main() -> None:
     parser.add_argument(
         "--check-sample", type=int, default=5_000, help="at target2, candidates (besides the picks) checked"
     )
-    parser.add_argument(
-        "--interleave",
-        type=float,
-        metavar="SECONDS",
-        help="methods in turn, sample by sample, each sample the mean of as many calls back to back "
-        "as fill SECONDS (for the small cases: calls of milliseconds on a shared machine)",
-    )
+    # Methods in turn, each sample the mean of calls back to back filling SECONDS (small cases).
+    parser.add_argument("--interleave", type=float, metavar="SECONDS", help="see run_interleaved")
     parser.add_argument("--seed", type=int, help="input seed (default: a fresh one, printed)")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/datapool-bench"))
     parser.add_argument("--generate-only", action="store_true", help="make (or load) the inputs and stop")
