@@ -10,9 +10,9 @@
 //! kernel timings) into classes a factor of two apart; the first selection of a class
 //! takes the pruned path, the second the dense path, each timed in seconds per second
 //! of that estimate, and later ones the faster (by the best of each path's last runs,
-//! updated by every run). Classes
-//! with an estimate above [`PLANNED_UP_TO`] always start pruned: there the setup is a
-//! small part of either path, and the meter decides within the run.
+//! updated by every run). Classes with an estimate above [`PLANNED_UP_TO`] always start
+//! pruned: there the setup is a small part of either path, and the meter decides within
+//! the run. The classes are sizes, not shapes: inputs of one size share a class.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -34,9 +34,9 @@ pub(crate) enum Start {
     Dense,
 }
 
-/// Runs a path's time in a class is the best of: a shared machine only ever adds to a
-/// run's time, so the best of the last few is the steadiest measure of the path, and
-/// one slow run does not turn a class over.
+/// How many of a path's latest runs in a class its time is the best of: a shared machine
+/// only ever adds to a run's time, so the best of the last few is the steadiest measure
+/// of the path, and one slow run does not turn a class over.
 const KEPT: usize = 3;
 
 /// Seconds per estimated second of a path's last [`KEPT`] runs in a class.
