@@ -23,9 +23,9 @@ use rayon::prelude::*;
 use std::sync::atomic::Ordering;
 
 use crate::counters;
+use crate::distance::half_rows::HalfRows;
 use crate::distance::{l2, l2_x4};
 use crate::greedy::Pick;
-use crate::halves::HalfCandidates;
 use crate::matrix::Blocks;
 use crate::validate::SelectError;
 use crate::Cancel;
@@ -279,7 +279,7 @@ const PARALLEL_BATCH: usize = 64;
 /// [`SelectError::Cancelled`].
 pub(crate) fn select(
     candidates: &Blocks<'_>,
-    half: Option<&HalfCandidates>,
+    half: Option<&HalfRows>,
     mut d: Vec<f64>,
     mut picks: Vec<Pick>,
     budget: usize,
@@ -558,7 +558,7 @@ mod tests {
             .collect();
         let m = Matrix::new("candidates", &c, n, cols).unwrap();
         let b = Blocks::from(&m);
-        let half = HalfCandidates::of(&b);
+        let half = HalfRows::of_blocks(&b);
         let d = vec![f64::INFINITY; n];
         let plain = select(&b, None, d.clone(), Vec::new(), 80, 0.0, &|| false).unwrap();
         let bounded = select(&b, Some(&half), d, Vec::new(), 80, 0.0, &|| false).unwrap();

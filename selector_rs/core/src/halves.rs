@@ -10,15 +10,13 @@
 //! all within 0.008 of each other at 1.34), which no bound this loose separates, and
 //! the f32 GEMM with its 1e-4 error window does.
 
-use rayon::prelude::*;
-
 use crate::distance::bf16_dot;
-use crate::distance::half_rows::farther_sq;
+use crate::distance::half_rows::{farther_sq, HalfRows};
 use crate::distance::l2;
 use crate::greedy::Pick;
 use crate::matrix::Blocks;
 
-/// Picks bounded per call of the dot kernel in [`HalfCandidates::fold`].
+/// Picks bounded per call of the dot kernel in [`HalfRows::fold`].
 const FOLD_PICKS: usize = 8;
 
 /// Largest bfloat16 copy made, in bytes: the copy is half the candidates' own size, and
@@ -37,50 +35,12 @@ pub(crate) fn worth_copying(candidates: &Blocks<'_>) -> bool {
     bf16_dot::fast() && bytes <= MAX_COPY_BYTES
 }
 
-/// Rows in bfloat16 with, per row, `|x - x~|` and `|x~|²` (see `bf16_dot::errors`).
-pub(crate) struct HalfCandidates {
-    bits: Vec<u16>,
-    cols: usize,
-    err: Vec<f64>,
-    norm2: Vec<f64>,
-}
-
-impl HalfCandidates {
-    /// Every row of `rows`, converted on every thread.
-    pub(crate) fn of(rows: &Blocks<'_>) -> Self {
-        let cols = rows.cols();
-        if cols == 0 {
-            // Zero-width rows: every copy exact, every norm zero.
-            return Self {
-                bits: Vec::new(),
-                cols,
-                err: vec![0.0; rows.rows()],
-                norm2: vec![0.0; rows.rows()],
-            };
-        }
-        let mut bits = vec![0_u16; rows.rows() * cols];
-        let (err, norm2) = bits
-            .par_chunks_mut(cols)
-            .enumerate()
-            .map(|(i, out)| bf16_dot::convert(rows.row(i), out))
-            .unzip();
-        Self {
-            bits,
-            cols,
-            err,
-            norm2,
-        }
-    }
-
-    fn row(&self, i: usize) -> &[u16] {
-        &self.bits[i * self.cols..(i + 1) * self.cols]
-    }
-
-    /// Whether row `i` of these and row `j` of `other`, whose copies have the dot
+impl HalfRows {
+    /// Whether row `i` of these copies and row `j` of `other`, whose copies have the dot
     /// product `dot`, are certainly farther apart than `bound`.
     #[inline]
     fn farther(&self, i: usize, other: &Self, j: usize, dot: f32, bound: f64) -> bool {
-        let sq = bf16_dot::lower_sq_of(self.norm2[i], other.norm2[j], dot, self.cols);
+        let sq = bf16_dot::lower_sq_of(self.norm2[i], other.norm2[j], dot, self.cols());
         farther_sq(sq, self.err[i] + other.err[j], bound)
     }
 
@@ -142,7 +102,7 @@ mod tests {
             .collect();
         let m = Matrix::new("candidates", &rows, n, cols).unwrap();
         let blocks = Blocks::from(&m);
-        let half = HalfCandidates::of(&blocks);
+        let half = HalfRows::of_blocks(&blocks);
         let picks: Vec<Pick> = (0..n)
             .filter(|i| i % 3 != 0)
             .map(|index| Pick {

@@ -94,7 +94,6 @@ pub fn select_diverse_with(
     validate::min_distance(min_distance)?;
     validate::same_width(candidates, pool)?;
     validate::finite(candidates)?;
-    validate::finite(pool)?;
     let budget = validate::n_samples(n_samples)?.min(candidates.rows());
     let blocks = Blocks::from(candidates);
     // The path to start on, as measured on earlier selections of this size (`plan`).
@@ -108,7 +107,11 @@ pub fn select_diverse_with(
     let start = plan::start(estimate);
     let started = std::time::Instant::now();
     let picks = match start {
-        plan::Start::Dense => greedy::dense_alone(&blocks, pool, budget, min_distance, cancel)?,
+        plan::Start::Dense => {
+            // (The pruned path's pool index checks the pool itself.)
+            validate::finite(pool)?;
+            greedy::dense_alone(&blocks, pool, budget, min_distance, cancel)?
+        }
         plan::Start::Pruned => {
             let index = PoolIndex::build(pool, cancel)?;
             index.assume_dense_cost(cost);

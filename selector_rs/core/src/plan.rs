@@ -3,8 +3,8 @@
 //!
 //! The pruned path pays for its pool index and for preparing the candidates before the
 //! meter of `switch` can time a single pick, and on small inputs that alone can cost
-//! more than the whole dense path (1,000 rows: ~3 ms of setup, ~4 ms for the dense path
-//! from start to end). Which one is faster there depends on the machine's thread
+//! more than the whole dense path (1,000 rows: ~3 ms of setup, 5-7 ms for the dense
+//! path from start to end, 11-21 ms for the pruned one). Which one is faster there depends on the machine's thread
 //! wake-ups and caches more than on the data, and no cheap look at the input tells. So
 //! selections are sorted by the dense path's estimated time (`switch::DenseCost`, from
 //! kernel timings) into classes a factor of two apart; the first selection of a class

@@ -5,8 +5,8 @@
 
 use rayon::prelude::*;
 
-use super::bf16_dot::{self, to_bf16_ftz};
-use crate::matrix::Matrix;
+use super::bf16_dot;
+use crate::matrix::{Blocks, Matrix};
 use crate::pool::SLACK;
 
 #[derive(Debug, Clone, Default)]
@@ -20,13 +20,34 @@ pub(crate) struct HalfRows {
 impl HalfRows {
     /// Every row of `matrix`.
     pub(crate) fn of(matrix: &Matrix<'_>) -> Self {
-        let cols = matrix.cols();
-        let bits: Vec<u16> = matrix.data().par_iter().map(|&v| to_bf16_ftz(v)).collect();
-        let (err, norm2) = (0..matrix.rows())
-            .into_par_iter()
-            .map(|i| bf16_dot::errors(matrix.row(i), &bits[i * cols..(i + 1) * cols]))
+        Self::of_blocks(&Blocks::from(matrix))
+    }
+
+    /// Every row of `rows`, converted on every thread (`bf16_dot::convert`).
+    pub(crate) fn of_blocks(rows: &Blocks<'_>) -> Self {
+        let cols = rows.cols();
+        if cols == 0 {
+            // Zero-width rows: every copy exact, every norm zero.
+            let zeros = vec![0.0; rows.rows()];
+            return Self {
+                bits: Vec::new(),
+                err: zeros.clone(),
+                norm2: zeros,
+            };
+        }
+        let mut bits = vec![0_u16; rows.rows() * cols];
+        let (err, norm2) = bits
+            .par_chunks_mut(cols)
+            .enumerate()
+            .map(|(i, out)| bf16_dot::convert(rows.row(i), out))
             .unzip();
         Self { bits, err, norm2 }
+    }
+
+    /// Row `i`'s bits.
+    pub(crate) fn row(&self, i: usize) -> &[u16] {
+        let cols = self.cols();
+        &self.bits[i * cols..(i + 1) * cols]
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use super::{Pick, Prepared};
 use crate::dense::{self, Targets};
-use crate::halves::{self, HalfCandidates};
+use crate::distance::half_rows::HalfRows;
+use crate::halves;
 use crate::matrix::{Blocks, Matrix};
 use crate::switch::trace;
 use crate::validate::SelectError;
@@ -77,7 +78,7 @@ pub(crate) fn dense_from(
     let started = Instant::now();
     // The lazy loop bounds candidate-pick pairs through bfloat16 copies where the CPU
     // has the kernels (see `halves`) and the copies stay small.
-    let half = halves::worth_copying(candidates).then(|| HalfCandidates::of(candidates));
+    let half = halves::worth_copying(candidates).then(|| HalfRows::of_blocks(candidates));
     trace(|| {
         format!(
             "dense: bfloat16 copies, {:.4} s",
