@@ -27,6 +27,7 @@ use crate::distance::half_rows::HalfRows;
 use crate::distance::{l2, l2_x4};
 use crate::greedy::Pick;
 use crate::matrix::Blocks;
+use crate::pool_bounds::PoolBounds;
 use crate::validate::SelectError;
 use crate::Cancel;
 
@@ -272,30 +273,73 @@ const DISTANCES_PER_CHECK: usize = 1 << 18;
 /// Stale candidates refined together before it pays to use more than one thread.
 const PARALLEL_BATCH: usize = 64;
 
-/// The greedy loop from `picks` (already made) on, over the exact distances `d` from
-/// each candidate to the pool and those picks; picked candidates are skipped.
+/// Where the lazy loop starts, per candidate.
+pub(crate) struct Start<'s> {
+    /// The distance to the pool (and to picks made before the loop, if any): exact,
+    /// except for the candidates `bounds` bounded, whose value here is an upper bound.
+    pub pool: Vec<f64>,
+    /// The exact distance to picks made before the loop that `pool` does not include.
+    pub near: Vec<f64>,
+    pub bounds: Option<&'s PoolBounds<'s>>,
+}
+
+impl Start<'_> {
+    /// Exact distances `d` to the pool and any earlier picks.
+    #[cfg(test)]
+    pub(crate) fn exact(d: Vec<f64>) -> Self {
+        let near = vec![f64::INFINITY; d.len()];
+        Self {
+            pool: d,
+            near,
+            bounds: None,
+        }
+    }
+}
+
+/// A stale candidate after its refinement.
+struct Refined {
+    index: usize,
+    near: f64,
+    pool: f64,
+    seen: usize,
+    settled: bool,
+}
+
+/// The greedy loop from `picks` (already made) on, from `start`; picked candidates are
+/// skipped. A candidate is exact once it has seen every pick and its pool distance is
+/// settled.
 ///
 /// # Errors
 /// [`SelectError::Cancelled`].
 pub(crate) fn select(
     candidates: &Blocks<'_>,
     half: Option<&HalfRows>,
-    mut d: Vec<f64>,
+    start: Start<'_>,
     mut picks: Vec<Pick>,
     budget: usize,
     min_distance: f64,
     cancel: Cancel<'_>,
 ) -> Result<Vec<Pick>, SelectError> {
-    let mut seen = vec![picks.len(); d.len()];
-    let mut picked = vec![false; d.len()];
+    let Start {
+        mut pool,
+        mut near,
+        bounds,
+    } = start;
+    let n = pool.len();
+    let mut settled: Vec<bool> = (0..n)
+        .map(|i| bounds.is_none_or(|b| !b.bounded(i)))
+        .collect();
+    let mut seen = vec![picks.len(); n];
+    let mut picked = vec![false; n];
     for p in &picks {
         picked[p.index] = true;
     }
-    let mut heap: BinaryHeap<Entry> = d
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| !picked[i])
-        .map(|(index, &bound)| Entry { bound, index })
+    let mut heap: BinaryHeap<Entry> = (0..n)
+        .filter(|&i| !picked[i])
+        .map(|index| Entry {
+            bound: pool[index].min(near[index]),
+            index,
+        })
         .collect();
     let mut batch: Vec<Entry> = Vec::new();
     let mut refined_rows = 0_usize;
@@ -309,7 +353,7 @@ pub(crate) fn select(
             let Some(top) = heap.peek().copied() else {
                 break None;
             };
-            if seen[top.index] == t {
+            if seen[top.index] == t && settled[top.index] {
                 break Some(heap.pop().expect("peeked"));
             }
             if cancel() {
@@ -321,8 +365,8 @@ pub(crate) fn select(
             let mut work = 0;
             while batch.len() < round && work < DISTANCES_PER_CHECK {
                 match heap.peek() {
-                    Some(e) if seen[e.index] < t => {
-                        work += t - seen[e.index];
+                    Some(e) if seen[e.index] < t || !settled[e.index] => {
+                        work += t - seen[e.index] + 1;
                         batch.push(heap.pop().expect("peeked"));
                     }
                     _ => break,
@@ -330,43 +374,53 @@ pub(crate) fn select(
             }
             round = (round * 2).min(4096);
             // A row whose bound falls below the largest bound left in the heap cannot
-            // be picked now: its folding stops there, the picks it has not seen kept
-            // for when it comes up again.
+            // be picked now: its folding stops there, the picks it has not seen (and its
+            // pool distance, if not settled) kept for when it comes up again.
             let floor = heap.peek().map_or(f64::NEG_INFINITY, |e| e.bound);
-            let fold = |e: &Entry| {
-                let from = seen[e.index];
+            let refine = |e: &Entry| {
+                let i = e.index;
+                let from = seen[i];
                 let picks = &picks[from..t];
-                let (bound, folded, measured) = match half {
-                    Some(h) => h.fold(candidates, e.index, picks, d[e.index], floor),
-                    None => fold_picks(
-                        candidates,
-                        candidates.row(e.index),
-                        picks,
-                        d[e.index],
-                        floor,
-                    ),
+                let (nearest, folded, measured) = match half {
+                    Some(h) => h.fold(candidates, i, picks, near[i], floor),
+                    None => fold_picks(candidates, candidates.row(i), picks, near[i], floor),
                 };
                 counters::add(&counters::PICK_DISTANCES, measured);
                 counters::add(&counters::PICKS_BOUNDED, folded);
-                (
-                    Entry {
-                        bound,
-                        index: e.index,
-                    },
-                    from + folded,
-                )
+                let mut to_pool = pool[i];
+                let mut now = settled[i];
+                if let Some(b) = bounds.filter(|_| !now && from + folded == t) {
+                    let cutoff = nearest.min(to_pool);
+                    if cutoff >= floor {
+                        let (exact, rows) = b.settle(candidates, i, cutoff);
+                        counters::add(&counters::SEARCHES, 1);
+                        counters::add(&counters::SEARCH_ROWS, rows);
+                        to_pool = exact;
+                        now = true;
+                    }
+                }
+                Refined {
+                    index: i,
+                    near: nearest,
+                    pool: to_pool,
+                    seen: from + folded,
+                    settled: now,
+                }
             };
-            let refined: Vec<(Entry, usize)> = if batch.len() < PARALLEL_BATCH {
-                batch.iter().map(fold).collect()
+            let refined: Vec<Refined> = if batch.len() < PARALLEL_BATCH {
+                batch.iter().map(refine).collect()
             } else {
-                batch.par_iter().map(fold).collect()
+                batch.par_iter().map(refine).collect()
             };
             batch.clear();
             refined_rows += refined.len();
-            for (e, upto) in refined {
-                d[e.index] = e.bound;
-                seen[e.index] = upto;
-                heap.push(e);
+            for r in refined {
+                let i = r.index;
+                (near[i], pool[i], seen[i], settled[i]) = (r.near, r.pool, r.seen, r.settled);
+                heap.push(Entry {
+                    bound: r.near.min(r.pool),
+                    index: i,
+                });
             }
         };
         let Some(top) = top else { break };
@@ -381,9 +435,11 @@ pub(crate) fn select(
     }
     crate::switch::trace(|| {
         format!(
-            "dense: {refined_rows} rows refined, {} candidate-pick pairs seen, {} measured",
+            "dense: {refined_rows} rows refined, {} candidate-pick pairs seen, {} measured; {} pool distances settled, reading {} pool rows",
             counters::PICKS_BOUNDED.swap(0, Ordering::Relaxed),
-            counters::PICK_DISTANCES.swap(0, Ordering::Relaxed)
+            counters::PICK_DISTANCES.swap(0, Ordering::Relaxed),
+            counters::SEARCHES.swap(0, Ordering::Relaxed),
+            counters::SEARCH_ROWS.swap(0, Ordering::Relaxed)
         )
     });
     Ok(picks)
@@ -513,7 +569,7 @@ mod tests {
         let picks = select(
             &b,
             None,
-            vec![f64::INFINITY; n],
+            Start::exact(vec![f64::INFINITY; n]),
             Vec::new(),
             60,
             0.0,
@@ -560,8 +616,26 @@ mod tests {
         let b = Blocks::from(&m);
         let half = HalfRows::of_blocks(&b);
         let d = vec![f64::INFINITY; n];
-        let plain = select(&b, None, d.clone(), Vec::new(), 80, 0.0, &|| false).unwrap();
-        let bounded = select(&b, Some(&half), d, Vec::new(), 80, 0.0, &|| false).unwrap();
+        let plain = select(
+            &b,
+            None,
+            Start::exact(d.clone()),
+            Vec::new(),
+            80,
+            0.0,
+            &|| false,
+        )
+        .unwrap();
+        let bounded = select(
+            &b,
+            Some(&half),
+            Start::exact(d),
+            Vec::new(),
+            80,
+            0.0,
+            &|| false,
+        )
+        .unwrap();
         assert_eq!(plain, bounded);
         assert!(plain[79].distance < 0.05, "{:?}", plain[79]);
     }
@@ -572,10 +646,19 @@ mod tests {
         let m = Matrix::new("candidates", &c, 3, 1).unwrap();
         let b = Blocks::from(&m);
         let d = vec![f64::INFINITY; 3];
-        let got = select(&b, None, d.clone(), Vec::new(), 9, 1.5, &|| false).unwrap();
+        let got = select(
+            &b,
+            None,
+            Start::exact(d.clone()),
+            Vec::new(),
+            9,
+            1.5,
+            &|| false,
+        )
+        .unwrap();
         assert_eq!(got.iter().map(|p| p.index).collect::<Vec<_>>(), vec![0, 2]);
         assert_eq!(
-            select(&b, None, d, Vec::new(), 9, 0.0, &|| false)
+            select(&b, None, Start::exact(d), Vec::new(), 9, 0.0, &|| false)
                 .unwrap()
                 .len(),
             3
@@ -592,7 +675,16 @@ mod tests {
             nearest(&b, &[0, 1, 2], t, &|| true),
             Err(SelectError::Cancelled)
         );
-        let err = select(&b, None, vec![1.0; 3], Vec::new(), 2, 0.0, &|| true).unwrap_err();
+        let err = select(
+            &b,
+            None,
+            Start::exact(vec![1.0; 3]),
+            Vec::new(),
+            2,
+            0.0,
+            &|| true,
+        )
+        .unwrap_err();
         assert_eq!(err, SelectError::Cancelled);
     }
 }

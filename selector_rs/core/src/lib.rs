@@ -20,6 +20,7 @@ mod halves;
 mod matrix;
 mod plan;
 mod pool;
+mod pool_bounds;
 mod scenes;
 mod switch;
 pub mod validate;

@@ -10,7 +10,8 @@
 //! kernel timings) into classes a factor of two apart; the first selection of a class
 //! takes the pruned path, the second the dense path, each timed in seconds per second
 //! of that estimate, and later ones the faster (by the best of each path's last runs,
-//! updated by every run). Classes with an estimate above [`PLANNED_UP_TO`] always start
+//! updated by every run; a run far off its path's best starts the class over, as the inputs
+//! have changed). Classes with an estimate above [`PLANNED_UP_TO`] always start
 //! pruned: there the setup is a small part of either path, and the meter decides within
 //! the run. The classes are sizes, not shapes: inputs of one size share a class.
 
@@ -36,8 +37,14 @@ pub(crate) enum Start {
 
 /// How many of a path's latest runs in a class its time is the best of: a shared machine
 /// only ever adds to a run's time, so the best of the last few is the steadiest measure
-/// of the path, and one slow run does not turn a class over.
+/// of the path, and one slow run does not turn a class over (unless it is [`CHANGED`]).
 const KEPT: usize = 3;
+
+/// A run this many times slower or faster than its path's best says the inputs changed
+/// (a class holds every input of its size: smooth video, then uniform rows, say, on
+/// which the two paths rank the other way round); within one kind of input, runs of a
+/// path on a shared machine stay well within it.
+const CHANGED: f64 = 1.5;
 
 /// Seconds per estimated second of a path's last [`KEPT`] runs in a class.
 #[derive(Debug, Clone, Default)]
@@ -105,10 +112,21 @@ impl Plans {
         }
         let timed = self.0.entry(class(estimate)).or_default();
         let rate = seconds / estimate;
-        match start {
-            Start::Pruned => timed.pruned.push(rate),
-            Start::Dense => timed.dense.push(rate),
+        let (runs, other) = match start {
+            Start::Pruned => (&mut timed.pruned, &mut timed.dense),
+            Start::Dense => (&mut timed.dense, &mut timed.pruned),
+        };
+        // A run far off its path's best: the inputs (or the machine) changed, and the
+        // other path's times are of what was before. Both start over from this run, so
+        // the next selection measures the other path again.
+        if runs
+            .best()
+            .is_some_and(|b| rate > b * CHANGED || rate * CHANGED < b)
+        {
+            runs.0.clear();
+            other.0.clear();
         }
+        runs.push(rate);
     }
 }
 
@@ -134,7 +152,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_class_tries_both_paths_then_keeps_the_faster_and_large_ones_start_pruned() {
+    fn each_class_tries_both_paths_keeps_the_faster_measures_again_when_inputs_change_and_large_ones_start_pruned(
+    ) {
         let mut plans = Plans::default();
         let e = 0.004;
         assert_eq!(plans.start(e), Start::Pruned, "first of its class");
@@ -146,12 +165,29 @@ mod tests {
             Start::Dense,
             "the faster, in the same class"
         );
-        // One slow run does not turn the class over; a path slow run after run does.
-        plans.record(e, Start::Dense, 0.020);
+        // Runs within 1.5x of the path's best are noise: the best of the last three
+        // decides.
+        plans.record(e, Start::Dense, 0.007);
+        plans.record(e, Start::Dense, 0.007);
         assert_eq!(plans.start(e), Start::Dense);
-        plans.record(e, Start::Dense, 0.020);
-        plans.record(e, Start::Dense, 0.020);
+        plans.record(e, Start::Dense, 0.007);
+        assert_eq!(plans.start(e), Start::Dense, "0.007 still beats 0.012");
+        // A run 1.5x off its path's best: the inputs changed, so the other path is
+        // measured again, and the faster on the new inputs kept.
+        plans.record(e, Start::Dense, 0.030);
+        assert_eq!(
+            plans.start(e),
+            Start::Pruned,
+            "measured again after a change"
+        );
+        plans.record(e, Start::Pruned, 0.010);
         assert_eq!(plans.start(e), Start::Pruned);
+        plans.record(e, Start::Pruned, 0.004);
+        assert_eq!(
+            plans.start(e),
+            Start::Dense,
+            "faster inputs are a change too"
+        );
         // Another class is measured afresh.
         assert_eq!(plans.start(e * 4.0), Start::Pruned);
         // Above the planned range, always the pruned path, and nothing is recorded.

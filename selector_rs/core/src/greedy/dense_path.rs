@@ -3,10 +3,11 @@
 use std::time::Instant;
 
 use super::{Pick, Prepared};
-use crate::dense::{self, Targets};
+use crate::dense::{self, Start, Targets};
 use crate::distance::half_rows::HalfRows;
 use crate::halves;
 use crate::matrix::{Blocks, Matrix};
+use crate::pool_bounds::PoolBounds;
 use crate::switch::trace;
 use crate::validate::SelectError;
 use crate::Cancel;
@@ -88,18 +89,37 @@ pub(crate) fn dense_from(
     let started = Instant::now();
     let nearest =
         |rows: &[usize], targets: Targets<'_>| dense::nearest(candidates, rows, targets, cancel);
+    // Through the bfloat16 copies, the pool pass gives bounds and the lazy loop settles
+    // exact pool distances on demand (`pool_bounds`); otherwise the f32 GEMM gives them.
+    let bounds = match &half {
+        Some(h) if pool.rows() > 0 && PoolBounds::fits(inexact.len(), pool.rows()) => {
+            Some(PoolBounds::build(h, &inexact, pool, cancel)?)
+        }
+        _ => None,
+    };
     let mut d = known.pool_ub.to_vec();
-    for (i, near) in inexact.iter().zip(nearest(&inexact, pool_rows)?) {
-        d[*i] = near;
+    match &bounds {
+        Some(b) => {
+            for (i, upper) in inexact.iter().zip(&b.upper) {
+                d[*i] = *upper;
+            }
+        }
+        None => {
+            for (i, near) in inexact.iter().zip(nearest(&inexact, pool_rows)?) {
+                d[*i] = near;
+            }
+        }
     }
     trace(|| {
         format!(
-            "dense: GEMM pool pass, {} rows, {:.4} s",
+            "dense: {} pool pass, {} rows, {:.4} s",
+            if bounds.is_some() { "bfloat16" } else { "GEMM" },
             inexact.len(),
             started.elapsed().as_secs_f64()
         )
     });
     let started = Instant::now();
+    let mut near = vec![f64::INFINITY; candidates.rows()];
     if !picks.is_empty() {
         let rows = dense::gather(candidates, &picks);
         let picked = Targets {
@@ -107,10 +127,7 @@ pub(crate) fn dense_from(
             rows: picks.len(),
         };
         let all = dense::all_rows(candidates);
-        let near = nearest(&all, picked)?;
-        for (d, near) in d.iter_mut().zip(near) {
-            *d = d.min(near);
-        }
+        near = nearest(&all, picked)?;
     }
     trace(|| {
         format!(
@@ -119,11 +136,16 @@ pub(crate) fn dense_from(
             started.elapsed().as_secs_f64()
         )
     });
+    let start = Start {
+        pool: d,
+        near,
+        bounds: bounds.as_ref(),
+    };
     let started = Instant::now();
     let picks = dense::select(
         candidates,
         half.as_ref(),
-        d,
+        start,
         picks,
         budget,
         min_distance,
