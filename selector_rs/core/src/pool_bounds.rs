@@ -176,3 +176,74 @@ fn bounded_block(
         *low = least;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_data::noise;
+
+    #[test]
+    #[allow(clippy::float_cmp)] // the kernel's own distance, bit for bit
+    fn settling_gives_the_kernels_nearest_pool_distance_under_any_cutoff_above_it() {
+        // Unrelated rows lie at nearly one distance from each other (width 96), and
+        // every third candidate has a pool row ~1e-4 away: distances the bounds cannot
+        // order either way.
+        let (n, p, cols) = (90, 40, 96);
+        let c = noise(n * cols, 21);
+        let mut pool_rows = noise(p * cols, 22);
+        let tweak = noise(p * cols, 23);
+        for j in 0..p / 3 {
+            for v in 0..cols {
+                pool_rows[j * cols + v] = c[3 * j * cols + v] + 1e-4 * tweak[j * cols + v];
+            }
+        }
+        let cm = Matrix::new("candidates", &c, n, cols).unwrap();
+        let pm = Matrix::new("pool", &pool_rows, p, cols).unwrap();
+        let blocks = Blocks::from(&cm);
+        let half = HalfRows::of_blocks(&blocks);
+        let rows: Vec<usize> = (0..n).filter(|i| i % 5 != 4).collect();
+        let bounds = PoolBounds::build(&half, &rows, &pm, &|| false).unwrap();
+        let mut measured = 0;
+        for (k, &i) in rows.iter().enumerate() {
+            assert!(bounds.bounded(i));
+            let want = pool_rows
+                .chunks_exact(cols)
+                .map(|t| l2(blocks.row(i), t))
+                .fold(f64::INFINITY, f64::min);
+            let upper = bounds.upper[k];
+            // Loose where the squared form cancels (a near-duplicate: ~0.15 at norms
+            // ~5.7), within ~1% where rows are far apart.
+            assert!(upper >= want, "row {i}: {upper} vs {want}");
+            assert!(upper < want * 1.01 + 0.2, "row {i}: {upper} vs {want}");
+            let (got, read) = bounds.settle(&blocks, i, upper);
+            assert_eq!(got, want, "row {i}");
+            measured += read;
+            assert_eq!(
+                bounds.settle(&blocks, i, want).0,
+                want,
+                "row {i} at its own distance"
+            );
+            let below = want * 0.9;
+            assert!(bounds.settle(&blocks, i, below).0 > below, "row {i} below");
+        }
+        assert!((0..n).filter(|i| i % 5 == 4).all(|i| !bounds.bounded(i)));
+        assert!(measured < rows.len() * p, "the bounds ruled nothing out");
+    }
+
+    #[test]
+    fn building_the_bounds_stops_when_cancelled() {
+        let c = noise(8 * 4, 1);
+        let cm = Matrix::new("candidates", &c, 8, 4).unwrap();
+        let pm = Matrix::new("pool", &c, 8, 4).unwrap();
+        let half = HalfRows::of_blocks(&Blocks::from(&cm));
+        let rows: Vec<usize> = (0..8).collect();
+        assert!(matches!(
+            PoolBounds::build(&half, &rows, &pm, &|| false).map(|_| ()),
+            Ok(())
+        ));
+        assert!(matches!(
+            PoolBounds::build(&half, &rows, &pm, &|| true),
+            Err(SelectError::Cancelled)
+        ));
+    }
+}
