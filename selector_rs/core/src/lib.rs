@@ -17,6 +17,7 @@ mod distance;
 mod greedy;
 mod groups;
 mod halves;
+mod lazy;
 mod matrix;
 mod plan;
 mod pool;

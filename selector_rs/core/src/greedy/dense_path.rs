@@ -3,9 +3,10 @@
 use std::time::Instant;
 
 use super::{Pick, Prepared};
-use crate::dense::{self, Start, Targets};
+use crate::dense::{self, Targets};
 use crate::distance::half_rows::HalfRows;
 use crate::halves;
+use crate::lazy::{self, Start};
 use crate::matrix::{Blocks, Matrix};
 use crate::pool_bounds::PoolBounds;
 use crate::switch::trace;
@@ -142,10 +143,10 @@ pub(crate) fn dense_from(
         bounds: bounds.as_ref(),
     };
     let started = Instant::now();
-    let picks = dense::select(
+    let picks = lazy::select(
         candidates,
         half.as_ref(),
-        start,
+        &start,
         picks,
         budget,
         min_distance,
