@@ -10,8 +10,8 @@
 //! kernel timings) into classes a factor of two apart; the first selection of a class
 //! takes the pruned path, the second the dense path, each timed in seconds per second
 //! of that estimate, and later ones the faster (by the best of each path's last runs,
-//! updated by every run; a run far off its path's best starts the class over, as the inputs
-//! have changed). Classes with an estimate above [`PLANNED_UP_TO`] always start
+//! updated by every run; a run far off its path's best has the other path measured again,
+//! as the inputs may have changed). Classes with an estimate above [`PLANNED_UP_TO`] always start
 //! pruned: there the setup is a small part of either path, and the meter decides within
 //! the run. The classes are sizes, not shapes: inputs of one size share a class.
 
@@ -116,14 +116,14 @@ impl Plans {
             Start::Pruned => (&mut timed.pruned, &mut timed.dense),
             Start::Dense => (&mut timed.dense, &mut timed.pruned),
         };
-        // A run far off its path's best: the inputs (or the machine) changed, and the
-        // other path's times are of what was before. Both start over from this run, so
-        // the next selection measures the other path again.
+        // A run far off its path's best: the inputs (or the machine) may have changed,
+        // and the other path's times are of what was before, so the next selection
+        // measures it again. This path keeps its last runs: one slow run (a cold start)
+        // does not make its best, and a real change shows in every run that follows.
         if runs
             .best()
             .is_some_and(|b| rate > b * CHANGED || rate * CHANGED < b)
         {
-            runs.0.clear();
             other.0.clear();
         }
         runs.push(rate);
@@ -172,22 +172,21 @@ mod tests {
         assert_eq!(plans.start(e), Start::Dense);
         plans.record(e, Start::Dense, 0.007);
         assert_eq!(plans.start(e), Start::Dense, "0.007 still beats 0.012");
-        // A run 1.5x off its path's best: the inputs changed, so the other path is
-        // measured again, and the faster on the new inputs kept.
+        // A run 1.5x off its path's best: the inputs may have changed, so the other
+        // path is measured again; the faster by the best of the last three is kept.
         plans.record(e, Start::Dense, 0.030);
-        assert_eq!(
-            plans.start(e),
-            Start::Pruned,
-            "measured again after a change"
-        );
+        assert_eq!(plans.start(e), Start::Pruned, "measured again after a change");
+        plans.record(e, Start::Pruned, 0.010);
+        assert_eq!(plans.start(e), Start::Dense, "one slow run: 0.007 still the best");
+        plans.record(e, Start::Dense, 0.030);
+        assert_eq!(plans.start(e), Start::Pruned);
+        plans.record(e, Start::Pruned, 0.010);
+        plans.record(e, Start::Dense, 0.030);
+        assert_eq!(plans.start(e), Start::Pruned, "0.030 run after run: a change");
         plans.record(e, Start::Pruned, 0.010);
         assert_eq!(plans.start(e), Start::Pruned);
         plans.record(e, Start::Pruned, 0.004);
-        assert_eq!(
-            plans.start(e),
-            Start::Dense,
-            "faster inputs are a change too"
-        );
+        assert_eq!(plans.start(e), Start::Dense, "faster inputs are a change too");
         // Another class is measured afresh.
         assert_eq!(plans.start(e * 4.0), Start::Pruned);
         // Above the planned range, always the pruned path, and nothing is recorded.
