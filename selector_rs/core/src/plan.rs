@@ -10,8 +10,8 @@
 //! kernel timings) into classes a factor of two apart; the first selection of a class
 //! takes the pruned path, the second the dense path, each timed in seconds per second
 //! of that estimate, and later ones the faster (by the best of each path's last runs,
-//! updated by every run; a run far off its path's best has the other path measured again,
-//! as the inputs may have changed). Classes with an estimate above [`PLANNED_UP_TO`] always start
+//! updated by every run; two runs in a row far off their path's best have the other path
+//! measured again, as the inputs have changed). Classes with an estimate above [`PLANNED_UP_TO`] always start
 //! pruned: there the setup is a small part of either path, and the meter decides within
 //! the run. The classes are sizes, not shapes: inputs of one size share a class.
 
@@ -37,29 +37,45 @@ pub(crate) enum Start {
 
 /// How many of a path's latest runs in a class its time is the best of: a shared machine
 /// only ever adds to a run's time, so the best of the last few is the steadiest measure
-/// of the path, and one slow run does not turn a class over (unless it is [`CHANGED`]).
+/// of the path, and one slow run does not turn a class over.
 const KEPT: usize = 3;
 
-/// A run this many times slower or faster than its path's best says the inputs changed
+/// Runs this many times slower or faster than their path's best say the inputs changed
 /// (a class holds every input of its size: smooth video, then uniform rows, say, on
 /// which the two paths rank the other way round); within one kind of input, runs of a
 /// path on a shared machine stay well within it.
 const CHANGED: f64 = 1.5;
 
-/// Seconds per estimated second of a path's last [`KEPT`] runs in a class.
+/// Seconds per estimated second of a path's last runs in a class ([`KEPT`], and one
+/// more for [`Runs::changed`]).
 #[derive(Debug, Clone, Default)]
 struct Runs(Vec<f64>);
 
 impl Runs {
-    fn best(&self) -> Option<f64> {
-        self.0.iter().copied().reduce(f64::min)
-    }
-
     fn push(&mut self, rate: f64) {
-        if self.0.len() == KEPT {
+        if self.0.len() == KEPT + 1 {
             self.0.remove(0);
         }
         self.0.push(rate);
+    }
+
+    /// The best of the last [`KEPT`] runs.
+    fn best(&self) -> Option<f64> {
+        self.0[self.0.len().saturating_sub(KEPT)..]
+            .iter()
+            .copied()
+            .reduce(f64::min)
+    }
+
+    /// Whether the last two runs are both more than [`CHANGED`] times slower, or both
+    /// faster, than the best of the runs before them.
+    fn changed(&self) -> bool {
+        let Some(split) = self.0.len().checked_sub(2).filter(|&s| s > 0) else {
+            return false;
+        };
+        let (before, last) = self.0.split_at(split);
+        let best = before.iter().copied().fold(f64::INFINITY, f64::min);
+        last.iter().all(|&r| r > best * CHANGED) || last.iter().all(|&r| r * CHANGED < best)
     }
 }
 
@@ -116,17 +132,14 @@ impl Plans {
             Start::Pruned => (&mut timed.pruned, &mut timed.dense),
             Start::Dense => (&mut timed.dense, &mut timed.pruned),
         };
-        // A run far off its path's best: the inputs (or the machine) may have changed,
-        // and the other path's times are of what was before, so the next selection
-        // measures it again. This path keeps its last runs: one slow run (a cold start)
-        // does not make its best, and a real change shows in every run that follows.
-        if runs
-            .best()
-            .is_some_and(|b| rate > b * CHANGED || rate * CHANGED < b)
-        {
+        runs.push(rate);
+        // Two runs in a row far off the path's best before them: the inputs (or the
+        // machine) changed, and the other path's times are of what was before, so the
+        // next selection measures it again. One such run is not enough: the first call
+        // after a pause (threads asleep, caches cold) is often one.
+        if runs.changed() {
             other.0.clear();
         }
-        runs.push(rate);
     }
 }
 
@@ -169,24 +182,36 @@ mod tests {
         // decides.
         plans.record(e, Start::Dense, 0.007);
         plans.record(e, Start::Dense, 0.007);
-        assert_eq!(plans.start(e), Start::Dense);
         plans.record(e, Start::Dense, 0.007);
         assert_eq!(plans.start(e), Start::Dense, "0.007 still beats 0.012");
-        // A run 1.5x off its path's best: the inputs may have changed, so the other
-        // path is measured again; the faster by the best of the last three is kept.
+        // One run far off (a cold start) changes nothing; two in a row are a change of
+        // inputs, so the other path is measured again.
         plans.record(e, Start::Dense, 0.030);
-        assert_eq!(plans.start(e), Start::Pruned, "measured again after a change");
+        assert_eq!(plans.start(e), Start::Dense, "one slow run");
+        plans.record(e, Start::Dense, 0.030);
+        assert_eq!(
+            plans.start(e),
+            Start::Pruned,
+            "measured again after a change"
+        );
         plans.record(e, Start::Pruned, 0.010);
-        assert_eq!(plans.start(e), Start::Dense, "one slow run: 0.007 still the best");
+        assert_eq!(
+            plans.start(e),
+            Start::Dense,
+            "0.007 is still among the last three"
+        );
         plans.record(e, Start::Dense, 0.030);
+        assert_eq!(plans.start(e), Start::Pruned, "the new inputs' times only");
+        // Faster inputs are a change too.
+        plans.record(e, Start::Pruned, 0.010);
+        plans.record(e, Start::Pruned, 0.003);
         assert_eq!(plans.start(e), Start::Pruned);
-        plans.record(e, Start::Pruned, 0.010);
-        plans.record(e, Start::Dense, 0.030);
-        assert_eq!(plans.start(e), Start::Pruned, "0.030 run after run: a change");
-        plans.record(e, Start::Pruned, 0.010);
-        assert_eq!(plans.start(e), Start::Pruned);
-        plans.record(e, Start::Pruned, 0.004);
-        assert_eq!(plans.start(e), Start::Dense, "faster inputs are a change too");
+        plans.record(e, Start::Pruned, 0.003);
+        assert_eq!(
+            plans.start(e),
+            Start::Dense,
+            "measured again on the faster inputs"
+        );
         // Another class is measured afresh.
         assert_eq!(plans.start(e * 4.0), Start::Pruned);
         // Above the planned range, always the pruned path, and nothing is recorded.
