@@ -4,14 +4,16 @@
 //! The pruned path pays for its pool index and for preparing the candidates before the
 //! meter of `switch` can time a single pick, and on small inputs that alone can cost
 //! more than the whole dense path (1,000 rows: ~3 ms of setup, 5-7 ms for the dense
-//! path from start to end, 11-21 ms for the pruned one). Which one is faster there depends on the machine's thread
-//! wake-ups and caches more than on the data, and no cheap look at the input tells. So
+//! path from start to end, 11-21 ms for the pruned one). Which one is faster there
+//! depends on the machine's thread wake-ups and caches more than on the data, and no cheap look at the input tells. So
 //! selections are sorted by the dense path's estimated time (`switch::DenseCost`, from
-//! kernel timings) into classes a factor of two apart; the first selection of a class
-//! takes the pruned path, the second the dense path, each timed in seconds per second
-//! of that estimate, and later ones the faster (by the best of each path's last runs,
+//! kernel timings) into classes a factor of two apart; the first four selections of a
+//! class take the pruned path, the dense path, and both again (a path's first run in a
+//! process often pays for its first allocations), each timed in seconds per second of
+//! that estimate, and later ones the faster (by the best of each path's last runs,
 //! updated by every run; two runs in a row far off their path's best have the other path
-//! measured again, as the inputs have changed). Classes with an estimate above [`PLANNED_UP_TO`] always start
+//! measured again, as the inputs have changed). Classes with an estimate above
+//! [`PLANNED_UP_TO`] always start
 //! pruned: there the setup is a small part of either path, and the meter decides within
 //! the run. The classes are sizes, not shapes: inputs of one size share a class.
 
@@ -39,6 +41,9 @@ pub(crate) enum Start {
 /// only ever adds to a run's time, so the best of the last few is the steadiest measure
 /// of the path, and one slow run does not turn a class over.
 const KEPT: usize = 3;
+
+/// Runs of each path before the faster is chosen.
+const TRIALS: usize = 2;
 
 /// Runs this many times slower or faster than their path's best say the inputs changed
 /// (a class holds every input of its size: smooth video, then uniform rows, say, on
@@ -109,16 +114,19 @@ impl Plans {
         let Some(timed) = self.0.get(&class(estimate)) else {
             return Start::Pruned;
         };
-        match (timed.pruned.best(), timed.dense.best()) {
-            (None, _) => Start::Pruned,
-            (Some(_), None) => Start::Dense,
-            (Some(p), Some(d)) => {
-                if d < p {
-                    Start::Dense
-                } else {
-                    Start::Pruned
-                }
-            }
+        // Each path is judged on two runs at least (the first of a path in a process
+        // often pays for its first allocations), tried in turn.
+        let (p, d) = (&timed.pruned.0, &timed.dense.0);
+        if p.len() < TRIALS && p.len() <= d.len() {
+            return Start::Pruned;
+        }
+        if d.len() < TRIALS {
+            return Start::Dense;
+        }
+        if timed.dense.best() < timed.pruned.best() {
+            Start::Dense
+        } else {
+            Start::Pruned
         }
     }
 
@@ -173,6 +181,10 @@ mod tests {
         plans.record(e, Start::Pruned, 0.012);
         assert_eq!(plans.start(e), Start::Dense, "second of its class");
         plans.record(e, Start::Dense, 0.005);
+        assert_eq!(plans.start(e), Start::Pruned, "each path runs twice");
+        plans.record(e, Start::Pruned, 0.012);
+        assert_eq!(plans.start(e), Start::Dense);
+        plans.record(e, Start::Dense, 0.005);
         assert_eq!(
             plans.start(e * 1.5),
             Start::Dense,
@@ -194,6 +206,8 @@ mod tests {
             Start::Pruned,
             "measured again after a change"
         );
+        plans.record(e, Start::Pruned, 0.010);
+        assert_eq!(plans.start(e), Start::Pruned, "twice");
         plans.record(e, Start::Pruned, 0.010);
         assert_eq!(
             plans.start(e),
