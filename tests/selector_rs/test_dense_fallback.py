@@ -94,8 +94,8 @@ def test_forced_paths_are_reported_and_a_bad_strategy_is_refused() -> None:
 
 @pytest.mark.parametrize("shape", ["uniform", "rough"])
 def test_repeated_selections_pick_the_same_whichever_path_they_are_planned_on(shape: str) -> None:
-    # select_diverse times the pruned path on the first selection of a size and the dense path
-    # on the second, then takes the faster: the picks must not depend on which.
+    # select_diverse times the pruned path and the dense path in turn on the first four
+    # selections of a size, then takes the faster: the picks must not depend on which.
     pool, cands = shaped(shape, 1500, 150, 1280, seed=23)
     runs = [selector_rs.select_diverse(cands, pool, 60, 0.0).tolist() for _ in range(4)]
     assert all(r == runs[0] for r in runs), [r[:5] for r in runs]

@@ -5,10 +5,12 @@
 //! cannot rule out is measured in f32. So the loop reads half the bytes per pair and
 //! skips most f32 distances, and the distances it keeps are exactly what [`l2`] gives.
 //!
-//! Not for the pool pass: far from the pool, high-dimensional rows lie at nearly one
-//! distance from every pool row (1,000 frames of one scene, 100 pool rows of another:
-//! all within 0.008 of each other at 1.34), which no bound this loose separates, and
-//! the f32 GEMM with its 1e-4 error window does.
+//! The pool pass bounds through the same copies (`pool_bounds`), but there a bound is
+//! not enough to find each row's nearest: far from the pool, high-dimensional rows lie
+//! at nearly one distance from every pool row (1,000 frames of one scene, 100 pool rows
+//! of another: all within 0.008 of each other at 1.34). So that pass keeps upper bounds
+//! only, and the lazy loop settles the exact pool distance of the few rows that reach
+//! the top.
 
 use crate::distance::bf16_dot;
 use crate::distance::half_rows::{farther_sq, HalfRows};
