@@ -5,17 +5,18 @@
 //! meter of `switch` can time a single pick, and on small inputs that alone can cost
 //! more than the whole dense path (1,000 rows: ~3 ms of setup, 5-7 ms for the dense
 //! path from start to end, 11-21 ms for the pruned one). Which one is faster there
-//! depends on the machine's thread wake-ups and caches more than on the data, and no cheap look at the input tells. So
-//! selections are sorted by the dense path's estimated time (`switch::DenseCost`, from
-//! kernel timings) into classes a factor of two apart; the first four selections of a
-//! class take the pruned path, the dense path, and both again (a path's first run in a
-//! process often pays for its first allocations), each timed in seconds per second of
-//! that estimate, and later ones the faster (by the best of each path's last runs,
-//! updated by every run; two runs in a row far off their path's best have the other path
-//! measured again, as the inputs have changed). Classes with an estimate above
-//! [`PLANNED_UP_TO`] always start
-//! pruned: there the setup is a small part of either path, and the meter decides within
-//! the run. The classes are sizes, not shapes: inputs of one size share a class.
+//! depends on the machine's thread wake-ups and caches more than on the data, and no
+//! cheap look at the input tells. So selections are sorted by the dense path's estimated
+//! time (`switch::DenseCost`, from kernel timings) into classes a factor of two apart;
+//! the first four selections of a class take the pruned path, the dense path, and both
+//! again (a path's first run in a process often pays for its first allocations), each
+//! timed in seconds per second of that estimate, and later ones the faster (by the best
+//! of each path's last runs, updated by every run). Two runs in a row far off their
+//! path's best have the other path measured again, as the inputs have changed; and the
+//! slower path runs again after 8, 16, 32, ... selections, in case its times met a busy
+//! stretch. Classes with an estimate above [`PLANNED_UP_TO`] always start pruned: there
+//! the setup is a small part of either path, and the meter decides within the run. The
+//! classes are sizes, not shapes: inputs of one size share a class.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -37,6 +38,15 @@ pub(crate) enum Start {
     Dense,
 }
 
+impl Start {
+    fn other(self) -> Self {
+        match self {
+            Self::Pruned => Self::Dense,
+            Self::Dense => Self::Pruned,
+        }
+    }
+}
+
 /// How many of a path's latest runs in a class its time is the best of: a shared machine
 /// only ever adds to a run's time, so the best of the last few is the steadiest measure
 /// of the path, and one slow run does not turn a class over.
@@ -44,6 +54,12 @@ const KEPT: usize = 3;
 
 /// Runs of each path before the faster is chosen.
 const TRIALS: usize = 2;
+
+/// Selections on the faster path before the slower one runs again, at first; doubled
+/// each time it is still the slower, up to [`MAX_PATIENCE`]: the cost of looking again
+/// falls from an eighth of the runs to a few in a thousand.
+const FIRST_PATIENCE: u32 = 8;
+const MAX_PATIENCE: u32 = 512;
 
 /// Runs this many times slower or faster than their path's best say the inputs changed
 /// (a class holds every input of its size: smooth video, then uniform rows, say, on
@@ -89,6 +105,25 @@ impl Runs {
 struct Timed {
     pruned: Runs,
     dense: Runs,
+    /// Selections on the faster path since the other last ran.
+    since: u32,
+    /// How many of those before the other runs again ([`FIRST_PATIENCE`], doubled each
+    /// time the other path is still the slower).
+    patience: u32,
+}
+
+impl Timed {
+    /// The faster path by the best of the last runs, once both have [`TRIALS`] runs.
+    fn faster(&self) -> Option<Start> {
+        if self.pruned.0.len() < TRIALS || self.dense.0.len() < TRIALS {
+            return None;
+        }
+        Some(if self.dense.best() < self.pruned.best() {
+            Start::Dense
+        } else {
+            Start::Pruned
+        })
+    }
 }
 
 /// Classes measured so far: one table for the process ([`start`], [`record`]).
@@ -120,14 +155,15 @@ impl Plans {
         if p.len() < TRIALS && p.len() <= d.len() {
             return Start::Pruned;
         }
-        if d.len() < TRIALS {
+        let Some(faster) = timed.faster() else {
             return Start::Dense;
+        };
+        // Now and then the slower path again: the times it was judged by may have met a
+        // busy stretch of the machine, or other inputs. Rarer each time it loses.
+        if timed.since >= timed.patience.max(FIRST_PATIENCE) {
+            return faster.other();
         }
-        if timed.dense.best() < timed.pruned.best() {
-            Start::Dense
-        } else {
-            Start::Pruned
-        }
+        faster
     }
 
     fn record(&mut self, estimate: f64, start: Start, seconds: f64) {
@@ -136,6 +172,7 @@ impl Plans {
         }
         let timed = self.0.entry(class(estimate)).or_default();
         let rate = seconds / estimate;
+        let before = timed.faster();
         let (runs, other) = match start {
             Start::Pruned => (&mut timed.pruned, &mut timed.dense),
             Start::Dense => (&mut timed.dense, &mut timed.pruned),
@@ -147,6 +184,18 @@ impl Plans {
         // after a pause (threads asleep, caches cold) is often one.
         if runs.changed() {
             other.0.clear();
+        }
+        match before {
+            Some(path) if path == start => timed.since += 1,
+            Some(_) => {
+                timed.since = 0;
+                timed.patience = if timed.faster() == before {
+                    (timed.patience.max(FIRST_PATIENCE) * 2).min(MAX_PATIENCE)
+                } else {
+                    FIRST_PATIENCE
+                };
+            }
+            None => timed.since = 0,
         }
     }
 }
@@ -233,5 +282,35 @@ mod tests {
         assert_eq!(plans.start(10.0), Start::Pruned);
         assert_eq!(plans.start(f64::NAN), Start::Pruned);
         assert_eq!(plans.0.len(), 1);
+    }
+
+    #[test]
+    fn the_slower_path_runs_again_after_8_then_16_selections_and_wins_if_faster_then() {
+        let mut plans = Plans::default();
+        let e = 0.004;
+        for (path, seconds) in [
+            (Start::Pruned, 0.012),
+            (Start::Dense, 0.005),
+            (Start::Pruned, 0.012),
+            (Start::Dense, 0.005),
+        ] {
+            assert_eq!(plans.start(e), path);
+            plans.record(e, path, seconds);
+        }
+        let run = |plans: &mut Plans, n: usize, seconds: f64| {
+            for _ in 0..n {
+                assert_eq!(plans.start(e), Start::Dense);
+                plans.record(e, Start::Dense, seconds);
+            }
+        };
+        run(&mut plans, 8, 0.005);
+        assert_eq!(plans.start(e), Start::Pruned, "looked at again after 8");
+        plans.record(e, Start::Pruned, 0.012);
+        run(&mut plans, 16, 0.005);
+        assert_eq!(plans.start(e), Start::Pruned, "after 16 the next time");
+        // This time the pruned path is the faster (its first runs met a busy machine):
+        // it is kept.
+        plans.record(e, Start::Pruned, 0.003);
+        assert_eq!(plans.start(e), Start::Pruned);
     }
 }
