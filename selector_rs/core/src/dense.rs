@@ -30,7 +30,7 @@ const TARGET_CHUNK: usize = 8192;
 const PAIRS_PER_CHECK: usize = 1 << 20;
 
 /// Relative slack for the f32 distance kernel's own rounding (far above its few 1e-7).
-const KERNEL_SLACK: f64 = 1e-5;
+pub(crate) const KERNEL_SLACK: f64 = 1e-5;
 
 /// Target rows, contiguous and row-major.
 #[derive(Clone, Copy)]

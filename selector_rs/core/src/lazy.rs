@@ -241,6 +241,20 @@ pub(crate) fn select(
     };
     let n = start.pool.len();
     let count = rayon::current_num_threads().min(n / PART_ROWS).max(1);
+    select_in(&shared, start, count, picks, budget, min_distance, cancel)
+}
+
+/// [`select`] in `count` parts.
+fn select_in(
+    shared: &Shared<'_>,
+    start: &Start<'_>,
+    count: usize,
+    picks: Vec<Pick>,
+    budget: usize,
+    min_distance: f64,
+    cancel: Cancel<'_>,
+) -> Result<Vec<Pick>, SelectError> {
+    let n = start.pool.len();
     let mut picked = vec![false; n];
     for p in &picks {
         picked[p.index] = true;
@@ -273,7 +287,7 @@ pub(crate) fn select(
             }
         })
         .collect();
-    let picks = pick_all(&shared, &mut parts, picks, budget, min_distance, cancel)?;
+    let picks = pick_all(shared, &mut parts, picks, budget, min_distance, cancel)?;
     crate::switch::trace(|| {
         format!(
             "dense: {} parts, {} rows refined, {} candidate-pick pairs seen, {} measured; {} pool distances settled, reading {} pool rows",
@@ -408,26 +422,25 @@ mod tests {
 
     #[test]
     fn the_lazy_loop_picks_as_a_full_update_would_in_one_part_or_several() {
-        for n in [500, 1300] {
-            picks_as_a_full_update_would(n);
+        // Whatever the machine's thread count: one part, and two or three (each part's
+        // own heap, tops compared across parts, ties to the lowest index).
+        for (n, parts) in [(500, 1), (1300, 2), (1300, 3)] {
+            picks_as_a_full_update_would(n, parts);
         }
     }
 
-    fn picks_as_a_full_update_would(n: usize) {
+    fn picks_as_a_full_update_would(n: usize, parts: usize) {
         let cols = 16;
         let c = noise(n * cols, 3);
         let m = Matrix::new("candidates", &c, n, cols).unwrap();
         let b = Blocks::from(&m);
-        let picks = select(
-            &b,
-            None,
-            &Start::exact(vec![f64::INFINITY; n]),
-            Vec::new(),
-            60,
-            0.0,
-            &|| false,
-        )
-        .unwrap();
+        let shared = Shared {
+            candidates: &b,
+            half: None,
+            bounds: None,
+        };
+        let start = Start::exact(vec![f64::INFINITY; n]);
+        let picks = select_in(&shared, &start, parts, Vec::new(), 60, 0.0, &|| false).unwrap();
         // A full update of every candidate after every pick.
         let mut d = vec![f64::INFINITY; n];
         let mut want = Vec::new();

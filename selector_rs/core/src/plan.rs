@@ -101,7 +101,7 @@ impl Runs {
 }
 
 /// Both paths' runs in a class.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Timed {
     pruned: Runs,
     dense: Runs,
@@ -110,6 +110,17 @@ struct Timed {
     /// How many of those before the other runs again ([`FIRST_PATIENCE`], doubled each
     /// time the other path is still the slower).
     patience: u32,
+}
+
+impl Default for Timed {
+    fn default() -> Self {
+        Self {
+            pruned: Runs::default(),
+            dense: Runs::default(),
+            since: 0,
+            patience: FIRST_PATIENCE,
+        }
+    }
 }
 
 impl Timed {
@@ -160,7 +171,7 @@ impl Plans {
         };
         // Now and then the slower path again: the times it was judged by may have met a
         // busy stretch of the machine, or other inputs. Rarer each time it loses.
-        if timed.since >= timed.patience.max(FIRST_PATIENCE) {
+        if timed.since >= timed.patience {
             return faster.other();
         }
         faster
@@ -190,7 +201,7 @@ impl Plans {
             Some(_) => {
                 timed.since = 0;
                 timed.patience = if timed.faster() == before {
-                    (timed.patience.max(FIRST_PATIENCE) * 2).min(MAX_PATIENCE)
+                    (timed.patience * 2).min(MAX_PATIENCE)
                 } else {
                     FIRST_PATIENCE
                 };

@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use crate::dense::Targets;
+use crate::dense::{Targets, KERNEL_SLACK};
 use crate::distance::bf16_dot;
 use crate::distance::half_rows::{farther_sq, HalfRows};
 use crate::distance::{l2, l2_x4};
@@ -34,9 +34,6 @@ const BLOCK_ROWS: usize = 128;
 /// Largest per-pair store, in bytes (4 per pair): beyond it the f32 GEMM pass of
 /// `dense::nearest` computes exact distances instead (`PoolBounds::fits`).
 const MAX_PAIR_BYTES: usize = 64 << 20;
-
-/// Relative slack for the f32 distance kernel's own rounding, as in `dense`.
-const KERNEL_SLACK: f64 = 1e-5;
 
 /// The candidates' pool distances, bounded (see the module docs).
 pub(crate) struct PoolBounds<'a> {
